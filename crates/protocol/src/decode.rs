@@ -1,0 +1,399 @@
+//! Payload → frames → XOR → dispatch → catalog states (protocol §3, §4, §6).
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use catalog::{Channel, Kind, StateDef};
+
+use crate::MAX_PAYLOAD_BYTES;
+use crate::dispatch::{MappedReport, Report, dispatch};
+use crate::error::DecodeError;
+use crate::pb::{ProtoField, ProtoType};
+use crate::schema::{ChannelTable, tables};
+use crate::value::{self, Value};
+use crate::wire::{self, RawField, WireError};
+
+/// One catalog state decoded from a frame.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateUpdate {
+    /// The device serial: the frame's `device_sn`, else the caller's fallback (topic).
+    pub device_sn: Arc<str>,
+    pub channel: Channel,
+    pub state: &'static StateDef,
+    pub value: Value,
+    /// Outside the catalog's [min, max]: published anyway, flagged (rule 3).
+    pub out_of_range: bool,
+}
+
+/// Online/offline, as far as one payload tells (protocol §3, offline rule).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceStatus {
+    Online,
+    Offline,
+}
+
+impl DeviceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceStatus::Online => "online",
+            DeviceStatus::Offline => "offline",
+        }
+    }
+}
+
+/// Why a frame produced no states although it was well-formed (counted, not an error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkipReason {
+    /// A pair the protocol does not know.
+    UnknownCmdPair,
+    /// A known report that carries no catalog states (e.g. 96/3 ErrorChangeReport).
+    UnmappedCmdPair(&'static str),
+    /// A 4th or later battery pack: not a catalog channel.
+    ExtraBatteryPack { index: usize },
+    /// A header with no command that is not the offline message (e.g. a get-all echo).
+    NoCommand,
+}
+
+impl SkipReason {
+    /// Short label for counters.
+    pub fn label(&self) -> &'static str {
+        match self {
+            SkipReason::UnknownCmdPair => "unknown_cmd_pair",
+            SkipReason::UnmappedCmdPair(_) => "unmapped_cmd_pair",
+            SkipReason::ExtraBatteryPack { .. } => "extra_battery_pack",
+            SkipReason::NoCommand => "no_command",
+        }
+    }
+}
+
+/// A frame (or part of one) that yielded no states, with its command pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameSkip {
+    pub cmd_func: i32,
+    pub cmd_id: i32,
+    pub reason: SkipReason,
+}
+
+/// Everything one payload yielded.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct DecodedPayload {
+    pub updates: Vec<StateUpdate>,
+    /// `Online` once a report decoded; `Offline` for the offline frame; else `None`.
+    pub status: Option<DeviceStatus>,
+    /// Device serial of the last frame (for status and skips).
+    pub device_sn: Option<Arc<str>>,
+    pub skipped: Vec<FrameSkip>,
+    /// Frames whose pdata did not decode; other frames of the payload still count.
+    pub errors: Vec<DecodeError>,
+    pub frames: usize,
+}
+
+impl DecodedPayload {
+    /// Strict view for one-shot tools: the first frame error, if any, fails the payload.
+    pub fn into_strict(self) -> Result<Self, DecodeError> {
+        match self.errors.first() {
+            Some(e) => Err(e.clone()),
+            None => Ok(self),
+        }
+    }
+}
+
+/// The header fields the decoder uses.
+#[derive(Debug, Default)]
+struct Header<'a> {
+    pdata: Option<&'a [u8]>,
+    src: Option<i32>,
+    enc_type: Option<i32>,
+    cmd_func: Option<i32>,
+    cmd_id: Option<i32>,
+    seq: Option<i32>,
+    code: Option<&'a str>,
+    device_sn: Option<&'a str>,
+}
+
+/// Decodes one MQTT payload. `fallback_sn` names the device when a frame carries no
+/// `device_sn` (usually the serial from the topic).
+///
+/// Errors only when the payload as a whole is unusable (empty, oversized, not a
+/// `Frames` message); a frame whose pdata is bad lands in [`DecodedPayload::errors`].
+pub fn decode_payload(
+    payload: &[u8],
+    fallback_sn: &Arc<str>,
+) -> Result<DecodedPayload, DecodeError> {
+    if payload.len() > MAX_PAYLOAD_BYTES {
+        return Err(DecodeError::Oversized {
+            len: payload.len(),
+            max: MAX_PAYLOAD_BYTES,
+        });
+    }
+    let t = tables();
+    let mut headers = Vec::with_capacity(1);
+    wire::walk(payload, &t.frames, |_, raw| {
+        if let RawField::Len(bytes) = raw {
+            headers.push(parse_header(bytes)?);
+        }
+        Ok(())
+    })
+    .map_err(DecodeError::envelope)?;
+    if headers.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    let mut out = DecodedPayload {
+        frames: headers.len(),
+        ..Default::default()
+    };
+    for header in headers {
+        decode_frame(&header, fallback_sn, &mut out);
+    }
+    Ok(out)
+}
+
+fn parse_header(bytes: &[u8]) -> Result<Header<'_>, WireError> {
+    let mut h = Header::default();
+    wire::walk(bytes, &tables().header, |field, raw| {
+        match (field.name, raw) {
+            ("pdata", RawField::Len(b)) => h.pdata = Some(b),
+            ("code", RawField::Len(b)) => h.code = std::str::from_utf8(b).ok(),
+            ("device_sn", RawField::Len(b)) => h.device_sn = std::str::from_utf8(b).ok(),
+            (name, RawField::Varint(v)) => {
+                let v = Some(v as i32); // int32 on the wire: truncation is protobuf's rule
+                match name {
+                    "src" => h.src = v,
+                    "enc_type" => h.enc_type = v,
+                    "cmd_func" => h.cmd_func = v,
+                    "cmd_id" => h.cmd_id = v,
+                    "seq" => h.seq = v,
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    })?;
+    Ok(h)
+}
+
+fn decode_frame(h: &Header<'_>, fallback_sn: &Arc<str>, out: &mut DecodedPayload) {
+    let sn = match h.device_sn {
+        Some(sn) if !sn.is_empty() && sn != &**fallback_sn => Arc::from(sn),
+        _ => Arc::clone(fallback_sn),
+    };
+    out.device_sn = Some(Arc::clone(&sn));
+    let (cmd_func, cmd_id) = (h.cmd_func.unwrap_or(0), h.cmd_id.unwrap_or(0));
+    if cmd_id == 0 {
+        if h.code == Some("-2") {
+            out.status = Some(DeviceStatus::Offline);
+        } else {
+            out.skipped.push(FrameSkip {
+                cmd_func,
+                cmd_id,
+                reason: SkipReason::NoCommand,
+            });
+        }
+        return;
+    }
+    let report = match dispatch(cmd_func, cmd_id) {
+        Report::Mapped(r) => r,
+        Report::KnownUnmapped(name) => {
+            let reason = SkipReason::UnmappedCmdPair(name);
+            out.skipped.push(FrameSkip {
+                cmd_func,
+                cmd_id,
+                reason,
+            });
+            return;
+        }
+        Report::Unknown => {
+            let reason = SkipReason::UnknownCmdPair;
+            out.skipped.push(FrameSkip {
+                cmd_func,
+                cmd_id,
+                reason,
+            });
+            return;
+        }
+    };
+    let pdata = unxor(h);
+    let before = out.updates.len();
+    let result = match report {
+        MappedReport::BatteryPacks => decode_packs(&pdata, &sn, cmd_func, cmd_id, out),
+        other => decode_message(
+            &pdata,
+            tables().channel(other.channel()),
+            &sn,
+            &mut out.updates,
+        ),
+    };
+    match result {
+        Ok(()) => out.status = Some(DeviceStatus::Online),
+        Err(source) => {
+            out.updates.truncate(before);
+            out.errors.push(DecodeError::BadPdata {
+                cmd_func,
+                cmd_id,
+                message: report.message(),
+                source,
+            });
+        }
+    }
+}
+
+/// XOR rule: `enc_type == 1` and `src != 32` → every byte XOR the low byte of `seq`.
+fn unxor<'a>(h: &Header<'a>) -> Cow<'a, [u8]> {
+    let pdata = h.pdata.unwrap_or_default();
+    if h.enc_type == Some(1) && h.src != Some(32) {
+        let key = h.seq.unwrap_or(0) as u8;
+        Cow::Owned(pdata.iter().map(|b| b ^ key).collect())
+    } else {
+        Cow::Borrowed(pdata)
+    }
+}
+
+fn decode_packs(
+    pdata: &[u8],
+    sn: &Arc<str>,
+    cmd_func: i32,
+    cmd_id: i32,
+    out: &mut DecodedPayload,
+) -> Result<(), WireError> {
+    let t = tables();
+    let mut index = 0;
+    let mut scratch = Vec::new();
+    wire::walk(pdata, &t.bp_change, |_, raw| {
+        let RawField::Len(pack) = raw else {
+            return Ok(());
+        };
+        match Channel::battery_pack(index) {
+            Some(channel) => decode_message(pack, t.channel(channel), sn, &mut out.updates)?,
+            None => {
+                // Not a catalog channel, but it must still be a valid BPReport.
+                decode_message(pack, t.channel(Channel::BpInfo0), sn, &mut scratch)?;
+                scratch.clear();
+                let reason = SkipReason::ExtraBatteryPack { index };
+                out.skipped.push(FrameSkip {
+                    cmd_func,
+                    cmd_id,
+                    reason,
+                });
+            }
+        }
+        index += 1;
+        Ok(())
+    })
+}
+
+/// Highest field number of any catalog message, plus one.
+const SLOTS: usize = 72;
+
+/// Decodes one report message into states, table-driven: field number → catalog state.
+/// Scalars keep the last occurrence (protobuf's rule); repeated fields gather all.
+fn decode_message(
+    bytes: &[u8],
+    table: &ChannelTable,
+    sn: &Arc<str>,
+    out: &mut Vec<StateUpdate>,
+) -> Result<(), WireError> {
+    let mut scalars: [Option<(&'static ProtoField, RawField<'_>)>; SLOTS] = [None; SLOTS];
+    let mut repeated: Vec<(&'static ProtoField, RawField<'_>)> = Vec::new();
+    wire::walk(bytes, &table.fields, |field, raw| {
+        if field.repeated {
+            repeated.push((field, raw));
+        } else if let Some(slot) = scalars.get_mut(field.number as usize) {
+            *slot = Some((field, raw));
+        }
+        Ok(())
+    })?;
+    for (field, raw) in scalars.iter().flatten() {
+        if let Some(state) = table.state(field) {
+            let (value, out_of_range) = scalar_value(state, field, *raw);
+            out.push(StateUpdate {
+                device_sn: Arc::clone(sn),
+                channel: table.channel,
+                state,
+                value,
+                out_of_range,
+            });
+        }
+    }
+    let mut done: Vec<u32> = Vec::new();
+    for (field, _) in &repeated {
+        if done.contains(&field.number) {
+            continue;
+        }
+        done.push(field.number);
+        let Some(state) = table.state(field) else {
+            continue;
+        };
+        let parts = repeated
+            .iter()
+            .filter(|(f, _)| f.number == field.number)
+            .map(|(_, r)| *r);
+        if let Some(value) = repeated_value(state, field, parts)? {
+            out.push(StateUpdate {
+                device_sn: Arc::clone(sn),
+                channel: table.channel,
+                state,
+                value,
+                out_of_range: false,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A scalar as the catalog kind wants it (rules 2–5).
+fn scalar_value(state: &'static StateDef, field: &ProtoField, raw: RawField<'_>) -> (Value, bool) {
+    let scalar = match (field.ty, raw) {
+        (ProtoType::Float, RawField::Fixed32(bits)) => Scalar::Float(f32::from_bits(bits)),
+        (ProtoType::Uint32, RawField::Varint(v)) => Scalar::Int(i64::from(v as u32)),
+        (ProtoType::Int32, RawField::Varint(v)) => Scalar::Int(i64::from(v as i32)),
+        (ProtoType::Sint32, RawField::Varint(v)) => Scalar::Int(i64::from(zigzag32(v as u32))),
+        (ProtoType::String, RawField::Len(b)) => Scalar::Text(String::from_utf8_lossy(b)),
+        _ => Scalar::Text(Cow::Borrowed("")),
+    };
+    match (state.kind, scalar) {
+        (Kind::Number, Scalar::Float(x)) => value::number(state, value::shortest_f64(x)),
+        (Kind::Number, Scalar::Int(n)) => value::number(state, n as f64),
+        (Kind::Diagnostic, Scalar::Int(n)) if n >= 0 => (value::diagnostic(state, n as u64), false),
+        (Kind::Array, Scalar::Float(x)) => (Value::Array(vec![value::shortest_f64(x)]), false),
+        (Kind::Array, Scalar::Int(n)) => (Value::Array(vec![n as f64]), false),
+        (_, Scalar::Float(x)) => (Value::Text(Cow::Owned(value::float_text(x))), false),
+        (_, Scalar::Int(n)) => (Value::Text(Cow::Owned(n.to_string())), false),
+        (_, Scalar::Text(t)) => (Value::Text(Cow::Owned(t.into_owned())), false),
+    }
+}
+
+enum Scalar<'a> {
+    Float(f32),
+    Int(i64),
+    Text(Cow<'a, str>),
+}
+
+fn zigzag32(n: u32) -> i32 {
+    ((n >> 1) as i32) ^ -((n & 1) as i32)
+}
+
+/// A repeated field: an array of numbers (rule 6) or joined diagnostic codes (rule 4).
+/// `None` when it holds no elements (rule 1).
+fn repeated_value<'a>(
+    state: &'static StateDef,
+    field: &ProtoField,
+    parts: impl Iterator<Item = RawField<'a>>,
+) -> Result<Option<Value>, WireError> {
+    let mut numbers = Vec::new();
+    let mut codes = Vec::new();
+    for raw in parts {
+        match field.ty {
+            ProtoType::Float => wire::for_each_fixed32(field.number, raw, |bits| {
+                numbers.push(value::shortest_f64(f32::from_bits(bits)));
+            })?,
+            _ => wire::for_each_varint(field.number, raw, |v| codes.push(u64::from(v as u32)))?,
+        }
+    }
+    Ok(match state.kind {
+        _ if numbers.is_empty() && codes.is_empty() => None,
+        Kind::Diagnostic => Some(value::diagnostic_list(state, &codes)),
+        _ if field.ty == ProtoType::Float => Some(Value::Array(numbers)),
+        _ => Some(Value::Array(codes.into_iter().map(|c| c as f64).collect())),
+    })
+}

@@ -1,0 +1,41 @@
+//! The PowerOcean Fit wire protocol, pure and I/O-free: bytes in, catalog states out.
+//!
+//! # Layout
+//! - [`pb`]: prost types generated from `proto/poweroceanfit.proto` (used by the encoder
+//!   and by anyone who wants typed messages) plus the generated per-message field tables.
+//! - [`wire`]: a zero-copy protobuf wire reader that validates fields against those tables.
+//! - [`dispatch`]: `(cmd_func, cmd_id)` → report message / catalog channel (protocol §4).
+//! - [`schema`]: field number → catalog state, joined once from the proto and the catalog.
+//! - [`value`]: the value rules (scaling, rounding, enum text, strings, arrays; protocol §6).
+//! - [`decode`]: payload → frames → XOR → dispatch → [`StateUpdate`]s, offline detection.
+//! - [`encode`]: the reverse, for the simulator and round-trip tests.
+//! - [`topics`]: MQTT topic names and the serial they carry.
+//! - [`json`]: the flat `decode --json` object.
+//! - [`error`]: [`DecodeError`], one variant per skip reason (these become metric labels).
+//!
+//! Nothing here touches sockets, files, clocks or config; any byte string is safe input.
+
+pub mod decode;
+pub mod dispatch;
+pub mod encode;
+pub mod error;
+pub mod json;
+pub mod pb;
+pub mod schema;
+pub mod topics;
+pub mod value;
+pub mod wire;
+
+pub use decode::{
+    DecodedPayload, DeviceStatus, FrameSkip, SkipReason, StateUpdate, decode_payload,
+};
+pub use dispatch::{Report, dispatch};
+pub use encode::{
+    EncodeError, FrameSpec, encode_battery_packs, encode_frames, encode_report, get_all_request,
+    offline_payload,
+};
+pub use error::DecodeError;
+pub use value::Value;
+
+/// Payloads larger than this are refused before parsing (real frames are a few KB).
+pub const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;

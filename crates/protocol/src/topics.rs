@@ -1,0 +1,46 @@
+//! MQTT topic names of the app route (protocol §2) and the serial they carry.
+
+/// Device reports: `/app/device/property/<SN>`.
+pub fn property_topic(sn: &str) -> String {
+    format!("/app/device/property/{sn}")
+}
+
+/// Get-all requests are published here: `/app/<userId>/<SN>/thing/property/get`.
+pub fn get_topic(user_id: &str, sn: &str) -> String {
+    format!("/app/{user_id}/{sn}/thing/property/get")
+}
+
+/// Answers to get-all: `/app/<userId>/<SN>/thing/property/get_reply`.
+pub fn get_reply_topic(user_id: &str, sn: &str) -> String {
+    format!("/app/{user_id}/{sn}/thing/property/get_reply")
+}
+
+/// The device serial a topic is about, for the app and open-API routes.
+pub fn device_sn_from_topic(topic: &str) -> Option<&str> {
+    let parts: Vec<&str> = topic.split('/').collect();
+    match parts.as_slice() {
+        ["", "app", "device", "property", sn] => Some(sn),
+        ["", "app", _user, sn, "thing", "property", _] => Some(sn),
+        ["", "open", _account, sn, _] => Some(sn),
+        _ => None,
+    }
+    .copied()
+    .filter(|sn| !sn.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serial_from_each_topic_kind() {
+        assert_eq!(device_sn_from_topic(&property_topic("HJ31")), Some("HJ31"));
+        assert_eq!(
+            device_sn_from_topic(&get_reply_topic("42", "HJ31")),
+            Some("HJ31")
+        );
+        assert_eq!(device_sn_from_topic("/open/acc/HJ31/quota"), Some("HJ31"));
+        assert_eq!(device_sn_from_topic("/app/device/property/"), None);
+        assert_eq!(device_sn_from_topic("garbage"), None);
+    }
+}
