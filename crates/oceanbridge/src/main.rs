@@ -1,1 +1,63 @@
-fn main() {}
+//! `oceanbridge`: EcoFlow PowerOcean Fit → Home Assistant, Prometheus, dashboard, history.
+//!
+//! The pipeline, stage by stage (each a crate of the workspace):
+//! **sources** (EcoFlow cloud over MQTT/TLS, open API, replay file) →
+//! **protocol** (frames → catalog states) → **store** (latest values + history) →
+//! **sinks** (Home Assistant discovery, Prometheus `/metrics`, web dashboard, CSV).
+//! The **simulator** stands in for the EcoFlow cloud offline; **catalog** is the spec.
+//!
+//! This binary is thin glue: one module per subcommand under `commands/`.
+
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Bridge an EcoFlow PowerOcean Fit to Home Assistant, Prometheus, a live dashboard
+/// and an embedded history store — online against the EcoFlow cloud, or fully offline
+/// against the built-in simulator.
+#[derive(Debug, Parser)]
+#[command(name = "oceanbridge", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the bridge against the EcoFlow cloud (or any broker) as configured.
+    Run(commands::run::RunArgs),
+    /// Start the simulator and the bridge against it, with the dashboard: no account needed.
+    Demo(commands::demo::DemoArgs),
+    /// Decode one MQTT payload (hex) and print its states.
+    Decode(commands::decode::DecodeArgs),
+    /// Record raw payloads from the configured source to a JSON-lines file.
+    Record(commands::record::RecordArgs),
+    /// Feed a recorded file through the pipeline.
+    Replay(commands::replay::ReplayArgs),
+    /// Run the simulated EcoFlow cloud (HTTP login + MQTT broker + living devices).
+    Simulate(commands::simulate::SimulateArgs),
+    /// List the 216 catalog states.
+    States(commands::states::StatesArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => commands::run::run(args),
+        Command::Demo(args) => commands::demo::run(args),
+        Command::Decode(args) => commands::decode::run(args),
+        Command::Record(args) => commands::record::run(args),
+        Command::Replay(args) => commands::replay::run(args),
+        Command::Simulate(args) => commands::simulate::run(args),
+        Command::States(args) => commands::states::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! One module per subcommand; each has an `Args` struct (clap) and a `run` function.
+
+pub mod decode;
+pub mod demo;
+pub mod record;
+pub mod replay;
+pub mod run;
+pub mod simulate;
+pub mod states;
