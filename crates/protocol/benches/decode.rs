@@ -1,1 +1,142 @@
-fn main() {}
+//! Decode speed per message kind: the full pipeline (payload → frames → XOR → dispatch →
+//! catalog states with value rules) next to bare prost decoding of the same bytes
+//! (`Frames` + the report message, no value rules). Target: full ≤ 2× bare prost.
+//!
+//! Criterion prints time and messages/s per case; at the end a summary table prints
+//! the ratio full/prost for each kind.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput};
+use prost::Message;
+use protocol::pb;
+
+/// (label, vector file, bare-prost decoder of the report)
+type BareDecode = fn(&[u8]) -> usize;
+const CASES: [(&str, &str, BareDecode); 5] = [
+    (
+        "EMSHeartbeatReport",
+        "EMSHeartbeatReport_report.json",
+        |b| bare::<pb::EmsHeartbeatReport>(b),
+    ),
+    ("EnergyStreamItem", "EnergyStreamItem_report.json", |b| {
+        bare::<pb::EnergyStreamItem>(b)
+    }),
+    (
+        "EnergyStreamItem (XOR)",
+        "xor_encoded_energy_stream.json",
+        |b| bare_xor::<pb::EnergyStreamItem>(b),
+    ),
+    (
+        "BPChangeReport (3 packs)",
+        "BPChangeReport_3_packs.json",
+        |b| bare::<pb::BpChangeReport>(b),
+    ),
+    (
+        "CloudBmsInfoReport",
+        "CloudBmsInfoReport_report.json",
+        |b| bare::<pb::CloudBmsInfoReport>(b),
+    ),
+];
+
+fn load(file: &str) -> Vec<u8> {
+    let path = format!("{}/../../tests/vectors/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let v: serde_json::Value = serde_json::from_str(&text).expect("vector json");
+    hex::decode(v["payload_hex"].as_str().expect("payload_hex")).expect("hex")
+}
+
+/// Bare prost: decode the envelope and each frame's report, nothing else.
+fn bare<M: Message + Default>(bytes: &[u8]) -> usize {
+    let frames = pb::Frames::decode(bytes).expect("valid payload");
+    frames
+        .header
+        .iter()
+        .map(|h| {
+            M::decode(h.pdata.as_deref().unwrap_or_default())
+                .map(|m| m.encoded_len())
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+/// Bare prost plus the XOR undo that any decoder must do for these frames.
+fn bare_xor<M: Message + Default>(bytes: &[u8]) -> usize {
+    let frames = pb::Frames::decode(bytes).expect("valid payload");
+    frames
+        .header
+        .iter()
+        .map(|h| {
+            let key = h.seq.unwrap_or(0) as u8;
+            let pdata: Vec<u8> = h
+                .pdata
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .map(|b| b ^ key)
+                .collect();
+            M::decode(pdata.as_slice())
+                .map(|m| m.encoded_len())
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+fn full(bytes: &[u8], sn: &Arc<str>) -> usize {
+    protocol::decode_payload(bytes, sn)
+        .map(|d| d.updates.len())
+        .unwrap_or(0)
+}
+
+fn criterion_benches(c: &mut Criterion) {
+    let sn: Arc<str> = "HJ31ZDH5ZF220123".into();
+    for (label, file, bare_decode) in CASES {
+        let bytes = load(file);
+        let mut group = c.benchmark_group(label);
+        group.throughput(Throughput::Elements(1));
+        group.bench_function("full decode", |b| b.iter(|| full(black_box(&bytes), &sn)));
+        group.bench_function("bare prost", |b| b.iter(|| bare_decode(black_box(&bytes))));
+        group.finish();
+    }
+}
+
+/// Best-of-N batch timing, so the ratio is stable enough to read on a noisy machine.
+fn ns_per_call(mut f: impl FnMut() -> usize) -> f64 {
+    let batch = 20_000;
+    let mut best = Duration::MAX;
+    for _ in 0..7 {
+        let start = Instant::now();
+        for _ in 0..batch {
+            black_box(f());
+        }
+        best = best.min(start.elapsed());
+    }
+    best.as_nanos() as f64 / f64::from(batch)
+}
+
+fn summary() {
+    let sn: Arc<str> = "HJ31ZDH5ZF220123".into();
+    println!(
+        "\n{:<28} {:>12} {:>12} {:>14} {:>8}",
+        "message kind", "full ns", "prost ns", "full msg/s", "ratio"
+    );
+    for (label, file, bare_decode) in CASES {
+        let bytes = load(file);
+        let full_ns = ns_per_call(|| full(black_box(&bytes), &sn));
+        let bare_ns = ns_per_call(|| bare_decode(black_box(&bytes)));
+        println!(
+            "{label:<28} {full_ns:>12.0} {bare_ns:>12.0} {:>14.0} {:>7.2}x",
+            1e9 / full_ns,
+            full_ns / bare_ns
+        );
+    }
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    criterion_benches(&mut c);
+    c.final_summary();
+    summary();
+}

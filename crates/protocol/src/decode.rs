@@ -1,7 +1,7 @@
 //! Payload → frames → XOR → dispatch → catalog states (protocol §3, §4, §6).
 
+use smol_str::SmolStr;
 use std::borrow::Cow;
-use std::sync::Arc;
 
 use catalog::{Channel, Kind, StateDef};
 
@@ -17,7 +17,8 @@ use crate::wire::{self, RawField, WireError};
 #[derive(Debug, Clone, PartialEq)]
 pub struct StateUpdate {
     /// The device serial: the frame's `device_sn`, else the caller's fallback (topic).
-    pub device_sn: Arc<str>,
+    /// Serials are short, so cloning one per state is a copy, not an allocation.
+    pub device_sn: SmolStr,
     pub channel: Channel,
     pub state: &'static StateDef,
     pub value: Value,
@@ -81,7 +82,7 @@ pub struct DecodedPayload {
     /// `Online` once a report decoded; `Offline` for the offline frame; else `None`.
     pub status: Option<DeviceStatus>,
     /// Device serial of the last frame (for status and skips).
-    pub device_sn: Option<Arc<str>>,
+    pub device_sn: Option<SmolStr>,
     pub skipped: Vec<FrameSkip>,
     /// Frames whose pdata did not decode; other frames of the payload still count.
     pub errors: Vec<DecodeError>,
@@ -116,10 +117,7 @@ struct Header<'a> {
 ///
 /// Errors only when the payload as a whole is unusable (empty, oversized, not a
 /// `Frames` message); a frame whose pdata is bad lands in [`DecodedPayload::errors`].
-pub fn decode_payload(
-    payload: &[u8],
-    fallback_sn: &Arc<str>,
-) -> Result<DecodedPayload, DecodeError> {
+pub fn decode_payload(payload: &[u8], fallback_sn: &str) -> Result<DecodedPayload, DecodeError> {
     if payload.len() > MAX_PAYLOAD_BYTES {
         return Err(DecodeError::Oversized {
             len: payload.len(),
@@ -173,12 +171,13 @@ fn parse_header(bytes: &[u8]) -> Result<Header<'_>, WireError> {
     Ok(h)
 }
 
-fn decode_frame(h: &Header<'_>, fallback_sn: &Arc<str>, out: &mut DecodedPayload) {
-    let sn = match h.device_sn {
-        Some(sn) if !sn.is_empty() && sn != &**fallback_sn => Arc::from(sn),
-        _ => Arc::clone(fallback_sn),
-    };
-    out.device_sn = Some(Arc::clone(&sn));
+fn decode_frame(h: &Header<'_>, fallback_sn: &str, out: &mut DecodedPayload) {
+    let sn = SmolStr::new(
+        h.device_sn
+            .filter(|sn| !sn.is_empty())
+            .unwrap_or(fallback_sn),
+    );
+    out.device_sn = Some(sn.clone());
     let (cmd_func, cmd_id) = (h.cmd_func.unwrap_or(0), h.cmd_id.unwrap_or(0));
     if cmd_id == 0 {
         if h.code == Some("-2") {
@@ -251,7 +250,7 @@ fn unxor<'a>(h: &Header<'a>) -> Cow<'a, [u8]> {
 
 fn decode_packs(
     pdata: &[u8],
-    sn: &Arc<str>,
+    sn: &SmolStr,
     cmd_func: i32,
     cmd_id: i32,
     out: &mut DecodedPayload,
@@ -282,60 +281,104 @@ fn decode_packs(
     })
 }
 
-/// Highest field number of any catalog message, plus one.
-const SLOTS: usize = 72;
+/// The elements of one repeated field, gathered over all its occurrences (packed or not).
+struct Repeated {
+    field: &'static ProtoField,
+    numbers: Vec<f64>,
+    codes: Vec<u64>,
+}
 
-/// Decodes one report message into states, table-driven: field number → catalog state.
-/// Scalars keep the last occurrence (protobuf's rule); repeated fields gather all.
+impl Repeated {
+    fn add(&mut self, raw: RawField<'_>) -> Result<(), WireError> {
+        let number = self.field.number;
+        match self.field.ty {
+            ProtoType::Float => {
+                if let RawField::Len(bytes) = raw {
+                    self.numbers.reserve(bytes.len() / 4);
+                }
+                let numbers = &mut self.numbers;
+                wire::for_each_fixed32(number, raw, |bits| {
+                    numbers.push(value::shortest_f64(f32::from_bits(bits)))
+                })
+            }
+            _ => {
+                let codes = &mut self.codes;
+                wire::for_each_varint(number, raw, |v| codes.push(u64::from(v as u32)))
+            }
+        }
+    }
+
+    /// Rule 6 (array) or rule 4 (joined codes); `None` when empty (rule 1).
+    fn into_value(self, state: &'static StateDef) -> Option<Value> {
+        if self.numbers.is_empty() && self.codes.is_empty() {
+            return None;
+        }
+        Some(match state.kind {
+            Kind::Diagnostic => value::diagnostic_list(state, &self.codes),
+            _ if self.field.ty == ProtoType::Float => Value::Array(self.numbers),
+            _ => Value::Array(self.codes.into_iter().map(|c| c as f64).collect()),
+        })
+    }
+}
+
+/// Decodes one report message into states, table-driven: field number → catalog state,
+/// in one pass. Scalars keep the last occurrence (protobuf's rule); repeated fields
+/// gather all occurrences. On error the caller drops what was pushed.
 fn decode_message(
     bytes: &[u8],
     table: &ChannelTable,
-    sn: &Arc<str>,
+    sn: &SmolStr,
     out: &mut Vec<StateUpdate>,
 ) -> Result<(), WireError> {
-    let mut scalars: [Option<(&'static ProtoField, RawField<'_>)>; SLOTS] = [None; SLOTS];
-    let mut repeated: Vec<(&'static ProtoField, RawField<'_>)> = Vec::new();
+    let start = out.len();
+    let mut seen = 0u128; // field numbers already emitted (all catalog fields are < 128)
+    let mut repeated: Vec<Repeated> = Vec::new();
+    let update = |state, value, out_of_range| StateUpdate {
+        device_sn: sn.clone(),
+        channel: table.channel,
+        state,
+        value,
+        out_of_range,
+    };
     wire::walk(bytes, &table.fields, |field, raw| {
         if field.repeated {
-            repeated.push((field, raw));
-        } else if let Some(slot) = scalars.get_mut(field.number as usize) {
-            *slot = Some((field, raw));
+            return match repeated.iter_mut().find(|r| r.field.number == field.number) {
+                Some(r) => r.add(raw),
+                None => {
+                    let mut r = Repeated {
+                        field,
+                        numbers: Vec::new(),
+                        codes: Vec::new(),
+                    };
+                    r.add(raw)?;
+                    repeated.push(r);
+                    Ok(())
+                }
+            };
         }
+        let Some(state) = table.state(field) else {
+            return Ok(());
+        };
+        let (value, out_of_range) = scalar_value(state, field, raw);
+        let bit = 1u128.checked_shl(field.number).unwrap_or(0);
+        if seen & bit != 0
+            && let Some(earlier) = out[start..]
+                .iter_mut()
+                .find(|u| std::ptr::eq(u.state, state))
+        {
+            earlier.value = value;
+            earlier.out_of_range = out_of_range;
+            return Ok(());
+        }
+        seen |= bit;
+        out.push(update(state, value, out_of_range));
         Ok(())
     })?;
-    for (field, raw) in scalars.iter().flatten() {
-        if let Some(state) = table.state(field) {
-            let (value, out_of_range) = scalar_value(state, field, *raw);
-            out.push(StateUpdate {
-                device_sn: Arc::clone(sn),
-                channel: table.channel,
-                state,
-                value,
-                out_of_range,
-            });
-        }
-    }
-    let mut done: Vec<u32> = Vec::new();
-    for (field, _) in &repeated {
-        if done.contains(&field.number) {
-            continue;
-        }
-        done.push(field.number);
-        let Some(state) = table.state(field) else {
-            continue;
-        };
-        let parts = repeated
-            .iter()
-            .filter(|(f, _)| f.number == field.number)
-            .map(|(_, r)| *r);
-        if let Some(value) = repeated_value(state, field, parts)? {
-            out.push(StateUpdate {
-                device_sn: Arc::clone(sn),
-                channel: table.channel,
-                state,
-                value,
-                out_of_range: false,
-            });
+    for r in repeated {
+        if let Some(state) = table.state(r.field)
+            && let Some(value) = r.into_value(state)
+        {
+            out.push(update(state, value, false));
         }
     }
     Ok(())
@@ -352,14 +395,14 @@ fn scalar_value(state: &'static StateDef, field: &ProtoField, raw: RawField<'_>)
         _ => Scalar::Text(Cow::Borrowed("")),
     };
     match (state.kind, scalar) {
-        (Kind::Number, Scalar::Float(x)) => value::number(state, value::shortest_f64(x)),
+        (Kind::Number, Scalar::Float(x)) => value::float_number(state, x),
         (Kind::Number, Scalar::Int(n)) => value::number(state, n as f64),
         (Kind::Diagnostic, Scalar::Int(n)) if n >= 0 => (value::diagnostic(state, n as u64), false),
         (Kind::Array, Scalar::Float(x)) => (Value::Array(vec![value::shortest_f64(x)]), false),
         (Kind::Array, Scalar::Int(n)) => (Value::Array(vec![n as f64]), false),
-        (_, Scalar::Float(x)) => (Value::Text(Cow::Owned(value::float_text(x))), false),
-        (_, Scalar::Int(n)) => (Value::Text(Cow::Owned(n.to_string())), false),
-        (_, Scalar::Text(t)) => (Value::Text(Cow::Owned(t.into_owned())), false),
+        (_, Scalar::Float(x)) => (Value::Text(value::float_text(x)), false),
+        (_, Scalar::Int(n)) => (Value::Text(value::int_text(n)), false),
+        (_, Scalar::Text(t)) => (Value::Text(SmolStr::new(t)), false),
     }
 }
 
@@ -371,29 +414,4 @@ enum Scalar<'a> {
 
 fn zigzag32(n: u32) -> i32 {
     ((n >> 1) as i32) ^ -((n & 1) as i32)
-}
-
-/// A repeated field: an array of numbers (rule 6) or joined diagnostic codes (rule 4).
-/// `None` when it holds no elements (rule 1).
-fn repeated_value<'a>(
-    state: &'static StateDef,
-    field: &ProtoField,
-    parts: impl Iterator<Item = RawField<'a>>,
-) -> Result<Option<Value>, WireError> {
-    let mut numbers = Vec::new();
-    let mut codes = Vec::new();
-    for raw in parts {
-        match field.ty {
-            ProtoType::Float => wire::for_each_fixed32(field.number, raw, |bits| {
-                numbers.push(value::shortest_f64(f32::from_bits(bits)));
-            })?,
-            _ => wire::for_each_varint(field.number, raw, |v| codes.push(u64::from(v as u32)))?,
-        }
-    }
-    Ok(match state.kind {
-        _ if numbers.is_empty() && codes.is_empty() => None,
-        Kind::Diagnostic => Some(value::diagnostic_list(state, &codes)),
-        _ if field.ty == ProtoType::Float => Some(Value::Array(numbers)),
-        _ => Some(Value::Array(codes.into_iter().map(|c| c as f64).collect())),
-    })
 }

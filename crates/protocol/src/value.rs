@@ -1,9 +1,8 @@
 //! The value rules of protocol §6: scaling, rounding, enum texts, strings and arrays.
 
-use std::borrow::Cow;
-
 use catalog::StateDef;
 use serde::Serialize;
+use smol_str::SmolStr;
 
 /// A decoded state value, shaped as it appears in JSON.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -11,8 +10,9 @@ use serde::Serialize;
 pub enum Value {
     /// A scaled number (kind `number`).
     Number(f64),
-    /// An enum text, a string, or a number rendered as text. Enum texts borrow the catalog.
-    Text(Cow<'static, str>),
+    /// An enum text, a string, or a number rendered as text. Short texts (≤ 23 bytes:
+    /// serials, codes, timestamps) and catalog enum texts are stored without allocating.
+    Text(SmolStr),
     /// A list of numbers (kind `array`).
     Array(Vec<f64>),
 }
@@ -55,29 +55,91 @@ impl std::fmt::Display for Value {
 /// The f64 nearest to the shortest decimal that round-trips `x` (rule 2):
 /// `229.7f32` → `229.7`, not `229.69999694824219`.
 pub fn shortest_f64(x: f32) -> f64 {
+    shortest_with_digits(x).0
+}
+
+/// [`shortest_f64`] plus the number of fraction digits it needed (`None`: not known).
+///
+/// Fast path, no division in the search: for 1e-3 ≤ |x| < 1e7 an f32 has an ulp ≤ 1 and
+/// `x · 10^p` (p ≤ 9) is exact in f64, so the nearest p-digit decimal `n / 10^p` lies in
+/// x's rounding interval iff `|n − x·10^p| < ulp/2 · 10^p`. The first p that fits gives
+/// the shortest representation, as ryu would. Ties and binade edges take the slow path.
+pub fn shortest_with_digits(x: f32) -> (f64, Option<u32>) {
     let wide = f64::from(x);
     let magnitude = wide.abs();
     if !x.is_finite() || magnitude == 0.0 {
-        return wide;
+        return (wide, Some(0));
     }
-    // Fast path: the fewest fraction digits that round-trip. In this range an f32 has an
-    // ulp ≤ 1 and products stay exact in f64, so this equals the shortest representation.
     if (1e-3..1e7).contains(&magnitude) {
-        let mut scale = 1.0;
-        for _ in 0..=9 {
-            let candidate = (wide * scale).round() / scale;
-            if candidate as f32 == x {
-                return candidate;
+        let gap_above = (f64::from(f32::from_bits(x.to_bits() + 1)) - wide).abs();
+        // At a power of two the gap below is half the gap above: use the smaller side.
+        // Such values are short exact decimals here, so nothing shorter is missed.
+        let power_of_two = x.to_bits() & 0x007f_ffff == 0;
+        let half_ulp = if power_of_two {
+            gap_above / 4.0
+        } else {
+            gap_above / 2.0
+        };
+        let mut scale = 1.0f64;
+        for digits in 0..=9 {
+            let scaled = wide * scale;
+            let nearest = round_half_away(scaled);
+            let distance = (nearest - scaled).abs();
+            let bound = half_ulp * scale;
+            if distance < bound {
+                return (nearest / scale, Some(digits));
+            }
+            if distance == bound {
+                break;
             }
             scale *= 10.0;
         }
     }
-    float_text(x).parse().unwrap_or(wide)
+    (format!("{x}").parse().unwrap_or(wide), None)
+}
+
+/// Round half away from zero without a libm call (|v| < 2^53 here).
+fn round_half_away(v: f64) -> f64 {
+    let truncated = v as i64 as f64;
+    let fraction = v - truncated;
+    if fraction >= 0.5 {
+        truncated + 1.0
+    } else if fraction <= -0.5 {
+        truncated - 1.0
+    } else {
+        truncated
+    }
 }
 
 /// Shortest decimal text of `x`, no exponent, no trailing `.0` (rules 5 and 8).
-pub fn float_text(x: f32) -> String {
-    format!("{x}")
+/// Same text as `format!("{x}")`, built from the digits the fast path found.
+pub fn float_text(x: f32) -> SmolStr {
+    let (v, Some(digits)) = shortest_with_digits(x) else {
+        return smol_str::format_smolstr!("{x}");
+    };
+    let scale = 10u64.pow(digits);
+    let n = round_half_away(v.abs() * scale as f64) as u64;
+    let mut text = smol_str::SmolStrBuilder::new();
+    if x.is_sign_negative() {
+        text.push('-');
+    }
+    let mut ints = itoa::Buffer::new();
+    text.push_str(ints.format(n / scale));
+    if digits > 0 {
+        let mut fraction = itoa::Buffer::new();
+        let fraction = fraction.format(n % scale);
+        text.push('.');
+        for _ in fraction.len()..digits as usize {
+            text.push('0');
+        }
+        text.push_str(fraction);
+    }
+    text.finish()
+}
+
+/// An integer as decimal text (rule 5), without going through `fmt`.
+pub fn int_text(n: i64) -> SmolStr {
+    SmolStr::new(itoa::Buffer::new().format(n))
 }
 
 /// Rounds to 6 decimal places (rule 3); huge magnitudes are left as they are.
@@ -95,11 +157,22 @@ pub fn number(def: &StateDef, raw: f64) -> (Value, bool) {
     (Value::Number(v), !v.is_finite() || def.is_out_of_range(v))
 }
 
+/// Rule 3 for a float on the wire; skips the rounding when it cannot change anything
+/// (mult 1 and at most 6 fraction digits), which is the common case.
+pub fn float_number(def: &StateDef, x: f32) -> (Value, bool) {
+    match shortest_with_digits(x) {
+        (v, Some(digits)) if def.mult == 1.0 && digits <= 6 => {
+            (Value::Number(v), !v.is_finite() || def.is_out_of_range(v))
+        }
+        (v, _) => number(def, v),
+    }
+}
+
 /// Rule 4: a diagnostic code → its enum text, or `"<code> not part of array"`.
 pub fn diagnostic(def: &StateDef, code: u64) -> Value {
     match def.enum_text(code) {
-        Some(text) => Value::Text(Cow::Borrowed(text)),
-        None => Value::Text(Cow::Owned(format!("{code} not part of array"))),
+        Some(text) => Value::Text(SmolStr::new_static(text)),
+        None => Value::Text(smol_str::format_smolstr!("{code} not part of array")),
     }
 }
 
@@ -109,10 +182,10 @@ pub fn diagnostic_list(def: &StateDef, codes: &[u64]) -> Value {
         [one] => diagnostic(def, *one),
         many => {
             let joined: Vec<String> = many.iter().map(u64::to_string).collect();
-            Value::Text(Cow::Owned(format!(
+            Value::Text(smol_str::format_smolstr!(
                 "{} not part of array",
                 joined.join(",")
-            )))
+            ))
         }
     }
 }
@@ -129,8 +202,27 @@ mod tests {
         assert_eq!(shortest_f64(100.0), 100.0);
         assert_eq!(shortest_f64(-6855.74), -6855.74);
         assert_eq!(float_text(100.0), "100");
+        assert_eq!(float_text(-0.0), "-0");
+        assert_eq!(float_text(0.05), "0.05");
+        assert_eq!(float_text(-6855.74), "-6855.74");
         assert_eq!(float_text(12.5), "12.5");
         assert_eq!(float_text(1e20), "100000000000000000000");
+        let powers_of_two = (-10..24).map(|e| 2f32.powi(e));
+        for x in [
+            1.0f32,
+            0.5,
+            1024.0,
+            3e-3,
+            9_999_999.0,
+            16_777_216.0,
+            f32::MIN_POSITIVE,
+        ]
+        .into_iter()
+        .chain(powers_of_two)
+        {
+            let reference: f64 = format!("{x}").parse().expect("float text");
+            assert_eq!(shortest_f64(x), reference, "{x}");
+        }
     }
 
     #[test]
@@ -168,6 +260,24 @@ mod tests {
             prop_assume!(x.is_finite());
             let reference: f64 = format!("{x}").parse().expect("float text parses");
             prop_assert_eq!(shortest_f64(x).to_bits(), reference.to_bits());
+        }
+
+        #[test]
+        fn float_text_matches_display(bits in any::<u32>()) {
+            let x = f32::from_bits(bits);
+            prop_assume!(x.is_finite());
+            prop_assert_eq!(float_text(x).to_string(), format!("{x}"));
+        }
+
+        #[test]
+        fn float_text_matches_display_in_device_ranges(x in -100_000.0f32..100_000.0) {
+            prop_assert_eq!(float_text(x).to_string(), format!("{x}"));
+        }
+
+        #[test]
+        fn float_number_matches_the_plain_rule(x in -100_000.0f32..100_000.0, key in 0usize..216) {
+            let def = &catalog::STATES[key];
+            prop_assert_eq!(float_number(def, x), number(def, shortest_f64(x)));
         }
 
         #[test]

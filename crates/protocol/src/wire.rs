@@ -70,6 +70,13 @@ impl<'a> Reader<'a> {
     }
 
     pub fn varint(&mut self) -> Result<u64, WireError> {
+        // One-byte varints (tags, small values) are the common case.
+        if let Some(&byte) = self.buf.get(self.pos)
+            && byte < 0x80
+        {
+            self.pos += 1;
+            return Ok(u64::from(byte));
+        }
         let mut value = 0u64;
         for i in 0..10 {
             let byte = *self.buf.get(self.pos).ok_or(WireError::Truncated)?;
