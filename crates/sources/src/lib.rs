@@ -1,1 +1,44 @@
-//! Sources: where payloads come from (EcoFlow cloud, open API, replay files). Filled in by its issue.
+//! Sources: where payloads come from — the EcoFlow cloud (app account or developer open
+//! API, MQTT over TLS) and record files — delivered as [`RawPayload`]s into a bounded
+//! channel, plus [`decode_raw`], which turns either route's payload into catalog states.
+//!
+//! # Layout
+//! - [`config`]: [`CloudConfig`] (serde, documented defaults) and [`WayIn`].
+//! - [`secret`]: [`Secret`], a string that never prints itself.
+//! - [`tls`]: rustls client config (web roots + an optional extra CA), shared by HTTP and MQTT.
+//! - [`api`]: the HTTPS client and the `{code, message, data}` envelope.
+//! - [`signing`]: open-API HMAC-SHA256 request signing.
+//! - [`login`]: app login + certification, open-API certification, device list, quotas.
+//! - [`credentials`]: MQTT credentials and the topics of each route.
+//! - [`cloud`]: [`CloudSource`], the one connection loop with backoff, re-login and get-all.
+//! - [`schedule`]: per-device get-all timers owned by that loop.
+//! - [`backoff`]: exponential backoff with jitter.
+//! - [`stats`]: [`SourceStats`] counters and live loop/timer gauges.
+//! - [`payload`]: [`RawPayload`] and [`decode_raw`] (protobuf or open-API JSON by topic).
+//! - [`quota`]: open-API JSON keys → catalog states.
+//! - [`record`]: the JSON-lines record file (`{topic, time, hex}`).
+//! - [`error`]: [`SourceError`] and what the loop does about each kind.
+
+pub mod api;
+pub mod backoff;
+pub mod cloud;
+pub mod config;
+pub mod credentials;
+pub mod error;
+pub mod login;
+pub mod payload;
+pub mod quota;
+pub mod record;
+mod schedule;
+pub mod secret;
+pub mod signing;
+pub mod stats;
+pub mod tls;
+
+pub use cloud::{CloudSource, SourceObserver};
+pub use config::{CloudConfig, DEFAULT_API_URL, WayIn};
+pub use error::SourceError;
+pub use payload::{PayloadError, RawPayload, decode_raw};
+pub use record::{BadLine, RecordLine};
+pub use secret::Secret;
+pub use stats::{SourceStats, SourceStatsSnapshot};

@@ -1,0 +1,394 @@
+//! [`CloudSource`]: the EcoFlow cloud source. ONE connection loop (`run` consumes the
+//! source) that logs in, connects MQTT over TLS, subscribes each device, sends get-all
+//! on connect and every period, forwards payloads into a bounded channel, and on any
+//! failure logs one line, backs off (exponential + jitter) and tries again — fetching
+//! new credentials (and logging in again) when the old ones were refused.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use rumqttc::{
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, MqttOptions, Packet, QoS,
+    TlsConfiguration, Transport,
+};
+use tokio::sync::{Notify, mpsc};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{ApiClient, chain};
+use crate::config::{CloudConfig, WayIn};
+use crate::credentials::{Identity, MqttCredentials, quota_topic};
+use crate::error::{Action, SourceError};
+use crate::login::Authenticator;
+use crate::payload::RawPayload;
+use crate::schedule::Schedule;
+use crate::stats::SourceStats;
+use crate::tls;
+
+/// Told about events the rest of the bridge counts (e.g. `BridgeStats`).
+pub trait SourceObserver: Send + Sync {
+    /// A connection was lost or failed and a new attempt follows.
+    fn reconnecting(&self) {}
+    /// A payload was dropped (`queue_full`: the pipeline did not keep up).
+    fn dropped(&self, _reason: &'static str) {}
+}
+
+/// The cloud source, ready to run.
+pub struct CloudSource {
+    config: CloudConfig,
+    tls: rustls::ClientConfig,
+    api: ApiClient,
+    tx: mpsc::Sender<RawPayload>,
+    stats: SourceStats,
+    observer: Option<Arc<dyn SourceObserver>>,
+    client_id_seed: String,
+}
+
+/// How one connection attempt ended.
+enum Ended {
+    Shutdown,
+    Failed {
+        error: SourceError,
+        was_connected: bool,
+    },
+}
+
+impl CloudSource {
+    /// Validates the config and prepares TLS and HTTP; nothing goes online yet.
+    pub fn new(config: CloudConfig, tx: mpsc::Sender<RawPayload>) -> Result<Self, SourceError> {
+        config.validate().map_err(SourceError::Config)?;
+        let ca = match &config.ca_file {
+            Some(path) => Some(tls::read_ca_file(path)?),
+            None => None,
+        };
+        Self::with_ca_pem(config, ca.as_deref(), tx)
+    }
+
+    /// Like [`CloudSource::new`] with the extra CA given as PEM text (e.g. the simulator's).
+    pub fn with_ca_pem(
+        config: CloudConfig,
+        extra_ca_pem: Option<&str>,
+        tx: mpsc::Sender<RawPayload>,
+    ) -> Result<Self, SourceError> {
+        config.validate().map_err(SourceError::Config)?;
+        let tls = tls::client_config(extra_ca_pem)?;
+        let api = ApiClient::new(&config.api_url, tls.clone(), config.http_timeout())?;
+        Ok(CloudSource {
+            config,
+            tls,
+            api,
+            tx,
+            stats: SourceStats::default(),
+            observer: None,
+            client_id_seed: uuid::Uuid::new_v4().to_string(),
+        })
+    }
+
+    pub fn with_observer(mut self, observer: Arc<dyn SourceObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    pub fn stats(&self) -> SourceStats {
+        self.stats.clone()
+    }
+
+    /// Runs until `shutdown`; returns early only on a configuration error.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), SourceError> {
+        let _live = self.stats.loop_guard();
+        let mut auth = Authenticator::new(self.api.clone(), &self.config);
+        let mut backoff =
+            crate::backoff::Backoff::new(self.config.reconnect_min(), self.config.reconnect_max());
+        let mut creds: Option<(MqttCredentials, Identity)> = None;
+        let mut schedule: Option<Schedule> = None;
+        tracing::info!(
+            way_in = self.config.way_in.as_str(),
+            api = %self.api.base_url(),
+            "EcoFlow cloud source starting"
+        );
+        loop {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            let ended = match &creds {
+                Some(c) => {
+                    let (c, id) = c;
+                    let schedule = match &mut schedule {
+                        Some(s) if s.same_devices(&id.devices) => s,
+                        slot => {
+                            // Replacing drops the old timers before the new ones count.
+                            *slot = None;
+                            slot.insert(Schedule::new(
+                                &id.devices,
+                                self.config.get_all_interval(),
+                                &self.stats,
+                            ))
+                        }
+                    };
+                    self.connect_once(c, id, schedule, &auth, &shutdown).await
+                }
+                None => {
+                    let fetched = tokio::select! {
+                        r = auth.credentials() => r,
+                        _ = shutdown.cancelled() => break,
+                    };
+                    self.stats.set_logins(auth.logins);
+                    match fetched {
+                        Ok(c) => {
+                            self.stats.credential_fetched();
+                            if c.1.devices.is_empty() {
+                                tracing::warn!("no devices to subscribe (device list is empty)");
+                            }
+                            creds = Some(c);
+                            continue;
+                        }
+                        Err(error) => Ended::Failed {
+                            error,
+                            was_connected: false,
+                        },
+                    }
+                }
+            };
+            let (error, was_connected) = match ended {
+                Ended::Shutdown => break,
+                Ended::Failed {
+                    error,
+                    was_connected,
+                } => (error, was_connected),
+            };
+            if was_connected {
+                backoff.reset();
+            }
+            if error.action() == Action::Fatal {
+                tracing::error!("{error}");
+                return Err(error);
+            }
+            if error.action() == Action::Relogin {
+                creds = None;
+                if matches!(error, SourceError::CredentialsRejected { .. }) {
+                    auth.forget_token();
+                }
+            }
+            self.stats.failed(&error.to_string());
+            if let Some(o) = &self.observer {
+                o.reconnecting();
+            }
+            let delay = backoff.next_delay();
+            tracing::warn!(
+                kind = error.kind(),
+                "{error}; retrying in {:.1} s",
+                delay.as_secs_f64()
+            );
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = shutdown.cancelled() => break,
+            }
+        }
+        self.stats.disconnected();
+        tracing::info!("EcoFlow cloud source stopped");
+        Ok(())
+    }
+
+    fn client_id(&self, id: &Identity) -> String {
+        match id.way_in {
+            WayIn::App => format!("ANDROID_{}_{}", self.client_id_seed, id.account),
+            WayIn::OpenApi => format!("OPEN_{}_{}", self.client_id_seed, id.account),
+        }
+    }
+
+    /// One MQTT connection, from connect to failure (or shutdown).
+    async fn connect_once(
+        &self,
+        creds: &MqttCredentials,
+        id: &Identity,
+        schedule: &mut Schedule,
+        auth: &Authenticator,
+        shutdown: &CancellationToken,
+    ) -> Ended {
+        if creds.protocol != "mqtts" && creds.protocol != "ssl" && creds.protocol != "tls" {
+            tracing::debug!(protocol = %creds.protocol, "certification names a non-TLS protocol; using TLS anyway");
+        }
+        let mut options = MqttOptions::new(self.client_id(id), creds.host.clone(), creds.port);
+        options
+            .set_credentials(creds.username.clone(), creds.password.expose().to_string())
+            .set_keep_alive(Duration::from_secs(self.config.keepalive_secs.max(5)))
+            .set_clean_session(true)
+            .set_max_packet_size(protocol::MAX_PAYLOAD_BYTES + 4096, 64 * 1024)
+            .set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+                Arc::new(self.tls.clone()),
+            )));
+        let capacity = 16 + id.devices.len() * 8;
+        let (client, mut eventloop) = AsyncClient::new(options, capacity);
+        let mut network = rumqttc::NetworkOptions::new();
+        network.set_connection_timeout(self.config.http_timeout().as_secs().max(1));
+        eventloop.set_network_options(network);
+
+        let schedule = Mutex::new(schedule);
+        let connected = Notify::new();
+        let mut was_connected = false;
+
+        let driver = async {
+            loop {
+                let event = eventloop.poll().await;
+                match event {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        was_connected = true;
+                        self.stats.connected();
+                        tracing::info!(host = %creds.host, port = creds.port, devices = id.devices.len(), "MQTT connected");
+                        for sn in &id.devices {
+                            for topic in id.subscriptions(sn) {
+                                if let Err(e) = client.try_subscribe(topic, QoS::AtMostOnce) {
+                                    return SourceError::Mqtt(format!("subscribe: {e}"));
+                                }
+                            }
+                        }
+                        if let Ok(mut s) = schedule.lock() {
+                            s.on_connect(Instant::now());
+                        }
+                        connected.notify_one();
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        self.forward(p.topic, p.payload);
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                        let refused = ack
+                            .return_codes
+                            .iter()
+                            .filter(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
+                            .count();
+                        if refused > 0 {
+                            tracing::warn!(refused, "broker refused subscriptions");
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => return classify(&e),
+                }
+            }
+        };
+
+        let ticker = async {
+            loop {
+                let due = schedule.lock().ok().and_then(|s| s.next_due());
+                match due {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => connected.notified().await,
+                }
+                let devices = match schedule.lock() {
+                    Ok(mut s) => s.take_due(Instant::now()),
+                    Err(_) => Vec::new(),
+                };
+                for sn in devices {
+                    self.get_all(&client, auth, id, &sn).await;
+                }
+            }
+        };
+
+        let result = tokio::select! {
+            error = driver => Ended::Failed { error, was_connected: false },
+            _ = ticker => Ended::Shutdown,
+            _ = shutdown.cancelled() => Ended::Shutdown,
+        };
+        if let Ok(mut s) = schedule.lock() {
+            s.on_disconnect();
+        }
+        if matches!(result, Ended::Shutdown) {
+            let _ = client.try_disconnect();
+        }
+        match result {
+            Ended::Failed { error, .. } => Ended::Failed {
+                error,
+                was_connected,
+            },
+            Ended::Shutdown => Ended::Shutdown,
+        }
+    }
+
+    /// Sends the get-all request (app route) or fetches all quotas over HTTPS (open API).
+    async fn get_all(&self, client: &AsyncClient, auth: &Authenticator, id: &Identity, sn: &str) {
+        match id.get_topic(sn) {
+            Some(topic) => {
+                let seq = (SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| d.as_millis())
+                    .unwrap_or_default()
+                    & 0x7fff_ffff) as i32;
+                let payload = protocol::encode::get_all_request(seq);
+                match client.try_publish(topic, QoS::AtMostOnce, false, payload) {
+                    Ok(()) => {
+                        self.stats.get_all_sent();
+                        tracing::debug!(sn, "get-all request sent");
+                    }
+                    Err(e) => tracing::warn!(sn, "get-all request not queued: {e}"),
+                }
+            }
+            None => match auth.quota_all(sn).await {
+                Ok(data) => {
+                    self.stats.get_all_sent();
+                    let body = serde_json::json!({ "params": data }).to_string();
+                    self.forward(quota_topic(&id.account, sn), Bytes::from(body));
+                }
+                Err(e) => tracing::warn!(sn, "open-API quota/all failed: {e}"),
+            },
+        }
+    }
+
+    fn forward(&self, topic: String, payload: Bytes) {
+        self.stats.payload();
+        let raw = RawPayload {
+            topic,
+            payload,
+            received_at: SystemTime::now(),
+        };
+        match self.tx.try_send(raw) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.stats.dropped_queue_full();
+                if let Some(o) = &self.observer {
+                    o.dropped("queue_full");
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::debug!("pipeline closed; payload discarded");
+            }
+        }
+    }
+}
+
+/// Turns an MQTT error into a [`SourceError`] with one readable line.
+fn classify(e: &ConnectionError) -> SourceError {
+    match e {
+        ConnectionError::ConnectionRefused(
+            code @ (ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized),
+        ) => SourceError::MqttNotAuthorized(format!("{code:?}")),
+        ConnectionError::ConnectionRefused(code) => {
+            SourceError::Mqtt(format!("broker refused the connection ({code:?})"))
+        }
+        ConnectionError::Tls(t) => SourceError::Network {
+            endpoint: "MQTT".into(),
+            message: format!(
+                "TLS failed (is the broker certificate trusted? see source.ca_file): {}",
+                chain(t)
+            ),
+        },
+        ConnectionError::Io(io) => {
+            let text = chain(io);
+            let what = if text.contains("lookup") || text.contains("resolve") {
+                "DNS lookup failed"
+            } else if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                "cannot connect"
+            } else {
+                "connection lost"
+            };
+            SourceError::Network {
+                endpoint: "MQTT".into(),
+                message: format!("{what}: {text}"),
+            }
+        }
+        ConnectionError::NetworkTimeout | ConnectionError::FlushTimeout => SourceError::Network {
+            endpoint: "MQTT".into(),
+            message: "timed out".into(),
+        },
+        other => SourceError::Mqtt(chain(other)),
+    }
+}

@@ -1,0 +1,258 @@
+//! Getting MQTT credentials: app login + certification (protocol §1a) or signed open-API
+//! certification + device list (protocol §1b). Keeps the app token between calls and
+//! logs in again when the token is refused.
+
+use base64::Engine as _;
+use serde_json::{Value as Json, json};
+
+use crate::api::{ApiClient, str_field};
+use crate::config::{CloudConfig, WayIn};
+use crate::credentials::{Identity, MqttCredentials};
+use crate::error::SourceError;
+use crate::secret::Secret;
+use crate::signing;
+
+pub const LOGIN_PATH: &str = "/auth/login";
+pub const APP_CERT_PATH: &str = "/iot-auth/app/certification";
+pub const OPEN_CERT_PATH: &str = "/iot-open/sign/certification";
+pub const OPEN_DEVICES_PATH: &str = "/iot-open/sign/device/list";
+pub const OPEN_QUOTA_ALL_PATH: &str = "/iot-open/sign/device/quota/all";
+
+/// A logged-in app session.
+#[derive(Debug, Clone)]
+pub struct AppToken {
+    pub token: Secret,
+    pub user_id: String,
+}
+
+/// A device as the open API lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedDevice {
+    pub sn: String,
+    pub online: bool,
+    pub product_name: String,
+}
+
+/// Fetches MQTT credentials for the configured way in.
+#[derive(Debug)]
+pub struct Authenticator {
+    api: ApiClient,
+    way_in: WayIn,
+    email: String,
+    password: Secret,
+    access_key: String,
+    secret_key: Secret,
+    devices: Vec<String>,
+    token: Option<AppToken>,
+    /// Counts successful logins (app route) — re-login is visible in stats and tests.
+    pub logins: u64,
+}
+
+impl Authenticator {
+    pub fn new(api: ApiClient, config: &CloudConfig) -> Self {
+        Authenticator {
+            api,
+            way_in: config.way_in,
+            email: config.email.clone(),
+            password: config.password.clone(),
+            access_key: config.access_key.clone(),
+            secret_key: config.secret_key.clone(),
+            devices: config.devices.clone(),
+            token: None,
+            logins: 0,
+        }
+    }
+
+    pub fn api(&self) -> &ApiClient {
+        &self.api
+    }
+
+    /// Drops the app token so the next [`Authenticator::credentials`] logs in again.
+    pub fn forget_token(&mut self) {
+        self.token = None;
+    }
+
+    /// Credentials and identity (account, devices) for the next MQTT connection.
+    pub async fn credentials(&mut self) -> Result<(MqttCredentials, Identity), SourceError> {
+        match self.way_in {
+            WayIn::App => self.app_credentials().await,
+            WayIn::OpenApi => self.open_credentials().await,
+        }
+    }
+
+    async fn app_credentials(&mut self) -> Result<(MqttCredentials, Identity), SourceError> {
+        let mut fresh_login = false;
+        if self.token.is_none() {
+            self.token = Some(self.login().await?);
+            fresh_login = true;
+        }
+        let result = self.app_certification().await;
+        let creds = match result {
+            Err(SourceError::TokenRejected { .. }) if !fresh_login => {
+                tracing::info!("app token refused; logging in again");
+                self.token = Some(self.login().await?);
+                self.app_certification().await?
+            }
+            other => other?,
+        };
+        let user_id = self
+            .token
+            .as_ref()
+            .map(|t| t.user_id.clone())
+            .unwrap_or_default();
+        Ok((
+            creds,
+            Identity {
+                way_in: WayIn::App,
+                account: user_id,
+                devices: self.devices.clone(),
+            },
+        ))
+    }
+
+    /// `POST /auth/login` → token + userId.
+    pub async fn login(&mut self) -> Result<AppToken, SourceError> {
+        let body = json!({
+            "email": self.email,
+            "password": base64::engine::general_purpose::STANDARD.encode(self.password.expose()),
+            "scene": "IOT_APP",
+            "userType": "ECOFLOW",
+            "appVersion": "6.0.0",
+            "os": "android",
+            "osVersion": "14",
+        });
+        let headers = [("lang", "en_US"), ("platform", "android")];
+        let data = match self.api.post_json(LOGIN_PATH, &body, &headers).await {
+            Ok(data) => data,
+            // A refused login is about the account, not the token.
+            Err(SourceError::Api { endpoint, message })
+            | Err(SourceError::TokenRejected { endpoint, message }) => {
+                return Err(SourceError::CredentialsRejected { endpoint, message });
+            }
+            Err(e) => return Err(e),
+        };
+        let token = str_field(&data, "token").filter(|t| !t.is_empty());
+        let user_id = data.get("user").and_then(|u| str_field(u, "userId"));
+        match (token, user_id) {
+            (Some(token), Some(user_id)) => {
+                self.logins += 1;
+                tracing::info!(user_id = %user_id, "logged in to the EcoFlow app account");
+                Ok(AppToken {
+                    token: Secret::new(token),
+                    user_id,
+                })
+            }
+            _ => Err(SourceError::Api {
+                endpoint: LOGIN_PATH.into(),
+                message: "login answer lacks token or user.userId".into(),
+            }),
+        }
+    }
+
+    async fn app_certification(&self) -> Result<MqttCredentials, SourceError> {
+        let Some(token) = &self.token else {
+            return Err(SourceError::TokenRejected {
+                endpoint: APP_CERT_PATH.into(),
+                message: "not logged in".into(),
+            });
+        };
+        let bearer = format!("Bearer {}", token.token.expose());
+        let data = self
+            .api
+            .get(
+                APP_CERT_PATH,
+                &[("userId", token.user_id.as_str())],
+                &[("authorization", bearer.as_str()), ("lang", "en_US")],
+            )
+            .await?;
+        MqttCredentials::from_certification(APP_CERT_PATH, &data)
+    }
+
+    /// A signed open-API GET; a refused signature is a credentials error.
+    pub async fn open_get(&self, path: &str, query: &[(&str, &str)]) -> Result<Json, SourceError> {
+        let params: serde_json::Map<String, Json> = query
+            .iter()
+            .map(|(k, v)| (k.to_string(), Json::String(v.to_string())))
+            .collect();
+        let signed = signing::sign(
+            &Json::Object(params),
+            &self.access_key,
+            self.secret_key.expose(),
+        );
+        let headers = [
+            ("accessKey", signed.access_key.as_str()),
+            ("nonce", signed.nonce.as_str()),
+            ("timestamp", signed.timestamp.as_str()),
+            ("sign", signed.sign.as_str()),
+        ];
+        match self.api.get(path, query, &headers).await {
+            Err(SourceError::TokenRejected { endpoint, message }) => {
+                Err(SourceError::CredentialsRejected { endpoint, message })
+            }
+            Err(SourceError::Api { endpoint, message })
+                if message.to_ascii_lowercase().contains("sign")
+                    || message.to_ascii_lowercase().contains("access") =>
+            {
+                Err(SourceError::CredentialsRejected { endpoint, message })
+            }
+            other => other,
+        }
+    }
+
+    async fn open_credentials(&mut self) -> Result<(MqttCredentials, Identity), SourceError> {
+        let data = self.open_get(OPEN_CERT_PATH, &[]).await?;
+        let creds = MqttCredentials::from_certification(OPEN_CERT_PATH, &data)?;
+        let devices = if self.devices.is_empty() {
+            let listed = self.device_list().await?;
+            tracing::info!(
+                count = listed.len(),
+                "devices from the open-API device list"
+            );
+            listed.into_iter().map(|d| d.sn).collect()
+        } else {
+            self.devices.clone()
+        };
+        let identity = Identity {
+            way_in: WayIn::OpenApi,
+            account: creds.username.clone(),
+            devices,
+        };
+        Ok((creds, identity))
+    }
+
+    /// `GET /iot-open/sign/device/list`.
+    pub async fn device_list(&self) -> Result<Vec<ListedDevice>, SourceError> {
+        let data = self.open_get(OPEN_DEVICES_PATH, &[]).await?;
+        let items = match &data {
+            Json::Array(items) => items.clone(),
+            other => other
+                .get("list")
+                .and_then(Json::as_array)
+                .cloned()
+                .unwrap_or_default(),
+        };
+        Ok(items
+            .iter()
+            .filter_map(|d| {
+                let sn = str_field(d, "sn")?;
+                let online = match d.get("online") {
+                    Some(Json::Bool(b)) => *b,
+                    Some(Json::Number(n)) => n.as_i64() == Some(1),
+                    _ => false,
+                };
+                let product_name = str_field(d, "productName").unwrap_or_default();
+                Some(ListedDevice {
+                    sn,
+                    online,
+                    product_name,
+                })
+            })
+            .filter(|d| !d.sn.is_empty() && !d.sn.contains('/'))
+            .collect())
+    }
+
+    /// `GET /iot-open/sign/device/quota/all?sn=` — every current value of one device.
+    pub async fn quota_all(&self, sn: &str) -> Result<Json, SourceError> {
+        self.open_get(OPEN_QUOTA_ALL_PATH, &[("sn", sn)]).await
+    }
+}

@@ -1,0 +1,109 @@
+//! [`RawPayload`]: one MQTT message as received, and [`decode_raw`], which picks the
+//! decoder by topic (protobuf frames on the app route, JSON on the open-API route).
+
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use protocol::{DecodeError, DecodedPayload};
+
+use crate::quota;
+
+/// One message from a source, untouched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawPayload {
+    pub topic: String,
+    pub payload: Bytes,
+    pub received_at: SystemTime,
+}
+
+/// Why a raw payload yielded nothing.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PayloadError {
+    /// A protobuf payload that is not a `Frames` message (and similar).
+    #[error(transparent)]
+    Frames(#[from] DecodeError),
+    /// An open-API message that is not JSON.
+    #[error("open-API message is not JSON: {0}")]
+    Json(String),
+}
+
+impl PayloadError {
+    /// Short label for counters.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PayloadError::Frames(e) => e.reason(),
+            PayloadError::Json(_) => "bad_json",
+        }
+    }
+}
+
+/// Which decoder a topic needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadKind {
+    /// App route: protobuf `Frames`.
+    Frames,
+    /// Open API `/open/<acc>/<SN>/quota`: JSON values.
+    Quota,
+    /// Open API `/open/<acc>/<SN>/status`: JSON online/offline.
+    Status,
+}
+
+pub fn payload_kind(topic: &str) -> PayloadKind {
+    if topic.starts_with("/open/") {
+        if topic.ends_with("/status") {
+            PayloadKind::Status
+        } else {
+            PayloadKind::Quota
+        }
+    } else {
+        PayloadKind::Frames
+    }
+}
+
+/// Decodes one raw payload; the topic's serial names the device when frames carry none.
+pub fn decode_raw(topic: &str, payload: &[u8]) -> Result<DecodedPayload, PayloadError> {
+    let sn = protocol::topics::device_sn_from_topic(topic).unwrap_or("");
+    match payload_kind(topic) {
+        PayloadKind::Frames => Ok(protocol::decode_payload(payload, sn)?),
+        kind => {
+            if payload.len() > protocol::MAX_PAYLOAD_BYTES {
+                return Err(PayloadError::Frames(DecodeError::Oversized {
+                    len: payload.len(),
+                    max: protocol::MAX_PAYLOAD_BYTES,
+                }));
+            }
+            let json: serde_json::Value =
+                serde_json::from_slice(payload).map_err(|e| PayloadError::Json(e.to_string()))?;
+            Ok(match kind {
+                PayloadKind::Status => quota::decode_status(&json, sn),
+                _ => quota::decode_quota(&json, sn),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks_decoder_by_topic() {
+        assert_eq!(payload_kind("/app/device/property/X"), PayloadKind::Frames);
+        assert_eq!(payload_kind("/open/a/X/quota"), PayloadKind::Quota);
+        assert_eq!(payload_kind("/open/a/X/status"), PayloadKind::Status);
+        let d = decode_raw("/open/a/X/quota", br#"{"params":{"96_1.bpSoc":5}}"#).unwrap();
+        assert_eq!(&*d.updates[0].device_sn, "X");
+        assert_eq!(
+            decode_raw("/open/a/X/quota", b"{oops")
+                .unwrap_err()
+                .reason(),
+            "bad_json"
+        );
+        assert_eq!(
+            decode_raw("/app/device/property/X", b"")
+                .unwrap_err()
+                .reason(),
+            "empty"
+        );
+    }
+}
