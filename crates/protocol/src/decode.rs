@@ -148,8 +148,8 @@ pub fn decode_payload(payload: &[u8], fallback_sn: &str) -> Result<DecodedPayloa
 
 fn parse_header(bytes: &[u8]) -> Result<Header<'_>, WireError> {
     let mut h = Header::default();
-    wire::walk(bytes, &tables().header, |field, raw| {
-        match (field.name, raw) {
+    wire::walk(bytes, &tables().header, |entry, raw| {
+        match (entry.field.name, raw) {
             ("pdata", RawField::Len(b)) => h.pdata = Some(b),
             ("code", RawField::Len(b)) => h.code = std::str::from_utf8(b).ok(),
             ("device_sn", RawField::Len(b)) => h.device_sn = std::str::from_utf8(b).ok(),
@@ -284,6 +284,7 @@ fn decode_packs(
 /// The elements of one repeated field, gathered over all its occurrences (packed or not).
 struct Repeated {
     field: &'static ProtoField,
+    state: Option<&'static StateDef>,
     numbers: Vec<f64>,
     codes: Vec<u64>,
 }
@@ -340,13 +341,15 @@ fn decode_message(
         value,
         out_of_range,
     };
-    wire::walk(bytes, &table.fields, |field, raw| {
+    wire::walk(bytes, &table.fields, |entry, raw| {
+        let field = entry.field;
         if field.repeated {
             return match repeated.iter_mut().find(|r| r.field.number == field.number) {
                 Some(r) => r.add(raw),
                 None => {
                     let mut r = Repeated {
                         field,
+                        state: entry.state,
                         numbers: Vec::new(),
                         codes: Vec::new(),
                     };
@@ -356,7 +359,7 @@ fn decode_message(
                 }
             };
         }
-        let Some(state) = table.state(field) else {
+        let Some(state) = entry.state else {
             return Ok(());
         };
         let (value, out_of_range) = scalar_value(state, field, raw);
@@ -375,7 +378,7 @@ fn decode_message(
         Ok(())
     })?;
     for r in repeated {
-        if let Some(state) = table.state(r.field)
+        if let Some(state) = r.state
             && let Some(value) = r.into_value(state)
         {
             out.push(update(state, value, false));

@@ -16,30 +16,24 @@ pub struct ChannelTable {
     pub channel: Channel,
     /// The proto message whose fields fill this channel.
     pub message: &'static str,
+    /// Field number → proto field, wire type and catalog state.
     pub fields: FieldIndex,
-    states: Vec<Option<&'static StateDef>>,
 }
 
 impl ChannelTable {
     fn new(channel: Channel, message: &'static str) -> Self {
-        let schema = schema(message);
-        let fields = FieldIndex::new(schema);
-        let max = schema.fields.iter().map(|f| f.number).max().unwrap_or(0) as usize;
-        let mut states = vec![None; max + 1];
-        for f in schema.fields {
-            states[f.number as usize] = catalog::find(channel, f.state_name);
-        }
+        let fields =
+            FieldIndex::with_states(schema(message), |f| catalog::find(channel, f.state_name));
         ChannelTable {
             channel,
             message,
             fields,
-            states,
         }
     }
 
     /// The catalog state a field fills, if any (some fields are not catalog states).
     pub fn state(&self, field: &ProtoField) -> Option<&'static StateDef> {
-        self.states.get(field.number as usize).copied().flatten()
+        self.fields.get(field.number).and_then(|entry| entry.state)
     }
 
     /// The proto field that carries `state` (used by the encoder).

@@ -4,6 +4,8 @@
 //! to catalog states without building intermediate structs, and so truncation and
 //! malformation are told apart (they are different skip reasons).
 
+use catalog::StateDef;
+
 use crate::pb::{MessageSchema, ProtoField, ProtoType};
 
 /// What is wrong with a byte string that should be a protobuf message.
@@ -160,13 +162,22 @@ fn expected_wire(field: &ProtoField) -> u8 {
     }
 }
 
-/// Walks every field of `buf` as message `schema`, calling `visit` for each known field
-/// with a valid wire type. Unknown fields are skipped (as protobuf requires); a known
-/// field with the wrong wire type or invalid UTF-8 is an error, as in prost.
+/// One known field: its proto definition, its wire type, and the catalog state it fills.
+#[derive(Debug, Clone, Copy)]
+pub struct FieldEntry {
+    pub field: &'static ProtoField,
+    pub wire: u8,
+    /// The catalog state this field fills in the indexed channel, if any.
+    pub state: Option<&'static StateDef>,
+}
+
+/// Walks every field of `buf` against `index`, calling `visit` for each known field with
+/// a valid wire type. Unknown fields are skipped (as protobuf requires); a known field
+/// with the wrong wire type or invalid UTF-8 is an error, as in prost.
 pub fn walk<'a>(
     buf: &'a [u8],
-    schema: &FieldIndex,
-    mut visit: impl FnMut(&'static ProtoField, RawField<'a>) -> Result<(), WireError>,
+    index: &FieldIndex,
+    mut visit: impl FnMut(&FieldEntry, RawField<'a>) -> Result<(), WireError>,
 ) -> Result<(), WireError> {
     let mut r = Reader::new(buf);
     while !r.is_empty() {
@@ -180,22 +191,20 @@ pub fn walk<'a>(
             _ => {}
         }
         let raw = r.value(wire)?;
-        let Some(field) = schema.get(number) else {
+        let Some(entry) = index.get(number) else {
             continue;
         };
-        let expected = expected_wire(field);
-        let packed = field.repeated && wire == WIRE_LEN && expected != WIRE_LEN;
-        if wire != expected && !packed {
+        if wire != entry.wire && !(wire == WIRE_LEN && entry.field.repeated) {
             return Err(WireError::WrongWireType {
                 field: number,
                 found: wire,
-                expected,
+                expected: entry.wire,
             });
         }
-        if let (ProtoType::String, RawField::Len(bytes)) = (field.ty, raw) {
+        if let (ProtoType::String, RawField::Len(bytes)) = (entry.field.ty, raw) {
             std::str::from_utf8(bytes).map_err(|_| WireError::InvalidUtf8 { field: number })?;
         }
-        visit(field, raw)?;
+        visit(entry, raw)?;
     }
     Ok(())
 }
@@ -203,21 +212,34 @@ pub fn walk<'a>(
 /// A message's fields indexed by field number, for O(1) lookup while walking.
 #[derive(Debug)]
 pub struct FieldIndex {
-    by_number: Vec<Option<&'static ProtoField>>,
+    by_number: Vec<Option<FieldEntry>>,
 }
 
 impl FieldIndex {
+    /// Index of a message whose fields are not catalog states (envelope messages).
     pub fn new(schema: &'static MessageSchema) -> Self {
+        Self::with_states(schema, |_| None)
+    }
+
+    /// Index of a report message; `state_of` names the catalog state of each field.
+    pub fn with_states(
+        schema: &'static MessageSchema,
+        state_of: impl Fn(&ProtoField) -> Option<&'static StateDef>,
+    ) -> Self {
         let max = schema.fields.iter().map(|f| f.number).max().unwrap_or(0) as usize;
         let mut by_number = vec![None; max + 1];
-        for f in schema.fields {
-            by_number[f.number as usize] = Some(f);
+        for field in schema.fields {
+            by_number[field.number as usize] = Some(FieldEntry {
+                field,
+                wire: expected_wire(field),
+                state: state_of(field),
+            });
         }
         FieldIndex { by_number }
     }
 
-    pub fn get(&self, number: u32) -> Option<&'static ProtoField> {
-        self.by_number.get(number as usize).copied().flatten()
+    pub fn get(&self, number: u32) -> Option<&FieldEntry> {
+        self.by_number.get(number as usize).and_then(Option::as_ref)
     }
 }
 
