@@ -1,1 +1,16 @@
-//! Sinks: Home Assistant discovery, Prometheus, web dashboard, CSV. Filled in by its issue.
+//! Sinks: where decoded states go — Home Assistant, Prometheus, the web dashboard.
+//!
+//! # Layout
+//! - [`error`]: [`SinkError`].
+//! - [`web`]: the axum server: dashboard (embedded assets), REST API, SSE, CSV, `/metrics`.
+//! - [`metrics`]: the Prometheus/OpenMetrics exposition of states and bridge health.
+//! - [`home_assistant`]: MQTT discovery (configs, states, availability) to the user's broker.
+//! - [`units`]: display units (one catalog correction), Prometheus base units, snake_case names.
+
+pub mod error;
+pub mod home_assistant;
+pub mod metrics;
+pub mod units;
+pub mod web;
+
+pub use error::SinkError;

@@ -1,1 +1,44 @@
-//! Store: latest value per device/state and history (SQLite, PostgreSQL). Filled in by its issue.
+//! The state store: latest value per device/state, history, and the bridge's own counters.
+//!
+//! # Layout
+//! - [`config`]: [`StoreConfig`] (serde, documented defaults) and channel cadences.
+//! - [`error`]: [`StoreError`].
+//! - [`latest`]: the in-memory latest values, per-channel update times, stale flags, online status.
+//! - [`state_store`]: [`StateStore`], the handle everything else holds (apply, query, subscribe).
+//! - [`event`]: [`StoreEvent`], what subscribers (SSE, Home Assistant) receive.
+//! - [`history`]: which samples are worth keeping (changed values, minimum interval).
+//! - [`sqlite`]: the SQLite history file: WAL, a writer thread fed by a bounded queue, retention.
+//! - [`postgres`]: the optional PostgreSQL history sink (same samples, batched inserts).
+//! - [`stats`]: [`BridgeStats`], counters of the pipeline (frames, skips, errors, reconnects, drops).
+
+pub mod config;
+pub mod error;
+pub mod event;
+pub mod history;
+pub mod latest;
+pub mod postgres;
+pub mod sqlite;
+pub mod state_store;
+pub mod stats;
+
+pub use config::{StoreConfig, cadence};
+pub use error::StoreError;
+pub use event::{StateChange, StoreEvent};
+pub use history::HistorySample;
+pub use latest::{ChannelSnapshot, DeviceSnapshot, LatestState};
+pub use postgres::{PostgresConfig, PostgresSink};
+pub use sqlite::HistoryStats;
+pub use state_store::StateStore;
+pub use stats::{BridgeStats, StatsSnapshot};
+
+/// Milliseconds since the Unix epoch (0 for times before it).
+pub fn unix_ms(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The inverse of [`unix_ms`] (negative values clamp to the epoch).
+pub fn from_unix_ms(ms: i64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}

@@ -1,0 +1,416 @@
+//! Home Assistant MQTT discovery payloads, pure: which component, device class, state
+//! class and unit each catalog state gets, its topics, and how its value is published.
+//!
+//! The six `*DayEnergy` states are `energy` / `total_increasing` / `Wh` sensors, which the
+//! HA Energy dashboard accepts directly (they reset daily; `total_increasing` handles that).
+
+use catalog::{Channel, Kind, StateDef};
+use protocol::Value;
+use serde_json::{Map, Value as Json, json};
+
+use crate::units::display_unit;
+
+/// Topic layout for one bridge.
+#[derive(Debug, Clone)]
+pub struct Topics {
+    /// HA's discovery prefix (`homeassistant`).
+    pub discovery_prefix: String,
+    /// Our state/availability prefix (`oceanbridge`).
+    pub prefix: String,
+}
+
+impl Topics {
+    /// The bridge's own availability (last will: `offline`).
+    pub fn bridge_availability(&self) -> String {
+        format!("{}/bridge/availability", self.prefix)
+    }
+
+    /// A device's availability, following its online/offline reports.
+    pub fn device_availability(&self, sn: &str) -> String {
+        format!("{}/{}/availability", self.prefix, topic_safe(sn))
+    }
+
+    pub fn state(&self, sn: &str, state: &StateDef) -> String {
+        format!(
+            "{}/{}/{}/{}",
+            self.prefix,
+            topic_safe(sn),
+            state.channel.as_str(),
+            state.name
+        )
+    }
+
+    pub fn config(&self, component: &str, sn: &str, state: &StateDef) -> String {
+        format!(
+            "{}/{}/oceanbridge_{}/{}/config",
+            self.discovery_prefix,
+            component,
+            id_safe(sn),
+            object_id(state)
+        )
+    }
+}
+
+/// Serial as a topic level: no wildcards or separators.
+fn topic_safe(sn: &str) -> String {
+    sn.chars()
+        .map(|c| {
+            if matches!(c, '/' | '+' | '#') || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// HA node/object ids allow `[a-zA-Z0-9_-]` only.
+fn id_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn object_id(state: &StateDef) -> String {
+    id_safe(&format!("{}_{}", state.channel.as_str(), state.name))
+}
+
+/// The HA device an entity belongs to: the PowerOcean, or one of its battery packs.
+pub fn device_info(sn: &str, pack: Option<usize>) -> Json {
+    let main_id = format!("oceanbridge_{}", id_safe(sn));
+    match pack {
+        None => json!({
+            "identifiers": [main_id],
+            "name": format!("PowerOcean {sn}"),
+            "manufacturer": "EcoFlow",
+            "model": "PowerOcean Fit",
+            "serial_number": sn,
+        }),
+        Some(p) => json!({
+            "identifiers": [format!("{main_id}_pack{}", p + 1)],
+            "name": format!("PowerOcean {sn} battery pack {}", p + 1),
+            "manufacturer": "EcoFlow",
+            "model": "PowerOcean Fit battery pack",
+            "via_device": main_id,
+        }),
+    }
+}
+
+/// Friendly names for the Energy dashboard entities.
+fn energy_name(state: &StateDef) -> Option<&'static str> {
+    if state.channel != Channel::EmsHeartbeatReport {
+        return None;
+    }
+    Some(match state.name {
+        "pvInDayEnergy" => "Solar production today",
+        "bpInDayEnergy" => "Battery charge today",
+        "bpOutDayEnergy" => "Battery discharge today",
+        "gridInDayEnergy" => "Grid import today",
+        "gridOutDayEnergy" => "Grid export today",
+        "loadDayEnergy" => "Home consumption today",
+        _ => return None,
+    })
+}
+
+/// Keys of the states HA's Energy dashboard can use directly.
+pub fn energy_keys() -> Vec<&'static str> {
+    catalog::STATES
+        .iter()
+        .filter(|s| energy_name(s).is_some())
+        .map(|s| s.key)
+        .collect()
+}
+
+fn entity_name(state: &StateDef) -> String {
+    if let Some(name) = energy_name(state) {
+        return name.to_string();
+    }
+    let mut human = state.human_name.trim().to_string();
+    if let Some(first) = human.get(..1) {
+        human = first.to_uppercase() + &human[1..];
+    }
+    match state.channel {
+        Channel::CloudBmsInfoReport => format!("{human} (BMS)"),
+        Channel::EmsHeartbeatReport => format!("{human} (EMS)"),
+        Channel::EnergyStreamItem => format!("{human} (live)"),
+        _ => human,
+    }
+}
+
+/// How a number is classified: (device_class, state_class, unit).
+pub fn number_class(
+    state: &StateDef,
+) -> (
+    Option<&'static str>,
+    Option<&'static str>,
+    Option<&'static str>,
+) {
+    let unit = display_unit(state);
+    let name = state.name;
+    match unit {
+        "W" => (Some("power"), Some("measurement"), Some("W")),
+        "Wh" if name.ends_with("DayEnergy") => {
+            (Some("energy"), Some("total_increasing"), Some("Wh"))
+        }
+        "Wh" => (Some("energy_storage"), Some("measurement"), Some("Wh")),
+        "V" => (Some("voltage"), Some("measurement"), Some("V")),
+        "A" => (Some("current"), Some("measurement"), Some("A")),
+        "°C" => (Some("temperature"), Some("measurement"), Some("°C")),
+        "%" if name == "bpSoc" || name == "bpRealSoc" => {
+            (Some("battery"), Some("measurement"), Some("%"))
+        }
+        "%" => (None, Some("measurement"), Some("%")),
+        // The timezone is an offset code, not a duration.
+        "h" if name == "timezone" => (None, None, None),
+        "h" => (Some("duration"), Some("measurement"), Some("h")),
+        "mAh" if name.starts_with("bpAccu") => (None, Some("total_increasing"), Some("mAh")),
+        "mAh" => (None, Some("measurement"), Some("mAh")),
+        "" if name == "bpCycles" => (None, Some("total_increasing"), None),
+        _ => (None, Some("measurement"), None),
+    }
+}
+
+/// The two codes (off, on) of a diagnostic that is really a yes/no flag.
+fn binary_flag(state: &StateDef) -> Option<(&'static str, &'static str)> {
+    if state.kind != Kind::Diagnostic || !state.name.ends_with("Flag") {
+        return None;
+    }
+    match state.enum_map {
+        [(0, off), (1, on)] => Some((off, on)),
+        _ => None,
+    }
+}
+
+/// Options of an enum sensor: the catalog texts plus `unknown` for codes it lacks.
+pub fn enum_options(state: &StateDef) -> Vec<&'static str> {
+    let mut options: Vec<&'static str> = Vec::new();
+    for (_, text) in state.enum_map {
+        if !options.contains(text) {
+            options.push(text);
+        }
+    }
+    if !options.contains(&"unknown") {
+        options.push("unknown");
+    }
+    options
+}
+
+/// The HA component of a state.
+pub fn component(state: &StateDef) -> &'static str {
+    if binary_flag(state).is_some() {
+        "binary_sensor"
+    } else {
+        "sensor"
+    }
+}
+
+/// Primary entities (shown on the device page); the rest are `diagnostic`.
+fn is_primary(state: &StateDef) -> bool {
+    state.kind == Kind::Number
+        && (matches!(display_unit(state), "W" | "Wh") || state.name == "bpSoc")
+        && !state.name.starts_with("mppt")
+        && !state.name.contains("Minimum")
+        && !state.name.starts_with("manual")
+        && !state.name.starts_with("start")
+        && !state.name.contains("Max")
+}
+
+/// One discovery message: where it goes and what it says.
+#[derive(Debug, Clone)]
+pub struct Entity {
+    pub state: &'static StateDef,
+    pub component: &'static str,
+    pub config_topic: String,
+    pub state_topic: String,
+    pub config: Json,
+}
+
+/// The discovery config of one state of one device.
+pub fn entity(topics: &Topics, sn: &str, state: &'static StateDef, origin_version: &str) -> Entity {
+    let component = component(state);
+    let state_topic = topics.state(sn, state);
+    let mut c = Map::new();
+    c.insert("name".into(), json!(entity_name(state)));
+    c.insert(
+        "unique_id".into(),
+        json!(format!("oceanbridge_{}_{}", id_safe(sn), object_id(state))),
+    );
+    c.insert("state_topic".into(), json!(state_topic));
+    c.insert(
+        "availability".into(),
+        json!([
+            {"topic": topics.bridge_availability()},
+            {"topic": topics.device_availability(sn)},
+        ]),
+    );
+    c.insert("availability_mode".into(), json!("all"));
+    c.insert("device".into(), device_info(sn, state.channel.pack_index()));
+    c.insert(
+        "origin".into(),
+        json!({"name": "oceanbridge", "sw_version": origin_version}),
+    );
+    if !is_primary(state) {
+        c.insert("entity_category".into(), json!("diagnostic"));
+    }
+    match state.kind {
+        Kind::Number => {
+            let (device_class, state_class, unit) = number_class(state);
+            if let Some(dc) = device_class {
+                c.insert("device_class".into(), json!(dc));
+            }
+            if let Some(sc) = state_class {
+                c.insert("state_class".into(), json!(sc));
+            }
+            if let Some(u) = unit {
+                c.insert("unit_of_measurement".into(), json!(u));
+            }
+        }
+        Kind::Diagnostic => match binary_flag(state) {
+            Some((off, on)) => {
+                c.insert("payload_on".into(), json!(on));
+                c.insert("payload_off".into(), json!(off));
+            }
+            None => {
+                c.insert("device_class".into(), json!("enum"));
+                c.insert("options".into(), json!(enum_options(state)));
+                c.insert("value_template".into(), json!("{{ value_json.value }}"));
+                c.insert("json_attributes_topic".into(), json!(state_topic));
+            }
+        },
+        Kind::Array => {
+            c.insert("value_template".into(), json!("{{ value_json.text }}"));
+            c.insert("json_attributes_topic".into(), json!(state_topic));
+        }
+        Kind::Text => {}
+    }
+    Entity {
+        state,
+        component,
+        config_topic: topics.config(component, sn, state),
+        state_topic,
+        config: Json::Object(c),
+    }
+}
+
+/// The states that belong to a device (`pack: None`) or to one of its packs.
+pub fn states_of(pack: Option<usize>) -> impl Iterator<Item = &'static StateDef> {
+    catalog::STATES
+        .iter()
+        .filter(move |s| s.channel.pack_index() == pack)
+}
+
+/// HA caps states at 255 characters.
+fn cap(mut s: String) -> String {
+    if s.len() > 255 {
+        let mut end = 252;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push_str("...");
+    }
+    s
+}
+
+/// What is published on a state's topic for `value`.
+pub fn state_payload(state: &StateDef, value: &Value) -> String {
+    match (state.kind, value) {
+        (Kind::Diagnostic, Value::Text(t)) if binary_flag(state).is_none() => {
+            let text: &str = t;
+            let mapped = if enum_options(state).contains(&text) {
+                text
+            } else {
+                "unknown"
+            };
+            json!({"value": mapped, "raw": text}).to_string()
+        }
+        (Kind::Array, Value::Array(items)) => {
+            json!({"text": cap(value.to_string()), "values": items, "count": items.len()})
+                .to_string()
+        }
+        (_, Value::Number(n)) => {
+            if n.is_finite() {
+                n.to_string()
+            } else {
+                "unknown".into()
+            }
+        }
+        _ => cap(value.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topics() -> Topics {
+        Topics {
+            discovery_prefix: "homeassistant".into(),
+            prefix: "oceanbridge".into(),
+        }
+    }
+
+    #[test]
+    fn energy_entities_fit_the_energy_dashboard() {
+        let keys = energy_keys();
+        assert_eq!(keys.len(), 6, "{keys:?}");
+        for key in keys {
+            let state = catalog::by_key(key).expect("in catalog");
+            let e = entity(&topics(), "SN1", state, "0");
+            assert_eq!(e.component, "sensor");
+            assert_eq!(e.config["device_class"], "energy", "{key}");
+            assert_eq!(e.config["state_class"], "total_increasing", "{key}");
+            assert_eq!(e.config["unit_of_measurement"], "Wh", "{key}");
+            assert!(e.config.get("value_template").is_none());
+        }
+    }
+
+    #[test]
+    fn packs_are_their_own_devices() {
+        let state = catalog::by_key("bpInfo1.bpSoc").expect("in catalog");
+        let e = entity(&topics(), "SN1", state, "0");
+        assert_eq!(e.config["device"]["via_device"], "oceanbridge_SN1");
+        assert_eq!(
+            e.config["device"]["identifiers"][0],
+            "oceanbridge_SN1_pack2"
+        );
+        assert_eq!(e.config["device_class"], "battery");
+        assert_eq!(
+            e.config_topic,
+            "homeassistant/sensor/oceanbridge_SN1/bpInfo1_bpSoc/config"
+        );
+        assert_eq!(e.state_topic, "oceanbridge/SN1/bpInfo1/bpSoc");
+        assert_eq!(states_of(Some(1)).count(), 25);
+        assert_eq!(
+            states_of(None).count() + 3 * states_of(Some(0)).count(),
+            catalog::STATE_COUNT
+        );
+    }
+
+    #[test]
+    fn payloads() {
+        let run = catalog::by_key("CloudBmsInfoReport.bpRunSta").expect("in catalog");
+        assert_eq!(
+            state_payload(run, &Value::Text("RUNSTA_RUN".into())),
+            r#"{"raw":"RUNSTA_RUN","value":"RUNSTA_RUN"}"#
+        );
+        assert_eq!(
+            state_payload(run, &Value::Text("7 not part of array".into())),
+            r#"{"raw":"7 not part of array","value":"unknown"}"#
+        );
+        let flag = catalog::by_key("CloudBmsInfoReport.bpAcRechargeFlag").expect("in catalog");
+        assert_eq!(component(flag), "binary_sensor");
+        let pv = catalog::by_key("EnergyStreamItem.pvPwr").expect("in catalog");
+        assert_eq!(state_payload(pv, &Value::Number(1234.5)), "1234.5");
+        let cells = catalog::by_key("CloudBmsInfoReport.bpCellVol").expect("in catalog");
+        let p: Json = serde_json::from_str(&state_payload(cells, &Value::Array(vec![3.2, 3.3])))
+            .expect("json");
+        assert_eq!(p["count"], 2);
+    }
+}

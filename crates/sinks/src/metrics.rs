@@ -1,0 +1,259 @@
+//! The Prometheus exposition (OpenMetrics text) of every numeric state and the bridge's
+//! own health, rebuilt from the store on each scrape.
+//!
+//! Naming: `oceanbridge_<state_in_snake_case>_<base unit>`, with labels `device`,
+//! `channel`, `pack` (`1`..`3` for battery packs, empty otherwise). Values are converted
+//! to base units: % → `_ratio` (0..1), Wh → `_joules`, mAh → `_coulombs`, h → `_seconds`;
+//! W, V, A and °C keep their value (`_watts`, `_volts`, `_amperes`, `_celsius`). Arrays
+//! become one series per item (label `index`). Out-of-range values are still exported,
+//! and `oceanbridge_state_out_of_range{device,key}` is 1 for them.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
+use std::time::SystemTime;
+
+use catalog::{Kind, StateDef};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::{Registry, Unit};
+use protocol::Value;
+use store::{BridgeStats, StateStore};
+
+use crate::units::{base_unit, display_unit, snake_case};
+
+/// The `Content-Type` of [`render`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+type Labels = Vec<(&'static str, String)>;
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// The metric name (without prefix and unit) and unit suffix of a state.
+pub fn metric_name(state: &StateDef) -> (String, Option<&'static str>) {
+    let (unit, _) = base_unit(display_unit(state));
+    (snake_case(state.name), unit)
+}
+
+fn pack_label(state: &StateDef) -> String {
+    state
+        .channel
+        .pack_index()
+        .map(|p| (p + 1).to_string())
+        .unwrap_or_default()
+}
+
+fn labels(device: &str, state: &StateDef) -> Labels {
+    vec![
+        ("device", device.to_string()),
+        ("channel", state.channel.as_str().to_string()),
+        ("pack", pack_label(state)),
+    ]
+}
+
+fn counter_family(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    values: &BTreeMap<&'static str, u64>,
+) {
+    let family = Family::<Vec<(&'static str, String)>, Counter>::default();
+    for (reason, n) in values {
+        family
+            .get_or_create(&vec![("reason", (*reason).to_string())])
+            .inc_by(*n);
+    }
+    registry.register(name, help, family);
+}
+
+fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
+    let c = Counter::<u64>::default();
+    c.inc_by(value);
+    registry.register(name, help, c);
+}
+
+/// Renders all metrics as OpenMetrics text.
+pub fn render(store: &StateStore, stats: &BridgeStats) -> String {
+    let now = SystemTime::now();
+    let mut registry = Registry::with_prefix("oceanbridge");
+    // One family per (name, unit); states of several channels share it (label `channel`).
+    let mut families: BTreeMap<
+        (String, Option<&'static str>),
+        (&'static str, Family<Labels, FloatGauge>),
+    > = BTreeMap::new();
+    let out_of_range = Family::<Labels, FloatGauge>::default();
+    let devices = store.devices_at(now);
+    for device in &devices {
+        for latest in store.latest(&device.device_sn) {
+            let state = latest.state;
+            let (_, scale) = base_unit(display_unit(state));
+            let family = &families
+                .entry(metric_name(state))
+                .or_insert_with(|| (state.human_name, Family::default()))
+                .1;
+            match (&latest.value, state.kind) {
+                (Value::Number(n), Kind::Number) => {
+                    family
+                        .get_or_create(&labels(&device.device_sn, state))
+                        .set(n * scale);
+                    out_of_range
+                        .get_or_create(&vec![
+                            ("device", device.device_sn.clone()),
+                            ("key", state.key.to_string()),
+                        ])
+                        .set(if latest.out_of_range { 1.0 } else { 0.0 });
+                }
+                (Value::Array(items), _) => {
+                    for (i, v) in items.iter().enumerate() {
+                        let mut l = labels(&device.device_sn, state);
+                        l.push(("index", i.to_string()));
+                        family.get_or_create(&l).set(v * scale);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    for ((name, unit), (help, family)) in families {
+        match unit {
+            Some(u) => {
+                registry.register_with_unit(name, help.trim(), Unit::Other(u.into()), family)
+            }
+            None => registry.register(name, help.trim(), family),
+        }
+    }
+    registry.register(
+        "state_out_of_range",
+        "1 when the state's latest value lies outside the catalog's [min, max]",
+        out_of_range,
+    );
+    device_health(&mut registry, &devices);
+    bridge_health(&mut registry, store, stats, now);
+    let mut out = String::new();
+    if encode(&mut out, &registry).is_err() {
+        tracing::error!("encoding metrics failed");
+    }
+    out
+}
+
+fn device_health(registry: &mut Registry, devices: &[store::DeviceSnapshot]) {
+    let online = Family::<Labels, FloatGauge>::default();
+    let stale = Family::<Labels, FloatGauge>::default();
+    let age = Family::<Labels, FloatGauge>::default();
+    for d in devices {
+        if let Some(on) = d.online {
+            online
+                .get_or_create(&vec![("device", d.device_sn.clone())])
+                .set(if on { 1.0 } else { 0.0 });
+        }
+        for c in &d.channels {
+            let l = vec![
+                ("device", d.device_sn.clone()),
+                ("channel", c.channel.to_string()),
+            ];
+            stale.get_or_create(&l).set(if c.stale { 1.0 } else { 0.0 });
+            if let Some(a) = c.age_secs {
+                age.get_or_create(&l).set(a);
+            }
+        }
+    }
+    registry.register(
+        "device_online",
+        "1 when the device last reported online, 0 offline",
+        online,
+    );
+    registry.register(
+        "channel_stale",
+        "1 when a channel has not reported for stale_after_cadences times its cadence",
+        stale,
+    );
+    registry.register_with_unit(
+        "channel_last_update_age",
+        "Time since the channel last reported",
+        Unit::Seconds,
+        age,
+    );
+}
+
+fn bridge_health(
+    registry: &mut Registry,
+    store: &StateStore,
+    stats: &BridgeStats,
+    now: SystemTime,
+) {
+    let s = stats.snapshot();
+    counter(
+        registry,
+        "payloads",
+        "MQTT payloads decoded (fully or partly)",
+        s.payloads,
+    );
+    counter(
+        registry,
+        "frames_decoded",
+        "Frames that yielded catalog states",
+        s.frames_decoded,
+    );
+    counter(
+        registry,
+        "states_decoded",
+        "State values decoded",
+        s.states_decoded,
+    );
+    counter(
+        registry,
+        "states_out_of_range",
+        "Decoded values outside the catalog range",
+        s.out_of_range,
+    );
+    counter(
+        registry,
+        "reconnects",
+        "Reconnects of the source",
+        s.reconnects,
+    );
+    counter_family(
+        registry,
+        "frames_skipped",
+        "Frames skipped, by reason",
+        &s.skipped,
+    );
+    counter_family(
+        registry,
+        "decode_errors",
+        "Payloads or frames that failed to decode, by reason",
+        &s.errors,
+    );
+    let mut dropped = s.dropped.clone();
+    let history = store.history_stats();
+    *dropped.entry("history_queue_full").or_default() += history.dropped;
+    counter_family(
+        registry,
+        "dropped",
+        "Messages or samples dropped, by reason",
+        &dropped,
+    );
+    counter(
+        registry,
+        "history_samples_written",
+        "Samples committed to the history file",
+        history.written,
+    );
+    counter(
+        registry,
+        "history_write_failures",
+        "Samples lost to history write errors",
+        history.failed,
+    );
+    if let Some(last) = s.last_message_ms {
+        let age = Gauge::<f64, AtomicU64>::default();
+        let now_ms = store::unix_ms(now);
+        age.set((now_ms.saturating_sub(last)).max(0) as f64 / 1000.0);
+        registry.register_with_unit(
+            "last_message_age",
+            "Time since the last payload arrived",
+            Unit::Seconds,
+            age,
+        );
+    }
+}

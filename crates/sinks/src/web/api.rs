@@ -1,0 +1,291 @@
+//! The JSON API and CSV export: devices, all 216 states, history of one state.
+
+use std::time::{Duration, SystemTime};
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use catalog::StateDef;
+use protocol::Value;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use store::{LatestState, StateStore, from_unix_ms, unix_ms};
+
+use super::AppState;
+use crate::units::display_unit;
+
+/// Default history window when `from` is missing.
+const DEFAULT_WINDOW: Duration = Duration::from_secs(3600);
+
+fn bad_request(message: impl Into<String>) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"error": message.into()})),
+    )
+        .into_response()
+}
+
+/// The device a request means: `device=` or the first one the store knows.
+fn pick_device(store: &StateStore, device: Option<String>) -> Option<String> {
+    device
+        .filter(|d| !d.is_empty())
+        .or_else(|| store.devices().into_iter().next().map(|d| d.device_sn))
+}
+
+pub async fn devices(State(app): State<AppState>) -> Response {
+    Json(json!({
+        "now_ms": unix_ms(SystemTime::now()),
+        "devices": app.store.devices(),
+        "stats": app.stats.snapshot(),
+        "history": app.store.history_stats(),
+    }))
+    .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DeviceQuery {
+    pub device: Option<String>,
+}
+
+/// One row of the states table.
+#[derive(Debug, Serialize)]
+pub struct StateRow {
+    pub key: &'static str,
+    pub channel: &'static str,
+    pub name: &'static str,
+    pub human_name: &'static str,
+    pub kind: &'static str,
+    pub unit: &'static str,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub value: Option<Value>,
+    pub out_of_range: bool,
+    pub updated_ms: Option<i64>,
+    pub age_secs: Option<f64>,
+}
+
+fn row(state: &'static StateDef, latest: Option<&LatestState>, now: SystemTime) -> StateRow {
+    StateRow {
+        key: state.key,
+        channel: state.channel.as_str(),
+        name: state.name,
+        human_name: state.human_name.trim(),
+        kind: state.kind.as_str(),
+        unit: display_unit(state),
+        min: state.min,
+        max: state.max,
+        value: latest.map(|l| l.value.clone()),
+        out_of_range: latest.is_some_and(|l| l.out_of_range),
+        updated_ms: latest.map(|l| unix_ms(l.updated_at)),
+        age_secs: latest.map(|l| {
+            now.duration_since(l.updated_at)
+                .unwrap_or_default()
+                .as_secs_f64()
+        }),
+    }
+}
+
+/// All catalog states of a device, with values where known.
+pub async fn states(State(app): State<AppState>, Query(q): Query<DeviceQuery>) -> Response {
+    let now = SystemTime::now();
+    let device = pick_device(&app.store, q.device);
+    let latest = device
+        .as_deref()
+        .map(|d| app.store.latest(d))
+        .unwrap_or_default();
+    let rows: Vec<StateRow> = catalog::STATES
+        .iter()
+        .map(|s| row(s, latest.iter().find(|l| l.state.index == s.index), now))
+        .collect();
+    Json(json!({"device": device, "now_ms": unix_ms(now), "states": rows})).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct HistoryQuery {
+    /// Catalog key, e.g. `EnergyStreamItem.pvPwr`.
+    pub state: Option<String>,
+    pub device: Option<String>,
+    /// Milliseconds since the epoch; default one hour before `to`.
+    pub from: Option<i64>,
+    /// Milliseconds since the epoch; default now.
+    pub to: Option<i64>,
+}
+
+struct Window {
+    state: &'static StateDef,
+    device: Option<String>,
+    from: SystemTime,
+    to: SystemTime,
+}
+
+fn window(app: &AppState, q: HistoryQuery) -> Result<Window, Response> {
+    let key = q
+        .state
+        .ok_or_else(|| bad_request("missing state=<Channel.state>"))?;
+    let state =
+        catalog::by_key(&key).ok_or_else(|| bad_request(format!("unknown state {key:?}")))?;
+    let to = q.to.map_or_else(SystemTime::now, from_unix_ms);
+    let from = q.from.map_or_else(
+        || to.checked_sub(DEFAULT_WINDOW).unwrap_or(to),
+        from_unix_ms,
+    );
+    if from > to {
+        return Err(bad_request("from is after to"));
+    }
+    Ok(Window {
+        state,
+        device: pick_device(&app.store, q.device),
+        from,
+        to,
+    })
+}
+
+async fn load(app: &AppState, w: &Window) -> Result<Vec<(SystemTime, f64)>, Response> {
+    let Some(device) = w.device.clone() else {
+        return Ok(Vec::new());
+    };
+    let store = app.store.clone();
+    let (key, from, to) = (w.state.key, w.from, w.to);
+    let result = tokio::task::spawn_blocking(move || store.history(&device, key, from, to)).await;
+    match result {
+        Ok(Ok(points)) => Ok(points),
+        Ok(Err(e)) => Err((
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": e.to_string()})),
+        )
+            .into_response()),
+        Err(_) => Err(StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+    }
+}
+
+/// Numeric history of one state: `points` as `[ms, value]` pairs, oldest first.
+pub async fn history(State(app): State<AppState>, Query(q): Query<HistoryQuery>) -> Response {
+    let w = match window(&app, q) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let points = match load(&app, &w).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let points: Vec<(i64, f64)> = points.into_iter().map(|(t, v)| (unix_ms(t), v)).collect();
+    Json(json!({
+        "device": w.device,
+        "state": w.state.key,
+        "human_name": w.state.human_name.trim(),
+        "unit": display_unit(w.state),
+        "from_ms": unix_ms(w.from),
+        "to_ms": unix_ms(w.to),
+        "points": points,
+    }))
+    .into_response()
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// `2026-11-25T13:05:00.123Z` for milliseconds since the epoch (UTC, proleptic Gregorian).
+pub fn iso8601(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let tod = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        tod / 3600,
+        tod % 3600 / 60,
+        tod % 60
+    )
+}
+
+fn csv_response(filename: &str, body: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{filename}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// CSV: with `state=` the history of that state, otherwise the latest value of every state.
+pub async fn export_csv(State(app): State<AppState>, Query(q): Query<HistoryQuery>) -> Response {
+    if q.state.is_none() {
+        let device = pick_device(&app.store, q.device);
+        let mut out = String::from("device,key,name,value,unit,out_of_range,updated\n");
+        if let Some(device) = &device {
+            for l in app.store.latest(device) {
+                out.push_str(&format!(
+                    "{},{},{},{},{},{},{}\n",
+                    csv_field(device),
+                    l.state.key,
+                    csv_field(l.state.human_name.trim()),
+                    csv_field(&l.value.to_string()),
+                    display_unit(l.state),
+                    l.out_of_range,
+                    iso8601(unix_ms(l.updated_at)),
+                ));
+            }
+        }
+        return csv_response("oceanbridge-latest.csv", out);
+    }
+    let w = match window(&app, q) {
+        Ok(w) => w,
+        Err(r) => return r,
+    };
+    let points = match load(&app, &w).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let device = w.device.clone().unwrap_or_default();
+    let mut out = String::from("time,device,key,value,unit\n");
+    for (t, v) in points {
+        out.push_str(&format!(
+            "{},{},{},{v},{}\n",
+            iso8601(unix_ms(t)),
+            csv_field(&device),
+            w.state.key,
+            display_unit(w.state)
+        ));
+    }
+    csv_response(&format!("oceanbridge-{}.csv", w.state.key), out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_dates() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso8601(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(iso8601(1_795_611_906_000), "2026-11-25T13:05:06.000Z");
+    }
+
+    #[test]
+    fn csv_quoting() {
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("plain"), "plain");
+    }
+}

@@ -1,0 +1,149 @@
+//! The web server: dashboard (assets embedded), JSON API, SSE live updates, CSV export
+//! and `/metrics`, on 127.0.0.1 by default, with an optional bearer token.
+//!
+//! # Layout
+//! - this file: [`WebConfig`], [`serve`], [`router`], the token check.
+//! - [`api`]: `/api/devices`, `/api/states`, `/api/history`, `/api/export.csv`.
+//! - [`sse`]: `/api/events`.
+//! - [`assets`]: the embedded dashboard (`index.html`, `app.js`, `style.css`).
+
+pub mod api;
+pub mod assets;
+pub mod sse;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use store::{BridgeStats, StateStore};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::SinkError;
+
+/// Where the dashboard listens. All fields have defaults.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    /// Listen address. Default `127.0.0.1:8080` (local only; use a reverse proxy to expose).
+    pub bind: SocketAddr,
+    /// When set, every API call, SSE stream and `/metrics` needs
+    /// `Authorization: Bearer <token>` or `?token=<token>`. Default none.
+    pub token: Option<String>,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            token: None,
+        }
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: StateStore,
+    pub stats: BridgeStats,
+    pub token: Option<Arc<str>>,
+    pub shutdown: CancellationToken,
+}
+
+/// Binds `config.bind` and serves until `shutdown` fires. Returns the bound address
+/// (useful with port 0) and the server task.
+pub async fn serve(
+    config: WebConfig,
+    store: StateStore,
+    stats: BridgeStats,
+    shutdown: CancellationToken,
+) -> Result<(SocketAddr, JoinHandle<()>), SinkError> {
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .map_err(|source| SinkError::Bind {
+            addr: config.bind,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| SinkError::Bind {
+        addr: config.bind,
+        source,
+    })?;
+    let app = router(AppState {
+        store,
+        stats,
+        token: config.token.filter(|t| !t.is_empty()).map(Into::into),
+        shutdown: shutdown.clone(),
+    });
+    let handle = tokio::spawn(async move {
+        let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned());
+        if let Err(e) = server.await {
+            tracing::error!(error = %e, "web server failed");
+        }
+    });
+    tracing::info!(%addr, "dashboard listening");
+    Ok((addr, handle))
+}
+
+/// All routes. The dashboard's static files are public (they hold no data); everything
+/// else goes through the token check.
+pub fn router(state: AppState) -> Router {
+    let protected = Router::new()
+        .route("/api/devices", get(api::devices))
+        .route("/api/states", get(api::states))
+        .route("/api/history", get(api::history))
+        .route("/api/export.csv", get(api::export_csv))
+        .route("/api/events", get(sse::events))
+        .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/", get(assets::index))
+        .route("/app.js", get(assets::app_js))
+        .route("/style.css", get(assets::style_css))
+        .merge(protected)
+        .with_state(state)
+}
+
+async fn metrics(State(app): State<AppState>) -> Response {
+    let body = crate::metrics::render(&app.store, &app.stats);
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body).into_response()
+}
+
+/// Compares without an early exit on the first differing byte.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn query_token(query: &str) -> Option<&str> {
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("token="))
+}
+
+async fn require_token(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(expected) = &app.token else {
+        return next.run(request).await;
+    };
+    let from_header = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let from_query = request.uri().query().and_then(query_token);
+    let given = from_header.or(from_query).unwrap_or_default();
+    if same_secret(given.as_bytes(), expected.as_bytes()) {
+        next.run(request).await
+    } else {
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "missing or wrong token\n",
+        )
+            .into_response()
+    }
+}

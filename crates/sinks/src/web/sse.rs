@@ -1,0 +1,59 @@
+//! `/api/events`: live updates as server-sent events.
+//!
+//! Events: `hello` (on connect), `states` (`{device, t, states: [{key, value,
+//! out_of_range}]}`), `status` (`{device, online, t}`), and `resync` when this client fell
+//! behind and should re-read `/api/states`. The stream ends when the server shuts down.
+
+use std::convert::Infallible;
+use std::time::{Duration, SystemTime};
+
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::stream::{self, Stream};
+use protocol::DeviceStatus;
+use serde_json::json;
+use store::{StoreEvent, unix_ms};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::AppState;
+
+fn to_sse(event: &StoreEvent) -> Event {
+    match event {
+        StoreEvent::States { device_sn, at, changes } => {
+            let states: Vec<_> = changes
+                .iter()
+                .map(|c| json!({"key": c.state.key, "value": c.value, "out_of_range": c.out_of_range}))
+                .collect();
+            Event::default()
+                .event("states")
+                .data(json!({"device": &**device_sn, "t": unix_ms(*at), "states": states}).to_string())
+        }
+        StoreEvent::Status { device_sn, status, at } => Event::default().event("status").data(
+            json!({"device": &**device_sn, "online": *status == DeviceStatus::Online, "t": unix_ms(*at)})
+                .to_string(),
+        ),
+    }
+}
+
+pub async fn events(
+    State(app): State<AppState>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let receiver = app.store.subscribe();
+    let hello = Event::default()
+        .event("hello")
+        .data(json!({"now_ms": unix_ms(SystemTime::now())}).to_string());
+    let shutdown = app.shutdown.clone();
+    let live = stream::unfold((receiver, shutdown), |(mut rx, shutdown)| async move {
+        let event = tokio::select! {
+            () = shutdown.cancelled() => return None,
+            r = rx.recv() => match r {
+                Ok(e) => to_sse(&e),
+                Err(RecvError::Lagged(_)) => Event::default().event("resync").data("{}"),
+                Err(RecvError::Closed) => return None,
+            },
+        };
+        Some((Ok(event), (rx, shutdown)))
+    });
+    let all = futures_util::StreamExt::chain(stream::once(async { Ok(hello) }), live);
+    Sse::new(all).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}

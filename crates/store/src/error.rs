@@ -1,0 +1,28 @@
+//! Errors of the store: SQLite, PostgreSQL and bad queries.
+
+/// Something the store could not do.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("sqlite history {path}: {source}")]
+    Sqlite {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("sqlite history: {0}")]
+    Query(#[from] rusqlite::Error),
+    #[error("postgres history: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error(
+        "invalid postgres table name {0:?} (use letters, digits and _; optionally schema.table)"
+    )]
+    BadTableName(String),
+    #[error("unknown state {0:?} (expected a catalog key like \"EnergyStreamItem.pvPwr\")")]
+    UnknownState(String),
+    #[error("history write failed: {0}")]
+    WriteFailed(String),
+    #[error("the history writer has stopped")]
+    WriterGone,
+    #[error("the history is not enabled (no sqlite_path and memory history disabled)")]
+    NoHistory,
+}

@@ -1,0 +1,235 @@
+//! The optional PostgreSQL history: the same samples as the SQLite file, inserted in
+//! batches (one transaction per batch) into `table (device, key, ts, num, text)`.
+//! No TLS: meant for a database on the same host. Reconnects after errors.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::task::JoinHandle;
+use tokio_postgres::{Client, NoTls};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::StoreError;
+use crate::history::HistorySample;
+use crate::state_store::{HistoryTap, StateStore};
+use crate::unix_ms;
+
+/// Where the PostgreSQL history goes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// e.g. `postgres://postgres@127.0.0.1:5432/oceanbridge`.
+    pub url: String,
+    /// `table` or `schema.table` (created if missing). Default `oceanbridge_history`.
+    #[serde(default = "default_table")]
+    pub table: String,
+    /// Batches buffered between the store and the database. Default 1000.
+    #[serde(default = "default_queue")]
+    pub queue_capacity: usize,
+}
+
+fn default_table() -> String {
+    "oceanbridge_history".into()
+}
+
+fn default_queue() -> usize {
+    1000
+}
+
+/// A running PostgreSQL history sink.
+pub struct PostgresSink {
+    handle: JoinHandle<()>,
+    sent: Arc<AtomicU64>,
+    dropped: Arc<AtomicU64>,
+    written: Arc<AtomicU64>,
+}
+
+fn checked_table(table: &str) -> Result<String, StoreError> {
+    let parts: Vec<&str> = table.split('.').collect();
+    let ok = parts.len() <= 2
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !p.starts_with(|c: char| c.is_ascii_digit())
+        });
+    if ok {
+        Ok(parts
+            .iter()
+            .map(|p| format!("\"{p}\""))
+            .collect::<Vec<_>>()
+            .join("."))
+    } else {
+        Err(StoreError::BadTableName(table.into()))
+    }
+}
+
+async fn connect(url: &str, table: &str) -> Result<Client, StoreError> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "postgres connection ended");
+        }
+    });
+    let mut ddl = String::new();
+    if let Some((schema, _)) = table.split_once('.') {
+        ddl.push_str(&format!("CREATE SCHEMA IF NOT EXISTS {schema};"));
+    }
+    ddl.push_str(&format!(
+        "CREATE TABLE IF NOT EXISTS {table} (
+             device TEXT NOT NULL,
+             key    TEXT NOT NULL,
+             ts     TIMESTAMPTZ NOT NULL,
+             num    DOUBLE PRECISION,
+             text   TEXT
+         );
+         CREATE INDEX IF NOT EXISTS {idx} ON {table} (device, key, ts);",
+        idx = format!(
+            "\"{}_by_state\"",
+            table.replace(['"', '.'], "_").trim_matches('_')
+        ),
+    ));
+    client.batch_execute(&ddl).await?;
+    Ok(client)
+}
+
+async fn insert(
+    client: &mut Client,
+    table: &str,
+    batch: &[HistorySample],
+) -> Result<(), StoreError> {
+    let tx = client.transaction().await?;
+    let stmt = tx
+        .prepare(&format!(
+            "INSERT INTO {table} (device, key, ts, num, text)
+             VALUES ($1, $2, to_timestamp($3::double precision / 1000.0), $4, $5)"
+        ))
+        .await?;
+    for s in batch {
+        let ts = unix_ms(s.at) as f64;
+        tx.execute(
+            &stmt,
+            &[&&*s.device_sn, &s.state.key, &ts, &s.number(), &s.text()],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+impl PostgresSink {
+    /// Connects, creates the table, and starts inserting what the store admits to history.
+    /// Fails if the first connection fails (so a wrong URL is reported at start).
+    pub async fn start(
+        config: PostgresConfig,
+        store: &StateStore,
+        shutdown: CancellationToken,
+    ) -> Result<PostgresSink, StoreError> {
+        let table = checked_table(&config.table)?;
+        let mut client = Some(connect(&config.url, &table).await?);
+        let HistoryTap {
+            mut receiver,
+            sent,
+            dropped,
+        } = store.tap_history(config.queue_capacity);
+        let written = Arc::new(AtomicU64::new(0));
+        let counter = written.clone();
+        let handle = tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(500);
+            loop {
+                let batch = tokio::select! {
+                    biased;
+                    b = receiver.recv() => match b { Some(b) => b, None => break },
+                    () = shutdown.cancelled() => {
+                        // Write what is already queued, then stop.
+                        receiver.close();
+                        match receiver.recv().await { Some(b) => b, None => break }
+                    }
+                };
+                // Up to 3 attempts per batch, reconnecting in between.
+                for attempt in 0..3 {
+                    if client.as_ref().is_none_or(Client::is_closed) {
+                        match connect(&config.url, &table).await {
+                            Ok(c) => client = Some(c),
+                            Err(e) => {
+                                tracing::warn!(error = %e, attempt, "postgres reconnect failed");
+                                tokio::time::sleep(backoff).await;
+                                backoff = (backoff * 2).min(Duration::from_secs(30));
+                                continue;
+                            }
+                        }
+                    }
+                    let Some(c) = client.as_mut() else { continue };
+                    match insert(c, &table, &batch).await {
+                        Ok(()) => {
+                            counter.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                            backoff = Duration::from_millis(500);
+                            break;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, attempt, "postgres insert failed");
+                            client = None;
+                        }
+                    }
+                }
+            }
+        });
+        Ok(PostgresSink {
+            handle,
+            sent,
+            dropped,
+            written,
+        })
+    }
+
+    /// Samples inserted so far.
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+
+    /// Samples handed to the sink so far (written + pending + failed).
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Samples dropped because the sink's queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Waits until everything handed over so far is inserted, at most `timeout`.
+    /// Returns whether it caught up.
+    pub async fn flush(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.written() < self.sent() {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
+    }
+
+    /// Waits for the sink to end (after the shutdown token fired).
+    pub async fn join(self) {
+        let _ = self.handle.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::checked_table;
+
+    #[test]
+    fn table_names_are_checked() {
+        assert_eq!(checked_table("h").ok().as_deref(), Some("\"h\""));
+        assert_eq!(
+            checked_table("s.h_1").ok().as_deref(),
+            Some("\"s\".\"h_1\"")
+        );
+        assert!(checked_table("h; DROP TABLE x").is_err());
+        assert!(checked_table("a.b.c").is_err());
+        assert!(checked_table("1x").is_err());
+    }
+}

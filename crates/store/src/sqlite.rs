@@ -1,0 +1,329 @@
+//! The SQLite history: one file in WAL mode, written by a dedicated thread that takes
+//! samples from a bounded queue (overflow is dropped and counted) and commits them in
+//! batches. [`SqliteHistory::flush`] returns once everything queued before it is committed.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use rusqlite::{Connection, params};
+use serde::Serialize;
+
+use crate::error::StoreError;
+use crate::history::HistorySample;
+use crate::unix_ms;
+
+/// How long the writer waits for more samples before committing a batch.
+const BATCH_WINDOW: Duration = Duration::from_millis(200);
+/// How often old rows are deleted.
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+/// At most this many points per history query.
+pub const MAX_POINTS: i64 = 100_000;
+
+/// Counters of the history writer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct HistoryStats {
+    /// Samples committed to the history.
+    pub written: u64,
+    /// Samples dropped because the queue was full.
+    pub dropped: u64,
+    /// Samples lost to write errors.
+    pub failed: u64,
+    /// Rows deleted by retention.
+    pub expired: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    written: AtomicU64,
+    dropped: AtomicU64,
+    failed: AtomicU64,
+    expired: AtomicU64,
+}
+
+enum Msg {
+    Sample(HistorySample),
+    Flush(SyncSender<Result<(), String>>),
+}
+
+/// Handle to the history file and its writer thread. Dropping it drains the queue,
+/// commits, and joins the thread.
+pub(crate) struct SqliteHistory {
+    tx: Option<SyncSender<Msg>>,
+    conn: Arc<Mutex<Connection>>,
+    counters: Arc<Counters>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for SqliteHistory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteHistory").finish_non_exhaustive()
+    }
+}
+
+fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    conn.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl SqliteHistory {
+    /// Opens (or creates) the history; `None` keeps it in memory.
+    pub(crate) fn open(
+        path: Option<&Path>,
+        retention: Duration,
+        queue_capacity: usize,
+        batch_size: usize,
+    ) -> Result<SqliteHistory, StoreError> {
+        let name = path.map_or_else(|| ":memory:".to_string(), |p| p.display().to_string());
+        let wrap = |source| StoreError::Sqlite {
+            path: name.clone(),
+            source,
+        };
+        let conn = match path {
+            Some(p) => Connection::open(p),
+            None => Connection::open_in_memory(),
+        }
+        .map_err(wrap)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(wrap)?;
+        // FULL: a commit the writer acknowledged survives power loss, not just a crash.
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(wrap)?;
+        conn.busy_timeout(Duration::from_secs(5)).map_err(wrap)?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS history (
+                 device TEXT NOT NULL,
+                 key    TEXT NOT NULL,
+                 ts_ms  INTEGER NOT NULL,
+                 num    REAL,
+                 text   TEXT
+             );
+             CREATE INDEX IF NOT EXISTS history_by_state ON history(device, key, ts_ms);
+             CREATE INDEX IF NOT EXISTS history_by_time ON history(ts_ms);",
+        )
+        .map_err(wrap)?;
+        let conn = Arc::new(Mutex::new(conn));
+        let counters = Arc::new(Counters::default());
+        let (tx, rx) = std::sync::mpsc::sync_channel(queue_capacity.max(1));
+        let writer = Writer {
+            conn: conn.clone(),
+            counters: counters.clone(),
+            retention,
+            batch_size: batch_size.max(1),
+        };
+        writer.expire();
+        let thread = std::thread::Builder::new()
+            .name("history-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| StoreError::Sqlite {
+                path: name.clone(),
+                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+            })?;
+        Ok(SqliteHistory {
+            tx: Some(tx),
+            conn,
+            counters,
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues a sample; a full queue drops it (counted).
+    pub(crate) fn push(&self, sample: HistorySample) {
+        let Some(tx) = &self.tx else { return };
+        match tx.try_send(Msg::Sample(sample)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Blocks until every sample queued before this call is committed.
+    pub(crate) fn flush(&self) -> Result<(), StoreError> {
+        let tx = self.tx.as_ref().ok_or(StoreError::WriterGone)?;
+        let (ack_tx, ack_rx) = std::sync::mpsc::sync_channel(1);
+        tx.send(Msg::Flush(ack_tx))
+            .map_err(|_| StoreError::WriterGone)?;
+        match ack_rx.recv() {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(StoreError::WriteFailed(e)),
+            Err(_) => Err(StoreError::WriterGone),
+        }
+    }
+
+    pub(crate) fn stats(&self) -> HistoryStats {
+        let c = &self.counters;
+        HistoryStats {
+            written: c.written.load(Ordering::Relaxed),
+            dropped: c.dropped.load(Ordering::Relaxed),
+            failed: c.failed.load(Ordering::Relaxed),
+            expired: c.expired.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Numeric samples of one state between `from` and `to` (inclusive), oldest first.
+    pub(crate) fn query(
+        &self,
+        device_sn: &str,
+        key: &str,
+        from: SystemTime,
+        to: SystemTime,
+    ) -> Result<Vec<(SystemTime, f64)>, StoreError> {
+        let conn = lock(&self.conn);
+        let mut stmt = conn.prepare(
+            "SELECT ts_ms, num FROM history
+             WHERE device = ?1 AND key = ?2 AND ts_ms >= ?3 AND ts_ms <= ?4 AND num IS NOT NULL
+             ORDER BY ts_ms LIMIT ?5",
+        )?;
+        let rows = stmt.query_map(
+            params![device_sn, key, unix_ms(from), unix_ms(to), MAX_POINTS],
+            |row| Ok((crate::from_unix_ms(row.get(0)?), row.get::<_, f64>(1)?)),
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The newest stored row of every device/state: `(device, key, ts_ms, num, text)`.
+    pub(crate) fn newest(
+        &self,
+    ) -> Result<Vec<(String, String, i64, Option<f64>, Option<String>)>, StoreError> {
+        let conn = lock(&self.conn);
+        // SQLite takes the bare columns from the row holding MAX(ts_ms).
+        let mut stmt = conn.prepare(
+            "SELECT device, key, MAX(ts_ms), num, text FROM history GROUP BY device, key",
+        )?;
+        let rows = stmt.query_map([], |row| {
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+impl Drop for SqliteHistory {
+    fn drop(&mut self) {
+        self.tx = None; // the writer drains what is queued, commits, and ends
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("history writer thread panicked");
+        }
+    }
+}
+
+struct Writer {
+    conn: Arc<Mutex<Connection>>,
+    counters: Arc<Counters>,
+    retention: Duration,
+    batch_size: usize,
+}
+
+impl Writer {
+    fn run(self, rx: Receiver<Msg>) {
+        let mut next_expiry = Instant::now() + RETENTION_EVERY;
+        let mut batch: Vec<HistorySample> = Vec::with_capacity(self.batch_size);
+        let mut acks: Vec<SyncSender<Result<(), String>>> = Vec::new();
+        let mut open = true;
+        while open {
+            let wait = next_expiry.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(wait) {
+                Ok(msg) => Self::take(msg, &mut batch, &mut acks),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => open = false,
+            }
+            // Gather more for a short window, unless someone waits for an ack.
+            let window_end = Instant::now() + BATCH_WINDOW;
+            while open && acks.is_empty() && batch.len() < self.batch_size && !batch.is_empty() {
+                match rx.recv_timeout(window_end.saturating_duration_since(Instant::now())) {
+                    Ok(msg) => Self::take(msg, &mut batch, &mut acks),
+                    Err(RecvTimeoutError::Timeout) => break,
+                    Err(RecvTimeoutError::Disconnected) => open = false,
+                }
+            }
+            if !open {
+                // Drain whatever is still queued before ending.
+                while let Ok(msg) = rx.try_recv() {
+                    Self::take(msg, &mut batch, &mut acks);
+                }
+            }
+            let result = self.write(&mut batch);
+            for ack in acks.drain(..) {
+                let _ = ack.send(result.clone());
+            }
+            if Instant::now() >= next_expiry {
+                self.expire();
+                next_expiry = Instant::now() + RETENTION_EVERY;
+            }
+        }
+    }
+
+    fn take(
+        msg: Msg,
+        batch: &mut Vec<HistorySample>,
+        acks: &mut Vec<SyncSender<Result<(), String>>>,
+    ) {
+        match msg {
+            Msg::Sample(s) => batch.push(s),
+            Msg::Flush(ack) => acks.push(ack),
+        }
+    }
+
+    fn write(&self, batch: &mut Vec<HistorySample>) -> Result<(), String> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let n = batch.len() as u64;
+        let result = (|| -> rusqlite::Result<()> {
+            let mut conn = lock(&self.conn);
+            let tx = conn.transaction()?;
+            {
+                let mut stmt = tx.prepare(
+                    "INSERT INTO history (device, key, ts_ms, num, text) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+                for s in batch.iter() {
+                    stmt.execute(params![
+                        &*s.device_sn,
+                        s.state.key,
+                        unix_ms(s.at),
+                        s.number(),
+                        s.text()
+                    ])?;
+                }
+            }
+            tx.commit()
+        })();
+        batch.clear();
+        match result {
+            Ok(()) => {
+                self.counters.written.fetch_add(n, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                self.counters.failed.fetch_add(n, Ordering::Relaxed);
+                tracing::error!(error = %e, samples = n, "history write failed");
+                Err(e.to_string())
+            }
+        }
+    }
+
+    fn expire(&self) {
+        if self.retention.is_zero() {
+            return;
+        }
+        let cutoff = unix_ms(SystemTime::now())
+            .saturating_sub(i64::try_from(self.retention.as_millis()).unwrap_or(i64::MAX));
+        let conn = lock(&self.conn);
+        match conn.execute("DELETE FROM history WHERE ts_ms < ?1", params![cutoff]) {
+            Ok(n) => {
+                self.counters.expired.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            Err(e) => tracing::warn!(error = %e, "history retention failed"),
+        }
+    }
+}

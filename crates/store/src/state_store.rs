@@ -1,0 +1,293 @@
+//! [`StateStore`]: the shared handle the pipeline applies payloads to and the sinks read.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
+
+use protocol::{DecodedPayload, DeviceStatus};
+use tokio::sync::{broadcast, mpsc};
+
+use crate::config::StoreConfig;
+use crate::error::StoreError;
+use crate::event::{StateChange, StoreEvent};
+use crate::history::{HistoryFilter, HistorySample, value_from_columns};
+use crate::latest::{DeviceSnapshot, Latest, LatestState};
+use crate::sqlite::{HistoryStats, SqliteHistory};
+
+/// Events buffered per subscriber before it lags (and is told how many it missed).
+const EVENT_CAPACITY: usize = 1024;
+
+/// A secondary history consumer (e.g. PostgreSQL): batches of samples, bounded.
+pub struct HistoryTap {
+    pub receiver: mpsc::Receiver<Arc<[HistorySample]>>,
+    /// Samples handed to this tap so far.
+    pub sent: Arc<AtomicU64>,
+    /// Samples dropped because this tap's queue was full.
+    pub dropped: Arc<AtomicU64>,
+}
+
+struct TapSender {
+    tx: mpsc::Sender<Arc<[HistorySample]>>,
+    sent: Arc<AtomicU64>,
+    dropped: Arc<AtomicU64>,
+}
+
+struct Inner {
+    config: StoreConfig,
+    latest: RwLock<Latest>,
+    filter: Mutex<HistoryFilter>,
+    events: broadcast::Sender<Arc<StoreEvent>>,
+    history: SqliteHistory,
+    taps: Mutex<Vec<TapSender>>,
+}
+
+/// Latest values, history and change events; cheap to clone (an `Arc` inside).
+///
+/// When the last clone is dropped, queued history is committed before the file closes.
+#[derive(Clone)]
+pub struct StateStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for StateStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateStore").finish_non_exhaustive()
+    }
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One shared `Arc<str>` per serial within a payload.
+fn intern(names: &mut Vec<Arc<str>>, sn: &str) -> Arc<str> {
+    if let Some(n) = names.iter().find(|n| &***n == sn) {
+        return n.clone();
+    }
+    let n: Arc<str> = sn.into();
+    names.push(n.clone());
+    n
+}
+
+impl StateStore {
+    /// Opens the history (SQLite file in WAL mode, or memory) and restores the latest
+    /// value of every state from it.
+    pub fn open(config: &StoreConfig) -> Result<StateStore, StoreError> {
+        let history = SqliteHistory::open(
+            config.sqlite_path.as_deref(),
+            config.retention,
+            config.queue_capacity,
+            config.batch_size,
+        )?;
+        let mut latest = Latest::default();
+        let mut filter = HistoryFilter::new(config.min_interval, config.unchanged_every);
+        for (device, key, ts, num, text) in history.newest()? {
+            let Some(state) = catalog::by_key(&key) else {
+                continue;
+            };
+            let Some(value) = value_from_columns(state, num, text) else {
+                continue;
+            };
+            let sn: Arc<str> = device.into();
+            let at = crate::from_unix_ms(ts);
+            filter.seed(&sn, state, value.clone(), at);
+            let out_of_range = value.as_number().is_some_and(|v| state.is_out_of_range(v));
+            latest.set(LatestState {
+                device_sn: sn,
+                state,
+                value,
+                out_of_range,
+                updated_at: at,
+            });
+        }
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        Ok(StateStore {
+            inner: Arc::new(Inner {
+                config: config.clone(),
+                latest: RwLock::new(latest),
+                filter: Mutex::new(filter),
+                events,
+                history,
+                taps: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.config
+    }
+
+    /// Applies one decoded payload: latest values, status, history queue, and an event.
+    pub fn apply(&self, decoded: &DecodedPayload, received_at: SystemTime) {
+        let inner = &self.inner;
+        let mut names: Vec<Arc<str>> = Vec::with_capacity(1);
+        if let (Some(status), Some(sn)) = (decoded.status, &decoded.device_sn) {
+            let sn = intern(&mut names, sn);
+            let sn = &sn;
+            let changed = {
+                let mut latest = write(&inner.latest);
+                let changed = latest.status(sn) != Some(status);
+                latest.set_status(sn, status, received_at);
+                changed
+            };
+            if changed || status == DeviceStatus::Offline {
+                let _ = inner.events.send(Arc::new(StoreEvent::Status {
+                    device_sn: sn.clone(),
+                    status,
+                    at: received_at,
+                }));
+            }
+        }
+        if decoded.updates.is_empty() {
+            return;
+        }
+        let sns: Vec<Arc<str>> = decoded
+            .updates
+            .iter()
+            .map(|u| intern(&mut names, &u.device_sn))
+            .collect();
+        {
+            let mut latest = write(&inner.latest);
+            for (u, sn) in decoded.updates.iter().zip(&sns) {
+                latest.set(LatestState {
+                    device_sn: sn.clone(),
+                    state: u.state,
+                    value: u.value.clone(),
+                    out_of_range: u.out_of_range,
+                    updated_at: received_at,
+                });
+            }
+        }
+        let samples: Vec<HistorySample> = {
+            let mut filter = lock(&inner.filter);
+            decoded
+                .updates
+                .iter()
+                .zip(&sns)
+                .filter(|(u, sn)| filter.admit(sn, u.state, &u.value, received_at))
+                .map(|(u, sn)| HistorySample {
+                    device_sn: sn.clone(),
+                    state: u.state,
+                    at: received_at,
+                    value: u.value.clone(),
+                })
+                .collect()
+        };
+        if !samples.is_empty() {
+            self.feed_taps(&samples);
+            for s in samples {
+                inner.history.push(s);
+            }
+        }
+        // One event per device in the payload (payloads normally carry one device).
+        let mut by_device: Vec<(Arc<str>, Vec<StateChange>)> = Vec::new();
+        for (u, sn) in decoded.updates.iter().zip(&sns) {
+            let change = StateChange {
+                state: u.state,
+                value: u.value.clone(),
+                out_of_range: u.out_of_range,
+            };
+            match by_device.iter_mut().find(|(d, _)| Arc::ptr_eq(d, sn)) {
+                Some((_, changes)) => changes.push(change),
+                None => by_device.push((sn.clone(), vec![change])),
+            }
+        }
+        for (device_sn, changes) in by_device {
+            let _ = inner.events.send(Arc::new(StoreEvent::States {
+                device_sn,
+                at: received_at,
+                changes,
+            }));
+        }
+    }
+
+    fn feed_taps(&self, samples: &[HistorySample]) {
+        let mut taps = lock(&self.inner.taps);
+        taps.retain(|t| !t.tx.is_closed());
+        if taps.is_empty() {
+            return;
+        }
+        let batch: Arc<[HistorySample]> = samples.to_vec().into();
+        let n = batch.len() as u64;
+        for tap in taps.iter() {
+            match tap.tx.try_send(batch.clone()) {
+                Ok(()) => tap.sent.fetch_add(n, Ordering::Relaxed),
+                Err(_) => tap.dropped.fetch_add(n, Ordering::Relaxed),
+            };
+        }
+    }
+
+    /// A bounded feed of the same samples the SQLite history gets (batches per payload).
+    pub fn tap_history(&self, capacity: usize) -> HistoryTap {
+        let (tx, receiver) = mpsc::channel(capacity.max(1));
+        let sent = Arc::new(AtomicU64::new(0));
+        let dropped = Arc::new(AtomicU64::new(0));
+        lock(&self.inner.taps).push(TapSender {
+            tx,
+            sent: sent.clone(),
+            dropped: dropped.clone(),
+        });
+        HistoryTap {
+            receiver,
+            sent,
+            dropped,
+        }
+    }
+
+    /// Live events; a slow receiver gets `RecvError::Lagged` and should re-read the state.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<StoreEvent>> {
+        self.inner.events.subscribe()
+    }
+
+    /// Every known device with online status, per-channel update times and stale flags.
+    pub fn devices(&self) -> Vec<DeviceSnapshot> {
+        self.devices_at(SystemTime::now())
+    }
+
+    /// [`StateStore::devices`] as seen at `now` (for tests and reports).
+    pub fn devices_at(&self, now: SystemTime) -> Vec<DeviceSnapshot> {
+        read(&self.inner.latest).snapshots(now, self.inner.config.stale_after_cadences)
+    }
+
+    /// The latest value of every state of a device that has one, in catalog order.
+    pub fn latest(&self, device_sn: &str) -> Vec<LatestState> {
+        read(&self.inner.latest).latest(device_sn)
+    }
+
+    /// The latest value of one state.
+    pub fn get(&self, device_sn: &str, key: &str) -> Option<LatestState> {
+        let state = catalog::by_key(key)?;
+        read(&self.inner.latest).get(device_sn, state)
+    }
+
+    /// Numeric history of one state (`key` like `"EnergyStreamItem.pvPwr"`), oldest first.
+    pub fn history(
+        &self,
+        device_sn: &str,
+        key: &str,
+        from: SystemTime,
+        to: SystemTime,
+    ) -> Result<Vec<(SystemTime, f64)>, StoreError> {
+        let state = catalog::by_key(key).ok_or_else(|| StoreError::UnknownState(key.into()))?;
+        self.inner.history.query(device_sn, state.key, from, to)
+    }
+
+    /// Blocks until every sample applied so far is committed to the SQLite file
+    /// ("acknowledged as stored"). Call from a blocking context.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.inner.history.flush()
+    }
+
+    /// Writer counters: samples written, dropped (queue full), failed, expired.
+    pub fn history_stats(&self) -> HistoryStats {
+        self.inner.history.stats()
+    }
+}
