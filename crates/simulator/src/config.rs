@@ -143,7 +143,11 @@ impl Default for Cadence {
 impl Cadence {
     /// The real-time interval for a simulated `period` at `speed`, floored at `min_interval`.
     pub fn real_interval(&self, period: Duration, speed: f64) -> Duration {
-        let speed = if speed.is_finite() && speed > 0.0 { speed } else { 1.0 };
+        let speed = if speed.is_finite() && speed > 0.0 {
+            speed
+        } else {
+            1.0
+        };
         period.div_f64(speed).max(self.min_interval)
     }
 }

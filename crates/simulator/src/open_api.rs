@@ -112,7 +112,12 @@ mod tests {
 
     #[test]
     fn signing_string_sorts_params_and_appends_the_tail() {
-        let s = signing_string(&[p("sn", "HJ31"), p("params.id", "1")], "AK", "123456", "99");
+        let s = signing_string(
+            &[p("sn", "HJ31"), p("params.id", "1")],
+            "AK",
+            "123456",
+            "99",
+        );
         assert_eq!(
             s,
             "params.id=1&sn=HJ31&accessKey=AK&nonce=123456&timestamp=99"
@@ -136,7 +141,14 @@ mod tests {
     fn verify_accepts_the_right_sign_and_refuses_others() {
         let params = [p("sn", "HJ31")];
         let good = sign(&params, "AK", "SK", "424242", "1700000000000");
-        assert!(verify(&params, "AK", "SK", "424242", "1700000000000", &good));
+        assert!(verify(
+            &params,
+            "AK",
+            "SK",
+            "424242",
+            "1700000000000",
+            &good
+        ));
         assert!(verify(
             &params,
             "AK",
@@ -145,15 +157,37 @@ mod tests {
             "1700000000000",
             &good.to_uppercase()
         ));
-        assert!(!verify(&params, "AK", "SK", "424243", "1700000000000", &good));
-        assert!(!verify(&params, "AK", "other", "424242", "1700000000000", &good));
+        assert!(!verify(
+            &params,
+            "AK",
+            "SK",
+            "424243",
+            "1700000000000",
+            &good
+        ));
+        assert!(!verify(
+            &params,
+            "AK",
+            "other",
+            "424242",
+            "1700000000000",
+            &good
+        ));
         assert!(!verify(&[], "AK", "SK", "424242", "1700000000000", &good));
-        assert!(!verify(&params, "AK", "SK", "424242", "1700000000000", "zz"));
+        assert!(!verify(
+            &params,
+            "AK",
+            "SK",
+            "424242",
+            "1700000000000",
+            "zz"
+        ));
     }
 
     #[test]
     fn json_bodies_flatten_with_dots_and_indices() {
-        let body = serde_json::json!({"sn": "X", "params": {"a": 1, "list": [true, "b"]}, "n": null});
+        let body =
+            serde_json::json!({"sn": "X", "params": {"a": 1, "list": [true, "b"]}, "n": null});
         let mut flat = flatten_json(&body);
         flat.sort();
         assert_eq!(
