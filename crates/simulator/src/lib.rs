@@ -55,6 +55,11 @@ use http::{HttpState, MqttInfo};
 use physics::{FitModel, PhysicsConfig};
 use stats::Counters;
 
+/// The two states that carry a direction and so go below their catalog minimum of 0, as
+/// on the real device: `gridPwr` < 0 while exporting, `bpPwr` < 0 while charging. Every
+/// other state the simulator sends stays within its catalog range.
+pub const SIGNED_FLOWS: [&str; 2] = ["EnergyStreamItem.gridPwr", "EnergyStreamItem.bpPwr"];
+
 /// MQTT login a client gets from a certification endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MqttCredentials {

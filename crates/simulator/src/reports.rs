@@ -272,8 +272,8 @@ pub(crate) fn cloud_bms(m: &FitModel, cx: Context<'_>, index: usize) -> States {
     s.num("bpSoc", p.soc.round());
     s.num("bpSoh", p.soh.round());
     s.num("bpSop", (p.discharge_limit_w() / PACK_MAX_DISCHARGE_W * 100.0).round());
-    s.num("bpCellMaxVol", (cell + 0.008) * 100.0 / 100.0);
-    s.num("bpCellMinVol", (cell - 0.006) * 100.0 / 100.0);
+    s.num("bpCellMaxVol", ((cell + 0.008) * 1000.0).round() / 1000.0);
+    s.num("bpCellMinVol", ((cell - 0.006) * 1000.0).round() / 1000.0);
     s.num("bpVol", round1(volts));
     s.num("bpAmp", (p.power_w.abs() / volts * 100.0).round() / 100.0);
     s.num("bpBusVol", BUS_VOLTS);
@@ -419,3 +419,7 @@ fn raw_json(s: &StateDef, v: &Value) -> Json {
         ),
     }
 }
+
+#[cfg(test)]
+#[path = "reports_tests.rs"]
+mod tests;

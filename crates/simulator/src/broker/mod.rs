@@ -106,9 +106,9 @@ impl Broker {
         self.router.clone()
     }
 
-    /// Waits until the accept loop and every session have ended (after shutdown).
+    /// Waits until the accept loop and every session have ended (after shutdown; sessions
+    /// first deliver what is queued for them).
     pub(crate) async fn join(self) {
-        self.router.kill_all();
         let _ = self.task.await;
     }
 }

@@ -25,6 +25,9 @@ const MAX_PACKET: usize = 1024 * 1024;
 /// Time allowed for the TLS handshake and the CONNECT packet.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Pause between the last delivered message and the close at shutdown.
+const LAST_WORDS_GRACE: Duration = Duration::from_millis(200);
+
 /// Why a session ended early.
 #[derive(Debug)]
 enum SessionEnd {
@@ -114,12 +117,16 @@ where
             }
             let deadline = keep_alive.map(|k| last_seen + k);
             tokio::select! {
+                biased;
                 _ = shutdown.cancelled() => {
                     // Deliver what is already queued (e.g. the devices' offline messages).
                     while let Ok(msg) = rx.try_recv() {
                         let publish = Publish::from_bytes(msg.topic, QoS::AtMostOnce, msg.payload);
                         write_packet(&mut wr, Packet::Publish(publish)).await?;
                     }
+                    // Let the client read the last messages before it sees the close
+                    // (rumqttc drops packets that arrive in the same read as EOF).
+                    tokio::time::sleep(LAST_WORDS_GRACE).await;
                     return Ok(());
                 }
                 _ = kill.cancelled() => return Ok(()),

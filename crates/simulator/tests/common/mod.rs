@@ -1,0 +1,189 @@
+//! Shared helpers of the simulator's integration tests: a real HTTPS client and a real
+//! MQTT/TLS client (rumqttc) that trust the simulator's CA, and frame checks.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use serde_json::{Value, json};
+use simulator::{Simulator, SimulatorConfig};
+
+/// A config for tests: ephemeral ports, fast cadences.
+pub fn config(speed: f64) -> SimulatorConfig {
+    SimulatorConfig {
+        speed,
+        ..SimulatorConfig::default()
+    }
+}
+
+pub fn tls_config(ca_pem: &str) -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
+pub fn http_client(sim: &Simulator) -> reqwest::Client {
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls_config(&sim.ca_cert_pem()))
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// POST /auth/login as the app does; returns the whole answer.
+pub async fn login(client: &reqwest::Client, base: &str, email: &str, password: &str) -> Value {
+    let body = json!({
+        "email": email,
+        "password": base64::engine::general_purpose::STANDARD.encode(password),
+        "scene": "IOT_APP",
+        "userType": "ECOFLOW",
+        "appVersion": "6.0.0",
+        "os": "android",
+        "osVersion": "14",
+    });
+    client
+        .post(format!("{base}/auth/login"))
+        .header("lang", "en_US")
+        .header("platform", "android")
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// GET /iot-auth/app/certification with a bearer token.
+pub async fn certification(client: &reqwest::Client, base: &str, user_id: &str, token: &str) -> Value {
+    client
+        .get(format!("{base}/iot-auth/app/certification"))
+        .query(&[("userId", user_id)])
+        .header("authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The MQTT login the app route yields: (userId, account, password, host, port).
+pub struct AppLogin {
+    pub user_id: String,
+    pub account: String,
+    pub password: String,
+    pub host: String,
+    pub port: u16,
+}
+
+/// Login + certification over HTTPS, exactly as a client of the real cloud does.
+pub async fn app_login(sim: &Simulator) -> AppLogin {
+    let client = http_client(sim);
+    let base = sim.http_base_url();
+    let answer = login(&client, &base, "demo@oceanbridge.local", "demo").await;
+    assert_eq!(answer["code"], "0", "{answer}");
+    let token = answer["data"]["token"].as_str().unwrap().to_string();
+    let user_id = answer["data"]["user"]["userId"].as_str().unwrap().to_string();
+    let cert = certification(&client, &base, &user_id, &token).await;
+    assert_eq!(cert["code"], "0", "{cert}");
+    let d = &cert["data"];
+    assert_eq!(d["protocol"], "mqtts");
+    AppLogin {
+        user_id,
+        account: d["certificateAccount"].as_str().unwrap().to_string(),
+        password: d["certificatePassword"].as_str().unwrap().to_string(),
+        host: d["url"].as_str().unwrap().to_string(),
+        port: d["port"].as_str().unwrap().parse().unwrap(),
+    }
+}
+
+pub fn mqtt_options(sim: &Simulator, login: &AppLogin, client_id: &str) -> MqttOptions {
+    let mut o = MqttOptions::new(client_id, login.host.clone(), login.port);
+    o.set_credentials(login.account.clone(), login.password.clone());
+    o.set_keep_alive(Duration::from_secs(10));
+    o.set_max_packet_size(1 << 20, 1 << 20);
+    o.set_transport(Transport::Tls(TlsConfiguration::Rustls(Arc::new(tls_config(
+        &sim.ca_cert_pem(),
+    )))));
+    o
+}
+
+/// Connects, waits for CONNACK and subscribes to `filters` (waits for the SUBACKs).
+pub async fn connect(
+    sim: &Simulator,
+    login: &AppLogin,
+    client_id: &str,
+    filters: &[&str],
+) -> (AsyncClient, EventLoop) {
+    let (client, mut events) = AsyncClient::new(mqtt_options(sim, login, client_id), 64);
+    for f in filters {
+        client.subscribe(*f, QoS::AtMostOnce).await.unwrap();
+    }
+    let mut acked = 0;
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while acked < filters.len() {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::SubAck(_))) => acked += 1,
+                Ok(_) => {}
+                Err(e) => panic!("mqtt: {e}"),
+            }
+        }
+    })
+    .await
+    .expect("subscribed within 10 s");
+    (client, events)
+}
+
+/// The next PUBLISH (topic, payload), or None after `wait`.
+pub async fn next_publish(events: &mut EventLoop, wait: Duration) -> Option<(String, Vec<u8>)> {
+    tokio::time::timeout(wait, async {
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    return Some((p.topic, p.payload.to_vec()));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    eprintln!("next_publish: {e:?}");
+                    return None;
+                }
+            }
+        }
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// Asserts every state is within its catalog range (the signed flows: within ±max).
+pub fn assert_in_range(decoded: &protocol::DecodedPayload) {
+    for u in &decoded.updates {
+        if simulator::SIGNED_FLOWS.contains(&u.state.key) {
+            let v = u.value.as_number().unwrap();
+            assert!(v.abs() <= u.state.max.unwrap(), "{} = {v}", u.state.key);
+        } else {
+            assert!(!u.out_of_range, "{} = {:?} out of range", u.state.key, u.value);
+        }
+    }
+}
+
+/// The number a payload carries for `key`, if any.
+pub fn number(decoded: &protocol::DecodedPayload, key: &str) -> Option<f64> {
+    decoded
+        .updates
+        .iter()
+        .find(|u| u.state.key == key)
+        .and_then(|u| u.value.as_number())
+}
