@@ -1,7 +1,7 @@
 //! Sinks: where decoded states go — Home Assistant, Prometheus, the web dashboard.
 //!
 //! # Layout
-//! - [`error`]: [`SinkError`].
+//! - [`error`]: the [`SinkError`] enum.
 //! - [`web`]: the axum server: dashboard (embedded assets), REST API, SSE, CSV, `/metrics`.
 //! - [`metrics`]: the Prometheus/OpenMetrics exposition of states and bridge health.
 //! - [`home_assistant`]: MQTT discovery (configs, states, availability) to the user's broker.

@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //! - [`config`]: [`StoreConfig`] (serde, documented defaults) and channel cadences.
-//! - [`error`]: [`StoreError`].
+//! - [`error`]: the [`StoreError`] enum.
 //! - [`latest`]: the in-memory latest values, per-channel update times, stale flags, online status.
 //! - [`state_store`]: [`StateStore`], the handle everything else holds (apply, query, subscribe).
 //! - [`event`]: [`StoreEvent`], what subscribers (SSE, Home Assistant) receive.

@@ -76,6 +76,10 @@ async fn connect(url: &str, table: &str) -> Result<Client, StoreError> {
     if let Some((schema, _)) = table.split_once('.') {
         ddl.push_str(&format!("CREATE SCHEMA IF NOT EXISTS {schema};"));
     }
+    let idx = format!(
+        "\"{}_by_state\"",
+        table.replace(['"', '.'], "_").trim_matches('_')
+    );
     ddl.push_str(&format!(
         "CREATE TABLE IF NOT EXISTS {table} (
              device TEXT NOT NULL,
@@ -84,11 +88,7 @@ async fn connect(url: &str, table: &str) -> Result<Client, StoreError> {
              num    DOUBLE PRECISION,
              text   TEXT
          );
-         CREATE INDEX IF NOT EXISTS {idx} ON {table} (device, key, ts);",
-        idx = format!(
-            "\"{}_by_state\"",
-            table.replace(['"', '.'], "_").trim_matches('_')
-        ),
+         CREATE INDEX IF NOT EXISTS {idx} ON {table} (device, key, ts);"
     ));
     client.batch_execute(&ddl).await?;
     Ok(client)

@@ -23,6 +23,9 @@ const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 /// At most this many points per history query.
 pub const MAX_POINTS: i64 = 100_000;
 
+/// One stored row: `(device, key, ts_ms, num, text)`.
+pub(crate) type StoredRow = (String, String, i64, Option<f64>, Option<String>);
+
 /// Counters of the history writer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct HistoryStats {
@@ -185,9 +188,7 @@ impl SqliteHistory {
     }
 
     /// The newest stored row of every device/state: `(device, key, ts_ms, num, text)`.
-    pub(crate) fn newest(
-        &self,
-    ) -> Result<Vec<(String, String, i64, Option<f64>, Option<String>)>, StoreError> {
+    pub(crate) fn newest(&self) -> Result<Vec<StoredRow>, StoreError> {
         let conn = lock(&self.conn);
         // SQLite takes the bare columns from the row holding MAX(ts_ms).
         let mut stmt = conn.prepare(

@@ -1,0 +1,324 @@
+// oceanbridge dashboard: plain JS, no framework, no CDN. Reads /api/*, follows /api/events.
+'use strict';
+
+const $ = (id) => document.getElementById(id);
+const TOKEN_KEY = 'oceanbridge.token';
+const ENERGY = [
+  ['EMSHeartbeatReport.pvInDayEnergy', 'Solar'],
+  ['EMSHeartbeatReport.gridInDayEnergy', 'Grid import'],
+  ['EMSHeartbeatReport.gridOutDayEnergy', 'Grid export'],
+  ['EMSHeartbeatReport.bpInDayEnergy', 'Battery charge'],
+  ['EMSHeartbeatReport.bpOutDayEnergy', 'Battery discharge'],
+  ['EMSHeartbeatReport.loadDayEnergy', 'Home'],
+];
+
+const app = {
+  token: null,
+  device: null,
+  rows: [],          // catalog rows from /api/states
+  byKey: new Map(),  // key -> row
+  events: null,
+  renderPending: false,
+};
+
+// --- token: ?token= once, then kept in memory and localStorage -------------------------
+function initToken() {
+  const params = new URLSearchParams(location.search);
+  const fromUrl = params.get('token');
+  if (fromUrl) {
+    app.token = fromUrl;
+    try { localStorage.setItem(TOKEN_KEY, fromUrl); } catch (e) { /* private mode */ }
+    params.delete('token');
+    const rest = params.toString();
+    history.replaceState(null, '', location.pathname + (rest ? '?' + rest : ''));
+  } else {
+    try { app.token = localStorage.getItem(TOKEN_KEY); } catch (e) { app.token = null; }
+  }
+  $('auth-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    app.token = $('auth-token').value;
+    try { localStorage.setItem(TOKEN_KEY, app.token); } catch (e) { /* ignore */ }
+    $('auth').hidden = true;
+    start();
+  });
+}
+
+async function api(path) {
+  const headers = app.token ? { Authorization: 'Bearer ' + app.token } : {};
+  const res = await fetch(path, { headers });
+  if (res.status === 401) {
+    $('auth').hidden = false;
+    throw new Error('unauthorized');
+  }
+  if (!res.ok) throw new Error(path + ': HTTP ' + res.status);
+  return res.json();
+}
+
+function withToken(url) {
+  if (!app.token) return url;
+  return url + (url.includes('?') ? '&' : '?') + 'token=' + encodeURIComponent(app.token);
+}
+
+// --- formatting ----------------------------------------------------------------------
+function fmtWatts(w) {
+  if (w === null || w === undefined || Number.isNaN(w)) return '–';
+  const a = Math.abs(w);
+  return a >= 1000 ? (a / 1000).toFixed(2) + ' kW' : Math.round(a) + ' W';
+}
+function fmtValue(v) {
+  if (v === null || v === undefined) return '–';
+  if (Array.isArray(v)) return v.join(', ');
+  if (typeof v === 'number') return String(Math.round(v * 1000) / 1000);
+  return String(v);
+}
+function fmtAge(s) {
+  if (s === null || s === undefined) return '';
+  if (s < 90) return Math.round(s) + ' s';
+  if (s < 5400) return Math.round(s / 60) + ' min';
+  return Math.round(s / 3600) + ' h';
+}
+function num(key) {
+  const r = app.byKey.get(key);
+  return r && typeof r.value === 'number' ? r.value : null;
+}
+function el(tag, attrs, text) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+// --- energy flow ---------------------------------------------------------------------
+function setFlow(name, watts, lineDir, dirText) {
+  const t = $('flow-' + name + '-value');
+  t.textContent = fmtWatts(watts);
+  t.setAttribute('data-watts', watts === null ? '' : String(watts));
+  const line = $('line-' + name);
+  line.classList.remove('forward', 'backward', 'idle');
+  line.classList.add(watts === null || Math.abs(watts) < 1 ? 'idle' : lineDir);
+  const d = $('flow-' + name + '-dir');
+  if (d) d.textContent = dirText || '';
+}
+
+function renderFlow() {
+  const pv = num('EnergyStreamItem.pvPwr');
+  const load = num('EnergyStreamItem.loadPwr');
+  const grid = num('EnergyStreamItem.gridPwr');
+  const bat = num('EnergyStreamItem.bpPwr');
+  // Lines are drawn node → hub (pv, grid, battery) and hub → home.
+  setFlow('pv', pv, 'forward');
+  setFlow('load', load, 'forward');
+  setFlow('grid', grid, grid !== null && grid < 0 ? 'backward' : 'forward',
+    grid === null ? '' : grid > 0 ? 'importing' : grid < 0 ? 'exporting' : 'idle');
+  setFlow('battery', bat, bat !== null && bat < 0 ? 'backward' : 'forward',
+    bat === null ? '' : bat > 0 ? 'discharging' : bat < 0 ? 'charging' : 'idle');
+}
+
+function renderPacks() {
+  const box = $('packs');
+  box.textContent = '';
+  const items = [['System', 'EnergyStreamItem.bpSoc']];
+  for (let i = 0; i < 3; i++) {
+    if (num('bpInfo' + i + '.bpSoc') !== null) items.push(['Pack ' + (i + 1), 'bpInfo' + i + '.bpSoc']);
+  }
+  for (const [label, key] of items) {
+    const soc = num(key);
+    const div = el('div', { class: 'pack', 'data-key': key });
+    div.append(el('div', {}, label + ': ' + (soc === null ? '–' : soc + ' %')));
+    const bar = el('div', { class: 'bar' });
+    bar.append(el('div', { style: 'width:' + Math.max(0, Math.min(100, soc || 0)) + '%' }));
+    div.append(bar);
+    box.append(div);
+  }
+}
+
+function renderToday() {
+  const body = $('today').tBodies[0];
+  body.textContent = '';
+  for (const [key, label] of ENERGY) {
+    const v = num(key);
+    const tr = el('tr');
+    tr.append(el('td', {}, label), el('td', { class: 'num', id: 'today-' + key.split('.')[1] }, v === null ? '–' : (v / 1000).toFixed(2) + ' kWh'));
+    body.append(tr);
+  }
+}
+
+// --- states table --------------------------------------------------------------------
+function rangeText(r) {
+  if (r.min === null && r.max === null) return '';
+  return (r.min ?? '') + ' … ' + (r.max ?? '∞');
+}
+
+function renderTable() {
+  const q = $('search').value.trim().toLowerCase();
+  const onlyWarn = $('only-warn').checked;
+  const body = $('states').tBodies[0];
+  const frag = document.createDocumentFragment();
+  const now = Date.now();
+  let shown = 0;
+  for (const r of app.rows) {
+    if (onlyWarn && !r.out_of_range) continue;
+    if (q && !(r.key.toLowerCase().includes(q) || r.human_name.toLowerCase().includes(q))) continue;
+    shown++;
+    const tr = el('tr', { 'data-key': r.key });
+    if (r.out_of_range) tr.classList.add('warn');
+    if (r.kind === 'number') {
+      tr.classList.add('clickable');
+      tr.addEventListener('click', () => { $('chart-state').value = r.key; loadChart(); });
+    }
+    const age = r.updated_ms ? (now - r.updated_ms) / 1000 : null;
+    tr.append(
+      el('td', {}, r.key),
+      el('td', {}, r.human_name),
+      el('td', { class: 'num' }, fmtValue(r.value) + (r.out_of_range ? ' ⚠' : '')),
+      el('td', {}, r.unit),
+      el('td', {}, rangeText(r)),
+      el('td', { class: 'num' }, fmtAge(age)),
+    );
+    frag.append(tr);
+  }
+  body.textContent = '';
+  body.append(frag);
+  $('state-count').textContent = '(' + shown + ' of ' + app.rows.length + ')';
+}
+
+function renderAll() {
+  app.renderPending = false;
+  renderFlow();
+  renderPacks();
+  renderToday();
+  renderTable();
+  const newest = Math.max(0, ...app.rows.map((r) => r.updated_ms || 0));
+  $('updated').textContent = newest ? 'last update ' + new Date(newest).toLocaleTimeString() : 'no data yet';
+}
+
+function scheduleRender() {
+  if (app.renderPending) return;
+  app.renderPending = true;
+  setTimeout(renderAll, 200);
+}
+
+// --- history chart -------------------------------------------------------------------
+async function loadChart() {
+  const key = $('chart-state').value.trim();
+  if (!app.byKey.has(key) || !app.device) return;
+  const to = Date.now();
+  const from = to - Number($('chart-range').value);
+  const qs = 'state=' + encodeURIComponent(key) + '&device=' + encodeURIComponent(app.device) + '&from=' + from + '&to=' + to;
+  $('chart-csv').href = withToken('/api/export.csv?' + qs);
+  try {
+    const h = await api('/api/history?' + qs);
+    drawChart(h, from, to);
+  } catch (e) { console.warn(e); }
+}
+
+function svg(tag, attrs, text) {
+  const e = document.createElementNS('http://www.w3.org/2000/svg', tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function drawChart(h, from, to) {
+  const c = $('chart');
+  c.textContent = '';
+  const W = 900, H = 260, L = 60, R = 10, T = 10, B = 30;
+  const pts = h.points;
+  c.append(svg('line', { class: 'axis', x1: L, y1: H - B, x2: W - R, y2: H - B }), svg('line', { class: 'axis', x1: L, y1: T, x2: L, y2: H - B }));
+  if (!pts.length) {
+    c.append(svg('text', { class: 'tick', x: W / 2, y: H / 2, 'text-anchor': 'middle' }, 'no history for ' + h.state + ' in this range'));
+    return;
+  }
+  let lo = Math.min(...pts.map((p) => p[1])), hi = Math.max(...pts.map((p) => p[1]));
+  if (lo === hi) { lo -= 1; hi += 1; }
+  const x = (t) => L + ((t - from) / (to - from)) * (W - L - R);
+  const y = (v) => H - B - ((v - lo) / (hi - lo)) * (H - T - B);
+  // At most ~2 points per pixel column.
+  const step = Math.max(1, Math.floor(pts.length / 1800));
+  const d = [];
+  for (let i = 0; i < pts.length; i += step) d.push(x(pts[i][0]).toFixed(1) + ',' + y(pts[i][1]).toFixed(1));
+  c.append(svg('polyline', { class: 'series', points: d.join(' '), 'data-points': String(pts.length) }));
+  for (const v of [lo, (lo + hi) / 2, hi]) {
+    c.append(svg('text', { class: 'tick', x: L - 6, y: y(v) + 4, 'text-anchor': 'end' }, fmtValue(v) + ' ' + (h.unit || '')));
+  }
+  for (const f of [0, 0.5, 1]) {
+    const t = from + f * (to - from);
+    c.append(svg('text', { class: 'tick', x: x(t), y: H - 10, 'text-anchor': f === 0 ? 'start' : f === 1 ? 'end' : 'middle' }, new Date(t).toLocaleTimeString()));
+  }
+}
+
+// --- data loading and live updates ---------------------------------------------------
+async function loadDevices() {
+  const d = await api('/api/devices');
+  const sel = $('device');
+  const current = app.device;
+  sel.textContent = '';
+  for (const dev of d.devices) sel.append(el('option', { value: dev.device_sn }, dev.device_sn));
+  app.device = d.devices.some((x) => x.device_sn === current) ? current : (d.devices[0] ? d.devices[0].device_sn : null);
+  if (app.device) sel.value = app.device;
+  const dev = d.devices.find((x) => x.device_sn === app.device);
+  const badge = $('online');
+  badge.className = 'badge ' + (dev && dev.online === false ? 'bad' : dev ? 'ok' : '');
+  badge.textContent = !dev ? 'no device yet' : dev.online === false ? 'offline' : 'online';
+}
+
+async function loadStates() {
+  const q = app.device ? '?device=' + encodeURIComponent(app.device) : '';
+  const s = await api('/api/states' + q);
+  app.rows = s.states;
+  app.byKey = new Map(app.rows.map((r) => [r.key, r]));
+  const list = $('numeric-states');
+  if (!list.children.length) {
+    for (const r of app.rows) if (r.kind === 'number') list.append(el('option', { value: r.key }, r.human_name));
+  }
+  $('latest-csv').href = withToken('/api/export.csv' + q);
+  renderAll();
+}
+
+function connectEvents() {
+  if (app.events) app.events.close();
+  const es = new EventSource(withToken('/api/events'));
+  app.events = es;
+  es.addEventListener('open', () => { $('live').textContent = 'live'; $('live').className = 'badge ok'; });
+  es.addEventListener('error', () => { $('live').textContent = 'reconnecting…'; $('live').className = 'badge bad'; });
+  es.addEventListener('states', (ev) => {
+    const m = JSON.parse(ev.data);
+    if (!app.device) { loadDevices().then(loadStates).catch(console.warn); return; }
+    if (m.device !== app.device) return;
+    for (const s of m.states) {
+      const r = app.byKey.get(s.key);
+      if (r) { r.value = s.value; r.out_of_range = s.out_of_range; r.updated_ms = m.t; }
+    }
+    scheduleRender();
+  });
+  es.addEventListener('status', (ev) => {
+    const m = JSON.parse(ev.data);
+    if (m.device === app.device) {
+      $('online').textContent = m.online ? 'online' : 'offline';
+      $('online').className = 'badge ' + (m.online ? 'ok' : 'bad');
+    }
+  });
+  es.addEventListener('resync', () => { loadStates().catch(console.warn); });
+}
+
+async function start() {
+  try {
+    await loadDevices();
+    await loadStates();
+    loadChart();
+    connectEvents();
+  } catch (e) {
+    console.warn(e);
+  }
+}
+
+initToken();
+$('search').addEventListener('input', renderTable);
+$('only-warn').addEventListener('change', renderTable);
+$('chart-state').addEventListener('change', loadChart);
+$('chart-range').addEventListener('change', loadChart);
+$('device').addEventListener('change', () => { app.device = $('device').value; loadStates().then(loadChart).catch(console.warn); });
+setInterval(() => { if (app.rows.length) renderTable(); }, 5000);
+setInterval(() => { loadDevices().catch(() => {}); }, 30000);
+setInterval(loadChart, 15000);
+start();
