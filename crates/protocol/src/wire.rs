@@ -67,10 +67,12 @@ impl<'a> Reader<'a> {
         Reader { buf, pos: 0 }
     }
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.pos >= self.buf.len()
     }
 
+    #[inline]
     pub fn varint(&mut self) -> Result<u64, WireError> {
         // One-byte varints (tags, small values) are the common case.
         if let Some(&byte) = self.buf.get(self.pos)
@@ -91,6 +93,7 @@ impl<'a> Reader<'a> {
         Err(WireError::VarintTooLong)
     }
 
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
         let end = self.pos.checked_add(n).ok_or(WireError::Truncated)?;
         let bytes = self.buf.get(self.pos..end).ok_or(WireError::Truncated)?;
@@ -98,6 +101,7 @@ impl<'a> Reader<'a> {
         Ok(bytes)
     }
 
+    #[inline]
     pub fn fixed32(&mut self) -> Result<u32, WireError> {
         let b = self.take(4)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -111,6 +115,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a tag: `(field number, wire type)`.
+    #[inline]
     fn tag(&mut self) -> Result<(u32, u8), WireError> {
         let key = self.varint()?;
         let wire = (key & 7) as u8;
@@ -121,6 +126,7 @@ impl<'a> Reader<'a> {
         Ok((field, wire))
     }
 
+    #[inline]
     fn value(&mut self, wire: u8) -> Result<RawField<'a>, WireError> {
         match wire {
             WIRE_VARINT => self.varint().map(RawField::Varint),
