@@ -8,7 +8,12 @@
 //!
 //! This binary is thin glue: one module per subcommand under `commands/`.
 
+mod bridge;
 mod commands;
+mod config;
+mod logging;
+mod pipeline;
+mod shutdown;
 
 use std::process::ExitCode;
 

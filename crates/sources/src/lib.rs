@@ -11,6 +11,7 @@
 //! - [`login`]: app login + certification, open-API certification, device list, quotas.
 //! - [`credentials`]: MQTT credentials and the topics of each route.
 //! - [`cloud`]: [`CloudSource`], the one connection loop with backoff, re-login and get-all.
+//! - [`broker`]: [`BrokerSource`], fleet mode: the user's own MQTT broker, shared subscriptions.
 //! - [`schedule`]: per-device get-all timers owned by that loop.
 //! - [`backoff`]: exponential backoff with jitter.
 //! - [`stats`]: [`SourceStats`] counters and live loop/timer gauges.
@@ -21,6 +22,7 @@
 
 pub mod api;
 pub mod backoff;
+pub mod broker;
 pub mod cloud;
 pub mod config;
 pub mod credentials;
@@ -35,6 +37,7 @@ pub mod signing;
 pub mod stats;
 pub mod tls;
 
+pub use broker::{BrokerConfig, BrokerSource};
 pub use cloud::{CloudSource, SourceObserver};
 pub use config::{CloudConfig, DEFAULT_API_URL, WayIn};
 pub use error::SourceError;

@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub const REDACTED: &str = "<redacted>";
 
 /// A password, secret key or token. Deserializes from a plain string; serializes and
-/// debug-prints as [`REDACTED`]. Read the value only where it is sent: [`Secret::expose`].
+/// debug-prints as [`REDACTED`] (an empty one serializes as `""`). Read the value only where it is sent: [`Secret::expose`].
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(String);
 
@@ -35,7 +35,8 @@ impl fmt::Debug for Secret {
 
 impl Serialize for Secret {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(REDACTED)
+        // An unset secret shows as empty, so `--print-config` tells "missing" from "set".
+        serializer.serialize_str(if self.0.is_empty() { "" } else { REDACTED })
     }
 }
 

@@ -1,11 +1,184 @@
-//! `oceanbridge demo` — not built yet (see its issue).
+//! `oceanbridge demo`: the simulated EcoFlow cloud in-process and the bridge against it
+//! through the same login → certification → MQTT/TLS path a real account uses (the
+//! simulator's CA is trusted explicitly), with the dashboard on 127.0.0.1. No setup.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use simulator::{Simulator, SimulatorConfig};
+use sinks::home_assistant::HomeAssistantConfig;
+use sinks::web::WebConfig;
+use sources::{CloudConfig, CloudSource, WayIn};
+use store::{StateStore, StoreConfig};
+use tokio_util::sync::CancellationToken;
+
+use crate::bridge::{Bridge, BridgeOptions};
+use crate::pipeline::StatsObserver;
 
 /// Arguments of `oceanbridge demo`.
 #[derive(Debug, clap::Args)]
-pub struct DemoArgs {}
+pub struct DemoArgs {
+    /// Dashboard port on 127.0.0.1 (a free one is taken if it is busy).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Dashboard address (keep it local unless you know why).
+    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    pub bind: IpAddr,
+    /// SQLite history file. Default: ./oceanbridge-demo.db
+    #[arg(long, value_name = "PATH", default_value = "oceanbridge-demo.db")]
+    pub db: PathBuf,
+    /// Simulated seconds per real second (e.g. 60: a day in 24 minutes).
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    /// Way in: `app` (email + password) or `open-api` (access + secret key, JSON quotas).
+    #[arg(long, value_enum, default_value_t = DemoWayIn::App)]
+    pub way_in: DemoWayIn,
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Log level when RUST_LOG is not set.
+    #[arg(long, value_name = "LEVEL", default_value = "info")]
+    pub log_level: String,
+}
 
-pub fn run(_args: DemoArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`demo` is not available in this build yet")
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoWayIn {
+    App,
+    OpenApi,
+}
+
+pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    crate::logging::init(&args.log_level);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(demo(args))
+}
+
+async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let shutdown = CancellationToken::new();
+    crate::shutdown::cancel_on_signal(shutdown.clone());
+    if let Some(secs) = args.duration.filter(|s| s.is_finite() && *s > 0.0) {
+        let token = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+            token.cancel();
+        });
+    }
+
+    let sim_config = SimulatorConfig {
+        speed: args.speed,
+        ..SimulatorConfig::default()
+    };
+    let sim = Simulator::start(sim_config.clone())
+        .await
+        .context("cannot start the simulator")?;
+
+    let bridge = Bridge::start(
+        BridgeOptions {
+            store: StoreConfig {
+                sqlite_path: Some(args.db.clone()),
+                ..StoreConfig::default()
+            },
+            web: Some(WebConfig {
+                bind: SocketAddr::new(args.bind, args.port),
+                ..WebConfig::default()
+            }),
+            web_fallback_to_free_port: true,
+            home_assistant: HomeAssistantConfig::default(),
+            queue: 1024,
+        },
+        &shutdown,
+    )
+    .await?;
+
+    let source_config = source_config(&sim, &sim_config, args.way_in);
+    let ca = sim.ca_cert_pem();
+    let source = CloudSource::with_ca_pem(source_config, Some(&ca), bridge.sender())?
+        .with_observer(Arc::new(StatsObserver(bridge.stats.clone())));
+    let source_task = tokio::spawn(source.run(shutdown.clone()));
+
+    if let Some(addr) = bridge.web_addr {
+        banner(addr, &args);
+    }
+    let first = tokio::select! {
+        t = first_states(&bridge.store) => Some(t),
+        _ = shutdown.cancelled() => None,
+        _ = tokio::time::sleep(Duration::from_secs(30)) => None,
+    };
+    match first {
+        Some(count) => eprintln!(
+            "oceanbridge demo: {count} live states after {:.1} s (Ctrl-C to stop)",
+            started.elapsed().as_secs_f64()
+        ),
+        None if !shutdown.is_cancelled() => {
+            eprintln!("oceanbridge demo: no states after 30 s — see the log lines above")
+        }
+        None => {}
+    }
+    shutdown.cancelled().await;
+    let source_result = source_task.await;
+    bridge.finish().await;
+    sim.shutdown().await;
+    match source_result {
+        Ok(Ok(())) => Ok(ExitCode::SUCCESS),
+        Ok(Err(e)) => Err(anyhow::anyhow!(e)),
+        Err(e) => Err(anyhow::anyhow!("source task failed: {e}")),
+    }
+}
+
+/// The bridge's source config for the simulator: the same fields a real user sets.
+fn source_config(sim: &Simulator, sim_config: &SimulatorConfig, way_in: DemoWayIn) -> CloudConfig {
+    let base = CloudConfig {
+        api_url: sim.http_base_url(),
+        devices: sim_config.devices.clone(),
+        reconnect_min_secs: 0.5,
+        reconnect_max_secs: 10.0,
+        ..CloudConfig::default()
+    };
+    match way_in {
+        DemoWayIn::App => CloudConfig {
+            way_in: WayIn::App,
+            email: sim_config.email.clone(),
+            password: sim_config.password.as_str().into(),
+            ..base
+        },
+        DemoWayIn::OpenApi => CloudConfig {
+            way_in: WayIn::OpenApi,
+            access_key: sim_config.access_key.clone(),
+            secret_key: sim_config.secret_key.as_str().into(),
+            get_all_interval_secs: 60.0,
+            ..base
+        },
+    }
+}
+
+/// Waits until the store holds states; returns how many.
+async fn first_states(store: &StateStore) -> usize {
+    loop {
+        let count: usize = store.devices().iter().map(|d| d.state_count).sum();
+        if count > 0 {
+            return count;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn banner(addr: SocketAddr, args: &DemoArgs) {
+    let url = format!("http://{addr}/");
+    let line = "=".repeat(url.len() + 24);
+    eprintln!();
+    eprintln!("{line}");
+    eprintln!("  oceanbridge demo");
+    eprintln!("  Dashboard:  {url}");
+    eprintln!("  Metrics:    {url}metrics");
+    eprintln!("  History:    {}", args.db.display());
+    eprintln!("{line}");
+    eprintln!();
 }

@@ -1,11 +1,90 @@
-//! `oceanbridge record` — not built yet (see its issue).
+//! `oceanbridge record --config FILE --out FILE [--duration S]`: raw payloads from the
+//! configured cloud source to a JSON-lines file (`{"topic","time","hex"}` per line), for
+//! bug reports and benchmarks (`oceanbridge replay`).
 
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sources::{CloudSource, RecordLine};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
 
 /// Arguments of `oceanbridge record`.
 #[derive(Debug, clap::Args)]
-pub struct RecordArgs {}
+pub struct RecordArgs {
+    /// The config file (its [source] section is used).
+    #[arg(long, short, value_name = "FILE", default_value = "oceanbridge.toml")]
+    pub config: PathBuf,
+    /// Output file (JSON lines); `-` for stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Stop after this many seconds (default: until Ctrl-C).
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Log level when RUST_LOG is not set.
+    #[arg(long, value_name = "LEVEL", default_value = "info")]
+    pub log_level: String,
+}
 
-pub fn run(_args: RecordArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`record` is not available in this build yet")
+pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
+    let config = Config::load(&args.config)?;
+    crate::logging::init(&args.log_level);
+    let out: Box<dyn Write + Send> = if args.out.as_os_str() == "-" {
+        Box::new(std::io::stdout())
+    } else {
+        let file = std::fs::File::create(&args.out)
+            .with_context(|| format!("cannot create {}", args.out.display()))?;
+        Box::new(std::io::LineWriter::new(file))
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(record(config, out, args.duration))
+}
+
+async fn record(
+    config: Config,
+    mut out: Box<dyn Write + Send>,
+    duration: Option<f64>,
+) -> anyhow::Result<ExitCode> {
+    let shutdown = CancellationToken::new();
+    crate::shutdown::cancel_on_signal(shutdown.clone());
+    if let Some(secs) = duration.filter(|s| s.is_finite() && *s > 0.0) {
+        let token = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+            token.cancel();
+        });
+    }
+    let (tx, mut rx) = mpsc::channel(config.pipeline.queue.max(1));
+    let source = CloudSource::new(config.source, tx)?;
+    let source_task = tokio::spawn(source.run(shutdown.clone()));
+    let mut written = 0u64;
+    let mut write_error = None;
+    while let Some(raw) = rx.recv().await {
+        let line = RecordLine::from_raw(&raw).to_json();
+        if let Err(e) = writeln!(out, "{line}") {
+            write_error = Some(e);
+            shutdown.cancel();
+            break;
+        }
+        written += 1;
+    }
+    let _ = out.flush();
+    let source_result = source_task.await;
+    if let Some(e) = write_error {
+        return Err(anyhow::anyhow!("cannot write the record file: {e}"));
+    }
+    eprintln!("oceanbridge record: {written} payloads written");
+    match source_result {
+        Ok(Ok(())) => Ok(ExitCode::SUCCESS),
+        Ok(Err(e)) => Err(anyhow::anyhow!(e)),
+        Err(e) => Err(anyhow::anyhow!("source task failed: {e}")),
+    }
 }

@@ -1,0 +1,75 @@
+//! The pipeline: source → bounded channel → decode (protocol / open-API JSON) → stats →
+//! store; the sinks read from the store. Also the glue that lets the source count
+//! reconnects and drops in [`BridgeStats`].
+
+use sources::{RawPayload, SourceObserver, decode_raw};
+use store::{BridgeStats, StateStore};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// What one payload did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Decoded; this many states went to the store.
+    Applied(usize),
+    /// Unusable as a whole; counted by reason.
+    Rejected(&'static str),
+}
+
+/// Decodes one payload, counts it and applies it to the store.
+pub fn process(raw: &RawPayload, store: &StateStore, stats: &BridgeStats) -> Outcome {
+    match decode_raw(&raw.topic, &raw.payload) {
+        Ok(decoded) => {
+            stats.record_payload(&decoded);
+            store.apply(&decoded, raw.received_at);
+            Outcome::Applied(decoded.updates.len())
+        }
+        Err(sources::PayloadError::Frames(e)) => {
+            tracing::debug!(topic = %raw.topic, "payload not decoded: {e}");
+            stats.record_error(&e);
+            Outcome::Rejected(e.reason())
+        }
+        Err(e) => {
+            tracing::debug!(topic = %raw.topic, "payload not decoded: {e}");
+            stats.record_dropped(e.reason());
+            Outcome::Rejected(e.reason())
+        }
+    }
+}
+
+/// Drains the channel into the store until the senders are gone or `shutdown` fires.
+pub async fn run(
+    mut rx: mpsc::Receiver<RawPayload>,
+    store: StateStore,
+    stats: BridgeStats,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let raw = tokio::select! {
+            raw = rx.recv() => match raw {
+                Some(raw) => raw,
+                None => break,
+            },
+            _ = shutdown.cancelled() => break,
+        };
+        process(&raw, &store, &stats);
+    }
+    // Whatever is already queued still goes in (bounded: the channel's capacity).
+    while let Ok(raw) = rx.try_recv() {
+        process(&raw, &store, &stats);
+    }
+}
+
+/// Lets the cloud source report into [`BridgeStats`].
+#[derive(Debug, Clone)]
+pub struct StatsObserver(pub BridgeStats);
+
+impl SourceObserver for StatsObserver {
+    fn reconnecting(&self) {
+        self.0.record_reconnect();
+    }
+
+    fn dropped(&self, reason: &'static str) {
+        self.0.record_dropped(reason);
+    }
+}
