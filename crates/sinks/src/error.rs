@@ -12,9 +12,21 @@ pub enum SinkError {
     #[error("invalid broker URL {0:?} (expected mqtt://host:port)")]
     BrokerUrl(String),
     #[error("MQTT: {0}")]
-    Mqtt(#[from] rumqttc::ClientError),
+    Mqtt(Box<rumqttc::ClientError>),
     #[error("MQTT connection: {0}")]
-    Connection(#[from] rumqttc::ConnectionError),
+    Connection(Box<rumqttc::ConnectionError>),
     #[error("timed out: {0}")]
     Timeout(&'static str),
+}
+
+impl From<rumqttc::ClientError> for SinkError {
+    fn from(e: rumqttc::ClientError) -> Self {
+        SinkError::Mqtt(Box::new(e))
+    }
+}
+
+impl From<rumqttc::ConnectionError> for SinkError {
+    fn from(e: rumqttc::ConnectionError) -> Self {
+        SinkError::Connection(Box::new(e))
+    }
 }

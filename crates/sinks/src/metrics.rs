@@ -28,6 +28,7 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 
 type Labels = Vec<(&'static str, String)>;
 type FloatGauge = Gauge<f64, AtomicU64>;
+type StateFamily = Family<Labels, FloatGauge>;
 
 /// The metric name (without prefix and unit) and unit suffix of a state.
 pub fn metric_name(state: &StateDef) -> (String, Option<&'static str>) {
@@ -77,10 +78,8 @@ pub fn render(store: &StateStore, stats: &BridgeStats) -> String {
     let now = SystemTime::now();
     let mut registry = Registry::with_prefix("oceanbridge");
     // One family per (name, unit); states of several channels share it (label `channel`).
-    let mut families: BTreeMap<
-        (String, Option<&'static str>),
-        (&'static str, Family<Labels, FloatGauge>),
-    > = BTreeMap::new();
+    let mut families: BTreeMap<(String, Option<&'static str>), (&'static str, StateFamily)> =
+        BTreeMap::new();
     let out_of_range = Family::<Labels, FloatGauge>::default();
     let devices = store.devices_at(now);
     for device in &devices {

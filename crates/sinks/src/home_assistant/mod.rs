@@ -399,7 +399,7 @@ pub async fn remove(
             match eventloop.poll().await {
                 Ok(Event::Outgoing(Outgoing::Disconnect)) => return Ok(()),
                 Ok(_) => {}
-                Err(e) => return Err(SinkError::Connection(e)),
+                Err(e) => return Err(SinkError::from(e)),
             }
         }
     };

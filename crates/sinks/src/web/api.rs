@@ -18,12 +18,17 @@ use crate::units::display_unit;
 /// Default history window when `from` is missing.
 const DEFAULT_WINDOW: Duration = Duration::from_secs(3600);
 
-fn bad_request(message: impl Into<String>) -> Response {
-    (
-        StatusCode::BAD_REQUEST,
-        Json(json!({"error": message.into()})),
-    )
-        .into_response()
+/// An error answer: status and message (as `{"error": ...}`).
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({"error": self.1}))).into_response()
+    }
+}
+
+fn bad_request(message: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, message.into())
 }
 
 /// The device a request means: `device=` or the first one the store knows.
@@ -119,7 +124,7 @@ struct Window {
     to: SystemTime,
 }
 
-fn window(app: &AppState, q: HistoryQuery) -> Result<Window, Response> {
+fn window(app: &AppState, q: HistoryQuery) -> Result<Window, ApiError> {
     let key = q
         .state
         .ok_or_else(|| bad_request("missing state=<Channel.state>"))?;
@@ -141,7 +146,7 @@ fn window(app: &AppState, q: HistoryQuery) -> Result<Window, Response> {
     })
 }
 
-async fn load(app: &AppState, w: &Window) -> Result<Vec<(SystemTime, f64)>, Response> {
+async fn load(app: &AppState, w: &Window) -> Result<Vec<(SystemTime, f64)>, ApiError> {
     let Some(device) = w.device.clone() else {
         return Ok(Vec::new());
     };
@@ -150,12 +155,11 @@ async fn load(app: &AppState, w: &Window) -> Result<Vec<(SystemTime, f64)>, Resp
     let result = tokio::task::spawn_blocking(move || store.history(&device, key, from, to)).await;
     match result {
         Ok(Ok(points)) => Ok(points),
-        Ok(Err(e)) => Err((
+        Ok(Err(e)) => Err(ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+        Err(_) => Err(ApiError(
             StatusCode::INTERNAL_SERVER_ERROR,
-            Json(json!({"error": e.to_string()})),
-        )
-            .into_response()),
-        Err(_) => Err(StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+            "history query failed".into(),
+        )),
     }
 }
 
@@ -163,11 +167,11 @@ async fn load(app: &AppState, w: &Window) -> Result<Vec<(SystemTime, f64)>, Resp
 pub async fn history(State(app): State<AppState>, Query(q): Query<HistoryQuery>) -> Response {
     let w = match window(&app, q) {
         Ok(w) => w,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     let points = match load(&app, &w).await {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     let points: Vec<(i64, f64)> = points.into_iter().map(|(t, v)| (unix_ms(t), v)).collect();
     Json(json!({
@@ -251,11 +255,11 @@ pub async fn export_csv(State(app): State<AppState>, Query(q): Query<HistoryQuer
     }
     let w = match window(&app, q) {
         Ok(w) => w,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     let points = match load(&app, &w).await {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     let device = w.device.clone().unwrap_or_default();
     let mut out = String::from("time,device,key,value,unit\n");

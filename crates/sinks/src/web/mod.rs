@@ -4,7 +4,7 @@
 //! # Layout
 //! - this file: [`WebConfig`], [`serve`], [`router`], the token check.
 //! - [`api`]: `/api/devices`, `/api/states`, `/api/history`, `/api/export.csv`.
-//! - [`sse`]: `/api/events`.
+//! - [`sse`]: the `/api/events` stream.
 //! - [`assets`]: the embedded dashboard (`index.html`, `app.js`, `style.css`).
 
 pub mod api;
