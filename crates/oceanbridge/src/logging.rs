@@ -1,5 +1,7 @@
 //! Log setup for the long-running commands: `RUST_LOG` wins, else `--log-level`.
 
+use std::io::IsTerminal as _;
+
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber (stderr). `level` is e.g. `info`, `debug`, `warn`.
@@ -14,6 +16,7 @@ pub fn init(level: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();
 }

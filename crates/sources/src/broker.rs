@@ -139,7 +139,11 @@ impl BrokerConfig {
         if self.topics.is_empty() {
             return bad("topics must name at least one filter");
         }
-        if self.topics.iter().any(|t| t.is_empty() || t.starts_with('$')) {
+        if self
+            .topics
+            .iter()
+            .any(|t| t.is_empty() || t.starts_with('$'))
+        {
             return bad("topics must be non-empty filters (write shared_group, not $share/…)");
         }
         if let Some(g) = &self.shared_group
@@ -181,7 +185,10 @@ impl BrokerConfig {
     fn prefixed(&self, filter: &str) -> String {
         match self.prefix() {
             "" => filter.to_string(),
-            p => format!("{p}{}{filter}", if filter.starts_with('/') { "" } else { "/" }),
+            p => format!(
+                "{p}{}{filter}",
+                if filter.starts_with('/') { "" } else { "/" }
+            ),
         }
     }
 

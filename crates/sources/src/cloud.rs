@@ -95,12 +95,16 @@ impl CloudSource {
     }
 
     /// Runs until `shutdown`; returns early only on a configuration error.
+    ///
+    /// Each attempt fetches MQTT credentials first (certification; a refused or expired
+    /// token means logging in again). When only the API is unreachable, the last good
+    /// credentials are reused so a broker that is up can still be reached.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), SourceError> {
         let _live = self.stats.loop_guard();
         let mut auth = Authenticator::new(self.api.clone(), &self.config);
         let mut backoff =
             crate::backoff::Backoff::new(self.config.reconnect_min(), self.config.reconnect_max());
-        let mut creds: Option<(MqttCredentials, Identity)> = None;
+        let mut last_good: Option<(MqttCredentials, Identity)> = None;
         let mut schedule: Option<Schedule> = None;
         tracing::info!(
             way_in = self.config.way_in.as_str(),
@@ -111,9 +115,28 @@ impl CloudSource {
             if shutdown.is_cancelled() {
                 break;
             }
-            let ended = match &creds {
-                Some(c) => {
-                    let (c, id) = c;
+            let fetched = tokio::select! {
+                r = auth.credentials() => r,
+                _ = shutdown.cancelled() => break,
+            };
+            self.stats.set_logins(auth.logins);
+            let attempt = match (fetched, &last_good) {
+                (Ok(creds), _) => {
+                    self.stats.credential_fetched();
+                    if creds.1.devices.is_empty() {
+                        tracing::warn!("no devices to subscribe (the device list is empty)");
+                    }
+                    last_good = Some(creds.clone());
+                    Ok(creds)
+                }
+                (Err(e), Some(previous)) if e.action() == Action::Retry => {
+                    tracing::warn!("{e}; reusing the MQTT credentials we have");
+                    Ok(previous.clone())
+                }
+                (Err(e), _) => Err(e),
+            };
+            let error = match attempt {
+                Ok((creds, id)) => {
                     let schedule = match &mut schedule {
                         Some(s) if s.same_devices(&id.devices) => s,
                         slot => {
@@ -126,50 +149,37 @@ impl CloudSource {
                             ))
                         }
                     };
-                    self.connect_once(c, id, schedule, &auth, &shutdown).await
-                }
-                None => {
-                    let fetched = tokio::select! {
-                        r = auth.credentials() => r,
-                        _ = shutdown.cancelled() => break,
-                    };
-                    self.stats.set_logins(auth.logins);
-                    match fetched {
-                        Ok(c) => {
-                            self.stats.credential_fetched();
-                            if c.1.devices.is_empty() {
-                                tracing::warn!("no devices to subscribe (device list is empty)");
-                            }
-                            creds = Some(c);
-                            continue;
-                        }
-                        Err(error) => Ended::Failed {
+                    match self
+                        .connect_once(&creds, &id, schedule, &auth, &shutdown)
+                        .await
+                    {
+                        Ended::Shutdown => break,
+                        Ended::Failed {
                             error,
-                            was_connected: false,
-                        },
+                            was_connected,
+                        } => {
+                            if was_connected {
+                                backoff.reset();
+                            }
+                            if error.action() == Action::Relogin {
+                                last_good = None;
+                            }
+                            error
+                        }
                     }
                 }
-            };
-            let (error, was_connected) = match ended {
-                Ended::Shutdown => break,
-                Ended::Failed {
-                    error,
-                    was_connected,
-                } => (error, was_connected),
-            };
-            if was_connected {
-                backoff.reset();
-            }
-            if error.action() == Action::Fatal {
-                tracing::error!("{error}");
-                return Err(error);
-            }
-            if error.action() == Action::Relogin {
-                creds = None;
-                if matches!(error, SourceError::CredentialsRejected { .. }) {
-                    auth.forget_token();
+                Err(error) => {
+                    if error.action() == Action::Fatal {
+                        tracing::error!("{error}");
+                        return Err(error);
+                    }
+                    if matches!(error, SourceError::CredentialsRejected { .. }) {
+                        auth.forget_token();
+                        last_good = None;
+                    }
+                    error
                 }
-            }
+            };
             self.stats.failed(&error.to_string());
             if let Some(o) = &self.observer {
                 o.reconnecting();

@@ -1,0 +1,329 @@
+//! The cloud source against the simulator over real sockets (HTTPS, MQTT/TLS on
+//! 127.0.0.1, ephemeral ports): logins, signatures, TLS trust, states, get-all timing,
+//! broker outages, token expiry and the one-loop/one-timer-per-device guarantee.
+
+use std::future::Future;
+use std::time::Duration;
+
+use simulator::{Simulator, SimulatorConfig};
+use sources::{CloudConfig, CloudSource, RawPayload, SourceStats, WayIn, decode_raw};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+async fn simulator(token_ttl: Option<Duration>) -> Simulator {
+    let config = SimulatorConfig {
+        token_ttl: token_ttl.unwrap_or(Duration::from_secs(3600)),
+        ..SimulatorConfig::default()
+    };
+    Simulator::start(config).await.expect("simulator starts")
+}
+
+fn app_config(sim: &Simulator) -> CloudConfig {
+    let defaults = SimulatorConfig::default();
+    CloudConfig {
+        way_in: WayIn::App,
+        api_url: sim.http_base_url(),
+        email: defaults.email,
+        password: defaults.password.as_str().into(),
+        devices: sim.devices().to_vec(),
+        reconnect_min_secs: 0.1,
+        reconnect_max_secs: 0.5,
+        http_timeout_secs: 5.0,
+        ..CloudConfig::default()
+    }
+}
+
+fn open_config(sim: &Simulator, secret: &str) -> CloudConfig {
+    CloudConfig {
+        way_in: WayIn::OpenApi,
+        api_url: sim.http_base_url(),
+        access_key: SimulatorConfig::default().access_key,
+        secret_key: secret.into(),
+        devices: Vec::new(),
+        reconnect_min_secs: 0.1,
+        reconnect_max_secs: 0.5,
+        http_timeout_secs: 5.0,
+        ..CloudConfig::default()
+    }
+}
+
+struct Running {
+    stats: SourceStats,
+    rx: mpsc::Receiver<RawPayload>,
+    shutdown: CancellationToken,
+    task: JoinHandle<Result<(), sources::SourceError>>,
+}
+
+fn start(config: CloudConfig, ca: Option<&str>) -> Running {
+    let (tx, rx) = mpsc::channel(4096);
+    let source = CloudSource::with_ca_pem(config, ca, tx).expect("valid config");
+    let stats = source.stats();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(source.run(shutdown.clone()));
+    Running {
+        stats,
+        rx,
+        shutdown,
+        task,
+    }
+}
+
+impl Running {
+    async fn stop(self) -> SourceStats {
+        self.shutdown.cancel();
+        let r = tokio::time::timeout(Duration::from_secs(5), self.task)
+            .await
+            .expect("source stops promptly on shutdown")
+            .expect("source task does not panic");
+        assert!(r.is_ok(), "{r:?}");
+        self.stats
+    }
+
+    /// Receives payloads until one decodes to catalog states; returns how many states.
+    async fn next_states(&mut self) -> usize {
+        loop {
+            let raw = tokio::time::timeout(WAIT, self.rx.recv())
+                .await
+                .expect("payload within the wait")
+                .expect("channel open");
+            if let Ok(d) = decode_raw(&raw.topic, &raw.payload)
+                && !d.updates.is_empty()
+            {
+                return d.updates.len();
+            }
+        }
+    }
+}
+
+/// Polls `check` every 20 ms until it holds (bounded by `WAIT`).
+async fn until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn within<T>(fut: impl Future<Output = T>) -> T {
+    tokio::time::timeout(WAIT, fut).await.expect("in time")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_login_connects_over_tls_and_states_arrive() {
+    let sim = simulator(None).await;
+    let ca = sim.ca_cert_pem();
+    let mut run = start(app_config(&sim), Some(&ca));
+    let states = within(run.next_states()).await;
+    assert!(
+        states > 10,
+        "a get-all answer carries many states, got {states}"
+    );
+    let s = run.stats.snapshot();
+    assert_eq!(s.logins, 1);
+    assert_eq!(s.connects, 1);
+    assert!(s.connected);
+    assert_eq!(sim.stats().logins_ok, 1);
+    assert_eq!((s.live_loops, s.live_timers), (1, 1));
+    let s = run.stop().await.snapshot();
+    assert_eq!(
+        (s.live_loops, s.live_timers),
+        (0, 0),
+        "all gone after shutdown"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_password_backs_off_without_crashing_or_hot_looping() {
+    let sim = simulator(None).await;
+    let ca = sim.ca_cert_pem();
+    let mut config = app_config(&sim);
+    config.password = "not-the-password".into();
+    let run = start(config, Some(&ca));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let s = run.stats.snapshot();
+    assert_eq!(s.logins, 0);
+    assert_eq!(s.connects, 0);
+    assert!(s.failures >= 1, "{s:?}");
+    // Backoff 0.1 s doubling to 0.5 s (jittered down to half): at most ~8 tries in 1.5 s.
+    assert!(
+        s.failures <= 10,
+        "hot loop: {} attempts in 1.5 s",
+        s.failures
+    );
+    let last = s.last_error.unwrap_or_default();
+    assert!(last.contains("Incorrect password"), "{last}");
+    assert!(
+        !last.contains("not-the-password"),
+        "the secret leaked: {last}"
+    );
+    assert_eq!(sim.stats().logins_failed, s.failures);
+    assert!(!run.task.is_finished(), "keeps retrying, never exits");
+    run.stop().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untrusted_certificate_is_a_tls_failure_not_a_crash() {
+    let sim = simulator(None).await;
+    // Only the public web roots: the simulator's self-signed CA is not trusted.
+    let run = start(app_config(&sim), None);
+    until("a failed attempt", || run.stats.snapshot().failures >= 2).await;
+    let s = run.stats.snapshot();
+    assert_eq!(s.connects, 0);
+    let last = s.last_error.unwrap_or_default();
+    assert!(last.contains("TLS failed"), "{last}");
+    assert_eq!(sim.stats().logins_ok, 0, "nothing got through");
+    run.stop().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_api_signature_accepted_and_quotas_decode() {
+    let sim = simulator(None).await;
+    let ca = sim.ca_cert_pem();
+    let mut run = start(
+        open_config(&sim, &SimulatorConfig::default().secret_key),
+        Some(&ca),
+    );
+    let states = within(run.next_states()).await;
+    assert!(states > 10, "quota/all carries many states, got {states}");
+    let s = run.stats.snapshot();
+    assert_eq!(s.connects, 1);
+    assert_eq!(
+        s.live_timers, 1,
+        "device list gave the simulator's one device"
+    );
+    assert!(s.get_all_sent >= 1);
+    assert_eq!(sim.stats().auth_rejected, 0);
+    run.stop().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_api_wrong_secret_is_rejected_signature() {
+    let sim = simulator(None).await;
+    let ca = sim.ca_cert_pem();
+    let run = start(open_config(&sim, "wrong-secret"), Some(&ca));
+    until("a rejected attempt", || run.stats.snapshot().failures >= 1).await;
+    let s = run.stats.snapshot();
+    assert_eq!(s.connects, 0);
+    let last = s.last_error.unwrap_or_default();
+    assert!(last.contains("signature"), "{last}");
+    assert!(last.contains("rejected the credentials"), "{last}");
+    assert!(sim.stats().auth_rejected >= 1);
+    run.stop().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_all_on_connect_and_on_schedule() {
+    let sim = simulator(None).await;
+    let ca = sim.ca_cert_pem();
+    let mut config = app_config(&sim);
+    config.get_all_interval_secs = 0.3;
+    let run = start(config, Some(&ca));
+    until("get-all answered on connect", || {
+        sim.stats().get_all_answered >= 1
+    })
+    .await;
+    until("get-all repeated on schedule", || {
+        sim.stats().get_all_answered >= 4
+    })
+    .await;
+    let s = run.stats.snapshot();
+    assert_eq!(s.connects, 1, "one connection served every get-all");
+    assert!(s.get_all_sent >= 4);
+    run.stop().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_down_and_up_reconnects_and_states_resume() {
+    let sim = simulator(None).await;
+    let ca = sim.ca_cert_pem();
+    let mut run = start(app_config(&sim), Some(&ca));
+    within(run.next_states()).await;
+    sim.faults().broker_down().expect("embedded broker");
+    until("connection lost", || !run.stats.snapshot().connected).await;
+    until("a few refused reconnects", || {
+        run.stats.snapshot().failures >= 2
+    })
+    .await;
+    while run.rx.try_recv().is_ok() {}
+    sim.faults().broker_up().expect("embedded broker");
+    until("reconnected", || run.stats.snapshot().connects >= 2).await;
+    let states = within(run.next_states()).await;
+    assert!(states > 0);
+    let s = run.stats.snapshot();
+    assert_eq!((s.live_loops, s.live_timers), (1, 1));
+    run.stop().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_token_means_login_again() {
+    let sim = simulator(Some(Duration::from_millis(500))).await;
+    let ca = sim.ca_cert_pem();
+    let mut run = start(app_config(&sim), Some(&ca));
+    within(run.next_states()).await;
+    assert_eq!(run.stats.snapshot().logins, 1);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    sim.faults().drop_connections().expect("embedded broker");
+    until("reconnected", || run.stats.snapshot().connects >= 2).await;
+    let s = run.stats.snapshot();
+    assert_eq!(s.logins, 2, "the expired token was replaced by a new login");
+    assert_eq!(sim.stats().logins_ok, 2);
+    assert!(
+        sim.stats().auth_rejected >= 1,
+        "the old token was refused first"
+    );
+    run.stop().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_reconnects_keep_one_loop_and_one_timer_per_device() {
+    let config = SimulatorConfig {
+        devices: vec!["HJ31ZDH5ZF220001".into(), "HJ31ZDH5ZF220002".into()],
+        ..SimulatorConfig::default()
+    };
+    let sim = Simulator::start(config).await.expect("simulator starts");
+    let ca = sim.ca_cert_pem();
+    let run = start(app_config(&sim), Some(&ca));
+    const RECONNECTS: u64 = 6;
+    until("connected", || run.stats.snapshot().connects >= 1).await;
+    for n in 1..=RECONNECTS {
+        // Let this connection's get-alls (one per device) reach the devices first.
+        until("get-alls of this connection answered", || {
+            sim.stats().get_all_answered >= n * 2
+        })
+        .await;
+        sim.faults().drop_connections().expect("embedded broker");
+        until("reconnected", || run.stats.snapshot().connects > n).await;
+    }
+    let s = run.stats.snapshot();
+    assert_eq!(s.connects, RECONNECTS + 1);
+    assert_eq!(s.live_loops, 1, "exactly one connection loop");
+    assert_eq!(s.live_timers, 2, "exactly one get-all timer per device");
+    // One get-all per device per connection (the 300 s period never came round): a
+    // duplicated loop or timer would send more.
+    let expected = (RECONNECTS + 1) * 2;
+    until("every get-all answered", || {
+        sim.stats().get_all_answered >= expected
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(run.stats.snapshot().get_all_sent, expected);
+    assert_eq!(sim.stats().get_all_answered, expected);
+    assert_eq!(sim.stats().mqtt_clients, 1, "one live MQTT client");
+    let s = run.stop().await.snapshot();
+    assert_eq!((s.live_loops, s.live_timers), (0, 0));
+    sim.shutdown().await;
+}
