@@ -273,6 +273,7 @@ fn spawn_connection(
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(200);
+        let mut disconnecting = false;
         loop {
             match eventloop.poll().await {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
@@ -284,10 +285,12 @@ fn spawn_connection(
                 {
                     let _ = connected.try_send(());
                 }
-                Ok(Event::Outgoing(Outgoing::Disconnect)) => break,
+                // Keep polling after DISCONNECT is queued: the last publishes are
+                // flushed with it, and the broker then closes the connection.
+                Ok(Event::Outgoing(Outgoing::Disconnect)) => disconnecting = true,
                 Ok(_) => {}
                 Err(e) => {
-                    if stop.is_cancelled() {
+                    if stop.is_cancelled() || disconnecting {
                         break;
                     }
                     tracing::warn!(error = %e, "home assistant broker connection failed; retrying");
@@ -369,8 +372,8 @@ async fn publish_loop(
     result
 }
 
-/// Removes every entity of `device_sns` (all packs) from HA: empty retained configs and
-/// states. Returns the number of entities cleared.
+/// Removes every entity of `device_sns` (all packs) from HA: empty retained configs,
+/// states and availability (the bridge's too). Returns the number of entities cleared.
 pub async fn remove(
     config: &HomeAssistantConfig,
     device_sns: &[String],
@@ -391,14 +394,25 @@ pub async fn remove(
                 n += clear_device(&client, &topics, sn, Some(pack)).await?;
             }
         }
+        client
+            .publish(
+                topics.bridge_availability(),
+                QoS::AtLeastOnce,
+                true,
+                Vec::new(),
+            )
+            .await?;
         client.disconnect().await?;
         Ok::<usize, SinkError>(n)
     });
     let drive = async {
+        let mut disconnecting = false;
         loop {
             match eventloop.poll().await {
-                Ok(Event::Outgoing(Outgoing::Disconnect)) => return Ok(()),
+                Ok(Event::Outgoing(Outgoing::Disconnect)) => disconnecting = true,
                 Ok(_) => {}
+                // The broker closes the connection after our DISCONNECT: all sent.
+                Err(_) if disconnecting => return Ok(()),
                 Err(e) => return Err(SinkError::from(e)),
             }
         }
