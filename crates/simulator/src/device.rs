@@ -107,7 +107,10 @@ struct Device {
 }
 
 /// Starts the device task; it runs until `shutdown`, then says goodbye (offline message).
-pub(crate) fn spawn(setup: DeviceSetup, shutdown: CancellationToken) -> (DeviceView, JoinHandle<()>) {
+pub(crate) fn spawn(
+    setup: DeviceSetup,
+    shutdown: CancellationToken,
+) -> (DeviceView, JoinHandle<()>) {
     let view = DeviceView {
         sn: setup.sn,
         shared: Arc::new(Shared {
@@ -255,7 +258,11 @@ impl Device {
                 Some(protocol::encode_frames(vec![frame]))
             }
             Err(e) => {
-                warn!("device {}: cannot encode {}: {e}", self.sn(), report.message());
+                warn!(
+                    "device {}: cannot encode {}: {e}",
+                    self.sn(),
+                    report.message()
+                );
                 None
             }
         }
@@ -305,7 +312,8 @@ impl Device {
                     src: 2,
                     xor: self.xor,
                 };
-                self.send(topic, protocol::encode_frames(vec![frame]), 1).await;
+                self.send(topic, protocol::encode_frames(vec![frame]), 1)
+                    .await;
             }
             DeviceCommand::OutOfRange => {
                 let states: Vec<_> = [("bpSoc", 150.0), ("meterAVoltage", 257.5)]
@@ -325,7 +333,8 @@ impl Device {
                             seq,
                             self.xor,
                         );
-                        self.send(topic, protocol::encode_frames(vec![frame]), 1).await;
+                        self.send(topic, protocol::encode_frames(vec![frame]), 1)
+                            .await;
                     }
                     Err(e) => warn!("out-of-range fault: {e}"),
                 }

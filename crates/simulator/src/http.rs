@@ -197,7 +197,12 @@ fn check_signature(
     headers: &HeaderMap,
     query: &HashMap<String, String>,
 ) -> Result<(), Json<JsonValue>> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    };
     let (access_key, nonce, timestamp, sign) = (
         header("accessKey"),
         header("nonce"),
@@ -214,7 +219,11 @@ fn check_signature(
         .parse::<i128>()
         .is_ok_and(|ts| (ts - now_ms).abs() <= MAX_SKEW_MS);
     if nonce.is_empty() || !fresh {
-        return Err(envelope("8524", "timestamp or nonce is invalid", JsonValue::Null));
+        return Err(envelope(
+            "8524",
+            "timestamp or nonce is invalid",
+            JsonValue::Null,
+        ));
     }
     let params: Vec<(String, String)> = query.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     if !open_api::verify(&params, access_key, &st.secret_key, nonce, timestamp, sign) {
@@ -305,7 +314,8 @@ pub(crate) async fn serve(
             connections.spawn(async move {
                 match tls {
                     Some(acceptor) => {
-                        let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp));
+                        let handshake =
+                            tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp));
                         if let Ok(Ok(stream)) = handshake.await {
                             serve_connection(stream, app, token).await;
                         }

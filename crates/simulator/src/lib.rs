@@ -18,7 +18,7 @@
 //! - `http`: login, certification and the signed open API (axum over hyper, TLS or plain).
 //! - `tls`: the CA and server certificate generated at start (rcgen, rustls with ring).
 //! - `clock`: simulated time at `speed` × real time.
-//! - [`error`]: [`SimulatorError`].
+//! - [`error`]: the error type, [`SimulatorError`].
 
 pub mod config;
 pub mod error;
@@ -166,8 +166,14 @@ impl Simulator {
         match &config.external_broker {
             None => {
                 let creds = vec![
-                    (app_credentials.username.clone(), app_credentials.password.clone()),
-                    (open_credentials.username.clone(), open_credentials.password.clone()),
+                    (
+                        app_credentials.username.clone(),
+                        app_credentials.password.clone(),
+                    ),
+                    (
+                        open_credentials.username.clone(),
+                        open_credentials.password.clone(),
+                    ),
                 ];
                 let b = Broker::start(
                     config.mqtt_bind,

@@ -64,8 +64,8 @@ pub(crate) fn connect_external(
             };
             match event {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    if let Err(e) = sub_client
-                        .try_subscribe("/app/+/+/thing/property/get", QoS::AtMostOnce)
+                    if let Err(e) =
+                        sub_client.try_subscribe("/app/+/+/thing/property/get", QoS::AtMostOnce)
                     {
                         warn!("external broker: subscribe failed: {e}");
                     }

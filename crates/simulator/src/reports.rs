@@ -152,7 +152,10 @@ pub(crate) fn heartbeat(m: &FitModel, cx: Context<'_>) -> States {
     s.num("meterTotalPower", round1(f.grid_w.abs()));
     for (i, phase) in ["A", "B", "C"].iter().enumerate() {
         s.num(&format!("meter{phase}Voltage"), round1(f.phase_v[i]));
-        s.num(&format!("meter{phase}Current"), (f.phase_a[i] * 100.0).round() / 100.0);
+        s.num(
+            &format!("meter{phase}Current"),
+            (f.phase_a[i] * 100.0).round() / 100.0,
+        );
     }
     for i in 0..3 {
         let share = if i < packs.len() {
@@ -194,14 +197,30 @@ pub(crate) fn heartbeat(m: &FitModel, cx: Context<'_>) -> States {
     s.text("bpSaveSocStopDelay", "600");
     s.text("disOrChargeAbilityStepValue", "50");
     s.array("meterRatio", vec![1.0, 1.0, 1.0]);
-    s.array("meterPhasePower", f.phase_w.iter().map(|w| round1(*w)).collect());
-    s.array("meterPowerFactor", f.phase_pf.iter().map(|p| (p * 100.0).round() / 100.0).collect());
+    s.array(
+        "meterPhasePower",
+        f.phase_w.iter().map(|w| round1(*w)).collect(),
+    );
+    s.array(
+        "meterPowerFactor",
+        f.phase_pf
+            .iter()
+            .map(|p| (p * 100.0).round() / 100.0)
+            .collect(),
+    );
     s.out
 }
 
 /// Serial number of pack `i` of device `sn`.
 pub(crate) fn pack_serial(sn: &str, i: usize) -> String {
-    let tail: String = sn.chars().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect();
+    let tail: String = sn
+        .chars()
+        .rev()
+        .take(8)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
     format!("HJ32BP{:02}{tail}", i + 1)
 }
 
@@ -229,7 +248,10 @@ pub(crate) fn battery_packs(m: &FitModel, cx: Context<'_>) -> Vec<States> {
             s.num("bpAmp", (amps * 100.0).round() / 100.0);
             s.num("bpRemainWatth", round1(p.remaining_wh()));
             s.num("bpBusVol", BUS_VOLTS);
-            s.num("bpBusAmp", (p.power_w.abs() / BUS_VOLTS * 100.0).round() / 100.0);
+            s.num(
+                "bpBusAmp",
+                (p.power_w.abs() / BUS_VOLTS * 100.0).round() / 100.0,
+            );
             s.num("bpDownLimitSoc", SOC_LOWER_LIMIT);
             s.num("bpUpLimitSoc", 100.0);
             s.num("bpBusVolFilter", BUS_VOLTS);
@@ -271,13 +293,19 @@ pub(crate) fn cloud_bms(m: &FitModel, cx: Context<'_>, index: usize) -> States {
     s.num("bpPwr", round1(p.power_w.abs()));
     s.num("bpSoc", p.soc.round());
     s.num("bpSoh", p.soh.round());
-    s.num("bpSop", (p.discharge_limit_w() / PACK_MAX_DISCHARGE_W * 100.0).round());
+    s.num(
+        "bpSop",
+        (p.discharge_limit_w() / PACK_MAX_DISCHARGE_W * 100.0).round(),
+    );
     s.num("bpCellMaxVol", ((cell + 0.008) * 1000.0).round() / 1000.0);
     s.num("bpCellMinVol", ((cell - 0.006) * 1000.0).round() / 1000.0);
     s.num("bpVol", round1(volts));
     s.num("bpAmp", (p.power_w.abs() / volts * 100.0).round() / 100.0);
     s.num("bpBusVol", BUS_VOLTS);
-    s.num("bpBusAmp", (p.power_w.abs() / BUS_VOLTS * 100.0).round() / 100.0);
+    s.num(
+        "bpBusAmp",
+        (p.power_w.abs() / BUS_VOLTS * 100.0).round() / 100.0,
+    );
     s.num("bpCycles", p.cycles.floor());
     s.num("bpHvMosTemp", round1(t + 4.0));
     s.num("bpLvMosTemp", round1(t + 3.0));
@@ -299,8 +327,14 @@ pub(crate) fn cloud_bms(m: &FitModel, cx: Context<'_>, index: usize) -> States {
     s.num("bpRealSoh", round1(p.soh));
     s.num("bpDownLimitSoc", SOC_LOWER_LIMIT);
     s.num("bpUpLimitSoc", 100.0);
-    s.num("bpChgSop", (p.charge_limit_w() / PACK_MAX_CHARGE_W * 100.0).round());
-    s.num("bpDsgSop", (p.discharge_limit_w() / PACK_MAX_DISCHARGE_W * 100.0).round());
+    s.num(
+        "bpChgSop",
+        (p.charge_limit_w() / PACK_MAX_CHARGE_W * 100.0).round(),
+    );
+    s.num(
+        "bpDsgSop",
+        (p.discharge_limit_w() / PACK_MAX_DISCHARGE_W * 100.0).round(),
+    );
     s.num("bpRemainWatth", round1(p.remaining_wh()));
     s.num("bpTargetSoc", 100.0);
     s.num("bpDiffSoc", 0.4);
@@ -309,7 +343,10 @@ pub(crate) fn cloud_bms(m: &FitModel, cx: Context<'_>, index: usize) -> States {
     s.num("bpLimitSoc", 100.0);
     s.num("bpCalendarSoh", round1(p.soh - 0.3));
     s.num("bpCycleSoh", round1(p.soh));
-    s.array("bpTemp", vec![round1(t), round1(t + 0.4), round1(t - 0.3), round1(t + 0.8)]);
+    s.array(
+        "bpTemp",
+        vec![round1(t), round1(t + 0.4), round1(t - 0.3), round1(t + 0.8)],
+    );
     s.array(
         "bpCellVol",
         (0..16)
@@ -367,10 +404,9 @@ pub(crate) fn encode(
             protocol::encode_report(Channel::EmsHeartbeatReport, &heartbeat(m, cx))
         }
         MappedReport::BatteryPacks => protocol::encode_battery_packs(&battery_packs(m, cx)),
-        MappedReport::CloudBmsInfo => protocol::encode_report(
-            Channel::CloudBmsInfoReport,
-            &cloud_bms(m, cx, bms_index),
-        ),
+        MappedReport::CloudBmsInfo => {
+            protocol::encode_report(Channel::CloudBmsInfoReport, &cloud_bms(m, cx, bms_index))
+        }
     }
 }
 

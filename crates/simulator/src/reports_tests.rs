@@ -87,7 +87,10 @@ fn values_stay_in_catalog_ranges_and_flows_balance_all_day() {
             let demand = get("EnergyStreamItem.loadPwr")
                 + get("EnergyStreamItem.heatingPower")
                 + get("EnergyStreamItem.bpHeatingPower");
-            assert!((supply - demand).abs() <= 0.01 * demand, "{supply} vs {demand}");
+            assert!(
+                (supply - demand).abs() <= 0.01 * demand,
+                "{supply} vs {demand}"
+            );
             let day_supply = get("EMSHeartbeatReport.gridInDayEnergy")
                 - get("EMSHeartbeatReport.gridOutDayEnergy")
                 + get("EMSHeartbeatReport.pvInDayEnergy")

@@ -46,7 +46,11 @@ async fn app_route_delivers_decodable_in_range_balanced_frames() {
         assert_eq!(t, topic);
         let frames = <protocol::pb::Frames as prost::Message>::decode(payload.as_slice()).unwrap();
         for h in &frames.header {
-            assert_eq!(h.enc_type, Some(1), "reports are XOR-encoded like the device's");
+            assert_eq!(
+                h.enc_type,
+                Some(1),
+                "reports are XOR-encoded like the device's"
+            );
         }
         let decoded = protocol::decode_payload(&payload, SN).unwrap();
         assert!(decoded.errors.is_empty() && decoded.skipped.is_empty());
@@ -60,7 +64,10 @@ async fn app_route_delivers_decodable_in_range_balanced_frames() {
             let demand = number(&decoded, "EnergyStreamItem.loadPwr").unwrap()
                 + number(&decoded, "EnergyStreamItem.heatingPower").unwrap()
                 + number(&decoded, "EnergyStreamItem.bpHeatingPower").unwrap();
-            assert!((supply - demand).abs() <= 0.01 * demand, "{supply} vs {demand}");
+            assert!(
+                (supply - demand).abs() <= 0.01 * demand,
+                "{supply} vs {demand}"
+            );
             streams += 1;
         }
         if let Some(load) = number(&decoded, "EMSHeartbeatReport.loadDayEnergy") {
@@ -69,7 +76,10 @@ async fn app_route_delivers_decodable_in_range_balanced_frames() {
                 + number(&decoded, "EMSHeartbeatReport.pvInDayEnergy").unwrap()
                 + number(&decoded, "EMSHeartbeatReport.bpOutDayEnergy").unwrap()
                 - number(&decoded, "EMSHeartbeatReport.bpInDayEnergy").unwrap();
-            assert!((supply - load).abs() <= 0.01 * load + 3.0, "{supply} vs {load}");
+            assert!(
+                (supply - load).abs() <= 0.01 * load + 3.0,
+                "{supply} vs {load}"
+            );
         }
         seen.extend(kinds(&payload));
     }
@@ -92,7 +102,12 @@ async fn get_all_is_answered_with_a_full_report_set() {
     let get = protocol::topics::get_topic(&login.user_id, SN);
     let sent = Instant::now();
     client
-        .publish(get, QoS::AtLeastOnce, false, protocol::get_all_request(1234))
+        .publish(
+            get,
+            QoS::AtLeastOnce,
+            false,
+            protocol::get_all_request(1234),
+        )
         .await
         .unwrap();
     let mut seen = HashSet::new();
@@ -134,8 +149,14 @@ async fn wrong_password_unknown_user_and_bad_tokens_are_refused() {
     assert_ne!(bogus["code"], "0");
     let answer = login(&client, &base, "demo@oceanbridge.local", "demo").await;
     let token = answer["data"]["token"].as_str().unwrap();
-    assert_eq!(certification(&client, &base, sim.user_id(), token).await["code"], "0");
-    assert_ne!(certification(&client, &base, "42", token).await["code"], "0");
+    assert_eq!(
+        certification(&client, &base, sim.user_id(), token).await["code"],
+        "0"
+    );
+    assert_ne!(
+        certification(&client, &base, "42", token).await["code"],
+        "0"
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     let expired = certification(&client, &base, sim.user_id(), token).await;
     assert_ne!(expired["code"], "0", "expired token refused: {expired}");
@@ -161,7 +182,10 @@ async fn broker_refuses_wrong_mqtt_credentials() {
     .await
     .unwrap();
     assert!(
-        matches!(err, ConnectionError::ConnectionRefused(ConnectReturnCode::BadUserNamePassword)),
+        matches!(
+            err,
+            ConnectionError::ConnectionRefused(ConnectReturnCode::BadUserNamePassword)
+        ),
         "{err:?}"
     );
     assert_eq!(sim.stats().mqtt_refused, 1);
@@ -212,27 +236,69 @@ async fn open_api_checks_the_hmac_signature() {
     let (ak, sk) = (cfg.access_key.clone(), cfg.secret_key.clone());
     let sim = Simulator::start(cfg).await.unwrap();
     let base = sim.http_base_url();
-    assert!(base.starts_with("http://127.0.0.1:"), "plain HTTP option: {base}");
+    assert!(
+        base.starts_with("http://127.0.0.1:"),
+        "plain HTTP option: {base}"
+    );
     let client = http_client(&sim);
 
-    let cert = open_get(&client, &base, "/iot-open/sign/certification", &[], &ak, &sk).await;
+    let cert = open_get(
+        &client,
+        &base,
+        "/iot-open/sign/certification",
+        &[],
+        &ak,
+        &sk,
+    )
+    .await;
     assert_eq!(cert["code"], "0", "{cert}");
-    assert_eq!(cert["data"]["certificateAccount"], sim.open_credentials().username.as_str());
+    assert_eq!(
+        cert["data"]["certificateAccount"],
+        sim.open_credentials().username.as_str()
+    );
     let list = open_get(&client, &base, "/iot-open/sign/device/list", &[], &ak, &sk).await;
     assert_eq!(list["data"][0]["sn"], SN);
     assert_eq!(list["data"][0]["online"], 1);
-    let quota = open_get(&client, &base, "/iot-open/sign/device/quota/all", &[("sn", SN)], &ak, &sk).await;
+    let quota = open_get(
+        &client,
+        &base,
+        "/iot-open/sign/device/quota/all",
+        &[("sn", SN)],
+        &ak,
+        &sk,
+    )
+    .await;
     assert_eq!(quota["code"], "0");
     let soc = quota["data"]["96_1.bpSoc"].as_f64().unwrap();
     assert!((0.0..=100.0).contains(&soc));
 
-    let bad = open_get(&client, &base, "/iot-open/sign/certification", &[], &ak, "wrong-secret").await;
+    let bad = open_get(
+        &client,
+        &base,
+        "/iot-open/sign/certification",
+        &[],
+        &ak,
+        "wrong-secret",
+    )
+    .await;
     assert_eq!(bad["code"], "8521", "{bad}");
-    let bad_key = open_get(&client, &base, "/iot-open/sign/device/list", &[], "other", &sk).await;
+    let bad_key = open_get(
+        &client,
+        &base,
+        "/iot-open/sign/device/list",
+        &[],
+        "other",
+        &sk,
+    )
+    .await;
     assert_eq!(bad_key["code"], "8513");
     // Signed for one serial, sent for another: the signature no longer matches.
     let owned = vec![("sn".to_string(), SN.to_string())];
-    let ts = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis().to_string();
+    let ts = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        .to_string();
     let tampered: Value = client
         .get(format!("{base}/iot-open/sign/device/quota/all"))
         .query(&[("sn", "OTHER")])
@@ -258,7 +324,11 @@ async fn shutdown_sends_offline_and_releases_the_ports() {
     let topic = protocol::topics::property_topic(SN);
     let (_client, mut events) = connect(&sim, &login, "ANDROID_test_3", &[&topic]).await;
     let mqtt = sim.mqtt_addr();
-    let http: std::net::SocketAddr = sim.http_base_url().trim_start_matches("https://").parse().unwrap();
+    let http: std::net::SocketAddr = sim
+        .http_base_url()
+        .trim_start_matches("https://")
+        .parse()
+        .unwrap();
     let stopping = tokio::spawn(sim.shutdown());
     let mut offline = false;
     while let Some((_, payload)) = next_publish(&mut events, Duration::from_secs(5)).await {
@@ -268,7 +338,10 @@ async fn shutdown_sends_offline_and_releases_the_ports() {
             break;
         }
     }
-    assert!(offline, "the offline message arrives before the broker closes");
+    assert!(
+        offline,
+        "the offline message arrives before the broker closes"
+    );
     tokio::time::timeout(Duration::from_secs(10), stopping)
         .await
         .expect("shutdown finishes")

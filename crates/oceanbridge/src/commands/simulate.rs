@@ -1,11 +1,260 @@
-//! `oceanbridge simulate` — not built yet (see its issue).
+//! `oceanbridge simulate`: run the simulated EcoFlow cloud standalone (HTTPS login and
+//! certification, the signed open API, an MQTT/TLS broker, living PowerOcean Fit devices)
+//! and print how to connect to it. Ctrl-C (or SIGTERM) stops it cleanly.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use simulator::{ExternalBroker, Simulator, SimulatorConfig};
 
 /// Arguments of `oceanbridge simulate`.
 #[derive(Debug, clap::Args)]
-pub struct SimulateArgs {}
+pub struct SimulateArgs {
+    /// Simulator config file (TOML, the `SimulatorConfig` fields); flags below override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Device serial numbers, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub devices: Option<Vec<String>>,
+    /// Battery packs per device (1–3, 5 kWh each).
+    #[arg(long)]
+    pub packs: Option<u8>,
+    /// Simulated seconds per real second (60 = an hour a minute).
+    #[arg(long)]
+    pub speed: Option<f64>,
+    /// Address to listen on (keep it local unless you know why).
+    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    pub bind: IpAddr,
+    /// HTTP API port (0 = any free port; the chosen one is printed).
+    #[arg(long)]
+    pub http_port: Option<u16>,
+    /// MQTT/TLS port of the embedded broker (0 = any free port).
+    #[arg(long)]
+    pub mqtt_port: Option<u16>,
+    /// Serve the HTTP API without TLS.
+    #[arg(long)]
+    pub plain_http: bool,
+    /// Publish into this MQTT broker (host:port, plain TCP) instead of the embedded one.
+    #[arg(long)]
+    pub external_broker: Option<String>,
+    /// Login for the external broker.
+    #[arg(long, requires = "external_broker")]
+    pub external_user: Option<String>,
+    #[arg(long, requires = "external_user")]
+    pub external_password: Option<String>,
+    /// App account e-mail.
+    #[arg(long)]
+    pub email: Option<String>,
+    /// App account password.
+    #[arg(long)]
+    pub password: Option<String>,
+    /// Open-API access key / secret key.
+    #[arg(long)]
+    pub access_key: Option<String>,
+    #[arg(long)]
+    pub secret_key: Option<String>,
+    /// Lifetime of app login tokens, seconds.
+    #[arg(long)]
+    pub token_ttl: Option<f64>,
+    /// Where to write the CA certificate clients must trust.
+    #[arg(long, default_value_os_t = std::env::temp_dir().join("oceanbridge-simulator-ca.pem"))]
+    pub ca_file: PathBuf,
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long)]
+    pub duration: Option<f64>,
+}
 
-pub fn run(_args: SimulateArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`simulate` is not available in this build yet")
+pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
+    let config = build_config(&args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(simulate(config, args))
+}
+
+fn build_config(args: &SimulateArgs) -> anyhow::Result<SimulatorConfig> {
+    let mut c: SimulatorConfig = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            toml::from_str(&text).with_context(|| format!("bad config {}", path.display()))?
+        }
+        None => SimulatorConfig::default(),
+    };
+    if let Some(d) = &args.devices {
+        c.devices = d.iter().map(|s| s.trim().to_string()).collect();
+    }
+    if let Some(p) = args.packs {
+        c.packs = p;
+    }
+    if let Some(s) = args.speed {
+        c.speed = s;
+    }
+    c.http_bind = SocketAddr::new(args.bind, args.http_port.unwrap_or(c.http_bind.port()));
+    c.mqtt_bind = SocketAddr::new(args.bind, args.mqtt_port.unwrap_or(c.mqtt_bind.port()));
+    if args.plain_http {
+        c.http_tls = false;
+    }
+    if let Some(addr) = &args.external_broker {
+        let (host, port) = addr
+            .rsplit_once(':')
+            .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
+            .with_context(|| format!("--external-broker wants host:port, got {addr:?}"))?;
+        c.external_broker = Some(ExternalBroker {
+            host,
+            port,
+            username: args.external_user.clone(),
+            password: args.external_password.clone(),
+        });
+    }
+    let set = |target: &mut String, value: &Option<String>| {
+        if let Some(v) = value {
+            *target = v.clone();
+        }
+    };
+    set(&mut c.email, &args.email);
+    set(&mut c.password, &args.password);
+    set(&mut c.access_key, &args.access_key);
+    set(&mut c.secret_key, &args.secret_key);
+    if let Some(ttl) = args.token_ttl {
+        c.token_ttl = Duration::try_from_secs_f64(ttl).context("--token-ttl: seconds, > 0")?;
+    }
+    Ok(c)
+}
+
+async fn simulate(config: SimulatorConfig, args: SimulateArgs) -> anyhow::Result<ExitCode> {
+    let sim = Simulator::start(config.clone())
+        .await
+        .context("cannot start the simulator")?;
+    write_ca(&args.ca_file, &sim.ca_cert_pem())?;
+    print_banner(&sim, &config, &args.ca_file);
+
+    let duration = args
+        .duration
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(Duration::from_secs_f64);
+    let reason = tokio::select! {
+        r = stop_signal() => r,
+        _ = async {
+            match duration {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        } => "time is up",
+    };
+    eprintln!("oceanbridge simulate: {reason}; stopping (devices send their offline message)");
+    let stats = sim.stats();
+    tokio::time::timeout(Duration::from_secs(10), sim.shutdown())
+        .await
+        .context("shutdown took longer than 10 s")?;
+    eprintln!(
+        "oceanbridge simulate: stopped. logins {} ok / {} refused, MQTT connections {}, \
+         payloads {}, frames {}, get-all answered {}",
+        stats.logins_ok,
+        stats.logins_failed,
+        stats.mqtt_connections,
+        stats.payloads_published,
+        stats.frames_published,
+        stats.get_all_answered
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_ca(path: &Path, pem: &str) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    std::fs::write(path, pem).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+async fn stop_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            return tokio::select! {
+                _ = tokio::signal::ctrl_c() => "Ctrl-C",
+                _ = term.recv() => "SIGTERM",
+            };
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    "Ctrl-C"
+}
+
+fn print_banner(sim: &Simulator, c: &SimulatorConfig, ca_file: &Path) {
+    let base = sim.http_base_url();
+    let mqtt = sim.mqtt_addr();
+    let app = sim.app_credentials();
+    let open = sim.open_credentials();
+    let ca = ca_file.display();
+    let plural = if c.devices.len() == 1 { "" } else { "s" };
+    println!("oceanbridge simulator — a stand-in for the EcoFlow cloud (Ctrl-C to stop)");
+    println!();
+    println!("  HTTP API        {base}");
+    println!(
+        "    app login     POST {base}/auth/login   email {}  password {}",
+        c.email, c.password
+    );
+    println!(
+        "    certification GET  {base}/iot-auth/app/certification?userId={}",
+        sim.user_id()
+    );
+    println!(
+        "    open API      GET  {base}/iot-open/sign/{{certification,device/list,device/quota/all?sn=..}}"
+    );
+    println!(
+        "                  accessKey {}  secretKey {}",
+        c.access_key, c.secret_key
+    );
+    println!("  CA certificate  {ca}   (trust it for HTTPS and MQTT/TLS)");
+    match &c.external_broker {
+        None => {
+            println!("  MQTT over TLS   {mqtt}");
+            println!(
+                "    app login     user {}  password {}",
+                app.username, app.password
+            );
+            println!(
+                "    open-API login user {}  password {}",
+                open.username, open.password
+            );
+        }
+        Some(ext) => println!(
+            "  MQTT            publishing into the external broker {}:{}",
+            ext.host, ext.port
+        ),
+    }
+    println!(
+        "  Devices         {} ({} pack{} of 5 kWh each), speed x{}",
+        c.devices.join(", "),
+        c.packs,
+        if c.packs == 1 { "" } else { "s" },
+        c.speed
+    );
+    println!(
+        "  Topics          /app/device/property/<SN>   get-all: /app/{}/<SN>/thing/property/get",
+        sim.user_id()
+    );
+    println!();
+    println!(
+        "  Point the bridge at it:  api_url = \"{base}\", ca_file = \"{ca}\", the e-mail/password above,"
+    );
+    println!("  and device{plural} {}.", c.devices.join(", "));
+    if c.external_broker.is_none() {
+        println!(
+            "  Watch raw frames:  mosquitto_sub --cafile {ca} -h {} -p {} -u {} -P {} -t '/app/device/property/#' -F '%t %x'",
+            mqtt.ip(),
+            mqtt.port(),
+            app.username,
+            app.password
+        );
+    }
+    println!();
 }

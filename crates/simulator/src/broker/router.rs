@@ -105,13 +105,6 @@ impl Router {
         // No device listening is fine (e.g. all devices stopped).
         let _ = self.inbound.send(msg);
     }
-
-    /// Closes every session.
-    pub(crate) fn kill_all(&self) {
-        for s in self.lock().values() {
-            s.kill.cancel();
-        }
-    }
 }
 
 #[cfg(test)]

@@ -247,7 +247,11 @@ impl FitModel {
         let battery_w = net.signum() * net.abs().min(total_limit);
         let limit_sum: f64 = limits.iter().sum();
         for (pack, limit) in self.packs.iter_mut().zip(&limits) {
-            let share = if limit_sum > 0.0 { limit / limit_sum } else { 0.0 };
+            let share = if limit_sum > 0.0 {
+                limit / limit_sum
+            } else {
+                0.0
+            };
             pack.power_w = battery_w * share;
             integrate_pack(pack, dt);
         }
@@ -255,12 +259,12 @@ impl FitModel {
 
         // The meter: load spread unevenly over the phases, the inverter feeds all three evenly.
         let load_split = [0.45, 0.33, 0.22];
-        for i in 0..3 {
+        for (i, split) in load_split.into_iter().enumerate() {
             let v = &mut self.flows.phase_v[i];
-            *v += (230.0 - *v) * (dt / 120.0).min(1.0) + 0.3 * self.noise.gauss() * dt.min(5.0).sqrt();
+            *v += (230.0 - *v) * (dt / 120.0).min(1.0)
+                + 0.3 * self.noise.gauss() * dt.min(5.0).sqrt();
             *v = v.clamp(222.0, 238.0);
-            let phase_w =
-                (load_w + heating_w + bp_heating_w) * load_split[i] - (pv_w + battery_w) / 3.0;
+            let phase_w = (load_w + heating_w + bp_heating_w) * split - (pv_w + battery_w) / 3.0;
             let pf = (0.97 + 0.01 * self.noise.gauss()).clamp(0.9, 1.0);
             self.flows.phase_w[i] = phase_w;
             self.flows.phase_pf[i] = pf;

@@ -99,9 +99,14 @@ impl Household {
         let bump = |centre: f64, width: f64, height: f64| {
             height * (-((hour - centre) / width).powi(2)).exp()
         };
-        let rhythm = 280.0 + bump(7.5, 0.8, 550.0) + bump(12.5, 0.7, 350.0) + bump(19.5, 1.5, 850.0);
+        let rhythm =
+            280.0 + bump(7.5, 0.8, 550.0) + bump(12.5, 0.7, 350.0) + bump(19.5, 1.5, 850.0);
         // The fridge compressor: 20 minutes on, 25 off.
-        let fridge = if (hour * 60.0) % 45.0 < 20.0 { 110.0 } else { 0.0 };
+        let fridge = if (hour * 60.0) % 45.0 < 20.0 {
+            110.0
+        } else {
+            0.0
+        };
         let appliances: f64 = self.running.iter().map(|a| a.watts).sum();
         let wobble = 1.0 + 0.06 * noise.gauss().clamp(-3.0, 3.0);
         (rhythm * wobble + fridge + appliances).clamp(80.0, 15000.0)

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
+use rumqttc::{
+    AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
+};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use serde_json::{Value, json};
@@ -66,7 +68,12 @@ pub async fn login(client: &reqwest::Client, base: &str, email: &str, password: 
 }
 
 /// GET /iot-auth/app/certification with a bearer token.
-pub async fn certification(client: &reqwest::Client, base: &str, user_id: &str, token: &str) -> Value {
+pub async fn certification(
+    client: &reqwest::Client,
+    base: &str,
+    user_id: &str,
+    token: &str,
+) -> Value {
     client
         .get(format!("{base}/iot-auth/app/certification"))
         .query(&[("userId", user_id)])
@@ -95,7 +102,10 @@ pub async fn app_login(sim: &Simulator) -> AppLogin {
     let answer = login(&client, &base, "demo@oceanbridge.local", "demo").await;
     assert_eq!(answer["code"], "0", "{answer}");
     let token = answer["data"]["token"].as_str().unwrap().to_string();
-    let user_id = answer["data"]["user"]["userId"].as_str().unwrap().to_string();
+    let user_id = answer["data"]["user"]["userId"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let cert = certification(&client, &base, &user_id, &token).await;
     assert_eq!(cert["code"], "0", "{cert}");
     let d = &cert["data"];
@@ -114,9 +124,9 @@ pub fn mqtt_options(sim: &Simulator, login: &AppLogin, client_id: &str) -> MqttO
     o.set_credentials(login.account.clone(), login.password.clone());
     o.set_keep_alive(Duration::from_secs(10));
     o.set_max_packet_size(1 << 20, 1 << 20);
-    o.set_transport(Transport::Tls(TlsConfiguration::Rustls(Arc::new(tls_config(
-        &sim.ca_cert_pem(),
-    )))));
+    o.set_transport(Transport::Tls(TlsConfiguration::Rustls(Arc::new(
+        tls_config(&sim.ca_cert_pem()),
+    ))));
     o
 }
 
@@ -174,7 +184,11 @@ pub fn assert_in_range(decoded: &protocol::DecodedPayload) {
             let v = u.value.as_number().unwrap();
             assert!(v.abs() <= u.state.max.unwrap(), "{} = {v}", u.state.key);
         } else {
-            assert!(!u.out_of_range, "{} = {:?} out of range", u.state.key, u.value);
+            assert!(
+                !u.out_of_range,
+                "{} = {:?} out of range",
+                u.state.key, u.value
+            );
         }
     }
 }
