@@ -327,3 +327,29 @@ async fn many_reconnects_keep_one_loop_and_one_timer_per_device() {
     assert_eq!((s.live_loops, s.live_timers), (0, 0));
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_api_is_a_network_failure_with_backoff() {
+    // A port that was just free: nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("ephemeral port");
+    let config = CloudConfig {
+        way_in: WayIn::App,
+        api_url: format!("https://{closed}"),
+        email: "me@example.com".into(),
+        password: "pw".into(),
+        devices: vec!["SN1".into()],
+        reconnect_min_secs: 0.1,
+        reconnect_max_secs: 0.4,
+        ..CloudConfig::default()
+    };
+    let run = start(config, None);
+    until("two failed attempts", || run.stats.snapshot().failures >= 2).await;
+    let s = run.stats.snapshot();
+    let last = s.last_error.unwrap_or_default();
+    assert!(last.contains("cannot connect"), "{last}");
+    assert!(last.contains("/auth/login"), "names the endpoint: {last}");
+    assert_eq!((s.connects, s.live_loops), (0, 1));
+    run.stop().await;
+}

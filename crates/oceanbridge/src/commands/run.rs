@@ -35,12 +35,13 @@ pub struct RunArgs {
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.config)?;
+    // Every section is checked before anything is printed or started.
+    let options = bridge_options(&config, !args.no_web)?;
     if args.print_config {
         print!("{}", config.to_redacted_toml());
         return Ok(ExitCode::SUCCESS);
     }
     crate::logging::init(&args.log_level);
-    let options = bridge_options(&config, !args.no_web)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

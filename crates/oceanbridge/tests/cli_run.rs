@@ -1,0 +1,274 @@
+//! `oceanbridge run`, `--print-config`, `record` and `replay` driven as a user would,
+//! against the simulator (started in this test process) over real sockets.
+
+mod bridge_support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bridge_support::{Proc, bin, http_get, numbers, temp_path};
+use simulator::{Simulator, SimulatorConfig};
+
+/// The simulated account's password: distinctive, so a leak anywhere is easy to spot.
+const SECRET: &str = "pw-7f3a9c-never-print-me";
+
+struct Sim {
+    runtime: tokio::runtime::Runtime,
+    sim: Option<Simulator>,
+}
+
+impl Sim {
+    fn start() -> Sim {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let sim = runtime
+            .block_on(Simulator::start(SimulatorConfig {
+                password: SECRET.into(),
+                ..SimulatorConfig::default()
+            }))
+            .expect("simulator");
+        Sim {
+            runtime,
+            sim: Some(sim),
+        }
+    }
+
+    fn sim(&self) -> &Simulator {
+        self.sim.as_ref().expect("running")
+    }
+
+    /// A config file for the app way in; the password comes from the environment.
+    fn config_file(&self, name: &str, extra: &str) -> PathBuf {
+        let ca = temp_path(&format!("{name}-ca.pem"));
+        std::fs::write(&ca, self.sim().ca_cert_pem()).expect("write CA");
+        let text = format!(
+            "[source]\nway_in = \"app\"\napi_url = \"{}\"\nca_file = \"{}\"\nemail = \"{}\"\n\
+             devices = [\"{}\"]\nreconnect_min_secs = 0.2\nreconnect_max_secs = 1\n\n\
+             [web]\nbind = \"127.0.0.1:0\"\n{extra}",
+            self.sim().http_base_url(),
+            ca.display(),
+            SimulatorConfig::default().email,
+            self.sim().devices()[0],
+        );
+        let path = temp_path(&format!("{name}.toml"));
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        if let Some(sim) = self.sim.take() {
+            self.runtime.block_on(sim.shutdown());
+        }
+    }
+}
+
+fn run_cmd(config: &Path, password: &str) -> std::process::Command {
+    let mut cmd = bin();
+    cmd.args(["run", "--config"])
+        .arg(config)
+        .env("OCEANBRIDGE_PASSWORD", password);
+    cmd
+}
+
+#[test]
+fn print_config_redacts_every_secret() {
+    let path = temp_path("print.toml");
+    std::fs::write(
+        &path,
+        "[source]\nemail = \"me@example.com\"\npassword = \"file-pw-123\"\ndevices = [\"X\"]\n\
+         [web]\ntoken = \"web-token-456\"\n[home_assistant]\npassword = \"ha-pw-789\"\n",
+    )
+    .expect("write");
+    let out = bin()
+        .args(["run", "--print-config", "--config"])
+        .arg(&path)
+        .env("OCEANBRIDGE_SECRET_KEY", "env-secret-000")
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for secret in [
+        "file-pw-123",
+        "web-token-456",
+        "ha-pw-789",
+        "env-secret-000",
+    ] {
+        assert!(!text.contains(secret), "{secret} printed:\n{text}");
+    }
+    assert_eq!(text.matches("<redacted>").count(), 4, "{text}");
+    assert!(text.contains("me@example.com"));
+    assert!(
+        text.contains("get_all_interval_secs = 300"),
+        "defaults shown:\n{text}"
+    );
+}
+
+#[test]
+fn the_example_config_is_valid_for_every_section() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../oceanbridge.example.toml");
+    let out = bin()
+        .args(["run", "--print-config", "--config"])
+        .arg(&example)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for section in [
+        "[source]",
+        "[pipeline]",
+        "[store]",
+        "[web]",
+        "[home_assistant]",
+    ] {
+        assert!(text.contains(section), "{section} missing:\n{text}");
+    }
+}
+
+#[test]
+fn bad_config_is_one_clear_error() {
+    let path = temp_path("bad.toml");
+    std::fs::write(&path, "[source]\nway_in = \"carrier-pigeon\"\n").expect("write");
+    let out = bin()
+        .args(["run", "--config"])
+        .arg(&path)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("[source]") && err.contains("carrier-pigeon"),
+        "{err}"
+    );
+    let out = bin()
+        .args(["run", "--config", "/nonexistent/oceanbridge.toml"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config file"));
+}
+
+#[test]
+fn run_bridges_states_keeps_secrets_and_stops_on_sigterm() {
+    let sim = Sim::start();
+    let db = temp_path("run.db");
+    let config = sim.config_file(
+        "run",
+        &format!("[store]\nsqlite_path = \"{}\"\n", db.display()),
+    );
+    let mut run = Proc::spawn(run_cmd(&config, SECRET));
+    let addr = run.dashboard_addr(Duration::from_secs(20));
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while numbers(addr).len() < 100 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no states:\n{}",
+            run.stderr_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for path in ["/metrics", "/api/devices", "/api/states"] {
+        let (status, body) = http_get(addr, path);
+        assert_eq!(status, 200);
+        assert!(!body.contains(SECRET), "{path} exposes the password");
+    }
+    run.sigterm();
+    let status = run.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "{status:?}\n{}", run.stderr_text());
+    let log = run.stderr_text();
+    assert!(log.contains("MQTT connected"), "{log}");
+    assert!(log.contains("SIGTERM"), "{log}");
+    assert!(!log.contains(SECRET), "log exposes the password");
+    assert!(db.exists());
+}
+
+#[test]
+fn wrong_password_logs_a_clear_line_and_keeps_trying() {
+    let sim = Sim::start();
+    let config = sim.config_file("wrongpw", "");
+    let mut run = Proc::spawn(run_cmd(&config, "wrong-password-xyz"));
+    let line = run.wait_stderr("Incorrect password", Duration::from_secs(15));
+    assert!(line.contains("retrying in"), "{line}");
+    std::thread::sleep(Duration::from_millis(1500));
+    let log = run.stderr_text();
+    assert!(
+        !log.contains("wrong-password-xyz"),
+        "password in the log:\n{log}"
+    );
+    let attempts = log.matches("Incorrect password").count();
+    assert!(
+        (1..=8).contains(&attempts),
+        "{attempts} attempts in ~1.5 s:\n{log}"
+    );
+    run.sigterm();
+    assert!(run.wait_exit(Duration::from_secs(10)).success());
+    assert!(sim.sim().stats().logins_ok == 0);
+}
+
+#[test]
+fn record_then_replay_with_corrupt_lines_reported_by_number() {
+    let sim = Sim::start();
+    let config = sim.config_file("record", "");
+    let out = temp_path("record.jsonl");
+    let mut cmd = bin();
+    cmd.args(["record", "--duration", "3", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .env("OCEANBRIDGE_PASSWORD", SECRET);
+    let mut rec = Proc::spawn(cmd);
+    let status = rec.wait_exit(Duration::from_secs(20));
+    assert!(status.success(), "{}", rec.stderr_text());
+    let text = std::fs::read_to_string(&out).expect("record file");
+    let good = text.lines().count();
+    assert!(
+        good >= 3,
+        "get-all answer + reports recorded, got {good} lines"
+    );
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("JSON line");
+        assert!(v["topic"].is_string() && v["time"].is_f64() && v["hex"].is_string());
+    }
+    // Corrupt the file: a truncated line, garbage, and bytes that are not a payload.
+    let first = text.lines().next().unwrap_or_default();
+    let corrupt = format!(
+        "{text}{}\nnot json at all\n{{\"topic\":\"/app/device/property/X\",\"time\":1,\"hex\":\"0a\"}}\n",
+        &first[..first.len() / 2]
+    );
+    std::fs::write(&out, corrupt).expect("write");
+    let replay = bin().arg("replay").arg(&out).output().expect("runs");
+    assert!(
+        replay.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    let err = String::from_utf8_lossy(&replay.stderr);
+    assert!(err.contains(&format!(":{}: skipped", good + 1)), "{err}");
+    assert!(err.contains(&format!(":{}: skipped", good + 2)), "{err}");
+    let summary = String::from_utf8_lossy(&replay.stdout);
+    assert!(
+        summary.contains(&format!("replayed {} payloads", good + 1)),
+        "{summary}"
+    );
+    assert!(summary.contains("bad lines skipped: 2"), "{summary}");
+    assert!(
+        summary.contains("rejected payloads (truncated): 1"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(&format!("device {}", sim.sim().devices()[0])),
+        "{summary}"
+    );
+}
