@@ -10,6 +10,7 @@
 //! - [`open_api`]: the open-API HMAC-SHA256 request signature (pure; clients reuse it).
 //! - [`faults`]: [`Faults`], the fault switches.
 //! - [`stats`]: [`SimulatorStats`], counters of what happened.
+//! - [`fleet`]: many devices' frames (encoder only, no physics) published into a broker, for load.
 //! - [`physics`]: the pure, clock-driven model of a Fit (PV, load, packs, grid meter).
 //! - `reports`: model → catalog states → report bytes, and the open-API JSON quota form.
 //! - `device`: one device task: cadences, get-all answers, offline message, one-shot faults.
@@ -18,11 +19,12 @@
 //! - `http`: login, certification and the signed open API (axum over hyper, TLS or plain).
 //! - `tls`: the CA and server certificate generated at start (rcgen, rustls with ring).
 //! - `clock`: simulated time at `speed` × real time.
-//! - [`error`]: the error type, [`SimulatorError`].
+//! - [`error`]: [`SimulatorError`].
 
 pub mod config;
 pub mod error;
 pub mod faults;
+pub mod fleet;
 pub mod open_api;
 pub mod physics;
 pub mod stats;
@@ -166,14 +168,8 @@ impl Simulator {
         match &config.external_broker {
             None => {
                 let creds = vec![
-                    (
-                        app_credentials.username.clone(),
-                        app_credentials.password.clone(),
-                    ),
-                    (
-                        open_credentials.username.clone(),
-                        open_credentials.password.clone(),
-                    ),
+                    (app_credentials.username.clone(), app_credentials.password.clone()),
+                    (open_credentials.username.clone(), open_credentials.password.clone()),
                 ];
                 let b = Broker::start(
                     config.mqtt_bind,
