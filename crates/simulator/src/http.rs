@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Json;
 use axum::routing::{get, post};
 use base64::Engine;
@@ -118,7 +118,12 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/iot-open/sign/certification", get(open_certification))
         .route("/iot-open/sign/device/list", get(device_list))
         .route("/iot-open/sign/device/quota/all", get(quota_all))
-        .fallback(|| async { envelope("404", "Not Found", JsonValue::Null) })
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                envelope("404", "Not Found", JsonValue::Null),
+            )
+        })
         .with_state(state)
 }
 

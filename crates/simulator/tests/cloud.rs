@@ -313,6 +313,12 @@ async fn open_api_checks_the_hmac_signature() {
         .await
         .unwrap();
     assert_eq!(tampered["code"], "8521");
+    let missing = client
+        .get(format!("{base}/no/such/path"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), reqwest::StatusCode::NOT_FOUND);
     assert_eq!(sim.stats().auth_rejected, 3);
     sim.shutdown().await;
 }
