@@ -178,25 +178,73 @@ async fn send_request(
 
 /// GET over a fresh connection, whole response.
 pub async fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
-    let mut stream = send_request(addr, path, headers, true).await;
+    let stream = send_request(addr, path, headers, true).await;
+    read_response(stream).await
+}
+
+/// Any method with an optional JSON body, over a fresh connection.
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    json: Option<&serde_json::Value>,
+) -> HttpResponse {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let body = json.map(|j| j.to_string()).unwrap_or_default();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if json.is_some() {
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    req.push_str("\r\n");
+    req.push_str(&body);
+    stream.write_all(req.as_bytes()).await.expect("write");
+    read_response(stream).await
+}
+
+/// Reads one response: by Content-Length, chunked framing, or to EOF.
+async fn read_response(mut stream: TcpStream) -> HttpResponse {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut raw))
-        .await
-        .expect("response in time")
-        .expect("read");
-    let (status, headers, body_start) = split_head(&raw).expect("HTTP head");
-    let chunked = headers
-        .iter()
-        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
-    let body = if chunked {
-        dechunk(&raw[body_start..]).0
-    } else {
-        raw[body_start..].to_vec()
-    };
-    HttpResponse {
-        status,
-        headers,
-        body: String::from_utf8(body).expect("utf-8 body"),
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut eof = false;
+    loop {
+        if let Some((status, headers, start)) = split_head(&raw) {
+            let header = |name: &str| {
+                headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.clone())
+            };
+            let body = &raw[start..];
+            let done =
+                if let Some(len) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+                    (body.len() >= len).then(|| body[..len].to_vec())
+                } else if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+                    let (data, _, finished) = dechunk(body);
+                    finished.then_some(data)
+                } else {
+                    eof.then(|| body.to_vec())
+                };
+            if let Some(body) = done {
+                return HttpResponse {
+                    status,
+                    headers,
+                    body: String::from_utf8(body).expect("utf-8 body"),
+                };
+            }
+        }
+        assert!(!eof, "connection closed mid-response");
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut buf))
+            .await
+            .expect("response in time")
+            .expect("read");
+        if n == 0 {
+            eof = true;
+        }
+        raw.extend_from_slice(&buf[..n]);
     }
 }
 
