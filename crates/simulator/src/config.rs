@@ -42,7 +42,8 @@ pub struct SimulatorConfig {
     pub utc_offset_minutes: i32,
     /// Peak PV power of each system in W. Default 8000.
     pub pv_peak_w: f64,
-    /// Battery state of charge at start, percent. Default 55.
+    /// Battery state of charge at local midnight of the start day, percent (the simulation
+    /// lives through that day up to the start time before it goes on the air). Default 55.
     pub initial_soc: f64,
     /// Seed of the noise generator (same seed, same weather and load). Default 7.
     pub seed: u64,

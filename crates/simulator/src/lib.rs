@@ -19,7 +19,7 @@
 //! - `http`: login, certification and the signed open API (axum over hyper, TLS or plain).
 //! - `tls`: the CA and server certificate generated at start (rcgen, rustls with ring).
 //! - `clock`: simulated time at `speed` × real time.
-//! - [`error`]: [`SimulatorError`].
+//! - [`error`]: the error type, [`SimulatorError`].
 
 pub mod config;
 pub mod error;
@@ -168,8 +168,14 @@ impl Simulator {
         match &config.external_broker {
             None => {
                 let creds = vec![
-                    (app_credentials.username.clone(), app_credentials.password.clone()),
-                    (open_credentials.username.clone(), open_credentials.password.clone()),
+                    (
+                        app_credentials.username.clone(),
+                        app_credentials.password.clone(),
+                    ),
+                    (
+                        open_credentials.username.clone(),
+                        open_credentials.password.clone(),
+                    ),
                 ];
                 let b = Broker::start(
                     config.mqtt_bind,
@@ -237,7 +243,11 @@ impl Simulator {
         for (i, sn) in config.devices.iter().enumerate() {
             let (tx, rx) = mpsc::channel(16);
             senders.insert(sn.clone(), tx);
-            let model = FitModel::new(
+            // Begin at the start day's local midnight and live through the day up to the
+            // start time, so day counters and batteries look like a system already running.
+            let offset = f64::from(config.utc_offset_minutes) * 60.0;
+            let midnight = ((start_epoch + offset) / 86400.0).floor() * 86400.0 - offset;
+            let mut model = FitModel::new(
                 PhysicsConfig {
                     packs: usize::from(config.packs),
                     pv_peak_w: config.pv_peak_w,
@@ -245,8 +255,9 @@ impl Simulator {
                     seed: config.seed.wrapping_add(i as u64),
                     utc_offset_s: i64::from(config.utc_offset_minutes) * 60,
                 },
-                start_epoch,
+                midnight,
             );
+            model.advance_to(start_epoch);
             let (view, task) = device::spawn(
                 device::DeviceSetup {
                     sn: sn.clone(),
