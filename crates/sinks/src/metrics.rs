@@ -21,7 +21,7 @@ use prometheus_client::registry::{Registry, Unit};
 use protocol::Value;
 use store::{BridgeStats, StateStore};
 
-use crate::units::{base_unit, display_unit, snake_case};
+use crate::units::{base_unit, display_unit, snake_case, to_base};
 
 /// The `Content-Type` of [`render`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -32,8 +32,7 @@ type StateFamily = Family<Labels, FloatGauge>;
 
 /// The metric name (without prefix and unit) and unit suffix of a state.
 pub fn metric_name(state: &StateDef) -> (String, Option<&'static str>) {
-    let (unit, _) = base_unit(display_unit(state));
-    (snake_case(state.name), unit)
+    (snake_case(state.name), base_unit(display_unit(state)))
 }
 
 fn pack_label(state: &StateDef) -> String {
@@ -85,7 +84,7 @@ pub fn render(store: &StateStore, stats: &BridgeStats) -> String {
     for device in &devices {
         for latest in store.latest(&device.device_sn) {
             let state = latest.state;
-            let (_, scale) = base_unit(display_unit(state));
+            let unit = display_unit(state);
             let family = &families
                 .entry(metric_name(state))
                 .or_insert_with(|| (state.human_name, Family::default()))
@@ -94,7 +93,7 @@ pub fn render(store: &StateStore, stats: &BridgeStats) -> String {
                 (Value::Number(n), Kind::Number) => {
                     family
                         .get_or_create(&labels(&device.device_sn, state))
-                        .set(n * scale);
+                        .set(to_base(unit, *n));
                     out_of_range
                         .get_or_create(&vec![
                             ("device", device.device_sn.clone()),
@@ -106,7 +105,7 @@ pub fn render(store: &StateStore, stats: &BridgeStats) -> String {
                     for (i, v) in items.iter().enumerate() {
                         let mut l = labels(&device.device_sn, state);
                         l.push(("index", i.to_string()));
-                        family.get_or_create(&l).set(v * scale);
+                        family.get_or_create(&l).set(to_base(unit, *v));
                     }
                 }
                 _ => {}

@@ -14,20 +14,30 @@ pub fn display_unit(state: &StateDef) -> &'static str {
     }
 }
 
-/// Prometheus base unit suffix and the factor from the display unit:
-/// W → watts, V → volts, A → amperes, °C → celsius, % → ratio (÷100),
-/// Wh → joules (×3600), mAh → coulombs (×3.6), h → seconds (×3600); no unit → none.
-pub fn base_unit(unit: &str) -> (Option<&'static str>, f64) {
+/// Prometheus base unit suffix of a display unit: W → watts, V → volts, A → amperes,
+/// °C → celsius, % → ratio, Wh → joules, mAh → coulombs, h → seconds; no unit → none.
+pub fn base_unit(unit: &str) -> Option<&'static str> {
     match unit {
-        "W" => (Some("watts"), 1.0),
-        "V" => (Some("volts"), 1.0),
-        "A" => (Some("amperes"), 1.0),
-        "°C" => (Some("celsius"), 1.0),
-        "%" => (Some("ratio"), 0.01),
-        "Wh" => (Some("joules"), 3600.0),
-        "mAh" => (Some("coulombs"), 3.6),
-        "h" => (Some("seconds"), 3600.0),
-        _ => (None, 1.0),
+        "W" => Some("watts"),
+        "V" => Some("volts"),
+        "A" => Some("amperes"),
+        "°C" => Some("celsius"),
+        "%" => Some("ratio"),
+        "Wh" => Some("joules"),
+        "mAh" => Some("coulombs"),
+        "h" => Some("seconds"),
+        _ => None,
+    }
+}
+
+/// Converts a value in `unit` to its [`base_unit`] (% ÷ 100, Wh × 3600, mAh × 3.6,
+/// h × 3600; the others unchanged).
+pub fn to_base(unit: &str, value: f64) -> f64 {
+    match unit {
+        "%" => value / 100.0,
+        "Wh" | "h" => value * 3600.0,
+        "mAh" => value * 3.6,
+        _ => value,
     }
 }
 
@@ -75,6 +85,9 @@ mod tests {
         assert_eq!(display_unit(pack), "Wh");
         let pv = catalog::by_key("EnergyStreamItem.pvPwr").expect("in catalog");
         assert_eq!(display_unit(pv), "W");
-        assert_eq!(base_unit("%"), (Some("ratio"), 0.01));
+        assert_eq!(base_unit("%"), Some("ratio"));
+        assert_eq!(to_base("%", 42.0), 0.42);
+        assert_eq!(to_base("Wh", 2.0), 7200.0);
+        assert_eq!(to_base("W", 5.5), 5.5);
     }
 }

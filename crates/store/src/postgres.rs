@@ -38,6 +38,17 @@ fn default_queue() -> usize {
     1000
 }
 
+impl PostgresConfig {
+    /// The PostgreSQL settings of a store config, if `postgres_url` is set.
+    pub fn from_store(config: &crate::StoreConfig) -> Option<PostgresConfig> {
+        config.postgres_url.as_ref().map(|url| PostgresConfig {
+            url: url.clone(),
+            table: config.postgres_table.clone(),
+            queue_capacity: default_queue(),
+        })
+    }
+}
+
 /// A running PostgreSQL history sink.
 pub struct PostgresSink {
     handle: JoinHandle<()>,

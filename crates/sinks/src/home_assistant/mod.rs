@@ -97,13 +97,18 @@ impl HomeAssistantConfig {
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Starts the discovery publisher; it ends when `shutdown` fires (after marking the
-/// bridge offline, and removing the entities if configured).
+/// bridge offline, and removing the entities if configured). With `enabled: false` the
+/// task ends at once without connecting.
 pub fn run(
     config: HomeAssistantConfig,
     store: StateStore,
     shutdown: CancellationToken,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
+        if !config.enabled {
+            tracing::debug!("home assistant discovery disabled");
+            return;
+        }
         if let Err(e) = publish_loop(config, store, shutdown).await {
             tracing::error!(error = %e, "home assistant sink stopped");
         }
