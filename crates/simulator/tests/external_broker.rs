@@ -130,6 +130,20 @@ async fn frames_flow_through_an_external_mosquitto() {
         replies.len() >= 4,
         "get-all answered through mosquitto: {replies:?}"
     );
-    sim.shutdown().await;
+    // Shutdown flushes the offline message through the external broker before leaving.
+    let stopping = tokio::spawn(sim.shutdown());
+    let offline = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Ok(Event::Incoming(Packet::Publish(p))) = events.poll().await
+                && let Ok(d) = protocol::decode_payload(&p.payload, SN)
+                && d.status == Some(protocol::DeviceStatus::Offline)
+            {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(offline.is_ok(), "offline message arrives via mosquitto");
+    stopping.await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }

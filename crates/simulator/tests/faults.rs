@@ -192,3 +192,15 @@ async fn delay_slows_answers_down() {
     sim.faults().set_delay(Duration::ZERO);
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_connection_with_the_same_client_id_drops_the_first() {
+    let sim = Simulator::start(config(1.0)).await.unwrap();
+    let login = app_login(&sim).await;
+    let topic = protocol::topics::property_topic(SN);
+    let (_first, mut first_events) = connect(&sim, &login, "ANDROID_same_id", &[&topic]).await;
+    let (_second, _second_events) = connect(&sim, &login, "ANDROID_same_id", &[&topic]).await;
+    until_error(&mut first_events).await;
+    assert_eq!(sim.stats().mqtt_connections, 2);
+    sim.shutdown().await;
+}
