@@ -353,3 +353,47 @@ async fn unreachable_api_is_a_network_failure_with_backoff() {
     assert_eq!((s.connects, s.live_loops), (0, 1));
     run.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnects_do_not_add_tokio_tasks() {
+    let sim = simulator(None).await;
+    let ca = sim.ca_cert_pem();
+    // The source gets a runtime of its own, so its live tasks can be counted alone.
+    let source_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (tx, mut rx) = mpsc::channel(4096);
+    let source = CloudSource::with_ca_pem(app_config(&sim), Some(&ca), tx).expect("config");
+    let stats = source.stats();
+    let shutdown = CancellationToken::new();
+    let task = source_rt.spawn(source.run(shutdown.clone()));
+    let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+
+    let settle = async |n: u64| {
+        until("connected", || stats.snapshot().connects >= n).await;
+        until("get-all answered", || sim.stats().get_all_answered >= n).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    settle(1).await;
+    let after_first = source_rt.metrics().num_alive_tasks();
+    for n in 2..=6u64 {
+        sim.faults().drop_connections().expect("embedded broker");
+        settle(n).await;
+    }
+    let after_many = source_rt.metrics().num_alive_tasks();
+    eprintln!(
+        "live tasks on the source runtime: {after_first} after 1 connection, {after_many} after 6"
+    );
+    assert!(after_first >= 1, "the source task itself");
+    assert!(
+        after_many <= after_first,
+        "reconnects added tasks: {after_first} → {after_many}"
+    );
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    source_rt.shutdown_background();
+    drain.abort();
+    sim.shutdown().await;
+}
