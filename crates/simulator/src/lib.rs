@@ -5,6 +5,18 @@
 //! the certification credentials, and drives simulated Fit systems whose physics publish
 //! genuine protobuf frames at the device's cadences. Fault switches break it on purpose.
 //!
+//! ```no_run
+//! # async fn demo() -> Result<(), simulator::SimulatorError> {
+//! use simulator::{Simulator, SimulatorConfig};
+//! let sim = Simulator::start(SimulatorConfig { speed: 60.0, ..Default::default() }).await?;
+//! // A client logs in at sim.http_base_url(), trusts sim.ca_cert_pem(), and connects to the
+//! // MQTT endpoint the certification answer names (sim.mqtt_addr()).
+//! sim.faults().broker_down()?; // ... and back up:
+//! sim.faults().broker_up()?;
+//! sim.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
 //! # Layout
 //! - [`config`]: [`SimulatorConfig`], [`ExternalBroker`], [`Cadence`] (serde, defaults).
 //! - [`open_api`]: the open-API HMAC-SHA256 request signature (pure; clients reuse it).

@@ -1,5 +1,5 @@
 //! The physics of one PowerOcean Fit system, pure and clock-driven (no I/O, no real time):
-//! PV on a day curve under drifting clouds, a household load, 1–3 battery packs of 5 kWh
+//! PV on a seasonal day curve under drifting clouds, a household load, 1–3 battery packs of 5 kWh
 //! whose state of charge integrates their power within charge/discharge limits, a
 //! self-consumption controller, and the 3-phase grid meter that balances the rest.
 //!
@@ -222,9 +222,14 @@ impl FitModel {
     /// Computes the flows at `self.now` and integrates them over the `dt` just elapsed.
     fn settle(&mut self, dt: f64) {
         let hour = self.local_hour();
+        let day_of_year = (self.local_seconds(self.now) / 86400.0).rem_euclid(365.2425);
         self.clouds.step(dt, &mut self.noise);
         let pv_noise = 1.0 + 0.01 * self.noise.gauss().clamp(-3.0, 3.0);
-        let pv_w = (self.config.pv_peak_w * 0.85 * clear_sky(hour) * self.clouds.factor * pv_noise)
+        let pv_w = (self.config.pv_peak_w
+            * 0.85
+            * clear_sky(hour, day_of_year)
+            * self.clouds.factor
+            * pv_noise)
             .clamp(0.0, self.config.pv_peak_w);
         let load_w = self.household.step(hour, dt, &mut self.noise);
         let heating_w = 0.0;

@@ -35,15 +35,18 @@ impl Noise {
     }
 }
 
-/// Clear-sky PV output as a fraction of peak at local hour `hour` (sunrise 6:00, sunset 20:00).
-pub fn clear_sky(hour: f64) -> f64 {
-    const SUNRISE: f64 = 6.0;
-    const SUNSET: f64 = 20.0;
-    if hour <= SUNRISE || hour >= SUNSET {
+/// Clear-sky PV output as a fraction of peak at local `hour` on `day_of_year` (0 = 1 January,
+/// northern mid-latitudes): days run 16 h at midsummer and 8 h at midwinter, centred on
+/// 13:00, and the winter sun gives half the summer peak.
+pub fn clear_sky(hour: f64, day_of_year: f64) -> f64 {
+    let season = (2.0 * std::f64::consts::PI * (day_of_year - 172.0) / 365.25).cos();
+    let day_length = 12.0 + 4.0 * season;
+    let sunrise = 13.0 - day_length / 2.0;
+    if hour <= sunrise || hour >= sunrise + day_length {
         return 0.0;
     }
-    let x = (hour - SUNRISE) / (SUNSET - SUNRISE);
-    (std::f64::consts::PI * x).sin().powf(1.5)
+    let x = (hour - sunrise) / day_length;
+    (0.75 + 0.25 * season) * (std::f64::consts::PI * x).sin().powf(1.5)
 }
 
 /// Cloud cover as a transmission factor in [0.2, 1], drifting as a mean-reverting walk.
@@ -118,11 +121,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn no_sun_at_night_and_most_at_noon() {
-        assert_eq!(clear_sky(3.0), 0.0);
-        assert_eq!(clear_sky(21.0), 0.0);
-        assert!(clear_sky(13.0) > 0.99);
-        assert!(clear_sky(8.0) < clear_sky(11.0));
+    fn no_sun_at_night_most_at_noon_and_more_in_summer() {
+        const JUNE: f64 = 172.0;
+        const DECEMBER: f64 = 355.0;
+        assert_eq!(clear_sky(3.0, JUNE), 0.0);
+        assert_eq!(clear_sky(21.5, JUNE), 0.0);
+        assert!(clear_sky(13.0, JUNE) > 0.99);
+        assert!(clear_sky(8.0, JUNE) < clear_sky(11.0, JUNE));
+        assert_eq!(clear_sky(8.5, DECEMBER), 0.0);
+        assert!(clear_sky(13.0, DECEMBER) < 0.55);
+        assert!(clear_sky(13.0, DECEMBER) > 0.45);
     }
 
     #[test]
