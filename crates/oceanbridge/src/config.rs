@@ -5,8 +5,8 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
-use sources::CloudConfig;
 use sources::secret::REDACTED;
+use sources::{BrokerConfig, CloudConfig};
 use toml::{Table, Value};
 
 /// Environment variables that override (or supply) a config value: `(var, section, key)`.
@@ -50,7 +50,10 @@ impl Default for PipelineConfig {
 /// sections are kept as tables and parsed by their crates' config types.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// `[source]` of the EcoFlow cloud (defaults when `kind = "mqtt"`).
     pub source: CloudConfig,
+    /// `[source]` with `kind = "mqtt"`: fleet mode, the user's own broker (else `None`).
+    pub broker: Option<BrokerConfig>,
     pub pipeline: PipelineConfig,
     /// The merged table (file + environment), for the other sections and printing.
     pub table: Table,
@@ -72,6 +75,10 @@ impl Config {
         let mut table: Table = text
             .parse()
             .map_err(|e: toml::de::Error| anyhow::anyhow!("not valid TOML: {}", e.message()))?;
+        let file_source_keys: Vec<String> = match table.get("source") {
+            Some(Value::Table(t)) => t.keys().cloned().collect(),
+            _ => Vec::new(),
+        };
         for key in table.keys() {
             if !SECTIONS.contains(&key.as_str()) {
                 anyhow::bail!(
@@ -91,10 +98,15 @@ impl Config {
                 t.insert(key.to_string(), Value::String(value));
             }
         }
-        let source: CloudConfig = section(&table, "source")?;
+        let broker = broker_section(&table, &file_source_keys)?;
+        let source: CloudConfig = match broker {
+            Some(_) => CloudConfig::default(),
+            None => section(&without_kind(&table), "source")?,
+        };
         let pipeline: PipelineConfig = section(&table, "pipeline")?;
         Ok(Config {
             source,
+            broker,
             pipeline,
             table,
         })
@@ -109,7 +121,12 @@ impl Config {
     /// with all defaults filled in, the other sections as given.
     pub fn to_redacted_toml(&self) -> String {
         let mut out = self.table.clone();
-        if let Ok(Value::Table(t)) = Value::try_from(&self.source) {
+        if let Some(broker) = &self.broker {
+            if let Ok(Value::Table(mut t)) = Value::try_from(broker) {
+                t.insert("kind".into(), Value::String("mqtt".into()));
+                out.insert("source".into(), Value::Table(t));
+            }
+        } else if let Ok(Value::Table(t)) = Value::try_from(&self.source) {
             out.insert("source".into(), Value::Table(t));
         }
         if let Ok(Value::Table(t)) = Value::try_from(&self.pipeline) {
@@ -118,6 +135,44 @@ impl Config {
         redact(&mut out);
         toml::to_string_pretty(&out).unwrap_or_default()
     }
+}
+
+/// `[source] kind`: `"cloud"` (default, the EcoFlow cloud) or `"mqtt"` (fleet mode: the
+/// user's own broker, [`BrokerConfig`]). Environment values meant for the cloud source
+/// (email, keys, API URL) are ignored in fleet mode unless the file sets them.
+fn broker_section(table: &Table, file_keys: &[String]) -> anyhow::Result<Option<BrokerConfig>> {
+    let Some(Value::Table(source)) = table.get("source") else {
+        return Ok(None);
+    };
+    match source.get("kind") {
+        None => Ok(None),
+        Some(Value::String(k)) if k == "cloud" => Ok(None),
+        Some(Value::String(k)) if k == "mqtt" => {
+            let mut t = source.clone();
+            t.remove("kind");
+            for (_, section, key) in ENV_OVERRIDES {
+                if *section == "source" && *key != "password" && !file_keys.iter().any(|f| f == key)
+                {
+                    t.remove(*key);
+                }
+            }
+            let broker: BrokerConfig = Value::Table(t)
+                .try_into()
+                .map_err(|e: toml::de::Error| anyhow::anyhow!("[source]: {}", e.message()))?;
+            broker.validate()?;
+            Ok(Some(broker))
+        }
+        Some(other) => anyhow::bail!("[source] kind = {other}: expected \"cloud\" or \"mqtt\""),
+    }
+}
+
+/// The table with `[source] kind` removed (the cloud config does not know the key).
+fn without_kind(table: &Table) -> Table {
+    let mut t = table.clone();
+    if let Some(Value::Table(source)) = t.get_mut("source") {
+        source.remove("kind");
+    }
+    t
 }
 
 fn section<T: serde::de::DeserializeOwned>(table: &Table, name: &str) -> anyhow::Result<T> {
@@ -168,6 +223,45 @@ token = "web-secret"
         assert!(!printed.contains("web-secret"), "{printed}");
         assert!(printed.contains(REDACTED));
         assert!(printed.contains("get_all_interval_secs = 300"), "{printed}");
+    }
+
+    #[test]
+    fn mqtt_kind_selects_the_broker_source() {
+        let text = "[source]\nkind = \"mqtt\"\nurl = \"mqtt://10.0.0.5:1884\"\nshared_group = \"bridges\"\n";
+        let env = |k: &str| match k {
+            "OCEANBRIDGE_PASSWORD" => Some("broker-secret".to_string()),
+            "OCEANBRIDGE_EMAIL" => Some("me@example.com".to_string()),
+            _ => None,
+        };
+        let c = Config::from_toml(text, env).unwrap();
+        let b = c.broker.as_ref().expect("fleet mode");
+        assert_eq!(b.shared_group.as_deref(), Some("bridges"));
+        assert_eq!(b.password.expose(), "broker-secret");
+        assert_eq!(b.endpoint().unwrap().port, 1884);
+        let printed = c.to_redacted_toml();
+        assert!(printed.contains("kind = \"mqtt\""), "{printed}");
+        assert!(!printed.contains("broker-secret"), "{printed}");
+        assert!(
+            Config::from_toml(&printed, |_| None)
+                .unwrap()
+                .broker
+                .is_some()
+        );
+        let cloud =
+            Config::from_toml("[source]\nkind = \"cloud\"\nemail = \"a@b\"\n", |_| None).unwrap();
+        assert!(cloud.broker.is_none());
+        assert_eq!(cloud.source.email, "a@b");
+        let e = Config::from_toml("[source]\nkind = \"amqp\"\n", |_| None).unwrap_err();
+        assert!(e.to_string().contains("kind"), "{e}");
+        let e =
+            Config::from_toml("[source]\nkind = \"mqtt\"\nemail = \"x\"\n", |_| None).unwrap_err();
+        assert!(format!("{e:#}").contains("email"), "{e:#}");
+        let e = Config::from_toml(
+            "[source]\nkind = \"mqtt\"\nshared_group = \"a/b\"\n",
+            |_| None,
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("shared_group"), "{e:#}");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use sinks::home_assistant::HomeAssistantConfig;
 use sinks::web::WebConfig;
-use sources::CloudSource;
+use sources::{BrokerSource, CloudSource};
 use store::StoreConfig;
 use tokio_util::sync::CancellationToken;
 
@@ -63,16 +63,32 @@ pub fn bridge_options(config: &Config, web: bool) -> anyhow::Result<BridgeOption
     })
 }
 
+/// `[source] kind`: the EcoFlow cloud, or (fleet mode) the user's own MQTT broker.
+enum Source {
+    Cloud(CloudSource),
+    Broker(BrokerSource),
+}
+
 async fn serve(config: Config, options: BridgeOptions) -> anyhow::Result<ExitCode> {
     let shutdown = CancellationToken::new();
     crate::shutdown::cancel_on_signal(shutdown.clone());
     let bridge = Bridge::start(options, &shutdown).await?;
-    let source = CloudSource::new(config.source, bridge.sender())?
-        .with_observer(Arc::new(StatsObserver(bridge.stats.clone())));
+    let observer = Arc::new(StatsObserver(bridge.stats.clone()));
+    let source = match config.broker {
+        Some(broker) => {
+            Source::Broker(BrokerSource::new(broker, bridge.sender())?.with_observer(observer))
+        }
+        None => {
+            Source::Cloud(CloudSource::new(config.source, bridge.sender())?.with_observer(observer))
+        }
+    };
     if let Some(addr) = bridge.web_addr {
         eprintln!("oceanbridge: dashboard http://{addr}/  metrics http://{addr}/metrics");
     }
-    let result = source.run(shutdown.clone()).await;
+    let result = match source {
+        Source::Cloud(s) => s.run(shutdown.clone()).await,
+        Source::Broker(s) => s.run(shutdown.clone()).await,
+    };
     shutdown.cancel();
     bridge.finish().await;
     match result {
