@@ -229,6 +229,8 @@ function drawChart(h, from, to) {
     c.append(svg('text', { class: 'tick', x: W / 2, y: H / 2, 'text-anchor': 'middle' }, 'no history for ' + h.state + ' in this range'));
     return;
   }
+  // Zoom in when the stored samples cover only the end of the range (e.g. a fresh start).
+  from = Math.min(Math.max(from, pts[0][0]), to - 60000);
   let lo = Math.min(...pts.map((p) => p[1])), hi = Math.max(...pts.map((p) => p[1]));
   if (lo === hi) { lo -= 1; hi += 1; }
   const x = (t) => L + ((t - from) / (to - from)) * (W - L - R);
