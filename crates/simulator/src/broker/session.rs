@@ -20,8 +20,9 @@ use super::BrokerCtx;
 use super::router::Message;
 use crate::stats::{bump, drop_one};
 
-/// Largest packet a client may send.
-const MAX_PACKET: usize = 1024 * 1024;
+/// Largest packet a client may send: twice the bridge's 1 MiB payload limit, so a test
+/// can push an oversized payload through to a subscriber (the bridge must skip it).
+const MAX_PACKET: usize = 2 * 1024 * 1024;
 /// Time allowed for the TLS handshake and the CONNECT packet.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
