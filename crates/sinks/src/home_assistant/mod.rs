@@ -25,7 +25,7 @@ use crate::error::SinkError;
 use discovery::{Topics, entity, state_payload, states_of};
 
 /// Where and how to announce to Home Assistant. All fields have defaults.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HomeAssistantConfig {
     /// Off by default; set `true` to publish.
@@ -42,6 +42,22 @@ pub struct HomeAssistantConfig {
     pub prefix: String,
     /// On shutdown, publish empty retained configs so HA removes the entities. Default false.
     pub remove_on_shutdown: bool,
+}
+
+/// Debug form with the password redacted (it could end up in a log line or panic message).
+impl std::fmt::Debug for HomeAssistantConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HomeAssistantConfig")
+            .field("enabled", &self.enabled)
+            .field("broker", &self.broker)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("client_id", &self.client_id)
+            .field("discovery_prefix", &self.discovery_prefix)
+            .field("prefix", &self.prefix)
+            .field("remove_on_shutdown", &self.remove_on_shutdown)
+            .finish()
+    }
 }
 
 impl Default for HomeAssistantConfig {

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::SinkError;
 
 /// Where the dashboard listens. All fields have defaults.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WebConfig {
     /// Listen address. Default `127.0.0.1:8080` (local only; use a reverse proxy to expose).
@@ -36,6 +36,16 @@ pub struct WebConfig {
     /// When set, every API call, SSE stream and `/metrics` needs
     /// `Authorization: Bearer <token>` or `?token=<token>`. Default none.
     pub token: Option<String>,
+}
+
+/// Debug form with the token redacted (it could end up in a log line or panic message).
+impl std::fmt::Debug for WebConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebConfig")
+            .field("bind", &self.bind)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl Default for WebConfig {

@@ -167,6 +167,8 @@ function renderTable() {
       tr.addEventListener('click', () => { $('chart-state').value = r.key; loadChart(); });
     }
     const age = r.updated_ms ? (now - r.updated_ms) / 1000 : null;
+    // Stale: not updated for 3 cadences (energy stream 5 s, other reports 60 s).
+    if (age !== null && age > 3 * (r.channel === 'EnergyStreamItem' ? 5 : 60)) tr.classList.add('stale');
     tr.append(
       el('td', {}, r.key),
       el('td', {}, r.human_name),
