@@ -7,7 +7,7 @@ use catalog::Channel;
 use serde::Deserialize;
 
 /// How the store keeps values and history. All fields have defaults (`StoreConfig::default()`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
     /// SQLite history file (created if missing, WAL mode). `None`: history in memory only
@@ -36,6 +36,26 @@ pub struct StoreConfig {
     pub queue_capacity: usize,
     /// Samples written per SQLite transaction at most. Default 500.
     pub batch_size: usize,
+}
+
+/// Debug form with the PostgreSQL URL redacted (it may hold a password).
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("sqlite_path", &self.sqlite_path)
+            .field("min_interval", &self.min_interval)
+            .field("unchanged_every", &self.unchanged_every)
+            .field("retention", &self.retention)
+            .field(
+                "postgres_url",
+                &self.postgres_url.as_ref().map(|_| "<redacted>"),
+            )
+            .field("postgres_table", &self.postgres_table)
+            .field("stale_after_cadences", &self.stale_after_cadences)
+            .field("queue_capacity", &self.queue_capacity)
+            .field("batch_size", &self.batch_size)
+            .finish()
+    }
 }
 
 impl Default for StoreConfig {

@@ -17,7 +17,7 @@ use crate::state_store::{HistoryTap, StateStore};
 use crate::unix_ms;
 
 /// Where the PostgreSQL history goes.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresConfig {
     /// e.g. `postgres://postgres@127.0.0.1:5432/oceanbridge`.
@@ -28,6 +28,17 @@ pub struct PostgresConfig {
     /// Batches buffered between the store and the database. Default 1000.
     #[serde(default = "default_queue")]
     pub queue_capacity: usize,
+}
+
+/// Debug form with the URL redacted (it may hold a password).
+impl std::fmt::Debug for PostgresConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresConfig")
+            .field("url", &"<redacted>")
+            .field("table", &self.table)
+            .field("queue_capacity", &self.queue_capacity)
+            .finish()
+    }
 }
 
 fn default_table() -> String {
