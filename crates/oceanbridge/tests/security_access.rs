@@ -1,0 +1,139 @@
+//! Access and transport security of the real binary: the dashboard/API bind 127.0.0.1 by
+//! default and require the token when one is set (401 without or with a wrong one), and
+//! TLS verification is on by default — against the simulator WITHOUT its CA configured,
+//! the bridge fails with a clear certificate error, backs off and never logs in.
+
+mod reliability_support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use reliability_support::{Bridge, TempDir, source_section, start_sim, wait_for, write_ca};
+
+const DEVICE: &str = "HJ31ZDH5ZF220123";
+const TOKEN: &str = "access-test-token-3c1d";
+
+#[test]
+fn dashboard_binds_loopback_by_default() {
+    // The library default and an empty [web] section.
+    let default = sinks::web::WebConfig::default();
+    assert!(default.bind.ip().is_loopback(), "{:?}", default.bind);
+    assert!(default.token.is_none());
+    let empty: sinks::web::WebConfig = toml::from_str("").expect("empty [web]");
+    assert!(empty.bind.ip().is_loopback(), "{:?}", empty.bind);
+    // The demo's default address.
+    let out = Command::new(env!("CARGO_BIN_EXE_oceanbridge"))
+        .args(["demo", "--help"])
+        .output()
+        .expect("demo --help");
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("[default: 127.0.0.1]"), "{help}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn api_and_metrics_need_the_token_when_one_is_set() {
+    let sim = start_sim(&[DEVICE], 20.0).await;
+    let dir = TempDir::new("access");
+    let ca = write_ca(&sim, dir.path());
+    let config = format!(
+        "{}\n[web]\nbind = \"127.0.0.1:0\"\n",
+        source_section(&sim, &[DEVICE], Some(&ca))
+    );
+    let bridge = Bridge::start(
+        dir.path(),
+        &config,
+        &[("OCEANBRIDGE_WEB_TOKEN", TOKEN)],
+        true,
+    );
+    let web = bridge.web.expect("web");
+    assert!(web.ip().is_loopback());
+    let protected = [
+        "/api/devices".to_string(),
+        format!("/api/states?device={DEVICE}"),
+        format!("/api/history?device={DEVICE}&state=EnergyStreamItem.pvPwr"),
+        "/api/export.csv".to_string(),
+        "/metrics".to_string(),
+    ];
+    for path in &protected {
+        let (status, _) = bridge.get(path, None);
+        assert_eq!(status, 401, "GET {path} without a token");
+        let (status, _) = bridge.get(path, Some("not-the-token"));
+        assert_eq!(status, 401, "GET {path} with a wrong token");
+        let (status, _) = bridge.get(path, Some(&TOKEN[..TOKEN.len() - 1]));
+        assert_eq!(status, 401, "GET {path} with a prefix of the token");
+        let (status, body) = bridge.get(path, Some(TOKEN));
+        assert_eq!(status, 200, "GET {path} with the token: {body}");
+    }
+    // The SSE stream is protected too (checked on the status line only).
+    let (status, _) = bridge.get("/api/events", None);
+    assert_eq!(status, 401);
+    // `?token=` works for what cannot send headers (EventSource).
+    let (status, _) = bridge.get(&format!("/metrics?token={TOKEN}"), None);
+    assert_eq!(status, 200);
+    // The dashboard's static files hold no data and stay public.
+    let (status, _) = bridge.get("/", None);
+    assert_eq!(status, 200);
+    drop(bridge);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tls_is_verified_by_default_an_untrusted_cloud_is_refused_with_backoff() {
+    let sim = start_sim(&[DEVICE], 20.0).await;
+    let dir = TempDir::new("tls");
+    // No ca_file: only the public web roots are trusted, the simulator's CA is not.
+    let config = format!(
+        "{}\n[web]\nbind = \"127.0.0.1:0\"\n",
+        source_section(&sim, &[DEVICE], None)
+    );
+    let mut bridge = Bridge::start(dir.path(), &config, &[], true);
+    // Three failed attempts, each followed by a backoff line.
+    let log = wait_for(Duration::from_secs(20), || {
+        let log = bridge.stderr();
+        (log.matches("retrying in").count() >= 3).then_some(log)
+    })
+    .await
+    .unwrap_or_else(|| panic!("no repeated backoff; stderr:\n{}", bridge.stderr()));
+    let first = log
+        .lines()
+        .find(|l| l.contains("retrying in"))
+        .expect("a retry line")
+        .to_lowercase();
+    assert!(
+        first.contains("certificate") || first.contains("tls"),
+        "the error does not say it is about TLS/certificates: {first}"
+    );
+    assert!(
+        first.contains("/auth/login"),
+        "the error does not name the endpoint: {first}"
+    );
+    // Nothing got through: no login reached the simulator, no MQTT connection.
+    let stats = sim.stats();
+    assert_eq!(stats.logins_ok, 0, "{stats:?}");
+    assert_eq!(stats.mqtt_connections, 0, "{stats:?}");
+    let (status, body) = bridge.get("/api/devices", None);
+    assert_eq!(status, 200);
+    assert!(body.contains("\"devices\":[]"), "{body}");
+    assert!(
+        bridge.exited().is_none(),
+        "the bridge gave up instead of backing off"
+    );
+
+    // Control: the same config with the simulator's CA configured gets through.
+    let ca = write_ca(&sim, dir.path());
+    let trusted = format!(
+        "{}\n[web]\nbind = \"127.0.0.1:0\"\n",
+        source_section(&sim, &[DEVICE], Some(&ca))
+    );
+    bridge.stop();
+    let ok_dir = TempDir::new("tls-ok");
+    let bridge = Bridge::start(ok_dir.path(), &trusted, &[], true);
+    wait_for(Duration::from_secs(20), || {
+        bridge.stderr().contains("MQTT connected").then_some(())
+    })
+    .await
+    .unwrap_or_else(|| panic!("no connection with the CA; stderr:\n{}", bridge.stderr()));
+    assert!(sim.stats().logins_ok >= 1);
+    drop(bridge);
+    sim.shutdown().await;
+}
