@@ -1,6 +1,6 @@
 //! The SQLite history: one file in WAL mode, written by a dedicated thread that takes
 //! samples from a bounded queue (overflow is dropped and counted) and commits them in
-//! batches. [`SqliteHistory::flush`] returns once everything queued before it is committed.
+//! batches. [`crate::StateStore::flush`] returns once everything queued before it is committed.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
