@@ -412,6 +412,55 @@ async fn discovery_configs_states_availability_and_removal() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remove_on_shutdown_clears_the_entities() {
+    let base = unique("ob-test-rm");
+    let config = HomeAssistantConfig {
+        enabled: true,
+        client_id: unique("ob-test-bridge"),
+        discovery_prefix: format!("{base}/homeassistant"),
+        prefix: format!("{base}/oceanbridge"),
+        remove_on_shutdown: true,
+        ..HomeAssistantConfig::default()
+    };
+    let discovery = format!("{base}/homeassistant/");
+    let (sub, mut rx) = subscribe(&format!("{base}/#")).await;
+    let store = StateStore::open(&StoreConfig::default()).expect("memory store");
+    store.apply(&Feed::new(SN1, 1).full(0), SystemTime::now());
+    let shutdown = CancellationToken::new();
+    let sink = home_assistant::run(config.clone(), store.clone(), shutdown.clone());
+    let expected = home_assistant::discovery::states_of(None).count()
+        + home_assistant::discovery::states_of(Some(0)).count();
+    let mut seen = BTreeMap::new();
+    let d = discovery.clone();
+    assert!(
+        collect_until(&mut rx, &mut seen, Duration::from_secs(30), |s| configs(
+            s, &d
+        )
+        .len()
+            >= expected)
+        .await,
+        "configs announced"
+    );
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), sink)
+        .await
+        .expect("sink stops")
+        .expect("join");
+    let _ = sub.disconnect().await;
+    let left = retained(&format!("{base}/#")).await;
+    let left: Vec<&String> = left.keys().collect();
+    // Only the bridge's own "offline" stays, so HA shows why nothing updates.
+    assert_eq!(
+        left,
+        vec![&format!("{base}/oceanbridge/bridge/availability")]
+    );
+    home_assistant::remove(&config, &[])
+        .await
+        .expect("clear the bridge topic");
+    assert!(retained(&format!("{base}/#")).await.is_empty());
+}
+
 #[test]
 fn bad_broker_urls_are_reported() {
     let rt = tokio::runtime::Builder::new_current_thread()
