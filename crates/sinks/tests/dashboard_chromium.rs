@@ -311,3 +311,71 @@ async fn dashboard_shows_live_energy_flow_in_chromium() {
         h.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_takes_the_token_once_from_the_url() {
+    for bin in [chromium(), chromedriver()] {
+        if !Path::new(&bin).exists() {
+            eprintln!(
+                "SKIPPED: {bin} is not installed (apt-get install -y chromium chromium-driver)"
+            );
+            return;
+        }
+    }
+    // A token with characters that need URL encoding.
+    let token = "t+k/=1";
+    let mut h = Harness::start(Some(token), 3).await;
+    let mut driver = Driver::start().await;
+    driver.open_session().await;
+    let base = format!("http://{}/", h.addr);
+    driver.navigate(&format!("{base}?token=t%2Bk%2F%3D1")).await;
+    let first = wait_flow(&driver, Duration::from_secs(30), |f| f[0] > 0.0)
+        .await
+        .expect("flow");
+    let (pv, load, grid, battery) = powers(2);
+    assert_eq!(first, [pv, load, grid, battery]);
+    let search = driver.script("return location.search;").await;
+    assert_eq!(
+        search,
+        json!(""),
+        "the token is removed from the address bar"
+    );
+    // The live stream (EventSource, token in its URL) works with the token too.
+    let step = h.step;
+    h.apply_stream(SystemTime::now());
+    let (pv, load, grid, battery) = powers(step);
+    wait_flow(&driver, Duration::from_secs(20), |f| {
+        *f == [pv, load, grid, battery]
+    })
+    .await;
+    // Later visits without ?token= use the kept token.
+    driver.navigate(&base).await;
+    wait_flow(&driver, Duration::from_secs(30), |f| {
+        *f == [pv, load, grid, battery]
+    })
+    .await;
+    let auth_hidden = driver
+        .script("return document.getElementById('auth').hidden;")
+        .await;
+    assert_eq!(auth_hidden, json!(true));
+    // A wrong kept token shows the token form instead of data.
+    driver
+        .script("localStorage.setItem('oceanbridge.token', 'wrong'); location.reload(); return 1;")
+        .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let shown = driver
+            .script("return document.getElementById('auth').hidden === false;")
+            .await;
+        if shown == json!(true) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "token form shown on 401"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(driver);
+    h.stop().await;
+}

@@ -129,10 +129,32 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn query_token(query: &str) -> Option<&str> {
-    query
+/// The `token=` query value, percent-decoded (the dashboard sends it through
+/// `encodeURIComponent`, so `+`, `/`, `=` etc. in a token arrive as `%2B`, ...).
+fn query_token(query: &str) -> Option<String> {
+    let raw = query
         .split('&')
-        .find_map(|pair| pair.strip_prefix("token="))
+        .find_map(|pair| pair.strip_prefix("token="))?;
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
 }
 
 async fn require_token(State(app): State<AppState>, request: Request, next: Next) -> Response {
@@ -145,7 +167,7 @@ async fn require_token(State(app): State<AppState>, request: Request, next: Next
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     let from_query = request.uri().query().and_then(query_token);
-    let given = from_header.or(from_query).unwrap_or_default();
+    let given = from_header.or(from_query.as_deref()).unwrap_or_default();
     if same_secret(given.as_bytes(), expected.as_bytes()) {
         next.run(request).await
     } else {
@@ -155,5 +177,23 @@ async fn require_token(State(app): State<AppState>, request: Request, next: Next
             "missing or wrong token\n",
         )
             .into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_tokens_are_percent_decoded() {
+        assert_eq!(query_token("a=1&token=abc").as_deref(), Some("abc"));
+        assert_eq!(query_token("token=a%2Bb%2F%3D").as_deref(), Some("a+b/="));
+        assert_eq!(query_token("token=a+b").as_deref(), Some("a b"));
+        assert_eq!(query_token("token=100%").as_deref(), Some("100%"));
+        assert_eq!(query_token("token=%zz").as_deref(), Some("%zz"));
+        assert_eq!(query_token("other=1"), None);
+        assert!(same_secret(b"abc", b"abc"));
+        assert!(!same_secret(b"abc", b"abd"));
+        assert!(!same_secret(b"abc", b"ab"));
     }
 }
