@@ -19,6 +19,9 @@ use std::time::{Duration, SystemTime};
 use common::{Harness, feed::powers, request, unique};
 use serde_json::{Value as Json, json};
 
+/// One browser at a time: two Chromiums on a 2-core CI runner only slow each other down.
+static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn chromium() -> String {
     std::env::var("CHROMIUM_BIN").unwrap_or_else(|_| "/usr/bin/chromium".into())
 }
@@ -221,6 +224,7 @@ async fn dashboard_shows_live_energy_flow_in_chromium() {
             return;
         }
     }
+    let _one_browser = BROWSER.lock().await;
     let external = std::env::var("OCEANBRIDGE_DASHBOARD_URL")
         .ok()
         .filter(|u| !u.is_empty());
@@ -322,6 +326,7 @@ async fn dashboard_takes_the_token_once_from_the_url() {
             return;
         }
     }
+    let _one_browser = BROWSER.lock().await;
     // A token with characters that need URL encoding.
     let token = "t+k/=1";
     let mut h = Harness::start(Some(token), 3).await;
