@@ -124,9 +124,12 @@ impl Authenticator {
         let headers = [("lang", "en_US"), ("platform", "android")];
         let data = match self.api.post_json(LOGIN_PATH, &body, &headers).await {
             Ok(data) => data,
-            // A refused login is about the account, not the token.
-            Err(SourceError::Api { endpoint, message })
-            | Err(SourceError::TokenRejected { endpoint, message }) => {
+            // A refused login is about the account, not the token. A server error or an
+            // answer that is not the API's JSON envelope ("HTTP …") is no refusal: retry.
+            Err(SourceError::Api { endpoint, message }) if !message.starts_with("HTTP ") => {
+                return Err(SourceError::CredentialsRejected { endpoint, message });
+            }
+            Err(SourceError::TokenRejected { endpoint, message }) => {
                 return Err(SourceError::CredentialsRejected { endpoint, message });
             }
             Err(e) => return Err(e),
