@@ -302,8 +302,17 @@ impl CloudSource {
         if let Ok(mut s) = schedule.lock() {
             s.on_disconnect();
         }
-        if matches!(result, Ended::Shutdown) {
-            let _ = client.try_disconnect();
+        if matches!(result, Ended::Shutdown) && was_connected && client.try_disconnect().is_ok() {
+            // Say goodbye properly (bounded): the broker then drops the session at once.
+            let goodbye = async {
+                loop {
+                    match eventloop.poll().await {
+                        Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_millis(500), goodbye).await;
         }
         match result {
             Ended::Failed { error, .. } => Ended::Failed {
@@ -400,5 +409,36 @@ fn classify(e: &ConnectionError) -> SourceError {
             message: "timed out".into(),
         },
         other => SourceError::Mqtt(chain(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_credentials_mean_fetching_new_ones() {
+        for code in [
+            ConnectReturnCode::NotAuthorized,
+            ConnectReturnCode::BadUserNamePassword,
+        ] {
+            let e = classify(&ConnectionError::ConnectionRefused(code));
+            assert_eq!(e.action(), Action::Relogin, "{e}");
+        }
+        let e = classify(&ConnectionError::ConnectionRefused(
+            ConnectReturnCode::ServiceUnavailable,
+        ));
+        assert_eq!(e.action(), Action::Retry);
+    }
+
+    #[test]
+    fn io_failures_are_named() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let e = classify(&ConnectionError::Io(refused));
+        assert!(e.to_string().contains("cannot connect"), "{e}");
+        let dns = std::io::Error::other("failed to lookup address information");
+        let e = classify(&ConnectionError::Io(dns));
+        assert!(e.to_string().contains("DNS lookup failed"), "{e}");
+        assert_eq!(e.action(), Action::Retry);
     }
 }

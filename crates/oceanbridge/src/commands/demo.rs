@@ -13,7 +13,7 @@ use simulator::{Simulator, SimulatorConfig};
 use sinks::home_assistant::HomeAssistantConfig;
 use sinks::web::WebConfig;
 use sources::{CloudConfig, CloudSource, WayIn};
-use store::{StateStore, StoreConfig};
+use store::{BridgeStats, StateStore, StoreConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::bridge::{Bridge, BridgeOptions};
@@ -108,7 +108,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         banner(addr, &args);
     }
     let first = tokio::select! {
-        t = first_states(&bridge.store) => Some(t),
+        t = first_states(&bridge.store, &bridge.stats) => Some(t),
         _ = shutdown.cancelled() => None,
         _ = tokio::time::sleep(Duration::from_secs(30)) => None,
     };
@@ -159,12 +159,12 @@ fn source_config(sim: &Simulator, sim_config: &SimulatorConfig, way_in: DemoWayI
     }
 }
 
-/// Waits until the store holds states; returns how many.
-async fn first_states(store: &StateStore) -> usize {
+/// Waits until states arrived in this run (not just restored from the history file);
+/// returns how many states the store then holds.
+async fn first_states(store: &StateStore, stats: &BridgeStats) -> usize {
     loop {
-        let count: usize = store.devices().iter().map(|d| d.state_count).sum();
-        if count > 0 {
-            return count;
+        if stats.snapshot().states_decoded > 0 {
+            return store.devices().iter().map(|d| d.state_count).sum();
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
