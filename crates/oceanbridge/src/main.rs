@@ -42,7 +42,7 @@ enum Command {
     /// Feed a recorded file through the pipeline.
     Replay(commands::replay::ReplayArgs),
     /// Run the simulated EcoFlow cloud (HTTP login + MQTT broker + living devices).
-    Simulate(commands::simulate::SimulateArgs),
+    Simulate(Box<commands::simulate::SimulateArgs>),
     /// List the 216 catalog states.
     States(commands::states::StatesArgs),
 }
@@ -55,7 +55,7 @@ fn main() -> ExitCode {
         Command::Decode(args) => commands::decode::run(args),
         Command::Record(args) => commands::record::run(args),
         Command::Replay(args) => commands::replay::run(args),
-        Command::Simulate(args) => commands::simulate::run(args),
+        Command::Simulate(args) => commands::simulate::run(*args),
         Command::States(args) => commands::states::run(args),
     };
     match result {
