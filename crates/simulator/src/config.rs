@@ -142,14 +142,19 @@ impl Default for Cadence {
 }
 
 impl Cadence {
-    /// The real-time interval for a simulated `period` at `speed`, floored at `min_interval`.
+    /// The real-time interval for a simulated `period` at `speed`, floored at `min_interval`
+    /// and capped at one year (a tiny speed must not overflow the division).
     pub fn real_interval(&self, period: Duration, speed: f64) -> Duration {
+        const ONE_YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
         let speed = if speed.is_finite() && speed > 0.0 {
             speed
         } else {
             1.0
         };
-        period.div_f64(speed).max(self.min_interval)
+        Duration::try_from_secs_f64(period.as_secs_f64() / speed)
+            .unwrap_or(Duration::MAX)
+            .max(self.min_interval)
+            .min(ONE_YEAR)
     }
 }
 
@@ -197,6 +202,11 @@ mod tests {
         assert_eq!(
             c.real_interval(Duration::from_secs(4), f64::NAN),
             Duration::from_secs(4)
+        );
+        // A speed the config accepts but so small the division used to overflow and panic.
+        assert_eq!(
+            c.real_interval(Duration::from_secs(4), 1e-300),
+            Duration::from_secs(365 * 24 * 3600)
         );
     }
 }
