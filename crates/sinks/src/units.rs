@@ -1,17 +1,13 @@
-//! Units as the sinks present them: the catalog unit with one correction, and the
-//! Prometheus base unit each converts to.
+//! Units as the sinks present them (the catalog unit, exactly as the spec writes it) and
+//! the Prometheus base unit each converts to.
 
 use catalog::StateDef;
 
-/// The unit a sink shows for `state`. Equal to the catalog unit, except the battery
-/// packs' `bpRemainWatth`, which the spec lists in `W` although it is remaining energy
-/// (watt-hours, like `EMSHeartbeatReport.bpRemainWatth`).
+/// The unit a sink shows for `state`: the catalog's, unchanged. The spec is the
+/// contract for units, so even `bpInfoN.bpRemainWatth` (listed in `W`, although it reads
+/// like remaining energy) keeps `W`; a correction belongs in the spec, not here.
 pub fn display_unit(state: &StateDef) -> &'static str {
-    if state.unit == "W" && state.name.ends_with("Watth") {
-        "Wh"
-    } else {
-        state.unit
-    }
+    state.unit
 }
 
 /// Prometheus base unit suffix of a display unit: W → watts, V → volts, A → amperes,
@@ -79,10 +75,11 @@ mod tests {
     }
 
     #[test]
-    fn remain_watth_is_energy() {
+    fn units_follow_the_spec() {
         let pack = catalog::by_key("bpInfo1.bpRemainWatth").expect("in catalog");
-        assert_eq!(pack.unit, "W");
-        assert_eq!(display_unit(pack), "Wh");
+        assert_eq!(display_unit(pack), "W");
+        let ems = catalog::by_key("EMSHeartbeatReport.bpRemainWatth").expect("in catalog");
+        assert_eq!(display_unit(ems), "Wh");
         let pv = catalog::by_key("EnergyStreamItem.pvPwr").expect("in catalog");
         assert_eq!(display_unit(pv), "W");
         assert_eq!(base_unit("%"), Some("ratio"));
