@@ -327,11 +327,12 @@ impl CloudSource {
     async fn get_all(&self, client: &AsyncClient, auth: &Authenticator, id: &Identity, sn: &str) {
         match id.get_topic(sn) {
             Some(topic) => {
-                let seq = (SystemTime::now()
+                // Protocol §3: seq = the millisecond clock, low 32 bits.
+                let millis = SystemTime::now()
                     .duration_since(SystemTime::UNIX_EPOCH)
                     .map(|d| d.as_millis())
-                    .unwrap_or_default()
-                    & 0x7fff_ffff) as i32;
+                    .unwrap_or_default();
+                let seq = (millis & 0xffff_ffff) as u32 as i32;
                 let payload = protocol::encode::get_all_request(seq);
                 match client.try_publish(topic, QoS::AtMostOnce, false, payload) {
                     Ok(()) => {
