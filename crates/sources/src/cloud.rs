@@ -184,7 +184,12 @@ impl CloudSource {
             if let Some(o) = &self.observer {
                 o.reconnecting();
             }
-            let delay = backoff.next_delay();
+            let mut delay = backoff.next_delay();
+            if matches!(error, SourceError::CredentialsRejected { .. }) {
+                // A refused password or key will not change by itself: wait the longest
+                // delay, so the account is not hammered (and locked) by retries.
+                delay = delay.max(self.config.reconnect_max());
+            }
             tracing::warn!(
                 kind = error.kind(),
                 "{error}; retrying in {:.1} s",
