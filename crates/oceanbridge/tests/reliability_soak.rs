@@ -139,7 +139,7 @@ async fn soak_many_devices_with_a_fault_every_minute() {
         stop_all(true);
         tokio::time::sleep(Duration::from_secs(1)).await;
         let connects = sim.stats().mqtt_connections;
-        if faults_done % 2 == 0 {
+        if faults_done.is_multiple_of(2) {
             faults.broker_down().expect("down");
             tokio::time::sleep(Duration::from_secs(3)).await;
             faults.broker_up().expect("up");
