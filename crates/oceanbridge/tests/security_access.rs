@@ -107,6 +107,7 @@ async fn tls_is_verified_by_default_an_untrusted_cloud_is_refused_with_backoff()
         first.contains("/auth/login"),
         "the error does not name the endpoint: {first}"
     );
+    eprintln!("untrusted cloud: {first}");
     // Nothing got through: no login reached the simulator, no MQTT connection.
     let stats = sim.stats();
     assert_eq!(stats.logins_ok, 0, "{stats:?}");
