@@ -147,6 +147,16 @@ async fn broker_restarted_20_times_reconnects_each_time_with_one_loop_and_no_los
             faults.stop_device(sn).expect("stop");
         }
         tokio::time::sleep(Duration::from_millis(800)).await;
+        // Settled: nothing arrives any more (bounded: 20 × 300 ms).
+        let mut last = stats.snapshot().payloads;
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let now = stats.snapshot().payloads;
+            if now == last {
+                break;
+            }
+            last = now;
+        }
     };
     quiesce().await;
     let published0 = sim.stats().payloads_published;
@@ -184,7 +194,8 @@ async fn broker_restarted_20_times_reconnects_each_time_with_one_loop_and_no_los
         .expect("history");
     assert!(points.len() > 50, "too few points: {}", points.len());
     for (i, (down, up)) in outages.iter().enumerate() {
-        let margin = Duration::from_millis(100);
+        // Sessions close within moments of the switch; allow for a loaded machine.
+        let margin = Duration::from_millis(250);
         let inside = points
             .iter()
             .filter(|(t, _)| *t > *down + margin && *t < *up)
@@ -200,7 +211,7 @@ async fn broker_restarted_20_times_reconnects_each_time_with_one_loop_and_no_los
         };
         let gap = after.0.duration_since(before.0).unwrap_or_default();
         assert!(
-            gap >= Duration::from_millis(600),
+            gap >= Duration::from_millis(450),
             "outage {i}: gap only {gap:?}"
         );
     }
@@ -299,7 +310,8 @@ async fn bad_login_answers_back_off_with_a_clear_message() {
         let s = stats.snapshot();
         let error = s.last_error.clone().unwrap_or_default();
         // Retried, with backoff: at least twice, but nowhere near a hot loop
-        // (0.1 s doubling to 0.8 s allows ≤ ~10 attempts in 4 s; a hang costs 1 s each).
+        // (0.1 s doubling to 0.8 s with equal jitter: at most ~13 attempts in 4 s; a hot
+        // loop makes thousands; a hang costs 1 s each).
         assert!(
             s.failures >= 2,
             "{mode:?}: only {} failures: {s:?}",
@@ -307,7 +319,7 @@ async fn bad_login_answers_back_off_with_a_clear_message() {
         );
         let attempts = hits.load(Ordering::SeqCst);
         assert!(
-            (attempts as f64) <= 3.0 * elapsed + 2.0,
+            (attempts as f64) <= 4.0 * elapsed + 4.0,
             "{mode:?}: {attempts} attempts in {elapsed:.1} s is a hot loop"
         );
         assert!(
