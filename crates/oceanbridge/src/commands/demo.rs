@@ -28,7 +28,7 @@ pub struct DemoArgs {
     /// Dashboard address (keep it local unless you know why).
     #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
     pub bind: IpAddr,
-    /// SQLite history file. Default: ./oceanbridge-demo.db
+    /// SQLite history file (kept between runs; `*.db` is git-ignored).
     #[arg(long, value_name = "PATH", default_value = "oceanbridge-demo.db")]
     pub db: PathBuf,
     /// Simulated seconds per real second (e.g. 60: a day in 24 minutes).
