@@ -139,6 +139,9 @@ impl FleetPublisher {
                 .set_clean_session(true)
                 .set_inflight(200);
             let (client, mut eventloop) = AsyncClient::new(options, 1024);
+            let mut network = rumqttc::NetworkOptions::new();
+            network.set_tcp_nodelay(true);
+            eventloop.set_network_options(network);
             let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
             let acked = acked.clone();
             loops.push(tokio::spawn(async move {

@@ -68,7 +68,10 @@ pub struct BrokerConfig {
     /// Topic filters (app route). Default `/app/device/property/+` and
     /// `/app/+/+/thing/property/get_reply`.
     pub topics: Vec<String>,
-    /// Subscription QoS, 0 or 1. Default 1 (the broker retransmits on reconnect).
+    /// Subscription QoS, 0 or 1. Default 0: the session is clean (a dead instance must
+    /// leave its shared group at once), so QoS 1 would redeliver nothing after a reconnect,
+    /// while mosquitto's QoS 1 in-flight window (20 by default) throttles delivery and, under
+    /// load, overflows its per-client queue (1000): measured loss at 10 000 msg/s.
     pub qos: u8,
     /// Keep-alive in seconds. Default 30.
     pub keepalive_secs: u64,
@@ -91,7 +94,7 @@ impl Default for BrokerConfig {
             shared_group: None,
             topic_prefix: String::new(),
             topics: DEFAULT_TOPICS.iter().map(|t| t.to_string()).collect(),
-            qos: 1,
+            qos: 0,
             keepalive_secs: 30,
             reconnect_min_secs: 0.5,
             reconnect_max_secs: 30.0,
