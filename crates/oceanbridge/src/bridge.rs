@@ -1,6 +1,6 @@
 //! The running bridge behind `run`, `demo` and `replay --serve`: store, stats, the
-//! pipeline task, the web dashboard and (if enabled) Home Assistant — everything except
-//! the source, which feeds [`Bridge::sender`].
+//! pipeline task, the web dashboard, PostgreSQL history and Home Assistant (each if
+//! configured) — everything except the source, which feeds [`Bridge::sender`].
 
 use std::net::SocketAddr;
 
@@ -45,6 +45,12 @@ impl Bridge {
         let stats = BridgeStats::default();
         let (sender, rx) = mpsc::channel(options.queue.max(1));
         let mut tasks = Vec::new();
+        if let Some(postgres) = store::PostgresConfig::from_store(&options.store) {
+            let sink = store::PostgresSink::start(postgres, &store, shutdown.clone())
+                .await
+                .context("cannot start the PostgreSQL history sink")?;
+            tasks.push(tokio::spawn(sink.join()));
+        }
         tasks.push(tokio::spawn(pipeline::run(
             rx,
             store.clone(),

@@ -272,3 +272,45 @@ fn record_then_replay_with_corrupt_lines_reported_by_number() {
         "{summary}"
     );
 }
+
+#[test]
+fn run_writes_history_to_postgres_when_configured() {
+    let sim = Sim::start();
+    let table = format!("ob_run_pg_{}", std::process::id());
+    let url = "postgres://postgres@127.0.0.1:5432/test";
+    let config = sim.config_file(
+        "pg",
+        &format!("[store]\npostgres_url = \"{url}\"\npostgres_table = \"{table}\"\n"),
+    );
+    let mut run = Proc::spawn(run_cmd(&config, SECRET));
+    let addr = run.dashboard_addr(Duration::from_secs(20));
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while numbers(addr).len() < 100 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no states:\n{}",
+            run.stderr_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    run.sigterm();
+    let status = run.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "{status:?}\n{}", run.stderr_text());
+    let rows: i64 = sim.runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .expect("PostgreSQL on 127.0.0.1:5432");
+        tokio::spawn(connection);
+        let count = client
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+            .await
+            .expect("history table created by the bridge")
+            .get(0);
+        client
+            .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
+            .await
+            .expect("drop");
+        count
+    });
+    assert!(rows >= 100, "only {rows} history rows reached PostgreSQL");
+}
