@@ -35,14 +35,20 @@ pub fn run_id() -> String {
 impl Bridge {
     /// Writes a fleet-mode config (web on a free port, history in an SQLite file) and starts
     /// the binary.
-    pub fn start(bin: &Path, topic_prefix: &str, queue: usize, qos: u8) -> Result<Bridge, Error> {
+    pub fn start(
+        bin: &Path,
+        port: u16,
+        topic_prefix: &str,
+        queue: usize,
+        qos: u8,
+    ) -> Result<Bridge, Error> {
         let dir = std::env::temp_dir().join(format!("oceanbridge-bench-{}", run_id()));
         std::fs::create_dir_all(&dir)?;
         let config = dir.join("oceanbridge.toml");
         std::fs::write(
             &config,
             format!(
-                "[source]\nkind = \"mqtt\"\nurl = \"mqtt://127.0.0.1:1883\"\n\
+                "[source]\nkind = \"mqtt\"\nurl = \"mqtt://127.0.0.1:{port}\"\n\
                  topic_prefix = \"{topic_prefix}\"\nqos = {qos}\n\n[pipeline]\nqueue = {queue}\n\n\
                  [store]\nsqlite_path = \"{}\"\n\n[web]\nbind = \"127.0.0.1:0\"\n",
                 dir.join("history.db").display()

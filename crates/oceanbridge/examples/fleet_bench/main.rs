@@ -1,14 +1,16 @@
 //! Fleet benchmarks of the real `oceanbridge run` binary on the local mosquitto
 //! (127.0.0.1:1883, loopback only): (b) end-to-end latency broker → store → SSE at a fixed
-//! rate, (c) many devices at 1 msg/s each (loss, RSS, CPU), (d) idle RSS and start-up time.
+//! rate, (c) many devices at 1 msg/s each (loss, RSS, CPU) — on the system mosquitto and on
+//! a private one tuned like a fleet broker — and (d) idle RSS and start-up time.
 //! Prints one markdown table. `scripts/bench.sh` builds and runs it.
 //!
 //! ```text
-//! fleet_bench [--bin PATH] [--only latency|fleet|idle] [--rate 1000] [--secs 10]
+//! fleet_bench [--bin PATH] [--only latency|fleet|fleet-tuned|idle] [--rate 1000] [--secs 10]
 //!             [--devices 10000] [--rounds 20] [--qos 1]
 //! ```
 
 mod bridge;
+mod broker;
 mod scenarios;
 
 use std::path::PathBuf;
@@ -82,7 +84,7 @@ fn parse_args() -> Result<Args, Error> {
             "--qos" => args.qos = value()?.parse()?,
             "-h" | "--help" => {
                 println!(
-                    "fleet_bench [--bin PATH] [--only latency|fleet|idle] [--rate N] [--secs N] [--devices N] [--rounds N] [--qos 0|1]"
+                    "fleet_bench [--bin PATH] [--only latency|fleet|fleet-tuned|idle] [--rate N] [--secs N] [--devices N] [--rounds N] [--qos 0|1]"
                 );
                 std::process::exit(0);
             }
@@ -146,9 +148,10 @@ fn main() -> std::process::ExitCode {
         ) -> std::pin::Pin<
             Box<dyn std::future::Future<Output = Result<Vec<Row>, Error>> + 'a>,
         >;
-        let all: [(&str, Scenario); 3] = [
+        let all: [(&str, Scenario); 4] = [
             ("latency", |a| Box::pin(scenarios::latency(a))),
-            ("fleet", |a| Box::pin(scenarios::fleet(a))),
+            ("fleet", |a| Box::pin(scenarios::fleet_default(a))),
+            ("fleet-tuned", |a| Box::pin(scenarios::fleet_tuned(a))),
             ("idle", |a| Box::pin(scenarios::idle(a))),
         ];
         for (name, scenario) in all {

@@ -89,9 +89,10 @@ fn spawn_sse_reader(
 
 /// (b) broker → bridge → store → SSE at `rate` msg/s for `secs` s.
 pub async fn latency(args: &Args) -> Result<Vec<Row>, Error> {
+    let port = 1883;
     let id = run_id();
     let prefix = format!("obbench/{id}");
-    let bridge = Bridge::start(&args.bin, &prefix, 1024, args.qos)?;
+    let bridge = Bridge::start(&args.bin, port, &prefix, 1024, args.qos)?;
     let addr = bridge.web_addr().await?;
     bridge
         .wait_line("MQTT broker connected", Duration::from_secs(20))
@@ -243,11 +244,24 @@ pub async fn latency(args: &Args) -> Result<Vec<Row>, Error> {
     ])
 }
 
+/// (c) on the system mosquitto (127.0.0.1:1883, as configured there).
+pub async fn fleet_default(args: &Args) -> Result<Vec<Row>, Error> {
+    fleet(args, 1883, "(c) fleet, system mosquitto").await
+}
+
+/// (c) on a private mosquitto tuned like a fleet broker (deep queue, TCP_NODELAY).
+pub async fn fleet_tuned(args: &Args) -> Result<Vec<Row>, Error> {
+    let broker = crate::broker::PrivateBroker::start().await?;
+    let result = fleet(args, broker.port, "(c) fleet, tuned mosquitto").await;
+    broker.stop().await;
+    result
+}
+
 /// (c) `devices` devices at 1 msg/s for `rounds` s through mosquitto into one bridge.
-pub async fn fleet(args: &Args) -> Result<Vec<Row>, Error> {
+async fn fleet(args: &Args, port: u16, label: &'static str) -> Result<Vec<Row>, Error> {
     let id = run_id();
     let prefix = format!("obbench/{id}");
-    let bridge = Bridge::start(&args.bin, &prefix, 1024, args.qos)?;
+    let bridge = Bridge::start(&args.bin, port, &prefix, 1024, args.qos)?;
     let addr = bridge.web_addr().await?;
     bridge
         .wait_line("MQTT broker connected", Duration::from_secs(20))
@@ -255,6 +269,7 @@ pub async fn fleet(args: &Args) -> Result<Vec<Row>, Error> {
     let probes = FleetPublisher::connect(FleetConfig {
         serial_prefix: format!("P{id}D"),
         topic_prefix: prefix.clone(),
+        port,
         connections: 1,
         ..FleetConfig::default()
     })
@@ -285,6 +300,7 @@ pub async fn fleet(args: &Args) -> Result<Vec<Row>, Error> {
     let fleet = FleetPublisher::connect(FleetConfig {
         serial_prefix: format!("C{id}D"),
         topic_prefix: prefix,
+        port,
         connections: 4,
         ..FleetConfig::default()
     })
@@ -321,7 +337,6 @@ pub async fn fleet(args: &Args) -> Result<Vec<Row>, Error> {
     fleet.shutdown().await;
     bridge.stop().await;
     let lost = acked.saturating_sub(decoded);
-    let label = "(c) fleet via mosquitto";
     Ok(vec![
         Row::new(
             label,
@@ -377,13 +392,14 @@ fn fleet_published(acked: u64, flushed: bool) -> String {
 
 /// (d) start-up time and idle RSS of `run` (fleet mode, connected, no traffic).
 pub async fn idle(args: &Args) -> Result<Vec<Row>, Error> {
+    let port = 1883;
     let mut web = Vec::new();
     let mut connected = Vec::new();
     let mut idle_rss = 0;
     const STARTS: usize = 5;
     for i in 0..STARTS {
         let prefix = format!("obbench/{}", run_id());
-        let bridge = Bridge::start(&args.bin, &prefix, 1024, args.qos)?;
+        let bridge = Bridge::start(&args.bin, port, &prefix, 1024, args.qos)?;
         let (t_web, _) = bridge
             .wait_line("http://127.0.0.1:", Duration::from_secs(20))
             .await?;
