@@ -3,12 +3,13 @@
 #
 # (a) decode per message kind vs bare prost (criterion bench's summary, no full criterion run)
 # (b) end-to-end latency broker → bridge → store → SSE at BENCH_RATE msg/s
-# (c) BENCH_DEVICES devices at 1 msg/s each for BENCH_ROUNDS s through mosquitto: loss, RSS, CPU
+# (c) BENCH_DEVICES devices at 1 msg/s each for BENCH_ROUNDS s through mosquitto: loss, RSS, CPU —
+#     on the system mosquitto and on a private one tuned like a fleet broker (needs the binary)
 # (d) idle RSS and start-up time of `oceanbridge run`
 #
 # Loopback only; needs mosquitto listening on 127.0.0.1:1883 (apt install mosquitto).
 # Bounded: after the (release) build, about 1–2 minutes with the defaults.
-# Knobs: BENCH_RATE=1000 BENCH_SECS=10 BENCH_DEVICES=10000 BENCH_ROUNDS=20 BENCH_ONLY=decode|latency|fleet|idle
+# Knobs: BENCH_RATE=1000 BENCH_SECS=10 BENCH_DEVICES=10000 BENCH_ROUNDS=20 BENCH_ONLY=decode|latency|fleet|fleet-tuned|idle
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
