@@ -6,10 +6,11 @@
 # (c) BENCH_DEVICES devices at 1 msg/s each for BENCH_ROUNDS s through mosquitto: loss, RSS, CPU —
 #     on the system mosquitto and on a private one tuned like a fleet broker (needs the binary)
 # (d) idle RSS and start-up time of `oceanbridge run`
+# (e) history ingest into PostgreSQL (only when 127.0.0.1:5432 answers or BENCH_POSTGRES_URL is set)
 #
 # Loopback only; needs mosquitto listening on 127.0.0.1:1883 (apt install mosquitto).
 # Bounded: after the (release) build, about 1–2 minutes with the defaults.
-# Knobs: BENCH_RATE=1000 BENCH_SECS=10 BENCH_DEVICES=10000 BENCH_ROUNDS=20 BENCH_ONLY=decode|latency|fleet|fleet-tuned|idle
+# Knobs: BENCH_RATE=1000 BENCH_SECS=10 BENCH_DEVICES=10000 BENCH_ROUNDS=20 BENCH_ONLY=decode|latency|fleet|fleet-tuned|idle|postgres
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
@@ -53,6 +54,11 @@ fi
 if [ "$ONLY" != decode ]; then
     args=(--rate "$RATE" --secs "$SECS" --devices "$DEVICES" --rounds "$ROUNDS")
     [ -n "$ONLY" ] && args+=(--only "$ONLY")
+    # (e) history ingest into PostgreSQL, when one is reachable (trust auth on loopback).
+    PG_URL="${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+    if [ -n "${BENCH_POSTGRES_URL:-}" ] || (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then
+        args+=(--postgres "$PG_URL")
+    fi
     # The example prints its own header; keep only the rows so the output is one table.
     "$CARGO_TARGET_DIR/release/examples/fleet_bench" --bin "$CARGO_TARGET_DIR/release/oceanbridge" "${args[@]}" |
         grep -v -e '^| bench |' -e '^|---' || status=1

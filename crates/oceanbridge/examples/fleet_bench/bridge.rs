@@ -42,6 +42,18 @@ impl Bridge {
         queue: usize,
         qos: u8,
     ) -> Result<Bridge, Error> {
+        Self::start_with(bin, port, topic_prefix, queue, qos, "")
+    }
+
+    /// [`Bridge::start`] with extra `[store]` lines (e.g. PostgreSQL).
+    pub fn start_with(
+        bin: &Path,
+        port: u16,
+        topic_prefix: &str,
+        queue: usize,
+        qos: u8,
+        store_extra: &str,
+    ) -> Result<Bridge, Error> {
         let dir = std::env::temp_dir().join(format!("oceanbridge-bench-{}", run_id()));
         std::fs::create_dir_all(&dir)?;
         let config = dir.join("oceanbridge.toml");
@@ -50,7 +62,7 @@ impl Bridge {
             format!(
                 "[source]\nkind = \"mqtt\"\nurl = \"mqtt://127.0.0.1:{port}\"\n\
                  topic_prefix = \"{topic_prefix}\"\nqos = {qos}\n\n[pipeline]\nqueue = {queue}\n\n\
-                 [store]\nsqlite_path = \"{}\"\n\n[web]\nbind = \"127.0.0.1:0\"\n",
+                 [store]\nsqlite_path = \"{}\"\n{store_extra}\n[web]\nbind = \"127.0.0.1:0\"\n",
                 dir.join("history.db").display()
             ),
         )?;

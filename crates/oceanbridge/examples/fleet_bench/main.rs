@@ -6,11 +6,12 @@
 //!
 //! ```text
 //! fleet_bench [--bin PATH] [--only latency|fleet|fleet-tuned|idle] [--rate 1000] [--secs 10]
-//!             [--devices 10000] [--rounds 20] [--qos 1]
+//!             [--devices 10000] [--rounds 20] [--qos 0] [--postgres URL]
 //! ```
 
 mod bridge;
 mod broker;
+mod postgres;
 mod scenarios;
 
 use std::path::PathBuf;
@@ -54,6 +55,8 @@ pub struct Args {
     pub rounds: u32,
     /// Subscription QoS of the bridge (0 or 1).
     pub qos: u8,
+    /// PostgreSQL for the history-ingest case (skipped without).
+    pub postgres: Option<String>,
 }
 
 fn parse_args() -> Result<Args, Error> {
@@ -69,7 +72,8 @@ fn parse_args() -> Result<Args, Error> {
         secs: 10,
         devices: 10_000,
         rounds: 20,
-        qos: 1,
+        qos: 0,
+        postgres: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -82,9 +86,10 @@ fn parse_args() -> Result<Args, Error> {
             "--devices" => args.devices = value()?.parse()?,
             "--rounds" => args.rounds = value()?.parse()?,
             "--qos" => args.qos = value()?.parse()?,
+            "--postgres" => args.postgres = Some(value()?),
             "-h" | "--help" => {
                 println!(
-                    "fleet_bench [--bin PATH] [--only latency|fleet|fleet-tuned|idle] [--rate N] [--secs N] [--devices N] [--rounds N] [--qos 0|1]"
+                    "fleet_bench [--bin PATH] [--only latency|fleet|fleet-tuned|idle] [--rate N] [--secs N] [--devices N] [--rounds N] [--qos 0|1] [--postgres URL]"
                 );
                 std::process::exit(0);
             }
@@ -148,14 +153,15 @@ fn main() -> std::process::ExitCode {
         ) -> std::pin::Pin<
             Box<dyn std::future::Future<Output = Result<Vec<Row>, Error>> + 'a>,
         >;
-        let all: [(&str, Scenario); 4] = [
+        let all: [(&str, Scenario); 5] = [
             ("latency", |a| Box::pin(scenarios::latency(a))),
             ("fleet", |a| Box::pin(scenarios::fleet_default(a))),
             ("fleet-tuned", |a| Box::pin(scenarios::fleet_tuned(a))),
             ("idle", |a| Box::pin(scenarios::idle(a))),
+            ("postgres", |a| Box::pin(postgres::ingest(a))),
         ];
         for (name, scenario) in all {
-            if !wanted(name) {
+            if !wanted(name) || (name == "postgres" && args.postgres.is_none()) {
                 continue;
             }
             eprintln!("fleet_bench: {name} …");
