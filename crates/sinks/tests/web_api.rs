@@ -36,7 +36,11 @@ async fn json_api_serves_devices_states_and_history() {
         true
     );
     assert_eq!(row("EMSHeartbeatReport.meterAVoltage")["max"], 250.0);
-    assert_eq!(row("bpInfo0.bpRemainWatth")["unit"], "W", "units are the spec's");
+    assert_eq!(
+        row("bpInfo0.bpRemainWatth")["unit"],
+        "W",
+        "units are the spec's"
+    );
     assert!(row("bpInfo2.bpSoc")["value"].is_null());
     assert!(
         row("EnergyStreamItem.pvPwr")["age_secs"]
