@@ -32,7 +32,8 @@ pub struct StoreConfig {
     /// A channel is stale when not updated for this many of its cadences. Default 3.
     pub stale_after_cadences: u32,
     /// Bounded queue between `apply` and the history writer; overflow is counted and dropped.
-    /// Default 10 000 samples.
+    /// Default 50 000 samples: the get-all answers of 100 devices (216 states each) arrive
+    /// at once at every (re)connect, twice over (the soak lost samples with 10 000).
     pub queue_capacity: usize,
     /// Samples written per SQLite transaction at most. Default 500.
     pub batch_size: usize,
@@ -68,7 +69,7 @@ impl Default for StoreConfig {
             postgres_url: None,
             postgres_table: "oceanbridge_history".into(),
             stale_after_cadences: 3,
-            queue_capacity: 10_000,
+            queue_capacity: 50_000,
             batch_size: 500,
         }
     }
