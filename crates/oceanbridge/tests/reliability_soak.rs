@@ -36,10 +36,43 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// Payloads the bridge received: decoded ones plus whole-payload decode errors.
+/// Payloads the bridge decoded (and applied to the store).
 fn received(bridge: &Bridge) -> u64 {
     let (_, m) = bridge.get("/metrics", None);
     metric(&m, "oceanbridge_payloads_total").unwrap_or(0.0) as u64
+}
+
+/// History samples written and dropped (queue full) so far.
+fn history(bridge: &Bridge) -> (u64, u64) {
+    let (_, m) = bridge.get("/metrics", None);
+    (
+        metric(&m, "oceanbridge_history_samples_written_total").unwrap_or(0.0) as u64,
+        metric(
+            &m,
+            "oceanbridge_dropped_total{reason=\"history_queue_full\"}",
+        )
+        .unwrap_or(0.0) as u64,
+    )
+}
+
+/// One row of the RSS table.
+struct Sample {
+    t: f64,
+    rss_kib: u64,
+    received: u64,
+    written: u64,
+    dropped: u64,
+}
+
+fn sample(t: f64, pid: u32, bridge: &Bridge) -> Sample {
+    let (written, dropped) = history(bridge);
+    Sample {
+        t,
+        rss_kib: rss_kib(pid),
+        received: received(bridge),
+        written,
+        dropped,
+    }
 }
 
 struct Window {
@@ -82,7 +115,7 @@ async fn soak_many_devices_with_a_fault_every_minute() {
     .unwrap_or_else(|| panic!("no data; stderr:\n{}", bridge.stderr()));
 
     let started = Instant::now();
-    let mut rss: Vec<(f64, u64, u64)> = vec![(0.0, rss_kib(pid), received(&bridge))];
+    let mut rss: Vec<Sample> = vec![sample(0.0, pid, &bridge)];
     let mut windows: Vec<Window> = Vec::new();
     let mut faults_done = 0u32;
     let stop_all = |on: bool| {
@@ -108,11 +141,7 @@ async fn soak_many_devices_with_a_fault_every_minute() {
         while started.elapsed() < window_end.min(total) {
             tokio::time::sleep(Duration::from_millis(500)).await;
             if started.elapsed() >= next_sample {
-                rss.push((
-                    started.elapsed().as_secs_f64(),
-                    rss_kib(pid),
-                    received(&bridge),
-                ));
+                rss.push(sample(started.elapsed().as_secs_f64(), pid, &bridge));
                 while next_sample <= started.elapsed() {
                     next_sample += Duration::from_secs(10);
                 }
@@ -154,11 +183,7 @@ async fn soak_many_devices_with_a_fault_every_minute() {
         .unwrap_or_else(|| panic!("no reconnect after fault {faults_done}"));
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    rss.push((
-        started.elapsed().as_secs_f64(),
-        rss_kib(pid),
-        received(&bridge),
-    ));
+    rss.push(sample(started.elapsed().as_secs_f64(), pid, &bridge));
     let (_, m) = bridge.get("/metrics", None);
     let hist_dropped = metric(
         &m,
@@ -173,10 +198,17 @@ async fn soak_many_devices_with_a_fault_every_minute() {
         "\nSOAK {count} devices, speed {speed}, {:.0} s, {faults_done} faults",
         total.as_secs_f64()
     );
-    println!("| t (s) | RSS (MiB) | payloads received |");
-    println!("|------:|----------:|------------------:|");
-    for (t, kib, n) in &rss {
-        println!("| {t:>5.0} | {:>9.1} | {n:>17} |", *kib as f64 / 1024.0);
+    println!("| t (s) | RSS (MiB) | payloads decoded | history written | history dropped |");
+    println!("|------:|----------:|-----------------:|----------------:|----------------:|");
+    for r in &rss {
+        println!(
+            "| {:>5.0} | {:>9.1} | {:>16} | {:>15} | {:>15} |",
+            r.t,
+            r.rss_kib as f64 / 1024.0,
+            r.received,
+            r.written,
+            r.dropped
+        );
     }
     println!("\n| window from (s) | published | received | lost |");
     println!("|----------------:|----------:|---------:|-----:|");
@@ -206,14 +238,14 @@ async fn soak_many_devices_with_a_fault_every_minute() {
     let half = total.as_secs_f64() / 2.0;
     let first = rss
         .iter()
-        .filter(|r| r.0 <= half)
-        .map(|r| r.1)
+        .filter(|r| r.t <= half)
+        .map(|r| r.rss_kib)
         .max()
         .unwrap_or(0);
     let second = rss
         .iter()
-        .filter(|r| r.0 > half)
-        .map(|r| r.1)
+        .filter(|r| r.t > half)
+        .map(|r| r.rss_kib)
         .max()
         .unwrap_or(0);
     assert!(
