@@ -67,12 +67,26 @@ pub struct DeviceSnapshot {
     pub state_count: usize,
 }
 
+/// One device. Values are held per channel and a channel's slots are allocated on its
+/// first report, so memory follows what a device sends (a fleet member that only sends
+/// energy streams costs ten slots, not 216).
 #[derive(Debug)]
 struct DeviceEntry {
     sn: Arc<str>,
-    values: Vec<Option<LatestState>>,
+    values: [Option<Box<[Option<LatestState>]>>; 6],
     channel_updates: [Option<SystemTime>; 6],
     status: Option<(DeviceStatus, SystemTime)>,
+}
+
+/// Index in `STATES` of each channel's first state, in `Channel::ALL` order.
+static CHANNEL_START: std::sync::LazyLock<[usize; 6]> = std::sync::LazyLock::new(|| {
+    Channel::ALL.map(|c| catalog::channel_states(c).first().map_or(0, |s| s.index))
+});
+
+/// `(channel slot, offset within the channel)` of a state.
+fn slot_of(state: &StateDef) -> (usize, usize) {
+    let channel = channel_slot(state.channel);
+    (channel, state.index.saturating_sub(CHANNEL_START[channel]))
 }
 
 /// All devices' latest values (kept behind the store's lock).
@@ -94,7 +108,7 @@ impl Latest {
             .entry(sn.clone())
             .or_insert_with(|| DeviceEntry {
                 sn: sn.clone(),
-                values: vec![None; catalog::STATE_COUNT],
+                values: Default::default(),
                 channel_updates: [None; 6],
                 status: None,
             })
@@ -107,7 +121,11 @@ impl Latest {
         if slot.is_none_or(|t| t < state.updated_at) {
             *slot = Some(state.updated_at);
         }
-        if let Some(v) = entry.values.get_mut(state.state.index) {
+        let (channel, offset) = slot_of(state.state);
+        let values = entry.values[channel].get_or_insert_with(|| {
+            vec![None; catalog::channel_states(state.state.channel).len()].into_boxed_slice()
+        });
+        if let Some(v) = values.get_mut(offset) {
             *v = Some(state);
         }
     }
@@ -123,14 +141,15 @@ impl Latest {
     pub(crate) fn latest(&self, sn: &str) -> Vec<LatestState> {
         self.devices
             .get(sn)
-            .map(|d| d.values.iter().flatten().cloned().collect())
+            .map(|d| d.values().cloned().collect())
             .unwrap_or_default()
     }
 
     pub(crate) fn get(&self, sn: &str, state: &StateDef) -> Option<LatestState> {
-        self.devices
-            .get(sn)
-            .and_then(|d| d.values.get(state.index).cloned().flatten())
+        self.devices.get(sn).and_then(|d| {
+            let (channel, offset) = slot_of(state);
+            d.values[channel].as_ref()?.get(offset).cloned().flatten()
+        })
     }
 
     pub(crate) fn snapshots(&self, now: SystemTime, stale_after: u32) -> Vec<DeviceSnapshot> {
@@ -142,6 +161,14 @@ impl Latest {
 }
 
 impl DeviceEntry {
+    /// Every stored value, in catalog order.
+    fn values(&self) -> impl Iterator<Item = &LatestState> {
+        self.values
+            .iter()
+            .flatten()
+            .flat_map(|c| c.iter().flatten())
+    }
+
     fn snapshot(&self, now: SystemTime, stale_after: u32) -> DeviceSnapshot {
         let mut channels = Vec::new();
         let mut packs = Vec::new();
@@ -171,7 +198,53 @@ impl DeviceEntry {
                 .map(|t| unix_ms(*t)),
             channels,
             packs,
-            state_count: self.values.iter().flatten().count(),
+            state_count: self.values().count(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(key: &str, v: f64) -> LatestState {
+        LatestState {
+            device_sn: "SN1".into(),
+            state: catalog::by_key(key).expect("catalog key"),
+            value: Value::Number(v),
+            out_of_range: false,
+            updated_at: SystemTime::UNIX_EPOCH + Duration::from_secs(10),
+        }
+    }
+
+    #[test]
+    fn channels_are_allocated_on_first_report_and_read_back_by_key() {
+        let mut latest = Latest::default();
+        latest.set(value("EnergyStreamItem.pvPwr", 1200.0));
+        latest.set(value("bpInfo2.bpSoc", 55.0));
+        latest.set(value("EnergyStreamItem.pvPwr", 1300.0));
+        let entry = latest.devices.get("SN1").expect("device");
+        let allocated: Vec<usize> = entry
+            .values
+            .iter()
+            .map(|c| c.as_ref().map_or(0, |c| c.len()))
+            .collect();
+        assert_eq!(allocated, [0, 0, 10, 0, 0, 25]);
+        let pv = catalog::by_key("EnergyStreamItem.pvPwr").expect("key");
+        assert_eq!(
+            latest.get("SN1", pv).map(|s| s.value),
+            Some(Value::Number(1300.0))
+        );
+        let soc = catalog::by_key("bpInfo2.bpSoc").expect("key");
+        assert_eq!(
+            latest.get("SN1", soc).map(|s| s.value),
+            Some(Value::Number(55.0))
+        );
+        let other = catalog::by_key("bpInfo0.bpSoc").expect("key");
+        assert_eq!(latest.get("SN1", other), None);
+        let keys: Vec<&str> = latest.latest("SN1").iter().map(|s| s.state.key).collect();
+        assert_eq!(keys, ["EnergyStreamItem.pvPwr", "bpInfo2.bpSoc"]);
+        let snap = latest.snapshots(SystemTime::UNIX_EPOCH + Duration::from_secs(11), 3);
+        assert_eq!(snap[0].state_count, 2);
     }
 }
