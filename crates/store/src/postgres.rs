@@ -1,5 +1,5 @@
 //! The optional PostgreSQL history: the same samples as the SQLite file, inserted in
-//! batches (one transaction per batch) into `table (device, key, ts, num, text)`.
+//! batches (one `INSERT … SELECT FROM UNNEST` statement per batch) into `table (device, key, ts, num, text)`.
 //! No TLS: meant for a database on the same host. Reconnects after errors.
 
 use std::sync::Arc;
@@ -116,27 +116,26 @@ async fn connect(url: &str, table: &str) -> Result<Client, StoreError> {
     Ok(client)
 }
 
+/// Inserts a batch with one statement: columns sent as arrays and `UNNEST`ed server-side
+/// (one round trip per batch instead of one per row).
 async fn insert(
     client: &mut Client,
     table: &str,
     batch: &[HistorySample],
 ) -> Result<(), StoreError> {
-    let tx = client.transaction().await?;
-    let stmt = tx
-        .prepare(&format!(
-            "INSERT INTO {table} (device, key, ts, num, text)
-             VALUES ($1, $2, to_timestamp($3::double precision / 1000.0), $4, $5)"
-        ))
+    let devices: Vec<&str> = batch.iter().map(|s| &*s.device_sn).collect();
+    let keys: Vec<&str> = batch.iter().map(|s| s.state.key).collect();
+    let times: Vec<f64> = batch.iter().map(|s| unix_ms(s.at) as f64).collect();
+    let numbers: Vec<Option<f64>> = batch.iter().map(HistorySample::number).collect();
+    let texts: Vec<Option<String>> = batch.iter().map(HistorySample::text).collect();
+    let statement = format!(
+        "INSERT INTO {table} (device, key, ts, num, text)
+         SELECT d, k, to_timestamp(t / 1000.0), n, x
+         FROM UNNEST($1::text[], $2::text[], $3::float8[], $4::float8[], $5::text[]) AS u(d, k, t, n, x)"
+    );
+    client
+        .execute(&statement, &[&devices, &keys, &times, &numbers, &texts])
         .await?;
-    for s in batch {
-        let ts = unix_ms(s.at) as f64;
-        tx.execute(
-            &stmt,
-            &[&&*s.device_sn, &s.state.key, &ts, &s.number(), &s.text()],
-        )
-        .await?;
-    }
-    tx.commit().await?;
     Ok(())
 }
 
