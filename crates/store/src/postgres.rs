@@ -116,18 +116,22 @@ async fn connect(url: &str, table: &str) -> Result<Client, StoreError> {
     Ok(client)
 }
 
+/// Most samples one INSERT statement carries.
+const MAX_ROWS: usize = 5_000;
+
 /// Inserts a batch with one statement: columns sent as arrays and `UNNEST`ed server-side
 /// (one round trip per batch instead of one per row).
 async fn insert(
     client: &mut Client,
     table: &str,
-    batch: &[HistorySample],
+    batches: &[Arc<[HistorySample]>],
 ) -> Result<(), StoreError> {
-    let devices: Vec<&str> = batch.iter().map(|s| &*s.device_sn).collect();
-    let keys: Vec<&str> = batch.iter().map(|s| s.state.key).collect();
-    let times: Vec<f64> = batch.iter().map(|s| unix_ms(s.at) as f64).collect();
-    let numbers: Vec<Option<f64>> = batch.iter().map(HistorySample::number).collect();
-    let texts: Vec<Option<String>> = batch.iter().map(HistorySample::text).collect();
+    let samples = || batches.iter().flat_map(|b| b.iter());
+    let devices: Vec<&str> = samples().map(|s| &*s.device_sn).collect();
+    let keys: Vec<&str> = samples().map(|s| s.state.key).collect();
+    let times: Vec<f64> = samples().map(|s| unix_ms(s.at) as f64).collect();
+    let numbers: Vec<Option<f64>> = samples().map(HistorySample::number).collect();
+    let texts: Vec<Option<String>> = samples().map(HistorySample::text).collect();
     let statement = format!(
         "INSERT INTO {table} (device, key, ts, num, text)
          SELECT d, k, to_timestamp(t / 1000.0), n, x
@@ -159,7 +163,7 @@ impl PostgresSink {
         let handle = tokio::spawn(async move {
             let mut backoff = Duration::from_millis(500);
             loop {
-                let batch = tokio::select! {
+                let first = tokio::select! {
                     biased;
                     b = receiver.recv() => match b { Some(b) => b, None => break },
                     () = shutdown.cancelled() => {
@@ -168,6 +172,15 @@ impl PostgresSink {
                         match receiver.recv().await { Some(b) => b, None => break }
                     }
                 };
+                // The store hands over one small batch per payload: take whatever else
+                // is queued too, so one statement carries up to MAX_ROWS samples.
+                let mut rows = first.len();
+                let mut batch = vec![first];
+                while rows < MAX_ROWS {
+                    let Ok(more) = receiver.try_recv() else { break };
+                    rows += more.len();
+                    batch.push(more);
+                }
                 // Up to 3 attempts per batch, reconnecting in between.
                 for attempt in 0..3 {
                     if client.as_ref().is_none_or(Client::is_closed) {
@@ -184,7 +197,7 @@ impl PostgresSink {
                     let Some(c) = client.as_mut() else { continue };
                     match insert(c, &table, &batch).await {
                         Ok(()) => {
-                            counter.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                            counter.fetch_add(rows as u64, Ordering::Relaxed);
                             backoff = Duration::from_millis(500);
                             break;
                         }
