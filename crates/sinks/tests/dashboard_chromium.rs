@@ -255,7 +255,20 @@ async fn dashboard_shows_live_energy_flow_in_chromium() {
                 [pv, load, grid, battery],
                 "the page shows the store's values"
             );
-            // A live update travels store → SSE → page without a reload.
+            // A live update travels store → SSE → page without a reload: wait until the
+            // page's event stream is open, so the update is not sent before it listens.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+            while driver
+                .script("return document.getElementById('live').textContent;")
+                .await
+                != json!("live")
+            {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "event stream never opened"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             let step = h.step;
             h.apply_stream(SystemTime::now());
             let (pv, load, grid, battery) = powers(step);

@@ -268,8 +268,18 @@ async function loadDevices() {
 
 async function loadStates() {
   const q = app.device ? '?device=' + encodeURIComponent(app.device) : '';
+  const device = app.device;
   const s = await api('/api/states' + q);
+  // A live event newer than this snapshot (it may have raced the request) wins.
+  const previous = app.rowsDevice === device ? app.byKey : null;
+  for (const r of s.states) {
+    const old = previous && previous.get(r.key);
+    if (old && old.updated_ms != null && (r.updated_ms == null || old.updated_ms > r.updated_ms)) {
+      r.value = old.value; r.out_of_range = old.out_of_range; r.updated_ms = old.updated_ms;
+    }
+  }
   app.rows = s.states;
+  app.rowsDevice = device;
   app.byKey = new Map(app.rows.map((r) => [r.key, r]));
   const list = $('numeric-states');
   if (!list.children.length) {
@@ -283,7 +293,11 @@ function connectEvents() {
   if (app.events) app.events.close();
   const es = new EventSource(withToken('/api/events'));
   app.events = es;
-  es.addEventListener('open', () => { $('live').textContent = 'live'; $('live').className = 'badge ok'; });
+  es.addEventListener('open', () => {
+    $('live').textContent = 'live'; $('live').className = 'badge ok';
+    // Catch up on what changed before the stream (re)opened; later changes arrive as events.
+    if (app.device) loadStates().catch(console.warn);
+  });
   es.addEventListener('error', () => { $('live').textContent = 'reconnecting…'; $('live').className = 'badge bad'; });
   es.addEventListener('states', (ev) => {
     const m = JSON.parse(ev.data);
