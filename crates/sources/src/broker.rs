@@ -10,8 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use rumqttc::{
-    AsyncClient, ConnectReturnCode, ConnectionError, Event, MqttOptions, Packet, QoS,
-    SubscribeFilter, TlsConfiguration, Transport,
+    AsyncClient, Event, MqttOptions, Packet, QoS, SubscribeFilter, TlsConfiguration, Transport,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -349,7 +348,7 @@ impl BrokerSource {
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    let error = classify(&e);
+                    let error = crate::cloud::classify(&e);
                     self.stats.failed(&error.to_string());
                     if let Some(o) = &self.observer {
                         o.reconnecting();
@@ -395,31 +394,6 @@ impl BrokerSource {
                 Err(mpsc::error::TrySendError::Closed(_)) => false,
             },
         }
-    }
-}
-
-/// One readable line per MQTT failure.
-fn classify(e: &ConnectionError) -> SourceError {
-    match e {
-        ConnectionError::ConnectionRefused(
-            code @ (ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized),
-        ) => SourceError::MqttNotAuthorized(format!("{code:?}")),
-        ConnectionError::ConnectionRefused(code) => {
-            SourceError::Mqtt(format!("broker refused the connection ({code:?})"))
-        }
-        ConnectionError::Io(io) => SourceError::Network {
-            endpoint: "MQTT broker".into(),
-            message: if io.kind() == std::io::ErrorKind::ConnectionRefused {
-                format!("cannot connect: {io}")
-            } else {
-                format!("connection lost: {io}")
-            },
-        },
-        ConnectionError::NetworkTimeout | ConnectionError::FlushTimeout => SourceError::Network {
-            endpoint: "MQTT broker".into(),
-            message: "timed out".into(),
-        },
-        other => SourceError::Mqtt(other.to_string()),
     }
 }
 

@@ -380,8 +380,9 @@ impl CloudSource {
     }
 }
 
-/// Turns an MQTT error into a [`SourceError`] with one readable line.
-fn classify(e: &ConnectionError) -> SourceError {
+/// Turns an MQTT error into a [`SourceError`] with one readable line (both MQTT sources,
+/// the cloud's and fleet mode's, use it).
+pub(crate) fn classify(e: &ConnectionError) -> SourceError {
     match e {
         ConnectionError::ConnectionRefused(
             code @ (ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized),
