@@ -326,14 +326,7 @@ impl BrokerSource {
                     }
                 }
                 Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                    let refused = ack
-                        .return_codes
-                        .iter()
-                        .filter(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
-                        .count();
-                    if refused > 0 {
-                        tracing::warn!(refused, "broker refused subscriptions");
-                    }
+                    crate::cloud::warn_refused_subscriptions(&ack)
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     let topic = self.config.unprefixed(p.topic);

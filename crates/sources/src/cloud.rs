@@ -266,16 +266,7 @@ impl CloudSource {
                     Ok(Event::Incoming(Packet::Publish(p))) => {
                         self.forward(p.topic, p.payload);
                     }
-                    Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                        let refused = ack
-                            .return_codes
-                            .iter()
-                            .filter(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
-                            .count();
-                        if refused > 0 {
-                            tracing::warn!(refused, "broker refused subscriptions");
-                        }
-                    }
+                    Ok(Event::Incoming(Packet::SubAck(ack))) => warn_refused_subscriptions(&ack),
                     Ok(_) => {}
                     Err(e) => return classify(&e),
                 }
@@ -377,6 +368,18 @@ impl CloudSource {
                 tracing::debug!("pipeline closed; payload discarded");
             }
         }
+    }
+}
+
+/// Logs subscriptions the broker refused in a SUBACK (both MQTT sources use it).
+pub(crate) fn warn_refused_subscriptions(ack: &rumqttc::SubAck) {
+    let refused = ack
+        .return_codes
+        .iter()
+        .filter(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
+        .count();
+    if refused > 0 {
+        tracing::warn!(refused, "broker refused subscriptions");
     }
 }
 
