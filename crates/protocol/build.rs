@@ -33,6 +33,7 @@ fn render_schemas(fds: &prost_types::FileDescriptorSet) -> String {
                 Type::Uint32 => "Uint32",
                 Type::Int32 => "Int32",
                 Type::Sint32 => "Sint32",
+                Type::Bool => "Bool",
                 Type::String => "String",
                 Type::Bytes => "Bytes",
                 Type::Message => "Message",

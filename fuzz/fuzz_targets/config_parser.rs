@@ -39,7 +39,7 @@ fuzz_target!(|data: &[u8]| {
                 ("secret_key", &source.secret_key),
             ] {
                 let value = secret.expose();
-                if !value.is_empty() && value != sources::secret::REDACTED {
+                if !value.is_empty() && value != connect::REDACTED {
                     let line = format!("{key} = {}", Value::String(value.to_string()));
                     assert!(!printed.contains(&line), "{key} printed in clear");
                 }

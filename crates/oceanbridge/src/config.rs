@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use anyhow::Context as _;
+use connect::REDACTED;
 use serde::{Deserialize, Serialize};
-use sources::secret::REDACTED;
 use sources::{BrokerConfig, CloudConfig};
 use toml::{Table, Value};
 

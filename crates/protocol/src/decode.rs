@@ -394,6 +394,7 @@ fn scalar_value(state: &'static StateDef, field: &ProtoField, raw: RawField<'_>)
         (ProtoType::Uint32, RawField::Varint(v)) => Scalar::Int(i64::from(v as u32)),
         (ProtoType::Int32, RawField::Varint(v)) => Scalar::Int(i64::from(v as i32)),
         (ProtoType::Sint32, RawField::Varint(v)) => Scalar::Int(i64::from(zigzag32(v as u32))),
+        (ProtoType::Bool, RawField::Varint(v)) => Scalar::Int(i64::from(v != 0)),
         (ProtoType::String, RawField::Len(b)) => Scalar::Text(String::from_utf8_lossy(b)),
         _ => Scalar::Text(Cow::Borrowed("")),
     };

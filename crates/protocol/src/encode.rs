@@ -215,6 +215,10 @@ fn encode_field(
                 .filter(|r| (0.0..=f64::from(u32::MAX)).contains(r));
             encoding::uint32::encode(tag, &(raw.ok_or_else(|| bad("uint32"))? as u32), buf);
         }
+        (pb::ProtoType::Bool, _) => {
+            let raw = raw_number(state, value).ok_or_else(|| bad("bool"))?;
+            encoding::bool::encode(tag, &(raw != 0.0), buf);
+        }
         (pb::ProtoType::Sint32 | pb::ProtoType::Int32, _) => {
             let raw = raw_number(state, value)
                 .map(f64::round)

@@ -11,6 +11,8 @@ pub enum ProtoType {
     Uint32,
     Int32,
     Sint32,
+    /// Only in the messages a client publishes (protocol §8); never a catalog state.
+    Bool,
     String,
     Bytes,
     Message,

@@ -163,7 +163,7 @@ impl<'a> Reader<'a> {
 fn expected_wire(field: &ProtoField) -> u8 {
     match field.ty {
         ProtoType::Float => WIRE_FIXED32,
-        ProtoType::Uint32 | ProtoType::Int32 | ProtoType::Sint32 => WIRE_VARINT,
+        ProtoType::Uint32 | ProtoType::Int32 | ProtoType::Sint32 | ProtoType::Bool => WIRE_VARINT,
         ProtoType::String | ProtoType::Bytes | ProtoType::Message => WIRE_LEN,
     }
 }

@@ -23,7 +23,7 @@ impl std::fmt::Debug for ApiClient {
 }
 
 impl ApiClient {
-    /// `tls` is the client config from [`crate::tls::client_config`].
+    /// `tls` is the client config from [`connect::tls::client_config`].
     pub fn new(
         base_url: &str,
         tls: rustls::ClientConfig,

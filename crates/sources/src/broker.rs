@@ -16,13 +16,13 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::backoff::Backoff;
 use crate::cloud::SourceObserver;
 use crate::error::SourceError;
 use crate::payload::RawPayload;
-use crate::secret::Secret;
 use crate::stats::SourceStats;
-use crate::tls;
+use connect::Secret;
+use connect::tls;
+use connect::{Backoff, MqttEndpoint};
 
 /// The topic filters of the app route: device reports and get-all answers of every device.
 pub const DEFAULT_TOPICS: [&str; 2] = [
@@ -102,36 +102,15 @@ impl Default for BrokerConfig {
     }
 }
 
-/// Where the broker is, parsed from [`BrokerConfig::url`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    pub host: String,
-    pub port: u16,
-    pub tls: bool,
-}
-
 fn valid_topic_part(s: &str) -> bool {
     !s.is_empty() && !s.contains(['+', '#', '/']) && !s.chars().any(char::is_whitespace)
 }
 
 impl BrokerConfig {
     /// Parses the URL.
-    pub fn endpoint(&self) -> Result<Endpoint, SourceError> {
-        let bad = |m: String| SourceError::Config(format!("[source] url {:?}: {m}", self.url));
-        let url = url::Url::parse(&self.url).map_err(|e| bad(e.to_string()))?;
-        let tls = match url.scheme() {
-            "mqtt" | "tcp" => false,
-            "mqtts" | "ssl" => true,
-            other => return Err(bad(format!("scheme {other:?} is not mqtt:// or mqtts://"))),
-        };
-        let host = url
-            .host_str()
-            .filter(|h| !h.is_empty())
-            .ok_or_else(|| bad("no host".into()))?
-            .trim_matches(['[', ']'])
-            .to_string();
-        let port = url.port().unwrap_or(if tls { 8883 } else { 1883 });
-        Ok(Endpoint { host, port, tls })
+    pub fn endpoint(&self) -> Result<MqttEndpoint, SourceError> {
+        MqttEndpoint::parse(&self.url)
+            .map_err(|e| SourceError::Config(format!("[source] url: {e}")))
     }
 
     /// Checks everything that can be checked before going online.
@@ -217,7 +196,7 @@ impl BrokerConfig {
 /// The broker source, ready to run.
 pub struct BrokerSource {
     config: BrokerConfig,
-    endpoint: Endpoint,
+    endpoint: MqttEndpoint,
     tls: Option<rustls::ClientConfig>,
     tx: mpsc::Sender<RawPayload>,
     stats: SourceStats,
@@ -400,7 +379,7 @@ mod tests {
         c.validate().unwrap();
         assert_eq!(
             c.endpoint().unwrap(),
-            Endpoint {
+            MqttEndpoint {
                 host: "127.0.0.1".into(),
                 port: 1883,
                 tls: false

@@ -24,7 +24,7 @@ use crate::login::Authenticator;
 use crate::payload::RawPayload;
 use crate::schedule::Schedule;
 use crate::stats::SourceStats;
-use crate::tls;
+use connect::tls;
 
 /// Told about events the rest of the bridge counts (e.g. `BridgeStats`).
 pub trait SourceObserver: Send + Sync {
@@ -103,7 +103,7 @@ impl CloudSource {
         let _live = self.stats.loop_guard();
         let mut auth = Authenticator::new(self.api.clone(), &self.config);
         let mut backoff =
-            crate::backoff::Backoff::new(self.config.reconnect_min(), self.config.reconnect_max());
+            connect::Backoff::new(self.config.reconnect_min(), self.config.reconnect_max());
         let mut last_good: Option<(MqttCredentials, Identity)> = None;
         let mut schedule: Option<Schedule> = None;
         tracing::info!(

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::secret::Secret;
+use connect::Secret;
 
 /// The EcoFlow API the real devices talk to.
 pub const DEFAULT_API_URL: &str = "https://api.ecoflow.com";

@@ -5,7 +5,7 @@ use serde_json::Value as Json;
 use crate::api::str_field;
 use crate::config::WayIn;
 use crate::error::SourceError;
-use crate::secret::Secret;
+use connect::Secret;
 
 /// What the certification endpoint hands out: where and how to connect.
 #[derive(Debug, Clone)]

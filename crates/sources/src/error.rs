@@ -63,3 +63,9 @@ impl SourceError {
         }
     }
 }
+
+impl From<connect::TlsError> for SourceError {
+    fn from(e: connect::TlsError) -> Self {
+        SourceError::Config(e.to_string())
+    }
+}

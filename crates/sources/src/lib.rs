@@ -4,8 +4,6 @@
 //!
 //! # Layout
 //! - [`config`]: [`CloudConfig`] (serde, documented defaults) and [`WayIn`].
-//! - [`secret`]: [`Secret`], a string that never prints itself.
-//! - [`tls`]: rustls client config (web roots + an optional extra CA), shared by HTTP and MQTT.
 //! - [`api`]: the HTTPS client and the `{code, message, data}` envelope.
 //! - [`signing`]: open-API HMAC-SHA256 request signing.
 //! - [`login`]: app login + certification, open-API certification, device list, quotas.
@@ -13,15 +11,15 @@
 //! - [`cloud`]: [`CloudSource`], the one connection loop with backoff, re-login and get-all.
 //! - [`broker`]: [`BrokerSource`], fleet mode: the user's own MQTT broker, shared subscriptions.
 //! - [`schedule`]: per-device get-all timers owned by that loop.
-//! - [`backoff`]: exponential backoff with jitter.
 //! - [`stats`]: [`SourceStats`] counters and live loop/timer gauges.
 //! - [`payload`]: [`RawPayload`] and [`decode_raw`] (protobuf or open-API JSON by topic).
 //! - [`quota`]: open-API JSON keys → catalog states.
 //! - [`record`]: the JSON-lines record file (`{topic, time, hex}`).
 //! - [`error`]: [`SourceError`] and what the loop does about each kind.
+//!
+//! Secrets, TLS trust, broker URLs and reconnect backoff come from the `connect` crate.
 
 pub mod api;
-pub mod backoff;
 pub mod broker;
 pub mod cloud;
 pub mod config;
@@ -32,10 +30,8 @@ pub mod payload;
 pub mod quota;
 pub mod record;
 mod schedule;
-pub mod secret;
 pub mod signing;
 pub mod stats;
-pub mod tls;
 
 pub use broker::{BrokerConfig, BrokerSource};
 pub use cloud::{CloudSource, SourceObserver};
@@ -43,5 +39,4 @@ pub use config::{CloudConfig, DEFAULT_API_URL, WayIn};
 pub use error::SourceError;
 pub use payload::{PayloadError, RawPayload, decode_raw};
 pub use record::{BadLine, RecordLine};
-pub use secret::Secret;
 pub use stats::{SourceStats, SourceStatsSnapshot};

@@ -9,8 +9,8 @@ use crate::api::{ApiClient, str_field};
 use crate::config::{CloudConfig, WayIn};
 use crate::credentials::{Identity, MqttCredentials};
 use crate::error::SourceError;
-use crate::secret::Secret;
 use crate::signing;
+use connect::Secret;
 
 pub const LOGIN_PATH: &str = "/auth/login";
 pub const APP_CERT_PATH: &str = "/iot-auth/app/certification";
