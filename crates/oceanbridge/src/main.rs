@@ -6,14 +6,14 @@
 //! **sinks** (Home Assistant discovery, Prometheus `/metrics`, web dashboard, CSV).
 //! The **simulator** stands in for the EcoFlow cloud offline; **catalog** is the spec.
 //!
-//! This binary is thin glue: one module per subcommand under `commands/`.
+//! This binary is thin clap glue over the `runtime` crate (config loading, the pipeline,
+//! the bridge wiring, shutdown). Its modules:
+//! - `commands`: one module per subcommand (`run`, `demo`, `decode`, `record`, `replay`,
+//!   `simulate`, `states`), each an `Args` struct and a `run` function.
+//! - `logging`: the tracing subscriber of the long-running commands (`--log-level`).
 
-mod bridge;
 mod commands;
-mod config;
 mod logging;
-mod pipeline;
-mod shutdown;
 
 use std::process::ExitCode;
 

@@ -3,15 +3,18 @@
 //! subscription group split the device stream — every frame decoded exactly once across
 //! the pair, both writing to one PostgreSQL table — and when one dies, the other decodes
 //! every later frame. Topic prefix, group, serials and table are unique per run.
+//!
+//! Each instance is the runtime's pipeline (`runtime::pipeline::run`) into a store with
+//! the PostgreSQL history sink; what it decoded is read back from the store's events.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use simulator::fleet::{FleetConfig, FleetPublisher, MARKER_KEY};
-use sources::{BrokerConfig, BrokerSource, RawPayload, decode_raw};
-use store::{BridgeStats, PostgresConfig, PostgresSink, StateStore, StoreConfig};
-use tokio::sync::mpsc;
+use sources::{BrokerConfig, BrokerSource, RawPayload};
+use store::{BridgeStats, PostgresConfig, PostgresSink, StateStore, StoreConfig, StoreEvent};
+use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -28,16 +31,39 @@ struct Instance {
     source_stats: sources::SourceStats,
     shutdown: CancellationToken,
     pipeline: JoinHandle<()>,
+    collector: JoinHandle<()>,
     postgres: PostgresSink,
     stats: BridgeStats,
 }
 
-fn marker_of(decoded: &protocol::DecodedPayload) -> Option<(String, u32)> {
-    decoded
-        .updates
+fn marker_of(event: &StoreEvent) -> Option<(String, u32)> {
+    let StoreEvent::States {
+        device_sn, changes, ..
+    } = event
+    else {
+        return None;
+    };
+    changes
         .iter()
-        .find(|u| u.state.key == MARKER_KEY)
-        .and_then(|u| Some((u.device_sn.to_string(), u.value.as_number()? as u32)))
+        .find(|c| c.state.key == MARKER_KEY)
+        .and_then(|c| Some((device_sn.to_string(), c.value.as_number()? as u32)))
+}
+
+/// Records the marker of every payload the store applied, in order.
+async fn collect_markers(mut events: broadcast::Receiver<Arc<StoreEvent>>, seen: Seen) {
+    loop {
+        match events.recv().await {
+            Ok(event) => {
+                if let Some(m) = marker_of(&event) {
+                    seen.lock().expect("seen").push(m);
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                panic!("the test fell {n} store events behind; markers would be missing")
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
 }
 
 async fn start_instance(name: &str, prefix: &str, group: &str, table: &str) -> Instance {
@@ -55,7 +81,7 @@ async fn start_instance(name: &str, prefix: &str, group: &str, table: &str) -> I
     )
     .await
     .expect("PostgreSQL on 127.0.0.1:5432 (user postgres, db test) is needed");
-    let (tx, mut rx) = mpsc::channel::<RawPayload>(256);
+    let (tx, rx) = mpsc::channel::<RawPayload>(256);
     let source = BrokerSource::new(
         BrokerConfig {
             client_id: Some(format!("{group}-{name}")),
@@ -71,27 +97,20 @@ async fn start_instance(name: &str, prefix: &str, group: &str, table: &str) -> I
     let source_stats = source.stats();
     let source = tokio::spawn(source.run(shutdown.clone()));
     let seen: Seen = Arc::default();
-    let (seen2, stats2) = (seen.clone(), stats.clone());
-    let pipeline = tokio::spawn(async move {
-        while let Some(raw) = rx.recv().await {
-            match decode_raw(&raw.topic, &raw.payload) {
-                Ok(decoded) => {
-                    if let Some(m) = marker_of(&decoded) {
-                        seen2.lock().expect("seen").push(m);
-                    }
-                    stats2.record_payload(&decoded);
-                    store.apply(&decoded, raw.received_at);
-                }
-                Err(e) => panic!("fleet frame not decoded: {e}"),
-            }
-        }
-    });
+    let collector = tokio::spawn(collect_markers(store.subscribe(), seen.clone()));
+    let pipeline = tokio::spawn(runtime::pipeline::run(
+        rx,
+        store,
+        stats.clone(),
+        shutdown.clone(),
+    ));
     Instance {
         seen,
         source,
         source_stats,
         shutdown,
         pipeline,
+        collector,
         postgres,
         stats,
     }
@@ -350,6 +369,10 @@ async fn shared_subscription_splits_the_stream_and_survives_a_dead_instance() {
     let (sa, sb) = (a.stats.snapshot(), b.stats.snapshot());
     assert!(
         sa.errors.is_empty() && sb.errors.is_empty(),
+        "every fleet frame decoded: {sa:?} {sb:?}"
+    );
+    assert!(
+        sa.dropped.is_empty() && sb.dropped.is_empty(),
         "{sa:?} {sb:?}"
     );
     assert!(sb.frames_decoded >= (got_b.len() + expected2.len()) as u64);
@@ -361,6 +384,7 @@ async fn shared_subscription_splits_the_stream_and_survives_a_dead_instance() {
         let _ = i.source.await;
         let _ = tokio::time::timeout(Duration::from_secs(5), i.pipeline).await;
         i.postgres.join().await;
+        i.collector.abort();
     }
     let (client, connection) = tokio_postgres::connect(PG_URL, tokio_postgres::NoTls)
         .await

@@ -6,8 +6,8 @@
 //! - the HTTP login answers 500, times out, sends garbage or non-JSON: the source backs
 //!   off (bounded attempts, no hot loop) with an error line naming the endpoint and cause.
 //!
-//! The source, decoder and store are the library crates the binary wires together; the
-//! pipeline loop below is the binary's (`pipeline::run`): decode, count, apply.
+//! The bridge is the runtime the binary runs (`runtime::Bridge`: pipeline, stats, store);
+//! only the source is started here, so its live gauges can be watched.
 
 mod reliability_support;
 
@@ -17,9 +17,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use reliability_support::{TempDir, sim_config, wait_for};
+use runtime::{Bridge, BridgeOptions};
 use simulator::Simulator;
-use sources::{CloudConfig, CloudSource, RawPayload, SourceStats, WayIn, decode_raw};
-use store::{BridgeStats, StateStore, StoreConfig};
+use sources::{CloudConfig, CloudSource, SourceStats, WayIn};
+use store::StoreConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -40,20 +41,6 @@ fn source_config(api_url: String, devices: &[&str]) -> CloudConfig {
         reconnect_max_secs: 0.8,
         http_timeout_secs: 1.0,
         ..CloudConfig::default()
-    }
-}
-
-/// The binary's pipeline loop: decode, count, apply.
-async fn pipeline(mut rx: mpsc::Receiver<RawPayload>, store: StateStore, stats: BridgeStats) {
-    while let Some(raw) = rx.recv().await {
-        match decode_raw(&raw.topic, &raw.payload) {
-            Ok(decoded) => {
-                stats.record_payload(&decoded);
-                store.apply(&decoded, raw.received_at);
-            }
-            Err(sources::PayloadError::Frames(e)) => stats.record_error(&e),
-            Err(e) => stats.record_dropped(e.reason()),
-        }
     }
 }
 
@@ -81,22 +68,31 @@ async fn broker_restarted_20_times_reconnects_each_time_with_one_loop_and_no_los
     .expect("simulator");
     let faults = sim.faults();
     let dir = TempDir::new("broker-restarts");
-    let store = StateStore::open(&StoreConfig {
-        sqlite_path: Some(dir.path().join("history.db")),
-        ..StoreConfig::default()
-    })
-    .expect("store");
-    let stats = BridgeStats::default();
-    let (tx, rx) = mpsc::channel(1024);
-    let pipe = tokio::spawn(pipeline(rx, store.clone(), stats.clone()));
+    let shutdown = CancellationToken::new();
+    let bridge = Bridge::start(
+        BridgeOptions {
+            store: StoreConfig {
+                sqlite_path: Some(dir.path().join("history.db")),
+                ..StoreConfig::default()
+            },
+            web: None,
+            web_fallback_to_free_port: false,
+            home_assistant: Default::default(),
+            queue: 1024,
+        },
+        &shutdown,
+    )
+    .await
+    .expect("bridge");
+    let (store, stats) = (bridge.store.clone(), bridge.stats.clone());
     let source = CloudSource::with_ca_pem(
         source_config(sim.http_base_url(), &DEVICES),
         Some(&sim.ca_cert_pem()),
-        tx,
+        bridge.sender(),
     )
-    .expect("source");
+    .expect("source")
+    .with_observer(Arc::new(runtime::StatsObserver(stats.clone())));
     let sstats = source.stats();
-    let shutdown = CancellationToken::new();
     let run = tokio::spawn(source.run(shutdown.clone()));
 
     wait_for(Duration::from_secs(15), || {
@@ -228,7 +224,9 @@ async fn broker_restarted_20_times_reconnects_each_time_with_one_loop_and_no_los
         (0, 0),
         "leaked loop or timers: {s:?}"
     );
-    let _ = tokio::time::timeout(Duration::from_secs(5), pipe).await;
+    tokio::time::timeout(Duration::from_secs(10), bridge.finish())
+        .await
+        .expect("the bridge finishes");
     sim.shutdown().await;
 }
 

@@ -16,8 +16,7 @@ use sources::{CloudConfig, CloudSource, WayIn};
 use store::{BridgeStats, StateStore, StoreConfig};
 use tokio_util::sync::CancellationToken;
 
-use crate::bridge::{Bridge, BridgeOptions};
-use crate::pipeline::StatsObserver;
+use runtime::{Bridge, BridgeOptions, StatsObserver};
 
 /// Arguments of `oceanbridge demo`.
 #[derive(Debug, clap::Args)]
@@ -63,14 +62,8 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let shutdown = CancellationToken::new();
-    crate::shutdown::cancel_on_signal(shutdown.clone());
-    if let Some(secs) = args.duration.filter(|s| s.is_finite() && *s > 0.0) {
-        let token = shutdown.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs_f64(secs)).await;
-            token.cancel();
-        });
-    }
+    runtime::shutdown::cancel_on_signal(shutdown.clone());
+    runtime::shutdown::cancel_after(shutdown.clone(), args.duration);
 
     let sim_config = SimulatorConfig {
         speed: args.speed,

@@ -5,14 +5,13 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use sources::{CloudSource, RecordLine};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use runtime::Config;
 
 /// Arguments of `oceanbridge record`.
 #[derive(Debug, clap::Args)]
@@ -54,14 +53,8 @@ async fn record(
     duration: Option<f64>,
 ) -> anyhow::Result<ExitCode> {
     let shutdown = CancellationToken::new();
-    crate::shutdown::cancel_on_signal(shutdown.clone());
-    if let Some(secs) = duration.filter(|s| s.is_finite() && *s > 0.0) {
-        let token = shutdown.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs_f64(secs)).await;
-            token.cancel();
-        });
-    }
+    runtime::shutdown::cancel_on_signal(shutdown.clone());
+    runtime::shutdown::cancel_after(shutdown.clone(), duration);
     let (tx, mut rx) = mpsc::channel(config.pipeline.queue.max(1));
     let source = CloudSource::new(config.source, tx)?;
     let source_task = tokio::spawn(source.run(shutdown.clone()));

@@ -14,8 +14,8 @@ use sinks::web::WebConfig;
 use store::StoreConfig;
 use tokio_util::sync::CancellationToken;
 
-use crate::bridge::{Bridge, BridgeOptions};
-use crate::pipeline::{self, Outcome};
+use runtime::pipeline::{self, Outcome};
+use runtime::{Bridge, BridgeOptions};
 
 /// Arguments of `oceanbridge replay`.
 #[derive(Debug, clap::Args)]
@@ -58,7 +58,7 @@ async fn replay(
     bad_lines: usize,
 ) -> anyhow::Result<ExitCode> {
     let shutdown = CancellationToken::new();
-    crate::shutdown::cancel_on_signal(shutdown.clone());
+    runtime::shutdown::cancel_on_signal(shutdown.clone());
     let bridge = Bridge::start(
         BridgeOptions {
             store: StoreConfig {

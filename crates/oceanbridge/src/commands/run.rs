@@ -12,9 +12,7 @@ use sources::{BrokerSource, CloudSource};
 use store::StoreConfig;
 use tokio_util::sync::CancellationToken;
 
-use crate::bridge::{Bridge, BridgeOptions};
-use crate::config::Config;
-use crate::pipeline::StatsObserver;
+use runtime::{Bridge, BridgeOptions, Config, StatsObserver};
 
 /// Arguments of `oceanbridge run`.
 #[derive(Debug, clap::Args)]
@@ -71,7 +69,7 @@ enum Source {
 
 async fn serve(config: Config, options: BridgeOptions) -> anyhow::Result<ExitCode> {
     let shutdown = CancellationToken::new();
-    crate::shutdown::cancel_on_signal(shutdown.clone());
+    runtime::shutdown::cancel_on_signal(shutdown.clone());
     let bridge = Bridge::start(options, &shutdown).await?;
     let observer = Arc::new(StatsObserver(bridge.stats.clone()));
     let source = match config.broker {

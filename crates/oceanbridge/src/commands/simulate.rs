@@ -139,7 +139,7 @@ async fn simulate(config: SimulatorConfig, args: SimulateArgs) -> anyhow::Result
         .filter(|s| s.is_finite() && *s > 0.0)
         .map(Duration::from_secs_f64);
     let reason = tokio::select! {
-        r = stop_signal() => r,
+        r = runtime::shutdown::wait_for_signal() => r,
         _ = async {
             match duration {
                 Some(d) => tokio::time::sleep(d).await,
@@ -170,22 +170,6 @@ fn write_ca(path: &Path, pem: &str) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     std::fs::write(path, pem).with_context(|| format!("cannot write {}", path.display()))
-}
-
-/// Waits for Ctrl-C or SIGTERM.
-async fn stop_signal() -> &'static str {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            return tokio::select! {
-                _ = tokio::signal::ctrl_c() => "Ctrl-C",
-                _ = term.recv() => "SIGTERM",
-            };
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
-    "Ctrl-C"
 }
 
 fn print_banner(sim: &Simulator, c: &SimulatorConfig, ca_file: &Path) {

@@ -1,0 +1,22 @@
+//! Runtime: the running bridge as a library — what `oceanbridge run`, `demo`, `record` and
+//! `replay` share, and what the integration tests and fuzz targets call instead of copying.
+//!
+//! # Layout
+//! - [`config`]: `oceanbridge.toml` + `OCEANBRIDGE_*` environment → [`Config`], and the
+//!   effective config with secrets redacted (`--print-config`).
+//! - [`pipeline`]: source → bounded channel → decode → stats → store, and
+//!   [`StatsObserver`], which lets a source count into [`store::BridgeStats`].
+//! - [`bridge`]: [`Bridge`], the started store, pipeline task, web dashboard, PostgreSQL
+//!   history and Home Assistant sink; a source feeds [`Bridge::sender`].
+//! - [`shutdown`]: one cancellation token, cancelled by SIGINT/SIGTERM or a time limit.
+//!
+//! The binary (`crates/oceanbridge`) is clap glue over this crate.
+
+pub mod bridge;
+pub mod config;
+pub mod pipeline;
+pub mod shutdown;
+
+pub use bridge::{Bridge, BridgeOptions};
+pub use config::Config;
+pub use pipeline::StatsObserver;
