@@ -9,7 +9,7 @@ pub fn init(level: &str) {
     let filter = match std::env::var("RUST_LOG") {
         Ok(spec) if !spec.trim().is_empty() => EnvFilter::new(spec),
         _ => EnvFilter::new(format!(
-            "warn,oceanbridge={level},sources={level},store={level},sinks={level},simulator={}",
+            "warn,oceanbridge={level},runtime={level},sources={level},store={level},sinks={level},simulator={}",
             if level == "info" { "warn" } else { level }
         )),
     };
