@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`config`]: `oceanbridge.toml` + `OCEANBRIDGE_*` environment → [`Config`], and the
 //!   effective config with secrets redacted (`--print-config`).
+//! - [`data_dir`]: [`DataDir`], the locked state directory (history, client ids, capture).
 //! - [`pipeline`]: source → bounded channel → decode → stats → store, and
 //!   [`StatsObserver`], which lets a source count into [`store::BridgeStats`].
 //! - [`bridge`]: [`Bridge`], the started store, pipeline task, web dashboard, PostgreSQL
@@ -14,9 +15,11 @@
 
 pub mod bridge;
 pub mod config;
+pub mod data_dir;
 pub mod pipeline;
 pub mod shutdown;
 
 pub use bridge::{Bridge, BridgeOptions};
 pub use config::Config;
+pub use data_dir::DataDir;
 pub use pipeline::StatsObserver;
