@@ -1,5 +1,7 @@
-//! Runs every test vector: the shipped copy in `tests/vectors/`, and `../shared/vectors/`
-//! when that folder exists beside the checkout (it must then match the shipped copy too).
+//! Runs every test vector: the shipped copy in `tests/vectors/`, and the shared folder's
+//! `vectors/` (`../shared` beside the checkout, `testkit::services::shared_dir`), which
+//! must match the shipped copy. Without the shared folder that test fails under `CI=true`
+//! and skips elsewhere.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -114,12 +116,12 @@ fn shipped_vectors_all_pass() {
 
 #[test]
 fn shared_vectors_all_pass_and_are_shipped() {
-    let shared = repo_root().join("../shared/vectors");
-    if !shared.is_dir() {
-        eprintln!("no ../shared/vectors beside the checkout; shipped copy only");
-        return;
-    }
-    check_dir(&shared);
+    let shared = testkit::require!(testkit::services::shared_dir()).join("vectors");
+    assert!(
+        check_dir(&shared) >= 18,
+        "expected at least 18 vectors in {}",
+        shared.display()
+    );
     for file in vector_files(&shared) {
         let shipped = repo_root()
             .join("tests/vectors")

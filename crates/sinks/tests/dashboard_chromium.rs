@@ -5,30 +5,26 @@
 //! By default the page is served by an in-process harness fed with genuine frames
 //! (`protocol::encode` → decode → store). Set `OCEANBRIDGE_DASHBOARD_URL` to test a running
 //! bridge instead (e.g. `oceanbridge demo`); then it only checks that values change.
-//! Skips (with a message) only when chromium or chromedriver is not installed:
-//! `apt-get install -y chromium chromium-driver`.
+//! Needs chromium and chromedriver (`testkit::services::chromium`): without them the tests
+//! fail under `CI=true` and skip elsewhere.
 
 mod common;
 
-use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use common::{Harness, feed::powers, request, unique};
+use base64::Engine as _;
+use common::Harness;
 use serde_json::{Value as Json, json};
+use testkit::feed::powers;
+use testkit::http::request;
+use testkit::services::Chromium;
+use testkit::{Proc, TempDir};
 
 /// One browser at a time: two Chromiums on a 2-core CI runner only slow each other down.
 static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn chromium() -> String {
-    std::env::var("CHROMIUM_BIN").unwrap_or_else(|_| "/usr/bin/chromium".into())
-}
-
-fn chromedriver() -> String {
-    std::env::var("CHROMEDRIVER_BIN").unwrap_or_else(|_| "/usr/bin/chromedriver".into())
-}
 
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
@@ -36,65 +32,46 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
 }
 
-/// chromedriver on a free local port; killed (with its browser session) on drop.
+/// chromedriver on a port it chose itself (`--port=0`, read back from its first lines);
+/// its process group — the browser included — is killed on drop.
 struct Driver {
-    child: Child,
+    _proc: Proc,
     addr: SocketAddr,
+    browser: PathBuf,
     session: Option<String>,
-    profile: PathBuf,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        if let Some(id) = self.session.take()
-            && let Ok(mut s) =
-                std::net::TcpStream::connect_timeout(&self.addr, Duration::from_secs(2))
-        {
-            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-            let _ = write!(
-                s,
-                "DELETE /session/{id} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-                self.addr
-            );
-            let mut sink = Vec::new();
-            let _ = s.read_to_end(&mut sink);
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.profile);
-    }
+    profile: TempDir,
 }
 
 impl Driver {
-    async fn start() -> Driver {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let child = Command::new(chromedriver())
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver");
+    async fn start(chromium: &Chromium) -> Driver {
+        let mut command = Command::new(&chromium.driver);
+        command.arg("--port=0");
+        let proc = Proc::spawn_group(command);
+        let marker = "was started successfully on port ";
+        let line =
+            tokio::task::block_in_place(|| proc.wait_stdout(marker, Duration::from_secs(30)));
+        let port: u16 = line
+            .split(marker)
+            .nth(1)
+            .and_then(|rest| rest.trim_end_matches('.').trim().parse().ok())
+            .unwrap_or_else(|| panic!("no port in chromedriver's line {line:?}"));
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let profile = std::env::temp_dir().join(unique("oceanbridge-chromium"));
-        let driver = Driver {
-            child,
+        let ready = testkit::wait_for_async(Duration::from_secs(30), async || {
+            let status = request(addr, "GET", "/status", None).await;
+            (status.status == 200 && status.json()["value"]["ready"] == true).then_some(())
+        })
+        .await;
+        assert!(
+            ready.is_some(),
+            "chromedriver did not become ready on {addr}"
+        );
+        Driver {
+            _proc: proc,
             addr,
+            browser: chromium.browser.clone(),
             session: None,
-            profile,
-        };
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(addr).await.is_ok() {
-                let status = request(addr, "GET", "/status", None).await;
-                if status.status == 200 && status.json()["value"]["ready"] == true {
-                    return driver;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            profile: testkit::temp_dir("chromium"),
         }
-        panic!("chromedriver did not become ready on {addr}");
     }
 
     async fn call(&self, method: &str, path: &str, body: Option<Json>) -> Json {
@@ -119,14 +96,21 @@ impl Driver {
         ]
         .iter()
         .map(|s| s.to_string())
-        .chain([format!("--user-data-dir={}", self.profile.display())])
+        .chain([format!("--user-data-dir={}", self.profile.path().display())])
         .collect::<Vec<_>>();
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
-            "goog:chromeOptions": {"binary": chromium(), "args": args}
+            "goog:chromeOptions": {"binary": self.browser, "args": args}
         }}});
         let v = self.call("POST", "/session", Some(caps)).await;
         self.session = Some(v["sessionId"].as_str().expect("session id").to_string());
+    }
+
+    /// Ends the browser session (the browser exits), then chromedriver is killed.
+    async fn quit(mut self) {
+        if let Some(id) = self.session.take() {
+            let _ = request(self.addr, "DELETE", &format!("/session/{id}"), None).await;
+        }
     }
 
     fn path(&self, rest: &str) -> String {
@@ -152,32 +136,24 @@ impl Driver {
 
     async fn screenshot(&self) -> Vec<u8> {
         let b64 = self.call("GET", &self.path("/screenshot"), None).await;
-        base64_decode(b64.as_str().expect("base64 string"))
+        base64::engine::general_purpose::STANDARD
+            .decode(b64.as_str().expect("base64 string"))
+            .expect("a base64 screenshot")
     }
-}
 
-fn base64_decode(s: &str) -> Vec<u8> {
-    let val = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for v in s.bytes().filter_map(val) {
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
+    /// Waits until the page's event stream is open (its "live" badge), so an update sent
+    /// next travels over SSE instead of arriving with the reload that follows the open.
+    async fn wait_live(&self) {
+        let live = testkit::wait_for_async(Duration::from_secs(30), async || {
+            (self
+                .script("return document.getElementById('live').textContent;")
+                .await
+                == json!("live"))
+            .then_some(())
+        })
+        .await;
+        assert!(live.is_some(), "the page's event stream never opened");
     }
-    out
 }
 
 /// (pv, load, grid, battery) as the flow picture shows them (its `data-watts`).
@@ -195,35 +171,21 @@ async fn flow(driver: &Driver) -> Option<[f64; 4]> {
     Some(out)
 }
 
-async fn wait_flow(
-    driver: &Driver,
-    within: Duration,
-    ok: impl Fn(&[f64; 4]) -> bool,
-) -> Option<[f64; 4]> {
-    let deadline = tokio::time::Instant::now() + within;
+/// Polls the flow picture until `ok` holds for it; panics with the last one seen.
+async fn wait_flow(driver: &Driver, within: Duration, ok: impl Fn(&[f64; 4]) -> bool) -> [f64; 4] {
     let mut last = None;
-    while tokio::time::Instant::now() < deadline {
-        if let Some(f) = flow(driver).await {
-            if ok(&f) {
-                return Some(f);
-            }
-            last = Some(f);
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("flow picture never satisfied the check; last seen {last:?}");
+    let found = testkit::wait_for_async(within, async || {
+        let f = flow(driver).await?;
+        last = Some(f);
+        ok(&f).then_some(f)
+    })
+    .await;
+    found.unwrap_or_else(|| panic!("flow picture never satisfied the check; last seen {last:?}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_shows_live_energy_flow_in_chromium() {
-    for bin in [chromium(), chromedriver()] {
-        if !Path::new(&bin).exists() {
-            eprintln!(
-                "SKIPPED: {bin} is not installed (apt-get install -y chromium chromium-driver)"
-            );
-            return;
-        }
-    }
+    let chromium = testkit::require!(testkit::services::chromium());
     let _one_browser = BROWSER.lock().await;
     let external = std::env::var("OCEANBRIDGE_DASHBOARD_URL")
         .ok()
@@ -238,15 +200,14 @@ async fn dashboard_shows_live_energy_flow_in_chromium() {
             url
         }
     };
-    let mut driver = Driver::start().await;
+    let mut driver = Driver::start(&chromium).await;
     driver.open_session().await;
     driver.navigate(&url).await;
 
     let first = wait_flow(&driver, Duration::from_secs(30), |f| {
         f[0] > 0.0 && f[1] > 0.0
     })
-    .await
-    .expect("flow values");
+    .await;
     match harness.as_mut() {
         Some(h) => {
             let (pv, load, grid, battery) = powers(2);
@@ -255,20 +216,8 @@ async fn dashboard_shows_live_energy_flow_in_chromium() {
                 [pv, load, grid, battery],
                 "the page shows the store's values"
             );
-            // A live update travels store → SSE → page without a reload: wait until the
-            // page's event stream is open, so the update is not sent before it listens.
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-            while driver
-                .script("return document.getElementById('live').textContent;")
-                .await
-                != json!("live")
-            {
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "event stream never opened"
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            // A live update travels store → SSE → page without a reload.
+            driver.wait_live().await;
             let step = h.step;
             h.apply_stream(SystemTime::now());
             let (pv, load, grid, battery) = powers(step);
@@ -323,7 +272,7 @@ async fn dashboard_shows_live_energy_flow_in_chromium() {
     let path = dir.join("dashboard.png");
     std::fs::write(&path, &png).expect("write screenshot");
     eprintln!("screenshot: {}", path.display());
-    drop(driver);
+    driver.quit().await;
     if let Some(h) = harness {
         h.stop().await;
     }
@@ -331,25 +280,16 @@ async fn dashboard_shows_live_energy_flow_in_chromium() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_takes_the_token_once_from_the_url() {
-    for bin in [chromium(), chromedriver()] {
-        if !Path::new(&bin).exists() {
-            eprintln!(
-                "SKIPPED: {bin} is not installed (apt-get install -y chromium chromium-driver)"
-            );
-            return;
-        }
-    }
+    let chromium = testkit::require!(testkit::services::chromium());
     let _one_browser = BROWSER.lock().await;
     // A token with characters that need URL encoding.
     let token = "t+k/=1";
     let mut h = Harness::start(Some(token), 3).await;
-    let mut driver = Driver::start().await;
+    let mut driver = Driver::start(&chromium).await;
     driver.open_session().await;
     let base = format!("http://{}/", h.addr);
     driver.navigate(&format!("{base}?token=t%2Bk%2F%3D1")).await;
-    let first = wait_flow(&driver, Duration::from_secs(30), |f| f[0] > 0.0)
-        .await
-        .expect("flow");
+    let first = wait_flow(&driver, Duration::from_secs(30), |f| f[0] > 0.0).await;
     let (pv, load, grid, battery) = powers(2);
     assert_eq!(first, [pv, load, grid, battery]);
     let search = driver.script("return location.search;").await;
@@ -358,7 +298,9 @@ async fn dashboard_takes_the_token_once_from_the_url() {
         json!(""),
         "the token is removed from the address bar"
     );
-    // The live stream (EventSource, token in its URL) works with the token too.
+    // The live stream (EventSource, token in its URL) works with the token too: the
+    // update is sent once the stream is open, so only SSE can bring it.
+    driver.wait_live().await;
     let step = h.step;
     h.apply_stream(SystemTime::now());
     let (pv, load, grid, battery) = powers(step);
@@ -380,20 +322,15 @@ async fn dashboard_takes_the_token_once_from_the_url() {
     driver
         .script("localStorage.setItem('oceanbridge.token', 'wrong'); location.reload(); return 1;")
         .await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let shown = driver
+    let shown = testkit::wait_for_async(Duration::from_secs(30), async || {
+        (driver
             .script("return document.getElementById('auth').hidden === false;")
-            .await;
-        if shown == json!(true) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "token form shown on 401"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    drop(driver);
+            .await
+            == json!(true))
+        .then_some(())
+    })
+    .await;
+    assert!(shown.is_some(), "token form shown on 401");
+    driver.quit().await;
     h.stop().await;
 }

@@ -1,27 +1,31 @@
-//! Home Assistant discovery against the real mosquitto on 127.0.0.1:1883, under a topic
-//! prefix unique to this run: every config is checked against HA's schema rules, then
-//! availability, states, retained configs and clean removal.
-
-mod common;
+//! Home Assistant discovery against a real MQTT broker (`testkit::services::mqtt_broker`:
+//! mosquitto on 127.0.0.1:1883 by default), under a topic prefix unique to this run: every
+//! config is checked against HA's schema rules, then availability, states, retained
+//! configs and clean removal.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
-use common::feed::{Feed, powers};
-use common::unique;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::Value as Json;
 use sinks::home_assistant::{self, HomeAssistantConfig};
 use store::{StateStore, StoreConfig};
+use testkit::feed::{Feed, powers};
+use testkit::services::MqttBroker;
+use testkit::unique;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 const SN1: &str = "HJ31ZDH5ZF220123";
 const SN2: &str = "HJ31ZDH5ZF220999";
 
-/// Subscribes to `filter`; returns (topic, payload) messages as they arrive.
-async fn subscribe(filter: &str) -> (AsyncClient, mpsc::UnboundedReceiver<(String, String)>) {
-    let mut opts = MqttOptions::new(unique("ob-test-sub"), "127.0.0.1", 1883);
+/// Subscribes to `filter`; returns (topic, payload) messages as they arrive, once the
+/// broker has acknowledged the subscription.
+async fn subscribe(
+    broker: &MqttBroker,
+    filter: &str,
+) -> (AsyncClient, mpsc::UnboundedReceiver<(String, String)>) {
+    let mut opts = MqttOptions::new(unique("ob_test_sub"), broker.host.clone(), broker.port);
     opts.set_max_packet_size(256 * 1024, 256 * 1024);
     let (client, mut eventloop) = AsyncClient::new(opts, 100);
     client
@@ -29,9 +33,16 @@ async fn subscribe(filter: &str) -> (AsyncClient, mpsc::UnboundedReceiver<(Strin
         .await
         .expect("subscribe");
     let (tx, rx) = mpsc::unbounded_channel();
+    let (subscribed_tx, subscribed) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
+        let mut subscribed_tx = Some(subscribed_tx);
         loop {
             match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::SubAck(_))) => {
+                    if let Some(tx) = subscribed_tx.take() {
+                        let _ = tx.send(());
+                    }
+                }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     let payload = String::from_utf8_lossy(&p.payload).to_string();
                     if tx.send((p.topic.clone(), payload)).is_err() {
@@ -47,6 +58,10 @@ async fn subscribe(filter: &str) -> (AsyncClient, mpsc::UnboundedReceiver<(Strin
             }
         }
     });
+    tokio::time::timeout(Duration::from_secs(30), subscribed)
+        .await
+        .expect("SUBACK within 30 s")
+        .expect("subscriber running");
     (client, rx)
 }
 
@@ -69,23 +84,25 @@ async fn collect_until(
     true
 }
 
-/// Everything retained under `filter`, once the broker has gone quiet.
-async fn retained(filter: &str) -> BTreeMap<String, String> {
-    let (client, mut rx) = subscribe(filter).await;
+/// Everything retained under `base/#`. The broker queues a new subscription's retained
+/// messages before anything published after it, so once a marker published after the
+/// SUBACK has come back, every retained message has arrived (no quiet period to guess).
+async fn retained(broker: &MqttBroker, base: &str) -> BTreeMap<String, String> {
+    let (client, mut rx) = subscribe(broker, &format!("{base}/#")).await;
+    let marker = format!("{base}/test-marker/{}", unique("m"));
+    client
+        .publish(&marker, QoS::AtLeastOnce, false, "end")
+        .await
+        .expect("publish the marker");
     let mut seen = BTreeMap::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        match tokio::time::timeout(Duration::from_millis(1500), rx.recv()).await {
-            Ok(Some((t, p))) => {
-                seen.insert(t, p);
-            }
-            _ => break,
-        }
-        if tokio::time::Instant::now() > deadline {
-            break;
-        }
-    }
+    assert!(
+        collect_until(&mut rx, &mut seen, Duration::from_secs(30), |s| s
+            .contains_key(&marker))
+        .await,
+        "the marker after the retained messages never arrived"
+    );
     let _ = client.disconnect().await;
+    seen.remove(&marker);
     seen.retain(|_, p| !p.is_empty());
     seen
 }
@@ -242,17 +259,18 @@ fn check_config(topic: &str, c: &Json) -> Result<(), String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_configs_states_availability_and_removal() {
-    let base = unique("ob-test");
+    let broker = testkit::require!(testkit::services::mqtt_broker());
+    let base = unique("ob_test");
     let config = HomeAssistantConfig {
         enabled: true,
-        broker: "mqtt://127.0.0.1:1883".into(),
-        client_id: unique("ob-test-bridge"),
+        broker: broker.url(),
+        client_id: unique("ob_test_bridge"),
         discovery_prefix: format!("{base}/homeassistant"),
         prefix: format!("{base}/oceanbridge"),
         ..HomeAssistantConfig::default()
     };
     let discovery = format!("{base}/homeassistant/");
-    let (_sub, mut rx) = subscribe(&format!("{base}/#")).await;
+    let (_sub, mut rx) = subscribe(&broker, &format!("{base}/#")).await;
 
     let store = StateStore::open(&StoreConfig::default()).expect("memory store");
     let mut feed1 = Feed::new(SN1, 2);
@@ -391,7 +409,7 @@ async fn discovery_configs_states_availability_and_removal() {
         .await
         .expect("sink stops")
         .expect("join");
-    let kept = retained(&format!("{base}/#")).await;
+    let kept = retained(&broker, &base).await;
     assert_eq!(
         configs(&kept, &discovery).len(),
         expected1 + expected2,
@@ -404,7 +422,7 @@ async fn discovery_configs_states_availability_and_removal() {
         .await
         .expect("remove");
     assert_eq!(n, 2 * (main_entities + 3 * pack_entities));
-    let left = retained(&format!("{base}/#")).await;
+    let left = retained(&broker, &base).await;
     assert!(
         left.is_empty(),
         "still retained: {:?}",
@@ -414,17 +432,19 @@ async fn discovery_configs_states_availability_and_removal() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remove_on_shutdown_clears_the_entities() {
-    let base = unique("ob-test-rm");
+    let broker = testkit::require!(testkit::services::mqtt_broker());
+    let base = unique("ob_test_rm");
     let config = HomeAssistantConfig {
         enabled: true,
-        client_id: unique("ob-test-bridge"),
+        broker: broker.url(),
+        client_id: unique("ob_test_bridge"),
         discovery_prefix: format!("{base}/homeassistant"),
         prefix: format!("{base}/oceanbridge"),
         remove_on_shutdown: true,
         ..HomeAssistantConfig::default()
     };
     let discovery = format!("{base}/homeassistant/");
-    let (sub, mut rx) = subscribe(&format!("{base}/#")).await;
+    let (sub, mut rx) = subscribe(&broker, &format!("{base}/#")).await;
     let store = StateStore::open(&StoreConfig::default()).expect("memory store");
     store.apply(&Feed::new(SN1, 1).full(0), SystemTime::now());
     let shutdown = CancellationToken::new();
@@ -448,7 +468,7 @@ async fn remove_on_shutdown_clears_the_entities() {
         .expect("sink stops")
         .expect("join");
     let _ = sub.disconnect().await;
-    let left = retained(&format!("{base}/#")).await;
+    let left = retained(&broker, &base).await;
     let left: Vec<&String> = left.keys().collect();
     // Only the bridge's own "offline" stays, so HA shows why nothing updates.
     assert_eq!(
@@ -458,7 +478,7 @@ async fn remove_on_shutdown_clears_the_entities() {
     home_assistant::remove(&config, &[])
         .await
         .expect("clear the bridge topic");
-    assert!(retained(&format!("{base}/#")).await.is_empty());
+    assert!(retained(&broker, &base).await.is_empty());
 }
 
 #[test]

@@ -5,8 +5,11 @@ mod common;
 
 use std::time::{Duration, SystemTime};
 
-use common::{EventStream, Harness, SN, feed::powers, get};
+use common::{Harness, SN};
 use openmetrics_parser::{MetricNumber, OpenMetricsValue};
+use testkit::EventStream;
+use testkit::feed::powers;
+use testkit::http::get;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_api_serves_devices_states_and_history() {
@@ -254,11 +257,11 @@ async fn sse_pushes_live_updates() {
     let mut events = EventStream::open(h.addr, "/api/events", &[]).await;
     assert_eq!(events.status, 200);
     assert!(events.content_type.starts_with("text/event-stream"));
-    let hello = events.next(Duration::from_secs(5)).await.expect("hello");
+    let hello = events.next(Duration::from_secs(20)).await.expect("hello");
     assert_eq!(hello.event, "hello");
     h.apply_stream(SystemTime::now());
     let ev = events
-        .next(Duration::from_secs(5))
+        .next(Duration::from_secs(20))
         .await
         .expect("states event");
     assert_eq!(ev.event, "states");
@@ -275,14 +278,15 @@ async fn sse_pushes_live_updates() {
     let offline = h.feed.offline();
     h.store.apply(&offline, SystemTime::now());
     let ev = events
-        .next(Duration::from_secs(5))
+        .next(Duration::from_secs(20))
         .await
         .expect("status event");
     assert_eq!(ev.event, "status");
     assert!(ev.data.contains("\"online\":false"), "{}", ev.data);
-    // Shutdown ends the stream instead of hanging the server.
+    // Shutdown ends the stream instead of hanging the server (`next` tells an ended
+    // stream from a quiet one: it panics when the stream merely stays open).
     h.shutdown.cancel();
-    assert!(events.next(Duration::from_secs(5)).await.is_none());
+    assert!(events.next(Duration::from_secs(20)).await.is_none());
     tokio::time::timeout(Duration::from_secs(10), h.server)
         .await
         .expect("server ended")
@@ -319,7 +323,10 @@ async fn bearer_token_guards_data_but_not_the_page() {
     let mut sse = EventStream::open(h.addr, "/api/events?token=s3cret-token", &[]).await;
     assert_eq!(sse.status, 200);
     assert_eq!(
-        sse.next(Duration::from_secs(5)).await.expect("hello").event,
+        sse.next(Duration::from_secs(20))
+            .await
+            .expect("hello")
+            .event,
         "hello"
     );
     h.stop().await;

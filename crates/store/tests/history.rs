@@ -1,25 +1,12 @@
 //! The store as the pipeline uses it: apply real decoded payloads, read latest values,
 //! stale flags, online status, and the SQLite history across a restart.
 
-mod support;
-
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use protocol::Value;
 use store::{StateStore, StoreConfig, StoreEvent};
-use support::feed::Feed;
-
-fn temp_db(name: &str) -> PathBuf {
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let dir =
-        std::env::temp_dir().join(format!("oceanbridge-store-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir.join(name)
-}
+use testkit::feed::Feed;
 
 fn config(path: Option<PathBuf>) -> StoreConfig {
     StoreConfig {
@@ -30,7 +17,8 @@ fn config(path: Option<PathBuf>) -> StoreConfig {
 
 #[test]
 fn restart_keeps_everything_that_was_acknowledged() {
-    let path = temp_db("history.sqlite");
+    let dir = testkit::temp_dir("store");
+    let path = dir.path().join("history.sqlite");
     let mut feed = Feed::new("HJ31ZDH5ZF220123", 2);
     let t0 = SystemTime::now() - Duration::from_secs(600);
     let mut pv_values = Vec::new();
@@ -39,7 +27,7 @@ fn restart_keeps_everything_that_was_acknowledged() {
         for step in 0..10u32 {
             let at = t0 + Duration::from_secs(u64::from(step) * 5);
             store.apply(&feed.full(step), at);
-            pv_values.push(support::feed::powers(step).0);
+            pv_values.push(testkit::feed::powers(step).0);
         }
         store.flush().expect("acknowledged");
         assert_eq!(store.history_stats().dropped, 0);
@@ -82,7 +70,8 @@ fn restart_keeps_everything_that_was_acknowledged() {
 
 #[test]
 fn dropping_the_store_commits_what_is_queued() {
-    let path = temp_db("drop.sqlite");
+    let dir = testkit::temp_dir("store");
+    let path = dir.path().join("drop.sqlite");
     let mut feed = Feed::new("SN-DROP", 1);
     let at = SystemTime::now();
     {
@@ -159,7 +148,8 @@ fn min_interval_limits_how_often_changes_are_stored() {
 
 #[test]
 fn retention_deletes_old_history_at_open() {
-    let path = temp_db("retention.sqlite");
+    let dir = testkit::temp_dir("store");
+    let path = dir.path().join("retention.sqlite");
     let mut feed = Feed::new("SN-RET", 1);
     let now = SystemTime::now();
     let old = now - Duration::from_secs(40 * 24 * 3600);

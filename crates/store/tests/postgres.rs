@@ -1,29 +1,23 @@
-//! The PostgreSQL history against the real server on 127.0.0.1:5432 (trust auth, user
-//! `postgres`, database `test`), in a schema unique to this run, dropped at the end.
-
-mod support;
+//! The PostgreSQL history against a real server (`testkit::services::postgres`: by default
+//! 127.0.0.1:5432, trust auth, user `postgres`, database `test`), in a schema unique to
+//! this run, dropped at the end.
 
 use std::time::{Duration, SystemTime};
 
 use store::{PostgresConfig, PostgresSink, StateStore, StoreConfig};
-use support::feed::Feed;
+use testkit::feed::Feed;
 use tokio_util::sync::CancellationToken;
-
-const URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_receives_the_same_samples_as_sqlite() {
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let schema = format!("ob_test_{}_{nanos}", std::process::id());
+    let url = testkit::require!(testkit::services::postgres());
+    let schema = testkit::unique("ob_test");
     let table = format!("{schema}.history");
     let store = StateStore::open(&StoreConfig::default()).expect("memory store");
     let shutdown = CancellationToken::new();
     let sink = PostgresSink::start(
         PostgresConfig {
-            url: URL.into(),
+            url: url.clone(),
             table: table.clone(),
             queue_capacity: 100,
         },
@@ -31,7 +25,7 @@ async fn postgres_receives_the_same_samples_as_sqlite() {
         shutdown.clone(),
     )
     .await
-    .expect("connect to the local PostgreSQL (127.0.0.1:5432, user postgres, db test)");
+    .unwrap_or_else(|e| panic!("PostgreSQL at {url}: {e}"));
     let mut feed = Feed::new("SN-PG", 2);
     let t0 = SystemTime::now() - Duration::from_secs(60);
     for step in 0..5u32 {
@@ -52,7 +46,7 @@ async fn postgres_receives_the_same_samples_as_sqlite() {
     assert_eq!(sink.dropped(), 0);
     assert_eq!(sink.written(), store.history_stats().written);
 
-    let (client, connection) = tokio_postgres::connect(URL, tokio_postgres::NoTls)
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
         .await
         .expect("connect");
     tokio::spawn(connection);
@@ -67,7 +61,7 @@ async fn postgres_receives_the_same_samples_as_sqlite() {
         .await
         .expect("query");
     let values: Vec<f64> = rows.iter().map(|r| r.get::<_, f64>(0)).collect();
-    let expected: Vec<f64> = (0..5).map(|s| support::feed::powers(s).0).collect();
+    let expected: Vec<f64> = (0..5).map(|s| testkit::feed::powers(s).0).collect();
     assert_eq!(values, expected);
     let first_ms: i64 = rows[0].get(1);
     assert_eq!(first_ms, store::unix_ms(t0));
@@ -95,12 +89,13 @@ async fn postgres_receives_the_same_samples_as_sqlite() {
         .expect("cleanup");
 }
 
+/// Refused before connecting: needs no server.
 #[tokio::test]
 async fn a_bad_table_name_is_refused() {
     let store = StateStore::open(&StoreConfig::default()).expect("memory store");
     let result = PostgresSink::start(
         PostgresConfig {
-            url: URL.into(),
+            url: "postgres://postgres@127.0.0.1:5432/test".into(),
             table: "x; DROP TABLE y".into(),
             queue_capacity: 10,
         },

@@ -1,2 +1,0 @@
-//! Shared test support.
-pub mod feed;
