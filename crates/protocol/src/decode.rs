@@ -1,16 +1,15 @@
 //! Payload → frames → XOR → dispatch → catalog states (protocol §3, §4, §6).
 
 use smol_str::SmolStr;
-use std::borrow::Cow;
 
-use catalog::{Channel, Kind, StateDef};
+use catalog::{Channel, StateDef};
 
 use crate::MAX_PAYLOAD_BYTES;
+use crate::compact::{UpdateBuf, decode_message, plan};
 use crate::dispatch::{MappedReport, Report, dispatch};
 use crate::error::DecodeError;
-use crate::pb::{ProtoField, ProtoType};
-use crate::schema::{ChannelTable, tables};
-use crate::value::{self, Value};
+use crate::schema::tables;
+use crate::value::Value;
 use crate::wire::{self, RawField, WireError};
 
 /// One catalog state decoded from a frame.
@@ -117,33 +116,38 @@ struct Header<'a> {
 ///
 /// Errors only when the payload as a whole is unusable (empty, oversized, not a
 /// `Frames` message); a frame whose pdata is bad lands in [`DecodedPayload::errors`].
+///
+/// This is [`UpdateBuf::decode`] plus a copy into owned [`StateUpdate`]s; a caller that
+/// decodes many payloads should keep an [`UpdateBuf`] instead.
 pub fn decode_payload(payload: &[u8], fallback_sn: &str) -> Result<DecodedPayload, DecodeError> {
+    let mut buf = UpdateBuf::for_payload(payload.len());
+    buf.decode(payload, fallback_sn)?;
+    Ok(buf.to_payload())
+}
+
+/// Fills an empty `buf` from one payload, frame by frame.
+pub(crate) fn decode_into(
+    payload: &[u8],
+    fallback_sn: &str,
+    buf: &mut UpdateBuf,
+) -> Result<(), DecodeError> {
     if payload.len() > MAX_PAYLOAD_BYTES {
         return Err(DecodeError::Oversized {
             len: payload.len(),
             max: MAX_PAYLOAD_BYTES,
         });
     }
-    let t = tables();
-    let mut headers = Vec::with_capacity(1);
-    wire::walk(payload, &t.frames, |_, raw| {
+    wire::walk(payload, &tables().frames, |_, raw| {
         if let RawField::Len(bytes) = raw {
-            headers.push(parse_header(bytes)?);
+            decode_frame(&parse_header(bytes)?, fallback_sn, buf);
         }
         Ok(())
     })
     .map_err(DecodeError::envelope)?;
-    if headers.is_empty() {
+    if buf.frames() == 0 {
         return Err(DecodeError::Empty);
     }
-    let mut out = DecodedPayload {
-        frames: headers.len(),
-        ..Default::default()
-    };
-    for header in headers {
-        decode_frame(&header, fallback_sn, &mut out);
-    }
-    Ok(out)
+    Ok(())
 }
 
 fn parse_header(bytes: &[u8]) -> Result<Header<'_>, WireError> {
@@ -171,63 +175,53 @@ fn parse_header(bytes: &[u8]) -> Result<Header<'_>, WireError> {
     Ok(h)
 }
 
-fn decode_frame(h: &Header<'_>, fallback_sn: &str, out: &mut DecodedPayload) {
-    let sn = SmolStr::new(
-        h.device_sn
-            .filter(|sn| !sn.is_empty())
-            .unwrap_or(fallback_sn),
-    );
-    out.device_sn = Some(sn.clone());
+fn decode_frame(h: &Header<'_>, fallback_sn: &str, buf: &mut UpdateBuf) {
+    let sn = h
+        .device_sn
+        .filter(|sn| !sn.is_empty())
+        .unwrap_or(fallback_sn);
+    let frame = buf.push_frame(sn);
     let (cmd_func, cmd_id) = (h.cmd_func.unwrap_or(0), h.cmd_id.unwrap_or(0));
+    let skip = |buf: &mut UpdateBuf, reason| {
+        buf.skipped.push(FrameSkip {
+            cmd_func,
+            cmd_id,
+            reason,
+        })
+    };
     if cmd_id == 0 {
         if h.code == Some("-2") {
-            out.status = Some(DeviceStatus::Offline);
+            buf.status = Some(DeviceStatus::Offline);
         } else {
-            out.skipped.push(FrameSkip {
-                cmd_func,
-                cmd_id,
-                reason: SkipReason::NoCommand,
-            });
+            skip(buf, SkipReason::NoCommand);
         }
         return;
     }
     let report = match dispatch(cmd_func, cmd_id) {
         Report::Mapped(r) => r,
-        Report::KnownUnmapped(name) => {
-            let reason = SkipReason::UnmappedCmdPair(name);
-            out.skipped.push(FrameSkip {
-                cmd_func,
-                cmd_id,
-                reason,
-            });
-            return;
-        }
-        Report::Unknown => {
-            let reason = SkipReason::UnknownCmdPair;
-            out.skipped.push(FrameSkip {
-                cmd_func,
-                cmd_id,
-                reason,
-            });
-            return;
-        }
+        Report::KnownUnmapped(name) => return skip(buf, SkipReason::UnmappedCmdPair(name)),
+        Report::Unknown => return skip(buf, SkipReason::UnknownCmdPair),
     };
-    let pdata = unxor(h);
-    let before = out.updates.len();
+    let before = buf.arenas.updates.len();
+    // XOR rule: `enc_type == 1` and `src != 32` → every byte XOR the low byte of `seq`.
+    let mut scratch = std::mem::take(&mut buf.xor);
+    let mut pdata = h.pdata.unwrap_or_default();
+    if h.enc_type == Some(1) && h.src != Some(32) {
+        let key = h.seq.unwrap_or(0) as u8;
+        scratch.clear();
+        scratch.extend(pdata.iter().map(|b| b ^ key));
+        pdata = &scratch;
+    }
     let result = match report {
-        MappedReport::BatteryPacks => decode_packs(&pdata, &sn, cmd_func, cmd_id, out),
-        other => decode_message(
-            &pdata,
-            tables().channel(other.channel()),
-            &sn,
-            &mut out.updates,
-        ),
+        MappedReport::BatteryPacks => decode_packs(pdata, frame, cmd_func, cmd_id, buf),
+        other => decode_message(pdata, plan(other.channel()), frame, &mut buf.arenas),
     };
+    buf.xor = scratch;
     match result {
-        Ok(()) => out.status = Some(DeviceStatus::Online),
+        Ok(()) => buf.status = Some(DeviceStatus::Online),
         Err(source) => {
-            out.updates.truncate(before);
-            out.errors.push(DecodeError::BadPdata {
+            buf.arenas.updates.truncate(before);
+            buf.errors.push(DecodeError::BadPdata {
                 cmd_func,
                 cmd_id,
                 message: report.message(),
@@ -237,39 +231,27 @@ fn decode_frame(h: &Header<'_>, fallback_sn: &str, out: &mut DecodedPayload) {
     }
 }
 
-/// XOR rule: `enc_type == 1` and `src != 32` → every byte XOR the low byte of `seq`.
-fn unxor<'a>(h: &Header<'a>) -> Cow<'a, [u8]> {
-    let pdata = h.pdata.unwrap_or_default();
-    if h.enc_type == Some(1) && h.src != Some(32) {
-        let key = h.seq.unwrap_or(0) as u8;
-        Cow::Owned(pdata.iter().map(|b| b ^ key).collect())
-    } else {
-        Cow::Borrowed(pdata)
-    }
-}
-
 fn decode_packs(
     pdata: &[u8],
-    sn: &SmolStr,
+    frame: u32,
     cmd_func: i32,
     cmd_id: i32,
-    out: &mut DecodedPayload,
+    buf: &mut UpdateBuf,
 ) -> Result<(), WireError> {
-    let t = tables();
     let mut index = 0;
-    let mut scratch = Vec::new();
-    wire::walk(pdata, &t.bp_change, |_, raw| {
+    wire::walk(pdata, &tables().bp_change, |_, raw| {
         let RawField::Len(pack) = raw else {
             return Ok(());
         };
         match Channel::battery_pack(index) {
-            Some(channel) => decode_message(pack, t.channel(channel), sn, &mut out.updates)?,
+            Some(channel) => decode_message(pack, plan(channel), frame, &mut buf.arenas)?,
             None => {
                 // Not a catalog channel, but it must still be a valid BPReport.
-                decode_message(pack, t.channel(Channel::BpInfo0), sn, &mut scratch)?;
-                scratch.clear();
+                let before = buf.arenas.updates.len();
+                decode_message(pack, plan(Channel::BpInfo0), frame, &mut buf.arenas)?;
+                buf.arenas.updates.truncate(before);
                 let reason = SkipReason::ExtraBatteryPack { index };
-                out.skipped.push(FrameSkip {
+                buf.skipped.push(FrameSkip {
                     cmd_func,
                     cmd_id,
                     reason,
@@ -279,143 +261,4 @@ fn decode_packs(
         index += 1;
         Ok(())
     })
-}
-
-/// The elements of one repeated field, gathered over all its occurrences (packed or not).
-struct Repeated {
-    field: &'static ProtoField,
-    state: Option<&'static StateDef>,
-    numbers: Vec<f64>,
-    codes: Vec<u64>,
-}
-
-impl Repeated {
-    fn add(&mut self, raw: RawField<'_>) -> Result<(), WireError> {
-        let number = self.field.number;
-        match self.field.ty {
-            ProtoType::Float => {
-                if let RawField::Len(bytes) = raw {
-                    self.numbers.reserve(bytes.len() / 4);
-                }
-                let numbers = &mut self.numbers;
-                wire::for_each_fixed32(number, raw, |bits| {
-                    numbers.push(value::shortest_f64(f32::from_bits(bits)))
-                })
-            }
-            _ => {
-                let codes = &mut self.codes;
-                wire::for_each_varint(number, raw, |v| codes.push(u64::from(v as u32)))
-            }
-        }
-    }
-
-    /// Rule 6 (array) or rule 4 (joined codes); `None` when empty (rule 1).
-    fn into_value(self, state: &'static StateDef) -> Option<Value> {
-        if self.numbers.is_empty() && self.codes.is_empty() {
-            return None;
-        }
-        Some(match state.kind {
-            Kind::Diagnostic => value::diagnostic_list(state, &self.codes),
-            _ if self.field.ty == ProtoType::Float => Value::Array(self.numbers),
-            _ => Value::Array(self.codes.into_iter().map(|c| c as f64).collect()),
-        })
-    }
-}
-
-/// Decodes one report message into states, table-driven: field number → catalog state,
-/// in one pass. Scalars keep the last occurrence (protobuf's rule); repeated fields
-/// gather all occurrences. On error the caller drops what was pushed.
-fn decode_message(
-    bytes: &[u8],
-    table: &ChannelTable,
-    sn: &SmolStr,
-    out: &mut Vec<StateUpdate>,
-) -> Result<(), WireError> {
-    let start = out.len();
-    let mut seen = 0u128; // field numbers already emitted (all catalog fields are < 128)
-    let mut repeated: Vec<Repeated> = Vec::new();
-    let update = |state, value, out_of_range| StateUpdate {
-        device_sn: sn.clone(),
-        channel: table.channel,
-        state,
-        value,
-        out_of_range,
-    };
-    wire::walk(bytes, &table.fields, |entry, raw| {
-        let field = entry.field;
-        if field.repeated {
-            return match repeated.iter_mut().find(|r| r.field.number == field.number) {
-                Some(r) => r.add(raw),
-                None => {
-                    let mut r = Repeated {
-                        field,
-                        state: entry.state,
-                        numbers: Vec::new(),
-                        codes: Vec::new(),
-                    };
-                    r.add(raw)?;
-                    repeated.push(r);
-                    Ok(())
-                }
-            };
-        }
-        let Some(state) = entry.state else {
-            return Ok(());
-        };
-        let (value, out_of_range) = scalar_value(state, field, raw);
-        let bit = 1u128.checked_shl(field.number).unwrap_or(0);
-        if seen & bit != 0
-            && let Some(earlier) = out[start..]
-                .iter_mut()
-                .find(|u| std::ptr::eq(u.state, state))
-        {
-            earlier.value = value;
-            earlier.out_of_range = out_of_range;
-            return Ok(());
-        }
-        seen |= bit;
-        out.push(update(state, value, out_of_range));
-        Ok(())
-    })?;
-    for r in repeated {
-        if let Some(state) = r.state
-            && let Some(value) = r.into_value(state)
-        {
-            out.push(update(state, value, false));
-        }
-    }
-    Ok(())
-}
-
-/// A scalar as the catalog kind wants it (rules 2–5).
-fn scalar_value(state: &'static StateDef, field: &ProtoField, raw: RawField<'_>) -> (Value, bool) {
-    let scalar = match (field.ty, raw) {
-        (ProtoType::Float, RawField::Fixed32(bits)) => Scalar::Float(f32::from_bits(bits)),
-        (ProtoType::Uint32, RawField::Varint(v)) => Scalar::Int(i64::from(v as u32)),
-        (ProtoType::Int32, RawField::Varint(v)) => Scalar::Int(i64::from(v as i32)),
-        (ProtoType::Sint32, RawField::Varint(v)) => Scalar::Int(i64::from(zigzag32(v as u32))),
-        (ProtoType::Bool, RawField::Varint(v)) => Scalar::Int(i64::from(v != 0)),
-        (ProtoType::String, RawField::Len(b)) => Scalar::Text(String::from_utf8_lossy(b)),
-        _ => Scalar::Text(Cow::Borrowed("")),
-    };
-    match (state.kind, scalar) {
-        (Kind::Number, Scalar::Float(x)) => value::float_number(state, x),
-        (Kind::Number, Scalar::Int(n)) => value::number(state, n as f64),
-        (Kind::Diagnostic, Scalar::Int(n)) if n >= 0 => (value::diagnostic(state, n as u64), false),
-        (Kind::Array, Scalar::Float(x)) => (Value::Array(vec![value::shortest_f64(x)]), false),
-        (Kind::Array, Scalar::Int(n)) => (Value::Array(vec![n as f64]), false),
-        (_, Scalar::Float(x)) => (Value::Text(value::float_text(x)), false),
-        (_, Scalar::Int(n)) => (Value::Text(value::int_text(n)), false),
-        (_, Scalar::Text(t)) => (Value::Text(SmolStr::new(t)), false),
-    }
-}
-
-enum Scalar<'a> {
-    Float(f32),
-    Int(i64),
-    Text(Cow<'a, str>),
-}
-
-fn zigzag32(n: u32) -> i32 {
-    ((n >> 1) as i32) ^ -((n & 1) as i32)
 }

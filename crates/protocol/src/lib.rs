@@ -7,7 +7,10 @@
 //! - [`dispatch`]: `(cmd_func, cmd_id)` → report message / catalog channel (protocol §4).
 //! - [`schema`]: field number → catalog state, joined once from the proto and the catalog.
 //! - [`value`]: the value rules (scaling, rounding, enum text, strings, arrays; protocol §6).
-//! - [`decode`]: payload → frames → XOR → dispatch → [`StateUpdate`]s, offline detection.
+//! - [`decode`]: payload → frames → XOR → dispatch, offline detection; [`decode_payload`]
+//!   returns owned [`StateUpdate`]s.
+//! - [`compact`]: [`UpdateBuf`], the reusable buffer the decoder fills with compact
+//!   updates (catalog index, value, flag): no allocation per state in steady state.
 //! - [`encode`]: the reverse, for the simulator and round-trip tests.
 //! - [`topics`]: MQTT topic names and the serial they carry.
 //! - [`json`]: the flat `decode --json` object.
@@ -15,6 +18,7 @@
 //!
 //! Nothing here touches sockets, files, clocks or config; any byte string is safe input.
 
+pub mod compact;
 pub mod decode;
 pub mod dispatch;
 pub mod encode;
@@ -26,6 +30,7 @@ pub mod topics;
 pub mod value;
 pub mod wire;
 
+pub use compact::{CompactUpdate, UpdateBuf, ValueRef};
 pub use decode::{
     DecodedPayload, DeviceStatus, FrameSkip, SkipReason, StateUpdate, decode_payload,
 };

@@ -1,5 +1,7 @@
 //! The value rules of protocol §6: scaling, rounding, enum texts, strings and arrays.
 
+use std::fmt;
+
 use catalog::StateDef;
 use serde::Serialize;
 use smol_str::SmolStr;
@@ -60,42 +62,76 @@ pub fn shortest_f64(x: f32) -> f64 {
 
 /// [`shortest_f64`] plus the number of fraction digits it needed (`None`: not known).
 ///
-/// Fast path, no division in the search: for 1e-3 ≤ |x| < 1e7 an f32 has an ulp ≤ 1 and
-/// `x · 10^p` (p ≤ 9) is exact in f64, so the nearest p-digit decimal `n / 10^p` lies in
-/// x's rounding interval iff `|n − x·10^p| < ulp/2 · 10^p`. The first p that fits gives
-/// the shortest representation, as ryu would. Ties and binade edges take the slow path.
+/// Fast path, in integers: for 1e-3 ≤ |x| < 1e7 an f32 is exactly `m · 2^-k` (m < 2^24,
+/// 0 ≤ k ≤ 33), so `x · 10^p · 2^(k+2) = 4 · m · 10^p` is an exact integer below 2^56 for
+/// p ≤ 9. The nearest p-digit decimal `n / 10^p` lies in x's rounding interval iff its
+/// distance, in those units, is below `2 · 10^p` (half an ulp; at a power of two the gap
+/// below is half as wide, so `10^p`). The first p that fits gives the shortest
+/// representation, as ryu would. Ties and binade edges take the slow path.
+#[inline]
 pub fn shortest_with_digits(x: f32) -> (f64, Option<u32>) {
-    let wide = f64::from(x);
-    let magnitude = wide.abs();
-    if !x.is_finite() || magnitude == 0.0 {
-        return (wide, Some(0));
+    const POW10: [u64; 10] = [
+        1,
+        10,
+        100,
+        1_000,
+        10_000,
+        100_000,
+        1_000_000,
+        10_000_000,
+        100_000_000,
+        1_000_000_000,
+    ];
+    let bits = x.to_bits();
+    let magnitude = bits & 0x7fff_ffff; // positive f32s order like their bits
+    if !(FAST_FROM..FAST_BELOW).contains(&magnitude) {
+        return shortest_outside(x);
     }
-    if (1e-3..1e7).contains(&magnitude) {
-        let gap_above = (f64::from(f32::from_bits(x.to_bits() + 1)) - wide).abs();
-        // At a power of two the gap below is half the gap above: use the smaller side.
-        // Such values are short exact decimals here, so nothing shorter is missed.
-        let power_of_two = x.to_bits() & 0x007f_ffff == 0;
-        let half_ulp = if power_of_two {
-            gap_above / 4.0
+    let fraction = bits & 0x007f_ffff;
+    // Normal here (|x| ≥ 1e-3) and below 2^24, so the exponent gives 0 ≤ k ≤ 33.
+    let m4 = u64::from(fraction | 0x0080_0000) << 2;
+    let shift = 152 - (magnitude >> 23); // k + 2
+    let unit = 1u64 << shift;
+    let half_ulps = if fraction == 0 { 1 } else { 2 };
+    for (digits, &pow10) in POW10.iter().enumerate() {
+        let scaled = m4 * pow10;
+        let below = scaled & (unit - 1);
+        let (n, distance) = if below >= unit / 2 {
+            ((scaled >> shift) + 1, unit - below)
         } else {
-            gap_above / 2.0
+            (scaled >> shift, below)
         };
-        let mut scale = 1.0f64;
-        for digits in 0..=9 {
-            let scaled = wide * scale;
-            let nearest = round_half_away(scaled);
-            let distance = (nearest - scaled).abs();
-            let bound = half_ulp * scale;
-            if distance < bound {
-                return (nearest / scale, Some(digits));
-            }
-            if distance == bound {
-                break;
-            }
-            scale *= 10.0;
+        let bound = pow10 * half_ulps;
+        if distance < bound {
+            let v = n as f64 / pow10 as f64;
+            return (if x < 0.0 { -v } else { v }, Some(digits as u32));
+        }
+        if distance == bound {
+            break;
         }
     }
-    (format!("{x}").parse().unwrap_or(wide), None)
+    shortest_slow(x)
+}
+
+/// Bits of the smallest f32 ≥ 1e-3 and of 1e7: the fast path's range, `[1e-3, 1e7)`.
+const FAST_FROM: u32 = 0x3a83_126f;
+const FAST_BELOW: u32 = 0x4b18_9680;
+
+/// Zero, infinities and NaN are their own shortest form; other values outside the fast
+/// range take the slow path.
+#[cold]
+fn shortest_outside(x: f32) -> (f64, Option<u32>) {
+    if !x.is_finite() || x == 0.0 {
+        (f64::from(x), Some(0))
+    } else {
+        shortest_slow(x)
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn shortest_slow(x: f32) -> (f64, Option<u32>) {
+    (format!("{x}").parse().unwrap_or(f64::from(x)), None)
 }
 
 /// Round half away from zero without a libm call (|v| < 2^53 here).
@@ -114,32 +150,42 @@ fn round_half_away(v: f64) -> f64 {
 /// Shortest decimal text of `x`, no exponent, no trailing `.0` (rules 5 and 8).
 /// Same text as `format!("{x}")`, built from the digits the fast path found.
 pub fn float_text(x: f32) -> SmolStr {
+    let mut text = smol_str::SmolStrBuilder::new();
+    write_float_text(x, &mut text);
+    text.finish()
+}
+
+/// [`float_text`] into any text sink (the compact decoder's text arena, a builder).
+pub(crate) fn write_float_text(x: f32, out: &mut impl fmt::Write) {
     let (v, Some(digits)) = shortest_with_digits(x) else {
-        return smol_str::format_smolstr!("{x}");
+        let _ = write!(out, "{x}");
+        return;
     };
     let scale = 10u64.pow(digits);
     let n = round_half_away(v.abs() * scale as f64) as u64;
-    let mut text = smol_str::SmolStrBuilder::new();
     if x.is_sign_negative() {
-        text.push('-');
+        let _ = out.write_char('-');
     }
-    let mut ints = itoa::Buffer::new();
-    text.push_str(ints.format(n / scale));
+    let _ = out.write_str(itoa::Buffer::new().format(n / scale));
     if digits > 0 {
         let mut fraction = itoa::Buffer::new();
         let fraction = fraction.format(n % scale);
-        text.push('.');
+        let _ = out.write_char('.');
         for _ in fraction.len()..digits as usize {
-            text.push('0');
+            let _ = out.write_char('0');
         }
-        text.push_str(fraction);
+        let _ = out.write_str(fraction);
     }
-    text.finish()
 }
 
 /// An integer as decimal text (rule 5), without going through `fmt`.
 pub fn int_text(n: i64) -> SmolStr {
     SmolStr::new(itoa::Buffer::new().format(n))
+}
+
+/// [`int_text`] into any text sink.
+pub(crate) fn write_int_text(n: i64, out: &mut impl fmt::Write) {
+    let _ = out.write_str(itoa::Buffer::new().format(n));
 }
 
 /// Rounds to 6 decimal places (rule 3); huge magnitudes are left as they are.
@@ -151,28 +197,54 @@ pub fn round6(v: f64) -> f64 {
     }
 }
 
-/// Rule 3: raw number × mult, rounded; returns the value and its out-of-range flag.
-pub fn number(def: &StateDef, raw: f64) -> (Value, bool) {
-    let v = round6(raw * def.mult);
-    (Value::Number(v), !v.is_finite() || def.is_out_of_range(v))
+/// The range flag of rule 3: not finite, or outside the catalog's `[min, max]`.
+fn flagged(def: &StateDef, v: f64) -> bool {
+    !v.is_finite() || def.is_out_of_range(v)
 }
 
-/// Rule 3 for a float on the wire; skips the rounding when it cannot change anything
-/// (mult 1 and at most 6 fraction digits), which is the common case.
-pub fn float_number(def: &StateDef, x: f32) -> (Value, bool) {
-    match shortest_with_digits(x) {
-        (v, Some(digits)) if def.mult == 1.0 && digits <= 6 => {
-            (Value::Number(v), !v.is_finite() || def.is_out_of_range(v))
-        }
-        (v, _) => number(def, v),
+/// Rule 3 as a bare number: raw × mult, rounded, and its out-of-range flag.
+pub fn scaled(def: &StateDef, raw: f64) -> (f64, bool) {
+    let v = round6(raw * def.mult);
+    (v, flagged(def, v))
+}
+
+/// Rule 3: raw number × mult, rounded; returns the value and its out-of-range flag.
+pub fn number(def: &StateDef, raw: f64) -> (Value, bool) {
+    let (v, out_of_range) = scaled(def, raw);
+    (Value::Number(v), out_of_range)
+}
+
+/// [`scaled`] for an integer on the wire: with mult 1 an integer below 2^53 is its own
+/// rounding (× 1e6, round, ÷ 1e6 are exact), so the arithmetic is skipped.
+pub fn int_scaled(def: &StateDef, n: i64) -> (f64, bool) {
+    let v = n as f64;
+    if def.mult == 1.0 && v.abs() < 9.0e15 {
+        (v, flagged(def, v))
+    } else {
+        scaled(def, v)
     }
+}
+
+/// [`scaled`] for a float on the wire; skips the rounding when it cannot change anything
+/// (mult 1 and at most 6 fraction digits), which is the common case.
+pub fn float_scaled(def: &StateDef, x: f32) -> (f64, bool) {
+    match shortest_with_digits(x) {
+        (v, Some(digits)) if def.mult == 1.0 && digits <= 6 => (v, flagged(def, v)),
+        (v, _) => scaled(def, v),
+    }
+}
+
+/// Rule 3 for a float on the wire, as a [`Value`] (see [`float_scaled`]).
+pub fn float_number(def: &StateDef, x: f32) -> (Value, bool) {
+    let (v, out_of_range) = float_scaled(def, x);
+    (Value::Number(v), out_of_range)
 }
 
 /// Rule 4: a diagnostic code → its enum text, or `"<code> not part of array"`.
 pub fn diagnostic(def: &StateDef, code: u64) -> Value {
     match def.enum_text(code) {
         Some(text) => Value::Text(SmolStr::new_static(text)),
-        None => Value::Text(smol_str::format_smolstr!("{code} not part of array")),
+        None => Value::Text(not_in_array(&[code])),
     }
 }
 
@@ -180,14 +252,25 @@ pub fn diagnostic(def: &StateDef, code: u64) -> Value {
 pub fn diagnostic_list(def: &StateDef, codes: &[u64]) -> Value {
     match codes {
         [one] => diagnostic(def, *one),
-        many => {
-            let joined: Vec<String> = many.iter().map(u64::to_string).collect();
-            Value::Text(smol_str::format_smolstr!(
-                "{} not part of array",
-                joined.join(",")
-            ))
-        }
+        many => Value::Text(not_in_array(many)),
     }
+}
+
+fn not_in_array(codes: &[u64]) -> SmolStr {
+    let mut text = smol_str::SmolStrBuilder::new();
+    write_not_in_array(codes.iter().copied(), &mut text);
+    text.finish()
+}
+
+/// Rule 4's text for codes the enum map lacks: `"1,2 not part of array"`.
+pub(crate) fn write_not_in_array(codes: impl Iterator<Item = u64>, out: &mut impl fmt::Write) {
+    for (i, code) in codes.enumerate() {
+        if i > 0 {
+            let _ = out.write_char(',');
+        }
+        let _ = out.write_str(itoa::Buffer::new().format(code));
+    }
+    let _ = out.write_str(" not part of array");
 }
 
 #[cfg(test)]
@@ -223,6 +306,13 @@ mod tests {
             let reference: f64 = format!("{x}").parse().expect("float text");
             assert_eq!(shortest_f64(x), reference, "{x}");
         }
+    }
+
+    #[test]
+    fn fast_range_bounds_are_1e_minus_3_and_1e7() {
+        let below = f64::from(f32::from_bits(FAST_FROM - 1));
+        assert!(below < 1e-3 && f64::from(f32::from_bits(FAST_FROM)) >= 1e-3);
+        assert_eq!(f64::from(f32::from_bits(FAST_BELOW)), 1e7);
     }
 
     #[test]
@@ -278,6 +368,15 @@ mod tests {
         fn float_number_matches_the_plain_rule(x in -100_000.0f32..100_000.0, key in 0usize..216) {
             let def = &catalog::STATES[key];
             prop_assert_eq!(float_number(def, x), number(def, shortest_f64(x)));
+        }
+
+        #[test]
+        fn int_scaled_matches_the_plain_rule(n in i64::from(i32::MIN)..=i64::from(u32::MAX), key in 0usize..216) {
+            let def = &catalog::STATES[key];
+            let (fast, fast_flag) = int_scaled(def, n);
+            let (plain, plain_flag) = scaled(def, n as f64);
+            prop_assert_eq!(fast.to_bits(), plain.to_bits());
+            prop_assert_eq!(fast_flag, plain_flag);
         }
 
         #[test]

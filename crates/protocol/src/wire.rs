@@ -74,13 +74,24 @@ impl<'a> Reader<'a> {
 
     #[inline]
     pub fn varint(&mut self) -> Result<u64, WireError> {
-        // One-byte varints (tags, small values) are the common case.
+        // One- and two-byte varints (tags, small values) are the common case.
         if let Some(&byte) = self.buf.get(self.pos)
             && byte < 0x80
         {
             self.pos += 1;
             return Ok(u64::from(byte));
         }
+        if let Some(&[low, high]) = self.buf.get(self.pos..self.pos + 2)
+            && high < 0x80
+        {
+            self.pos += 2;
+            return Ok(u64::from(low & 0x7f) | u64::from(high) << 7);
+        }
+        self.long_varint()
+    }
+
+    #[inline(never)]
+    fn long_varint(&mut self) -> Result<u64, WireError> {
         let mut value = 0u64;
         for i in 0..10 {
             let byte = *self.buf.get(self.pos).ok_or(WireError::Truncated)?;
@@ -94,7 +105,7 @@ impl<'a> Reader<'a> {
     }
 
     #[inline]
-    fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
         let end = self.pos.checked_add(n).ok_or(WireError::Truncated)?;
         let bytes = self.buf.get(self.pos..end).ok_or(WireError::Truncated)?;
         self.pos = end;
@@ -116,7 +127,7 @@ impl<'a> Reader<'a> {
 
     /// Reads a tag: `(field number, wire type)`.
     #[inline]
-    fn tag(&mut self) -> Result<(u32, u8), WireError> {
+    pub(crate) fn tag(&mut self) -> Result<(u32, u8), WireError> {
         let key = self.varint()?;
         let wire = (key & 7) as u8;
         let field = u32::try_from(key >> 3).map_err(|_| WireError::InvalidWireType(wire))?;
@@ -127,7 +138,7 @@ impl<'a> Reader<'a> {
     }
 
     #[inline]
-    fn value(&mut self, wire: u8) -> Result<RawField<'a>, WireError> {
+    pub(crate) fn value(&mut self, wire: u8) -> Result<RawField<'a>, WireError> {
         match wire {
             WIRE_VARINT => self.varint().map(RawField::Varint),
             WIRE_FIXED64 => self.fixed64().map(RawField::Fixed64),
@@ -141,7 +152,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Skips a group whose start tag (field `field`) was just read.
-    fn skip_group(&mut self, field: u32, depth: usize) -> Result<(), WireError> {
+    pub(crate) fn skip_group(&mut self, field: u32, depth: usize) -> Result<(), WireError> {
         if depth > MAX_GROUP_DEPTH {
             return Err(WireError::GroupTooDeep);
         }
@@ -160,7 +171,7 @@ impl<'a> Reader<'a> {
 }
 
 /// The wire type a field of this type must use (repeated scalars may also come packed).
-fn expected_wire(field: &ProtoField) -> u8 {
+pub(crate) fn expected_wire(field: &ProtoField) -> u8 {
     match field.ty {
         ProtoType::Float => WIRE_FIXED32,
         ProtoType::Uint32 | ProtoType::Int32 | ProtoType::Sint32 | ProtoType::Bool => WIRE_VARINT,

@@ -1,0 +1,306 @@
+//! The decode path that allocates nothing per state: [`UpdateBuf`], a buffer the caller
+//! keeps between payloads, filled with compact updates — (catalog index, value, flag) —
+//! whose texts and arrays live in the buffer's own arenas.
+//!
+//! Once the arenas have grown to the largest payload seen, decoding allocates nothing.
+//! [`crate::decode_payload`] is this path plus a conversion to [`StateUpdate`]s, so
+//! there is one decoder.
+
+mod message;
+mod plan;
+
+use smol_str::SmolStr;
+
+use catalog::StateDef;
+
+use crate::decode::{self, DecodedPayload, DeviceStatus, FrameSkip, StateUpdate};
+use crate::error::DecodeError;
+use crate::value::Value;
+
+pub(crate) use message::decode_message;
+pub(crate) use plan::plan;
+
+/// A run of items in one of the buffer's arenas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span {
+    start: u32,
+    len: u32,
+}
+
+impl Span {
+    /// Payloads are at most [`crate::MAX_PAYLOAD_BYTES`], so arena offsets fit in `u32`.
+    fn between(start: usize, end: usize) -> Span {
+        Span {
+            start: start as u32,
+            len: (end - start) as u32,
+        }
+    }
+
+    fn at(start: usize) -> Span {
+        Span::between(start, start)
+    }
+
+    fn range(self) -> std::ops::Range<usize> {
+        self.start as usize..(self.start + self.len) as usize
+    }
+}
+
+/// A value as stored in the buffer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Repr {
+    Number(f64),
+    /// A catalog enum text (or another text that lives forever).
+    Static(&'static str),
+    Text(Span),
+    Array(Span),
+}
+
+/// One catalog state decoded from a frame: its catalog index, its value (in the buffer)
+/// and its out-of-range flag.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CompactUpdate {
+    state: u16,
+    frame: u32,
+    out_of_range: bool,
+    value: Repr,
+}
+
+impl CompactUpdate {
+    /// The catalog state.
+    pub fn state(&self) -> &'static StateDef {
+        &catalog::STATES[usize::from(self.state)]
+    }
+
+    /// Position of the state in [`catalog::STATES`].
+    pub fn state_index(&self) -> usize {
+        usize::from(self.state)
+    }
+
+    /// Outside the catalog's [min, max]: published anyway, flagged (rule 3).
+    pub fn out_of_range(&self) -> bool {
+        self.out_of_range
+    }
+
+    /// Index of the frame the update came from (see [`UpdateBuf::device_sn_of`]).
+    pub fn frame(&self) -> usize {
+        self.frame as usize
+    }
+}
+
+/// A value borrowed from an [`UpdateBuf`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ValueRef<'a> {
+    Number(f64),
+    Text(&'a str),
+    Array(&'a [f64]),
+}
+
+impl ValueRef<'_> {
+    /// True when `value` holds the same value (numbers compare as `f64`s).
+    pub fn eq_value(&self, value: &Value) -> bool {
+        match (self, value) {
+            (ValueRef::Number(a), Value::Number(b)) => a == b,
+            (ValueRef::Text(a), Value::Text(b)) => *a == b.as_str(),
+            (ValueRef::Array(a), Value::Array(b)) => *a == b.as_slice(),
+            _ => false,
+        }
+    }
+}
+
+/// The growing parts the message decoder writes to.
+#[derive(Debug, Default)]
+pub(crate) struct Arenas {
+    pub(crate) updates: Vec<CompactUpdate>,
+    numbers: Vec<f64>,
+    text: String,
+    pending: Vec<message::Pending>,
+}
+
+impl Arenas {
+    fn push_numbers(&mut self, items: &[f64]) -> Span {
+        let start = self.numbers.len();
+        self.numbers.extend_from_slice(items);
+        Span::between(start, self.numbers.len())
+    }
+
+    /// Writes a text with `write` and returns where it is.
+    fn text_with(&mut self, write: impl FnOnce(&mut String)) -> Span {
+        let start = self.text.len();
+        write(&mut self.text);
+        Span::between(start, self.text.len())
+    }
+
+    /// Moves a gathered repeated field to the end of the numbers arena, unless it is
+    /// there already, so its next elements extend it.
+    fn move_to_end(&mut self, slot: usize) {
+        let span = self.pending[slot].span;
+        if span.range().end != self.numbers.len() {
+            let start = self.numbers.len();
+            self.numbers.extend_from_within(span.range());
+            self.pending[slot].span = Span::between(start, self.numbers.len());
+        }
+    }
+}
+
+/// A reusable decode buffer: call [`UpdateBuf::decode`] for each payload and read the
+/// updates, status, skips and errors back; keep the buffer for the next payload.
+#[derive(Debug, Default)]
+pub struct UpdateBuf {
+    pub(crate) arenas: Arenas,
+    /// The device serial of each frame, in the text arena.
+    frames: Vec<Span>,
+    pub(crate) status: Option<DeviceStatus>,
+    pub(crate) skipped: Vec<FrameSkip>,
+    pub(crate) errors: Vec<DecodeError>,
+    /// Scratch for XOR-ed pdata.
+    pub(crate) xor: Vec<u8>,
+}
+
+impl UpdateBuf {
+    pub fn new() -> UpdateBuf {
+        UpdateBuf::default()
+    }
+
+    /// A buffer sized for one payload of `payload_len` bytes (a field takes at least two
+    /// bytes on the wire, most take five), for one-shot decoding.
+    pub(crate) fn for_payload(payload_len: usize) -> UpdateBuf {
+        let mut buf = UpdateBuf::new();
+        let fields = payload_len.min(crate::MAX_PAYLOAD_BYTES) / 5 + 4;
+        buf.arenas.updates.reserve(fields);
+        buf.arenas.text.reserve(fields * 4);
+        buf.arenas.numbers.reserve(fields / 4);
+        buf.frames.reserve(1);
+        buf
+    }
+
+    /// Decodes one MQTT payload into the buffer (emptied first), like
+    /// [`crate::decode_payload`]: `fallback_sn` names the device when a frame carries no
+    /// `device_sn`. On error the buffer is left empty.
+    pub fn decode(&mut self, payload: &[u8], fallback_sn: &str) -> Result<(), DecodeError> {
+        self.clear();
+        let result = decode::decode_into(payload, fallback_sn, self);
+        if result.is_err() {
+            self.clear();
+        }
+        result
+    }
+
+    /// Empties the buffer, keeping its memory.
+    pub fn clear(&mut self) {
+        self.arenas.updates.clear();
+        self.arenas.numbers.clear();
+        self.arenas.text.clear();
+        self.frames.clear();
+        self.status = None;
+        self.skipped.clear();
+        self.errors.clear();
+    }
+
+    /// Starts a frame whose device is `device_sn`; returns its index.
+    pub(crate) fn push_frame(&mut self, device_sn: &str) -> u32 {
+        let span = self.arenas.text_with(|t| t.push_str(device_sn));
+        self.frames.push(span);
+        (self.frames.len() - 1) as u32
+    }
+
+    /// Every state decoded, frame by frame, in wire order (repeated fields last).
+    pub fn updates(&self) -> &[CompactUpdate] {
+        &self.arenas.updates
+    }
+
+    /// The value of `update` (an update of this buffer).
+    pub fn value(&self, update: &CompactUpdate) -> ValueRef<'_> {
+        match update.value {
+            Repr::Number(n) => ValueRef::Number(n),
+            Repr::Static(text) => ValueRef::Text(text),
+            Repr::Text(span) => ValueRef::Text(self.text(span)),
+            Repr::Array(span) => {
+                ValueRef::Array(self.arenas.numbers.get(span.range()).unwrap_or_default())
+            }
+        }
+    }
+
+    /// The value of `update` as an owned [`Value`] (catalog texts are not copied).
+    pub fn to_value(&self, update: &CompactUpdate) -> Value {
+        match update.value {
+            Repr::Number(n) => Value::Number(n),
+            Repr::Static(text) => Value::Text(SmolStr::new_static(text)),
+            Repr::Text(span) => Value::Text(SmolStr::new(self.text(span))),
+            Repr::Array(_) => match self.value(update) {
+                ValueRef::Array(items) => Value::Array(items.to_vec()),
+                _ => Value::Array(Vec::new()),
+            },
+        }
+    }
+
+    fn text(&self, span: Span) -> &str {
+        self.arenas.text.get(span.range()).unwrap_or_default()
+    }
+
+    /// The device serial of the frame `update` came from.
+    pub fn device_sn_of(&self, update: &CompactUpdate) -> &str {
+        self.frames
+            .get(update.frame())
+            .map_or("", |span| self.text(*span))
+    }
+
+    /// Device serial of the last frame (for status and skips).
+    pub fn device_sn(&self) -> Option<&str> {
+        self.frames.last().map(|span| self.text(*span))
+    }
+
+    /// `Online` once a report decoded; `Offline` for the offline frame; else `None`.
+    pub fn status(&self) -> Option<DeviceStatus> {
+        self.status
+    }
+
+    /// Frames (or parts of one) that yielded no states although well-formed.
+    pub fn skipped(&self) -> &[FrameSkip] {
+        &self.skipped
+    }
+
+    /// Frames whose pdata did not decode; other frames of the payload still count.
+    pub fn errors(&self) -> &[DecodeError] {
+        &self.errors
+    }
+
+    /// Number of frames in the payload.
+    pub fn frames(&self) -> usize {
+        self.frames.len()
+    }
+
+    /// The buffer's content as a [`DecodedPayload`] of [`StateUpdate`]s.
+    pub fn to_payload(&self) -> DecodedPayload {
+        let mut sn: Option<(u32, SmolStr)> = None;
+        let updates = self
+            .updates()
+            .iter()
+            .map(|u| {
+                let device_sn = match &sn {
+                    Some((frame, s)) if *frame == u.frame => s.clone(),
+                    _ => {
+                        let s = SmolStr::new(self.device_sn_of(u));
+                        sn = Some((u.frame, s.clone()));
+                        s
+                    }
+                };
+                let state = u.state();
+                StateUpdate {
+                    device_sn,
+                    channel: state.channel,
+                    state,
+                    value: self.to_value(u),
+                    out_of_range: u.out_of_range,
+                }
+            })
+            .collect();
+        DecodedPayload {
+            updates,
+            status: self.status,
+            device_sn: self.device_sn().map(SmolStr::new),
+            skipped: self.skipped.clone(),
+            errors: self.errors.clone(),
+            frames: self.frames(),
+        }
+    }
+}
