@@ -151,9 +151,57 @@ fn summary() {
     }
 }
 
+/// The valid payloads of `tests/vectors` (every message kind, multi-frame, offline,
+/// skipped pairs, XOR, unpacked repeated fields), as the incumbent comparison in
+/// scripts/bench.sh decodes them too.
+fn vector_mix() -> Vec<Vec<u8>> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/vectors");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("vectors dir")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .filter_map(|p| {
+            let text = std::fs::read_to_string(p).expect("vector readable");
+            let v: serde_json::Value = serde_json::from_str(&text).expect("vector json");
+            let valid = v["expected_error"].as_bool() != Some(true);
+            valid
+                .then(|| hex::decode(v["payload_hex"].as_str().expect("payload_hex")).expect("hex"))
+        })
+        .collect()
+}
+
+/// Payloads per second over the vector mix, both decode paths (one line for bench.sh).
+fn mix_summary() {
+    let sn: Arc<str> = "HJ31ZDH5ZF220123".into();
+    let payloads = vector_mix();
+    let mut buf = UpdateBuf::new();
+    let pass_buf = |buf: &mut UpdateBuf| {
+        payloads
+            .iter()
+            .map(|p| compact(buf, black_box(p), &sn))
+            .sum::<usize>()
+    };
+    let states = pass_buf(&mut buf);
+    let buf_ns = ns_per_call(|| pass_buf(&mut buf)) / payloads.len() as f64;
+    let full_ns = ns_per_call(|| payloads.iter().map(|p| full(black_box(p), &sn)).sum())
+        / payloads.len() as f64;
+    println!(
+        "\nvector mix: {} payloads, {states} states per pass: UpdateBuf {:.0} payloads/s, decode_payload {:.0} payloads/s",
+        payloads.len(),
+        1e9 / buf_ns,
+        1e9 / full_ns
+    );
+}
+
 fn main() {
     let mut c = Criterion::default().configure_from_args();
     criterion_benches(&mut c);
     c.final_summary();
     summary();
+    mix_summary();
 }
