@@ -52,6 +52,11 @@ pub enum SkipReason {
     ExtraBatteryPack { index: usize },
     /// A header with no command that is not the offline message (e.g. a get-all echo).
     NoCommand,
+    /// Open-API JSON: a key under a mapped report that names no catalog state.
+    NonCatalogField,
+    /// Open-API JSON: a catalog state whose value has the wrong JSON type (e.g. text
+    /// where a number belongs).
+    WrongValueType,
 }
 
 impl SkipReason {
@@ -62,6 +67,8 @@ impl SkipReason {
             SkipReason::UnmappedCmdPair(_) => "unmapped_cmd_pair",
             SkipReason::ExtraBatteryPack { .. } => "extra_battery_pack",
             SkipReason::NoCommand => "no_command",
+            SkipReason::NonCatalogField => "non_catalog_field",
+            SkipReason::WrongValueType => "wrong_value_type",
         }
     }
 }

@@ -14,6 +14,8 @@
 //! - [`encode`]: the reverse, for the simulator and round-trip tests.
 //! - [`topics`]: MQTT topic names and the serial they carry.
 //! - [`json`]: the flat `decode --json` object.
+//! - [`open_api`]: open-API JSON: `a.b`/`a[0]` flattening (signing, quotas) and quota /
+//!   status messages → [`StateUpdate`]s under the same value rules.
 //! - [`error`]: [`DecodeError`], one variant per skip reason (these become metric labels).
 //!
 //! Nothing here touches sockets, files, clocks or config; any byte string is safe input.
@@ -24,6 +26,7 @@ pub mod dispatch;
 pub mod encode;
 pub mod error;
 pub mod json;
+pub mod open_api;
 pub mod pb;
 pub mod schema;
 pub mod topics;

@@ -19,7 +19,8 @@
 //!
 //! # Layout
 //! - [`config`]: [`SimulatorConfig`], [`ExternalBroker`], [`Cadence`] (serde, defaults).
-//! - [`open_api`]: the open-API HMAC-SHA256 request signature (pure; clients reuse it).
+//! - [`open_api`]: the open-API HMAC-SHA256 signature check (pure; the bridge's client
+//!   signs with its own code in `sources::signing`, so one misreading cannot pass both).
 //! - [`faults`]: [`Faults`], the fault switches.
 //! - [`stats`]: [`SimulatorStats`], counters of what happened.
 //! - [`fleet`]: many devices' frames (encoder only, no physics) published into a broker, for load.

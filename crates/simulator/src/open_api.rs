@@ -3,7 +3,10 @@
 //! `sign` = lowercase hex of HMAC-SHA256(secretKey, S), where S is the request parameters
 //! flattened (`a.b=..`, arrays `a[0]=..`), sorted by key, joined `k=v` with `&`, followed by
 //! `&accessKey=..&nonce=..&timestamp=..` (S is just that tail when there are no parameters).
-//! The simulator verifies with it; a client signs with the very same functions.
+//! The simulator verifies with it. The bridge's client signs with its own implementation
+//! (`sources::signing`), on purpose: a misreading of the protocol shared by both sides
+//! would pass every test. The simulator's routes take query parameters only (`k=v` as
+//! sent); a JSON body would be flattened with `protocol::open_api::flatten_text`.
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -68,38 +71,6 @@ pub fn verify(
     };
     mac.update(signing_string(params, access_key, nonce, timestamp).as_bytes());
     mac.verify_slice(&given).is_ok()
-}
-
-/// Flattens a JSON body into signing parameters: `a.b` for objects, `a[0]` for arrays;
-/// strings as they are, other scalars as JSON text; nulls are left out.
-pub fn flatten_json(value: &serde_json::Value) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    flatten_into(value, String::new(), &mut out);
-    out
-}
-
-fn flatten_into(value: &serde_json::Value, prefix: String, out: &mut Vec<(String, String)>) {
-    use serde_json::Value as J;
-    match value {
-        J::Object(map) => {
-            for (k, v) in map {
-                let key = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                flatten_into(v, key, out);
-            }
-        }
-        J::Array(items) => {
-            for (i, v) in items.iter().enumerate() {
-                flatten_into(v, format!("{prefix}[{i}]"), out);
-            }
-        }
-        J::Null => {}
-        J::String(s) => out.push((prefix, s.clone())),
-        other => out.push((prefix, other.to_string())),
-    }
 }
 
 #[cfg(test)]
@@ -182,22 +153,5 @@ mod tests {
             "1700000000000",
             "zz"
         ));
-    }
-
-    #[test]
-    fn json_bodies_flatten_with_dots_and_indices() {
-        let body =
-            serde_json::json!({"sn": "X", "params": {"a": 1, "list": [true, "b"]}, "n": null});
-        let mut flat = flatten_json(&body);
-        flat.sort();
-        assert_eq!(
-            flat,
-            vec![
-                p("params.a", "1"),
-                p("params.list[0]", "true"),
-                p("params.list[1]", "b"),
-                p("sn", "X"),
-            ]
-        );
     }
 }

@@ -13,7 +13,6 @@
 //! - [`schedule`]: per-device get-all timers owned by that loop.
 //! - [`stats`]: [`SourceStats`] counters and live loop/timer gauges.
 //! - [`payload`]: [`RawPayload`] and [`decode_raw`] (protobuf or open-API JSON by topic).
-//! - [`quota`]: open-API JSON keys → catalog states.
 //! - [`record`]: the JSON-lines record file (`{topic, time, hex}`).
 //! - [`error`]: [`SourceError`] and what the loop does about each kind.
 //!
@@ -27,7 +26,6 @@ pub mod credentials;
 pub mod error;
 pub mod login;
 pub mod payload;
-pub mod quota;
 pub mod record;
 mod schedule;
 pub mod signing;

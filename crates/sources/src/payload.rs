@@ -4,9 +4,8 @@
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use protocol::open_api::{decode_quota, decode_status};
 use protocol::{DecodeError, DecodedPayload};
-
-use crate::quota;
 
 /// One message from a source, untouched.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,8 +74,8 @@ pub fn decode_raw(topic: &str, payload: &[u8]) -> Result<DecodedPayload, Payload
             let json: serde_json::Value =
                 serde_json::from_slice(payload).map_err(|e| PayloadError::Json(e.to_string()))?;
             Ok(match kind {
-                PayloadKind::Status => quota::decode_status(&json, sn),
-                _ => quota::decode_quota(&json, sn),
+                PayloadKind::Status => decode_status(&json, sn),
+                _ => decode_quota(&json, sn),
             })
         }
     }

@@ -1,6 +1,11 @@
 //! Open-API request signing (protocol §1b): flatten, sort, append the auth tail, HMAC-SHA256.
+//!
+//! The simulator verifies signatures with its own implementation (`simulator::open_api`),
+//! on purpose: a misreading of the protocol shared by both sides could not show in tests.
+//! Only the JSON flattening is shared (`protocol::open_api::flatten_text`).
 
 use hmac::{Hmac, KeyInit, Mac};
+use protocol::open_api::flatten_text;
 use serde_json::Value as Json;
 use sha2::Sha256;
 
@@ -13,47 +18,9 @@ pub struct SignedHeaders {
     pub sign: String,
 }
 
-/// Flattens request parameters: objects as `a.b`, arrays as `a[0]`, scalars as text.
-pub fn flatten(params: &Json) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    flatten_into(None, params, &mut out);
-    out
-}
-
-fn flatten_into(prefix: Option<&str>, value: &Json, out: &mut Vec<(String, String)>) {
-    match value {
-        Json::Object(map) => {
-            for (k, v) in map {
-                let key = match prefix {
-                    Some(p) => format!("{p}.{k}"),
-                    None => k.clone(),
-                };
-                flatten_into(Some(&key), v, out);
-            }
-        }
-        Json::Array(items) => {
-            let p = prefix.unwrap_or_default();
-            for (i, v) in items.iter().enumerate() {
-                flatten_into(Some(&format!("{p}[{i}]")), v, out);
-            }
-        }
-        Json::Null => {}
-        Json::String(s) => {
-            if let Some(p) = prefix {
-                out.push((p.to_string(), s.clone()));
-            }
-        }
-        other => {
-            if let Some(p) = prefix {
-                out.push((p.to_string(), other.to_string()));
-            }
-        }
-    }
-}
-
 /// The string that is signed: sorted `k=v` pairs, then `accessKey`, `nonce`, `timestamp`.
 pub fn string_to_sign(params: &Json, access_key: &str, nonce: &str, timestamp: &str) -> String {
-    let mut pairs = flatten(params);
+    let mut pairs = flatten_text(params);
     pairs.sort();
     let mut parts: Vec<String> = pairs.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
     parts.push(format!("accessKey={access_key}"));

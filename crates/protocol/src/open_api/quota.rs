@@ -3,20 +3,17 @@
 //! with the same value rules as the protobuf route; every other key is a counted skip.
 
 use catalog::{Channel, Kind, StateDef};
-use protocol::dispatch::{MappedReport, Report, dispatch};
-use protocol::{DecodedPayload, DeviceStatus, FrameSkip, SkipReason, StateUpdate, Value};
 use serde_json::Value as Json;
 
-/// Skip label for a key under a mapped prefix that is not a catalog state.
-pub const NON_CATALOG_FIELD: &str = "non-catalog field";
-/// Skip label for a catalog key whose JSON value has the wrong type.
-pub const WRONG_VALUE_TYPE: &str = "wrong value type";
+use super::flatten::{Arrays, flatten};
+use crate::decode::{DecodedPayload, DeviceStatus, FrameSkip, SkipReason, StateUpdate};
+use crate::dispatch::{MappedReport, Report, dispatch};
+use crate::value::{self as rules, Value};
 
 /// Decodes a quota object (`{"params": {...}}`, or the bare object of `quota/all`).
 pub fn decode_quota(json: &Json, device_sn: &str) -> DecodedPayload {
     let params = json.get("params").unwrap_or(json);
-    let mut leaves = Vec::new();
-    flatten(None, params, &mut leaves);
+    let leaves = flatten(params, Arrays::ObjectsIndexed);
     let mut out = DecodedPayload {
         device_sn: Some(device_sn.into()),
         frames: 1,
@@ -32,9 +29,7 @@ pub fn decode_quota(json: &Json, device_sn: &str) -> DecodedPayload {
                     value,
                     out_of_range,
                 }),
-                None => out
-                    .skipped
-                    .push(skip_of(&key, SkipReason::UnmappedCmdPair(WRONG_VALUE_TYPE))),
+                None => out.skipped.push(skip_of(&key, SkipReason::WrongValueType)),
             },
             Err(reason) => out.skipped.push(skip_of(&key, reason)),
         }
@@ -80,29 +75,6 @@ fn skip_of(key: &str, reason: SkipReason) -> FrameSkip {
     }
 }
 
-/// Objects become dotted keys; arrays of objects become `[i]` keys; other arrays are leaves.
-fn flatten<'a>(prefix: Option<&str>, value: &'a Json, out: &mut Vec<(String, &'a Json)>) {
-    match value {
-        Json::Object(map) => {
-            for (k, v) in map {
-                let key = prefix.map_or_else(|| k.clone(), |p| format!("{p}.{k}"));
-                flatten(Some(&key), v, out);
-            }
-        }
-        Json::Array(items) if items.iter().any(Json::is_object) => {
-            let p = prefix.unwrap_or_default();
-            for (i, v) in items.iter().enumerate() {
-                flatten(Some(&format!("{p}[{i}]")), v, out);
-            }
-        }
-        _ => {
-            if let Some(p) = prefix {
-                out.push((p.to_string(), value));
-            }
-        }
-    }
-}
-
 fn prefix_pair(key: &str) -> Option<(i32, i32)> {
     let prefix = key.split('.').next()?;
     let (f, i) = prefix.split_once('_')?;
@@ -122,14 +94,12 @@ fn map_key(key: &str) -> Result<(Channel, &'static StateDef), SkipReason> {
     };
     let (channel, field) = if report == MappedReport::BatteryPacks {
         let Some(after) = rest.strip_prefix("bpInfo[") else {
-            return Err(SkipReason::UnmappedCmdPair(NON_CATALOG_FIELD));
+            return Err(SkipReason::NonCatalogField);
         };
         let Some((index, field)) = after.split_once("].") else {
-            return Err(SkipReason::UnmappedCmdPair(NON_CATALOG_FIELD));
+            return Err(SkipReason::NonCatalogField);
         };
-        let index: usize = index
-            .parse()
-            .map_err(|_| SkipReason::UnmappedCmdPair(NON_CATALOG_FIELD))?;
+        let index: usize = index.parse().map_err(|_| SkipReason::NonCatalogField)?;
         match Channel::battery_pack(index) {
             Some(c) => (c, field),
             None => return Err(SkipReason::ExtraBatteryPack { index }),
@@ -139,7 +109,7 @@ fn map_key(key: &str) -> Result<(Channel, &'static StateDef), SkipReason> {
     };
     catalog::find(channel, field)
         .map(|def| (channel, def))
-        .ok_or(SkipReason::UnmappedCmdPair(NON_CATALOG_FIELD))
+        .ok_or(SkipReason::NonCatalogField)
 }
 
 /// Applies the value rules of protocol §6 to a plain JSON value.
@@ -155,13 +125,13 @@ fn json_value(def: &'static StateDef, value: &Json) -> Option<(Value, bool)> {
         _ => None,
     };
     match def.kind {
-        Kind::Number => as_f64(value).map(|n| protocol::value::number(def, n)),
+        Kind::Number => as_f64(value).map(|n| rules::number(def, n)),
         Kind::Diagnostic => match value {
             Json::Array(items) => {
                 let codes: Option<Vec<u64>> = items.iter().map(as_code).collect();
-                codes.map(|c| (protocol::value::diagnostic_list(def, &c), false))
+                codes.map(|c| (rules::diagnostic_list(def, &c), false))
             }
-            other => as_code(other).map(|c| (protocol::value::diagnostic(def, c), false)),
+            other => as_code(other).map(|c| (rules::diagnostic(def, c), false)),
         },
         Kind::Text => match value {
             Json::String(s) => Some((Value::Text(s.as_str().into()), false)),
@@ -253,6 +223,13 @@ mod tests {
         assert_eq!(labels.len(), 5, "{labels:?}");
         assert!(labels.contains(&"unknown_cmd_pair"));
         assert!(labels.contains(&"unmapped_cmd_pair"));
+        // Each skip under its own reason: "plain" and 7_7 are unknown pairs, 96_3 a report
+        // without catalog states, notAState no catalog state, "abc" not a number.
+        let count = |label: &str| labels.iter().filter(|l| **l == label).count();
+        assert_eq!(count("unknown_cmd_pair"), 2, "{labels:?}");
+        assert_eq!(count("unmapped_cmd_pair"), 1, "{labels:?}");
+        assert_eq!(count("non_catalog_field"), 1, "{labels:?}");
+        assert_eq!(count("wrong_value_type"), 1, "{labels:?}");
         assert_eq!(d.status, None);
     }
 
