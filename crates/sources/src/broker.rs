@@ -9,15 +9,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use rumqttc::{
-    AsyncClient, Event, MqttOptions, Packet, QoS, SubscribeFilter, TlsConfiguration, Transport,
-};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, SubscribeFilter};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::cloud::SourceObserver;
 use crate::error::SourceError;
+use crate::mqtt;
 use crate::payload::RawPayload;
 use crate::stats::SourceStats;
 use connect::Secret;
@@ -244,24 +243,15 @@ impl BrokerSource {
     }
 
     fn options(&self) -> MqttOptions {
-        let mut options = MqttOptions::new(
+        let mut options = mqtt::options(
             self.client_id.clone(),
-            self.endpoint.host.clone(),
+            &self.endpoint.host,
             self.endpoint.port,
+            Duration::from_secs(self.config.keepalive_secs),
+            self.tls.as_ref(),
         );
-        options
-            .set_keep_alive(Duration::from_secs(self.config.keepalive_secs.max(5)))
-            // A clean session: a dead instance's shared subscription goes with it, so the
-            // broker stops routing messages to it as soon as the connection is gone.
-            .set_clean_session(true)
-            .set_max_packet_size(protocol::MAX_PAYLOAD_BYTES + 4096, 64 * 1024);
         if let Some(user) = &self.config.username {
             options.set_credentials(user.clone(), self.config.password.expose().to_string());
-        }
-        if let Some(tls) = &self.tls {
-            options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
-                Arc::new(tls.clone()),
-            )));
         }
         options
     }
@@ -304,9 +294,7 @@ impl BrokerSource {
                         tracing::warn!("subscribe not queued: {e}");
                     }
                 }
-                Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                    crate::cloud::warn_refused_subscriptions(&ack)
-                }
+                Ok(Event::Incoming(Packet::SubAck(ack))) => mqtt::warn_refused_subscriptions(&ack),
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     let topic = self.config.unprefixed(p.topic);
                     let delivered = tokio::select! {
@@ -320,7 +308,7 @@ impl BrokerSource {
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    let error = crate::cloud::classify(&e);
+                    let error = mqtt::classify(&e);
                     self.stats.failed(&error.to_string());
                     if let Some(o) = &self.observer {
                         o.reconnecting();

@@ -8,19 +8,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use rumqttc::{
-    AsyncClient, ConnectReturnCode, ConnectionError, Event, MqttOptions, Packet, QoS,
-    TlsConfiguration, Transport,
-};
+use rumqttc::{AsyncClient, Event, Packet, QoS};
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{ApiClient, chain};
+use crate::api::ApiClient;
 use crate::config::{CloudConfig, WayIn};
 use crate::credentials::{Identity, MqttCredentials, quota_topic};
 use crate::error::{Action, SourceError};
 use crate::login::Authenticator;
+use crate::mqtt::{self, classify, warn_refused_subscriptions};
 use crate::payload::RawPayload;
 use crate::schedule::Schedule;
 use crate::stats::SourceStats;
@@ -224,15 +222,14 @@ impl CloudSource {
         if creds.protocol != "mqtts" && creds.protocol != "ssl" && creds.protocol != "tls" {
             tracing::debug!(protocol = %creds.protocol, "certification names a non-TLS protocol; using TLS anyway");
         }
-        let mut options = MqttOptions::new(self.client_id(id), creds.host.clone(), creds.port);
-        options
-            .set_credentials(creds.username.clone(), creds.password.expose().to_string())
-            .set_keep_alive(Duration::from_secs(self.config.keepalive_secs.max(5)))
-            .set_clean_session(true)
-            .set_max_packet_size(protocol::MAX_PAYLOAD_BYTES + 4096, 64 * 1024)
-            .set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
-                Arc::new(self.tls.clone()),
-            )));
+        let mut options = mqtt::options(
+            self.client_id(id),
+            &creds.host,
+            creds.port,
+            Duration::from_secs(self.config.keepalive_secs),
+            Some(&self.tls),
+        );
+        options.set_credentials(creds.username.clone(), creds.password.expose().to_string());
         let capacity = 16 + id.devices.len() * 8;
         let (client, mut eventloop) = AsyncClient::new(options, capacity);
         let mut network = rumqttc::NetworkOptions::new();
@@ -368,87 +365,5 @@ impl CloudSource {
                 tracing::debug!("pipeline closed; payload discarded");
             }
         }
-    }
-}
-
-/// Logs subscriptions the broker refused in a SUBACK (both MQTT sources use it).
-pub(crate) fn warn_refused_subscriptions(ack: &rumqttc::SubAck) {
-    let refused = ack
-        .return_codes
-        .iter()
-        .filter(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
-        .count();
-    if refused > 0 {
-        tracing::warn!(refused, "broker refused subscriptions");
-    }
-}
-
-/// Turns an MQTT error into a [`SourceError`] with one readable line (both MQTT sources,
-/// the cloud's and fleet mode's, use it).
-pub(crate) fn classify(e: &ConnectionError) -> SourceError {
-    match e {
-        ConnectionError::ConnectionRefused(
-            code @ (ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized),
-        ) => SourceError::MqttNotAuthorized(format!("{code:?}")),
-        ConnectionError::ConnectionRefused(code) => {
-            SourceError::Mqtt(format!("broker refused the connection ({code:?})"))
-        }
-        ConnectionError::Tls(t) => SourceError::Network {
-            endpoint: "MQTT".into(),
-            message: format!(
-                "TLS failed (is the broker certificate trusted? see source.ca_file): {}",
-                chain(t)
-            ),
-        },
-        ConnectionError::Io(io) => {
-            let text = chain(io);
-            let what = if text.contains("lookup") || text.contains("resolve") {
-                "DNS lookup failed"
-            } else if io.kind() == std::io::ErrorKind::ConnectionRefused {
-                "cannot connect"
-            } else {
-                "connection lost"
-            };
-            SourceError::Network {
-                endpoint: "MQTT".into(),
-                message: format!("{what}: {text}"),
-            }
-        }
-        ConnectionError::NetworkTimeout | ConnectionError::FlushTimeout => SourceError::Network {
-            endpoint: "MQTT".into(),
-            message: "timed out".into(),
-        },
-        other => SourceError::Mqtt(chain(other)),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn refused_credentials_mean_fetching_new_ones() {
-        for code in [
-            ConnectReturnCode::NotAuthorized,
-            ConnectReturnCode::BadUserNamePassword,
-        ] {
-            let e = classify(&ConnectionError::ConnectionRefused(code));
-            assert_eq!(e.action(), Action::Relogin, "{e}");
-        }
-        let e = classify(&ConnectionError::ConnectionRefused(
-            ConnectReturnCode::ServiceUnavailable,
-        ));
-        assert_eq!(e.action(), Action::Retry);
-    }
-
-    #[test]
-    fn io_failures_are_named() {
-        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
-        let e = classify(&ConnectionError::Io(refused));
-        assert!(e.to_string().contains("cannot connect"), "{e}");
-        let dns = std::io::Error::other("failed to lookup address information");
-        let e = classify(&ConnectionError::Io(dns));
-        assert!(e.to_string().contains("DNS lookup failed"), "{e}");
-        assert_eq!(e.action(), Action::Retry);
     }
 }

@@ -10,6 +10,7 @@
 //! - [`credentials`]: MQTT credentials and the topics of each route.
 //! - [`cloud`]: [`CloudSource`], the one connection loop with backoff, re-login and get-all.
 //! - [`broker`]: [`BrokerSource`], fleet mode: the user's own MQTT broker, shared subscriptions.
+//! - `mqtt`: what both MQTT sources share: client options, SUBACK warning, error lines.
 //! - [`schedule`]: per-device get-all timers owned by that loop.
 //! - [`stats`]: [`SourceStats`] counters and live loop/timer gauges.
 //! - [`payload`]: [`RawPayload`] and [`decode_raw`] (protobuf or open-API JSON by topic).
@@ -25,6 +26,7 @@ pub mod config;
 pub mod credentials;
 pub mod error;
 pub mod login;
+mod mqtt;
 pub mod payload;
 pub mod record;
 mod schedule;
