@@ -35,12 +35,6 @@ fuzz_target!(|data: &[u8]| {
             None => {
                 let source = &config.source;
                 let _ = source.validate();
-                let _ = (
-                    source.get_all_interval(),
-                    source.reconnect_min(),
-                    source.reconnect_max(),
-                    source.http_timeout(),
-                );
                 assert_redacted(
                     &printed,
                     &[

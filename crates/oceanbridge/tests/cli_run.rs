@@ -46,7 +46,7 @@ impl Sim {
         std::fs::write(&ca, self.sim().ca_cert_pem()).expect("write CA");
         let text = format!(
             "[source]\nway_in = \"app\"\napi_url = \"{}\"\nca_file = \"{}\"\nemail = \"{}\"\n\
-             devices = [\"{}\"]\nreconnect_min_secs = 0.2\nreconnect_max_secs = 1\n\n\
+             devices = [\"{}\"]\nreconnect_min = \"200ms\"\nreconnect_max = \"1s\"\n\n\
              [web]\nbind = \"127.0.0.1:0\"\n{extra}",
             self.sim().http_base_url(),
             ca.display(),
@@ -107,7 +107,7 @@ fn print_config_redacts_every_secret() {
     assert_eq!(text.matches("<redacted>").count(), 4, "{text}");
     assert!(text.contains("me@example.com"));
     assert!(
-        text.contains("get_all_interval_secs = 300"),
+        text.contains("get_all_interval = \"5m\""),
         "defaults shown:\n{text}"
     );
 }

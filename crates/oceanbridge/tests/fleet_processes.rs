@@ -24,7 +24,7 @@ fn config_file(name: &str, prefix: &str, group: &str, table: &str) -> PathBuf {
         format!(
             "[source]\nkind = \"mqtt\"\nurl = \"mqtt://127.0.0.1:1883\"\n\
              shared_group = \"{group}\"\ntopic_prefix = \"{prefix}\"\n\
-             client_id = \"{group}-{name}\"\nreconnect_min_secs = 0.1\nreconnect_max_secs = 1\n\n\
+             client_id = \"{group}-{name}\"\nreconnect_min = \"100ms\"\nreconnect_max = \"1s\"\n\n\
              [store]\npostgres_url = \"{PG_URL}\"\npostgres_table = \"{table}\"\n\n\
              [web]\nbind = \"127.0.0.1:0\"\n"
         ),

@@ -113,8 +113,8 @@ async fn backs_off_connects_resubscribes_after_broker_restart() {
     let source = BrokerSource::new(
         BrokerConfig {
             url: format!("mqtt://127.0.0.1:{port}"),
-            reconnect_min_secs: 0.05,
-            reconnect_max_secs: 0.2,
+            reconnect_min: Duration::from_millis(50),
+            reconnect_max: Duration::from_millis(200),
             ..BrokerConfig::default()
         },
         tx,

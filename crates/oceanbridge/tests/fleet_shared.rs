@@ -87,8 +87,8 @@ async fn start_instance(name: &str, prefix: &str, group: &str, table: &str) -> I
             client_id: Some(format!("{group}-{name}")),
             shared_group: Some(group.into()),
             topic_prefix: prefix.into(),
-            reconnect_min_secs: 0.1,
-            reconnect_max_secs: 1.0,
+            reconnect_min: Duration::from_millis(100),
+            reconnect_max: Duration::from_secs(1),
             ..BrokerConfig::default()
         },
         tx,

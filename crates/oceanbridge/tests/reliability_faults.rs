@@ -37,9 +37,9 @@ fn source_config(api_url: String, devices: &[&str]) -> CloudConfig {
         devices: devices.iter().map(|d| d.to_string()).collect(),
         email: "demo@oceanbridge.local".into(),
         password: "demo".into(),
-        reconnect_min_secs: 0.1,
-        reconnect_max_secs: 0.8,
-        http_timeout_secs: 1.0,
+        reconnect_min: Duration::from_millis(100),
+        reconnect_max: Duration::from_millis(800),
+        http_timeout: Duration::from_secs(1),
         ..CloudConfig::default()
     }
 }

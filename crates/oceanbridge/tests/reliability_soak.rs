@@ -99,8 +99,8 @@ async fn soak_many_devices_with_a_fault_every_minute() {
     let devices: Vec<String> = serials.iter().map(|d| format!("{d:?}")).collect();
     let config = format!(
         "[source]\nway_in = \"app\"\napi_url = {:?}\nca_file = {:?}\ndevices = [{}]\n\
-         email = \"demo@oceanbridge.local\"\npassword = \"demo\"\nreconnect_min_secs = 0.5\n\
-         reconnect_max_secs = 5\n[web]\nbind = \"127.0.0.1:0\"\n[store]\nsqlite_path = {:?}\n",
+         email = \"demo@oceanbridge.local\"\npassword = \"demo\"\nreconnect_min = \"500ms\"\n\
+         reconnect_max = \"5s\"\n[web]\nbind = \"127.0.0.1:0\"\n[store]\nsqlite_path = {:?}\n",
         sim.http_base_url(),
         ca.display().to_string(),
         devices.join(", "),

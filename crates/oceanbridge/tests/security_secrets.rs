@@ -24,7 +24,7 @@ fn config(sim: &Simulator, ca: &std::path::Path, password_in_file: Option<&str>)
     format!(
         "[source]\nway_in = \"app\"\napi_url = {:?}\nca_file = {:?}\ndevices = [{DEVICE:?}]\n\
          email = \"demo@oceanbridge.local\"\n{password}access_key = \"ak-public\"\n\
-         secret_key = {SECRET_KEY:?}\nreconnect_min_secs = 0.2\nreconnect_max_secs = 1.0\n\
+         secret_key = {SECRET_KEY:?}\nreconnect_min = \"200ms\"\nreconnect_max = \"1s\"\n\
          [web]\nbind = \"127.0.0.1:0\"\ntoken = {TOKEN:?}\n\
          [home_assistant]\nenabled = false\nusername = \"ha\"\npassword = {HA_PASSWORD:?}\n",
         sim.http_base_url(),

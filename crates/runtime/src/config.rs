@@ -222,7 +222,7 @@ token = "web-secret"
         assert!(!printed.contains("in-file-secret"), "{printed}");
         assert!(!printed.contains("web-secret"), "{printed}");
         assert!(printed.contains(REDACTED));
-        assert!(printed.contains("get_all_interval_secs = 300"), "{printed}");
+        assert!(printed.contains("get_all_interval = \"5m\""), "{printed}");
     }
 
     #[test]

@@ -71,7 +71,7 @@ impl CloudSource {
     ) -> Result<Self, SourceError> {
         config.validate().map_err(SourceError::Config)?;
         let tls = tls::client_config(extra_ca_pem)?;
-        let api = ApiClient::new(&config.api_url, tls.clone(), config.http_timeout())?;
+        let api = ApiClient::new(&config.api_url, tls.clone(), config.http_timeout)?;
         Ok(CloudSource {
             config,
             tls,
@@ -101,7 +101,7 @@ impl CloudSource {
         let _live = self.stats.loop_guard();
         let mut auth = Authenticator::new(self.api.clone(), &self.config);
         let mut backoff =
-            connect::Backoff::new(self.config.reconnect_min(), self.config.reconnect_max());
+            connect::Backoff::new(self.config.reconnect_min, self.config.reconnect_max);
         let mut last_good: Option<(MqttCredentials, Identity)> = None;
         let mut schedule: Option<Schedule> = None;
         tracing::info!(
@@ -142,7 +142,7 @@ impl CloudSource {
                             *slot = None;
                             slot.insert(Schedule::new(
                                 &id.devices,
-                                self.config.get_all_interval(),
+                                self.config.get_all_interval,
                                 &self.stats,
                             ))
                         }
@@ -186,7 +186,7 @@ impl CloudSource {
             if matches!(error, SourceError::CredentialsRejected { .. }) {
                 // A refused password or key will not change by itself: wait the longest
                 // delay, so the account is not hammered (and locked) by retries.
-                delay = delay.max(self.config.reconnect_max());
+                delay = delay.max(self.config.reconnect_max);
             }
             tracing::warn!(
                 kind = error.kind(),
@@ -226,14 +226,14 @@ impl CloudSource {
             self.client_id(id),
             &creds.host,
             creds.port,
-            Duration::from_secs(self.config.keepalive_secs),
+            self.config.keepalive,
             Some(&self.tls),
         );
         options.set_credentials(creds.username.clone(), creds.password.expose().to_string());
         let capacity = 16 + id.devices.len() * 8;
         let (client, mut eventloop) = AsyncClient::new(options, capacity);
         let mut network = rumqttc::NetworkOptions::new();
-        network.set_connection_timeout(self.config.http_timeout().as_secs().max(1));
+        network.set_connection_timeout(self.config.http_timeout.as_secs().max(1));
         eventloop.set_network_options(network);
 
         let schedule = Mutex::new(schedule);

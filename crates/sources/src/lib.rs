@@ -3,7 +3,8 @@
 //! channel, plus [`decode_raw`], which turns either route's payload into catalog states.
 //!
 //! # Layout
-//! - [`config`]: [`CloudConfig`] (serde, documented defaults) and [`WayIn`].
+//! - [`config`]: [`CloudConfig`] (with [`WayIn`]) and fleet mode's [`BrokerConfig`]
+//!   (serde, documented defaults, humantime durations).
 //! - [`api`]: the HTTPS client and the `{code, message, data}` envelope.
 //! - [`signing`]: open-API HMAC-SHA256 request signing.
 //! - [`login`]: app login + certification, open-API certification, device list, quotas.
@@ -33,9 +34,9 @@ mod schedule;
 pub mod signing;
 pub mod stats;
 
-pub use broker::{BrokerConfig, BrokerSource};
+pub use broker::BrokerSource;
 pub use cloud::{CloudSource, SourceObserver};
-pub use config::{CloudConfig, DEFAULT_API_URL, WayIn};
+pub use config::{BrokerConfig, CloudConfig, DEFAULT_API_URL, WayIn, WhenFull};
 pub use error::SourceError;
 pub use payload::{PayloadError, RawPayload, decode_raw};
 pub use record::{BadLine, RecordLine};

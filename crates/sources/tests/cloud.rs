@@ -29,9 +29,9 @@ fn app_config(sim: &Simulator) -> CloudConfig {
         email: defaults.email,
         password: defaults.password.as_str().into(),
         devices: sim.devices().to_vec(),
-        reconnect_min_secs: 0.1,
-        reconnect_max_secs: 0.5,
-        http_timeout_secs: 5.0,
+        reconnect_min: Duration::from_millis(100),
+        reconnect_max: Duration::from_millis(500),
+        http_timeout: Duration::from_secs(5),
         ..CloudConfig::default()
     }
 }
@@ -43,9 +43,9 @@ fn open_config(sim: &Simulator, secret: &str) -> CloudConfig {
         access_key: SimulatorConfig::default().access_key,
         secret_key: secret.into(),
         devices: Vec::new(),
-        reconnect_min_secs: 0.1,
-        reconnect_max_secs: 0.5,
-        http_timeout_secs: 5.0,
+        reconnect_min: Duration::from_millis(100),
+        reconnect_max: Duration::from_millis(500),
+        http_timeout: Duration::from_secs(5),
         ..CloudConfig::default()
     }
 }
@@ -227,7 +227,7 @@ async fn get_all_on_connect_and_on_schedule() {
     let sim = simulator(None).await;
     let ca = sim.ca_cert_pem();
     let mut config = app_config(&sim);
-    config.get_all_interval_secs = 0.3;
+    config.get_all_interval = Duration::from_millis(300);
     let run = start(config, Some(&ca));
     until("get-all answered on connect", || {
         sim.stats().get_all_answered >= 1
@@ -340,8 +340,8 @@ async fn unreachable_api_is_a_network_failure_with_backoff() {
         email: "me@example.com".into(),
         password: "pw".into(),
         devices: vec!["SN1".into()],
-        reconnect_min_secs: 0.1,
-        reconnect_max_secs: 0.4,
+        reconnect_min: Duration::from_millis(100),
+        reconnect_max: Duration::from_millis(400),
         ..CloudConfig::default()
     };
     let run = start(config, None);

@@ -131,8 +131,8 @@ fn source_config(sim: &Simulator, sim_config: &SimulatorConfig, way_in: DemoWayI
     let base = CloudConfig {
         api_url: sim.http_base_url(),
         devices: sim_config.devices.clone(),
-        reconnect_min_secs: 0.5,
-        reconnect_max_secs: 10.0,
+        reconnect_min: Duration::from_millis(500),
+        reconnect_max: Duration::from_secs(10),
         ..CloudConfig::default()
     };
     match way_in {
@@ -146,7 +146,7 @@ fn source_config(sim: &Simulator, sim_config: &SimulatorConfig, way_in: DemoWayI
             way_in: WayIn::OpenApi,
             access_key: sim_config.access_key.clone(),
             secret_key: sim_config.secret_key.as_str().into(),
-            get_all_interval_secs: 60.0,
+            get_all_interval: Duration::from_secs(60),
             ..base
         },
     }

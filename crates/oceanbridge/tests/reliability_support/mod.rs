@@ -67,7 +67,7 @@ pub fn source_section(sim: &Simulator, devices: &[&str], ca_file: Option<&Path>)
     });
     format!(
         "[source]\nway_in = \"app\"\napi_url = {:?}\n{ca}devices = [{}]\nemail = \"demo@oceanbridge.local\"\n\
-         password = \"demo\"\nreconnect_min_secs = 0.2\nreconnect_max_secs = 1.0\nhttp_timeout_secs = 3\n",
+         password = \"demo\"\nreconnect_min = \"200ms\"\nreconnect_max = \"1s\"\nhttp_timeout = \"3s\"\n",
         sim.http_base_url(),
         devices.join(", ")
     )

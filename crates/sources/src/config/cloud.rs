@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use connect::Secret;
 
+use super::{DAY, check_duration, check_timers};
+
 /// The EcoFlow API the real devices talk to.
 pub const DEFAULT_API_URL: &str = "https://api.ecoflow.com";
 
@@ -52,16 +54,23 @@ pub struct CloudConfig {
     pub access_key: String,
     /// Developer secret key (`OCEANBRIDGE_SECRET_KEY`).
     pub secret_key: Secret,
-    /// Seconds between get-all requests per device (also sent once at each connect). Default 300.
-    pub get_all_interval_secs: f64,
-    /// First reconnect delay in seconds; doubles per failure (with jitter). Default 1.
-    pub reconnect_min_secs: f64,
-    /// Longest reconnect delay in seconds. Default 60.
-    pub reconnect_max_secs: f64,
-    /// MQTT keepalive in seconds. Default 60.
-    pub keepalive_secs: u64,
-    /// HTTP request timeout in seconds (login, certification). Default 15.
-    pub http_timeout_secs: f64,
+    /// Time between get-all requests per device (one is also sent at each connect).
+    /// Default `"5m"`.
+    #[serde(with = "humantime_serde")]
+    pub get_all_interval: Duration,
+    /// First reconnect delay; doubles per failure (with jitter). Default `"1s"`.
+    #[serde(with = "humantime_serde")]
+    pub reconnect_min: Duration,
+    /// Longest reconnect delay (also the wait after refused credentials). Default `"1m"`.
+    #[serde(with = "humantime_serde")]
+    pub reconnect_max: Duration,
+    /// MQTT keep-alive (at least 5 s). Default `"1m"`.
+    #[serde(with = "humantime_serde")]
+    pub keepalive: Duration,
+    /// HTTP request timeout (login, certification, quotas) and MQTT connect timeout.
+    /// Default `"15s"`.
+    #[serde(with = "humantime_serde")]
+    pub http_timeout: Duration,
 }
 
 impl Default for CloudConfig {
@@ -75,32 +84,16 @@ impl Default for CloudConfig {
             password: Secret::default(),
             access_key: String::new(),
             secret_key: Secret::default(),
-            get_all_interval_secs: 300.0,
-            reconnect_min_secs: 1.0,
-            reconnect_max_secs: 60.0,
-            keepalive_secs: 60,
-            http_timeout_secs: 15.0,
+            get_all_interval: Duration::from_secs(300),
+            reconnect_min: Duration::from_secs(1),
+            reconnect_max: Duration::from_secs(60),
+            keepalive: Duration::from_secs(60),
+            http_timeout: Duration::from_secs(15),
         }
     }
 }
 
 impl CloudConfig {
-    pub fn get_all_interval(&self) -> Duration {
-        secs(self.get_all_interval_secs, 300.0)
-    }
-
-    pub fn reconnect_min(&self) -> Duration {
-        secs(self.reconnect_min_secs, 1.0)
-    }
-
-    pub fn reconnect_max(&self) -> Duration {
-        secs(self.reconnect_max_secs, 60.0).max(self.reconnect_min())
-    }
-
-    pub fn http_timeout(&self) -> Duration {
-        secs(self.http_timeout_secs, 15.0)
-    }
-
     /// Checks what can be checked before going online; the message names the field.
     pub fn validate(&self) -> Result<(), String> {
         match self.way_in {
@@ -147,15 +140,50 @@ impl CloudConfig {
         {
             return Err("source.devices holds an empty serial or one with '/'".into());
         }
-        Ok(())
+        check_duration("source.get_all_interval", self.get_all_interval, DAY)?;
+        check_duration("source.http_timeout", self.http_timeout, DAY)?;
+        check_timers(
+            "source.",
+            self.keepalive,
+            self.reconnect_min,
+            self.reconnect_max,
+        )
     }
 }
 
-/// A positive, finite number of seconds, else the default.
-fn secs(value: f64, default: f64) -> Duration {
-    if value.is_finite() && value > 0.0 {
-        Duration::from_secs_f64(value.min(1e9))
-    } else {
-        Duration::from_secs_f64(default)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app() -> CloudConfig {
+        CloudConfig {
+            email: "me@example.com".into(),
+            password: "pw".into(),
+            devices: vec!["HJ31".into()],
+            ..CloudConfig::default()
+        }
+    }
+
+    #[test]
+    fn durations_read_the_humantime_way_and_are_checked() {
+        let c: CloudConfig = serde_json::from_str(
+            r#"{"get_all_interval": "5m", "reconnect_min": "250ms", "http_timeout": "2s"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.get_all_interval, Duration::from_secs(300));
+        assert_eq!(c.reconnect_min, Duration::from_millis(250));
+        assert_eq!(c.http_timeout, Duration::from_secs(2));
+        app().validate().unwrap();
+        let with = |f: fn(&mut CloudConfig)| {
+            let mut c = app();
+            f(&mut c);
+            c.validate().unwrap_err()
+        };
+        // Zero would turn the get-all timer into a hot loop.
+        assert!(with(|c| c.get_all_interval = Duration::ZERO).contains("get_all_interval"));
+        assert!(with(|c| c.http_timeout = Duration::ZERO).contains("http_timeout"));
+        assert!(with(|c| c.reconnect_max = Duration::from_millis(1)).contains("reconnect_max"));
+        let e = serde_json::from_str::<CloudConfig>(r#"{"get_all_interval": 300}"#).unwrap_err();
+        assert!(e.to_string().contains("duration"), "{e}");
     }
 }
