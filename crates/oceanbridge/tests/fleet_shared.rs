@@ -71,12 +71,9 @@ async fn start_instance(name: &str, prefix: &str, group: &str, table: &str) -> I
     let stats = BridgeStats::default();
     let shutdown = CancellationToken::new();
     let postgres = PostgresSink::start(
-        PostgresConfig {
-            url: PG_URL.into(),
-            table: table.into(),
-            queue_capacity: 1000,
-        },
+        PostgresConfig::new(PG_URL, table),
         &store,
+        &stats,
         shutdown.clone(),
     )
     .await

@@ -46,7 +46,7 @@ impl Bridge {
         let (sender, rx) = mpsc::channel(options.queue.max(1));
         let mut tasks = Vec::new();
         if let Some(postgres) = store::PostgresConfig::from_store(&options.store) {
-            let sink = store::PostgresSink::start(postgres, &store, shutdown.clone())
+            let sink = store::PostgresSink::start(postgres, &store, &stats, shutdown.clone())
                 .await
                 .context("cannot start the PostgreSQL history sink")?;
             tasks.push(tokio::spawn(sink.join()));

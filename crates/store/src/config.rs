@@ -4,29 +4,32 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use catalog::Channel;
+use connect::Secret;
 use serde::Deserialize;
 
 /// How the store keeps values and history. All fields have defaults (`StoreConfig::default()`).
-#[derive(Clone, Deserialize)]
+/// Durations are written like `"30s"`, `"15m"`, `"30days"` (humantime).
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
     /// SQLite history file (created if missing, WAL mode). `None`: history in memory only
     /// (lost on restart). Default `None`.
     pub sqlite_path: Option<PathBuf>,
     /// A state's sample is stored when its value changed, but not more often than this.
-    /// Default 0 s (every change).
-    #[serde(with = "secs")]
+    /// Default `"0s"` (every change).
+    #[serde(with = "humantime_serde")]
     pub min_interval: Duration,
     /// An unchanged value is stored again after this long, so charts stay continuous.
-    /// Default 15 min.
-    #[serde(with = "secs")]
+    /// Default `"15m"`.
+    #[serde(with = "humantime_serde")]
     pub unchanged_every: Duration,
-    /// History older than this is deleted (checked at start and hourly). 0 = keep forever.
-    /// Default 30 days.
-    #[serde(with = "secs")]
+    /// History older than this is deleted (checked at start and hourly). `"0s"` = keep
+    /// forever. Default `"30days"`.
+    #[serde(with = "humantime_serde")]
     pub retention: Duration,
-    /// Optional PostgreSQL history (`postgres://user@127.0.0.1:5432/db`), no TLS. Default `None`.
-    pub postgres_url: Option<String>,
+    /// Optional PostgreSQL history (`postgres://user@127.0.0.1:5432/db`), no TLS. A secret
+    /// (it may hold a password): never printed. Default `None`.
+    pub postgres_url: Option<Secret>,
     /// Table for the PostgreSQL history (`table` or `schema.table`). Default `oceanbridge_history`.
     pub postgres_table: String,
     /// A channel is stale when not updated for this many of its cadences. Default 3.
@@ -37,26 +40,6 @@ pub struct StoreConfig {
     pub queue_capacity: usize,
     /// Samples written per SQLite transaction at most. Default 500.
     pub batch_size: usize,
-}
-
-/// Debug form with the PostgreSQL URL redacted (it may hold a password).
-impl std::fmt::Debug for StoreConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoreConfig")
-            .field("sqlite_path", &self.sqlite_path)
-            .field("min_interval", &self.min_interval)
-            .field("unchanged_every", &self.unchanged_every)
-            .field("retention", &self.retention)
-            .field(
-                "postgres_url",
-                &self.postgres_url.as_ref().map(|_| "<redacted>"),
-            )
-            .field("postgres_table", &self.postgres_table)
-            .field("stale_after_cadences", &self.stale_after_cadences)
-            .field("queue_capacity", &self.queue_capacity)
-            .field("batch_size", &self.batch_size)
-            .finish()
-    }
 }
 
 impl Default for StoreConfig {
@@ -84,14 +67,30 @@ pub fn cadence(channel: Channel) -> Duration {
     }
 }
 
-/// Durations as (fractional) seconds in config files.
-mod secs {
-    use std::time::Duration;
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let secs = f64::deserialize(d)?;
-        Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
+    #[test]
+    fn durations_are_human_and_the_url_is_secret() {
+        let c: StoreConfig = serde_json::from_str(
+            r#"{"min_interval": "1m", "unchanged_every": "90s", "retention": "7days",
+                "postgres_url": "postgres://u:pw-77@h/db"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.min_interval, Duration::from_secs(60));
+        assert_eq!(c.unchanged_every, Duration::from_secs(90));
+        assert_eq!(c.retention, Duration::from_secs(7 * 24 * 3600));
+        assert!(!format!("{c:?}").contains("pw-77"));
+        assert_eq!(
+            c.postgres_url.as_ref().map(Secret::expose),
+            Some("postgres://u:pw-77@h/db")
+        );
+        let d: StoreConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(d.retention, StoreConfig::default().retention);
+        let e = serde_json::from_str::<StoreConfig>(r#"{"retention": 2592000}"#).unwrap_err();
+        assert!(e.to_string().contains("duration"), "{e}");
+        let e = serde_json::from_str::<StoreConfig>(r#"{"retention": "30 parsecs"}"#).unwrap_err();
+        assert!(e.to_string().contains("parsecs"), "{e}");
     }
 }

@@ -23,6 +23,4 @@ pub enum StoreError {
     WriteFailed(String),
     #[error("the history writer has stopped")]
     WriterGone,
-    #[error("the history is not enabled (no sqlite_path and memory history disabled)")]
-    NoHistory,
 }

@@ -8,8 +8,15 @@
 //! - [`event`]: [`StoreEvent`], what subscribers (SSE, Home Assistant) receive.
 //! - [`history`]: which samples are worth keeping (changed values, minimum interval).
 //! - [`sqlite`]: the SQLite history file: WAL, a writer thread fed by a bounded queue, retention.
-//! - [`postgres`]: the optional PostgreSQL history sink (same samples, batched inserts).
+//! - [`postgres`]: the optional PostgreSQL history sink (same samples, batched inserts,
+//!   retries with backoff, drops counted in [`BridgeStats`]).
 //! - [`stats`]: [`BridgeStats`], counters of the pipeline (frames, skips, errors, reconnects, drops).
+//!
+//! Why [`PostgresSink`] lives here and not in `sinks`: it is the second history backend,
+//! not another view of the data. It gets exactly the samples the history filter admits
+//! for the SQLite file (through [`StateStore::tap_history`]), writes them with the same
+//! column mapping ([`HistorySample::number`], [`HistorySample::text`]), and is configured
+//! under `[store]`. The sinks (Home Assistant, Prometheus, web) only read the store.
 
 pub mod config;
 pub mod error;

@@ -1,12 +1,18 @@
 //! The optional PostgreSQL history: the same samples as the SQLite file, inserted in
 //! batches (one `INSERT … SELECT FROM UNNEST` statement per batch) into `table (device, key, ts, num, text)`.
-//! No TLS: meant for a database on the same host. Reconnects after errors.
+//! No TLS: meant for a database on the same host.
+//!
+//! A failed insert is retried on a fresh connection after a backoff with jitter; after
+//! [`ATTEMPTS`] attempts the batch is dropped and counted in [`BridgeStats`] as
+//! `dropped{reason="postgres_write_failed"}` (samples), like samples that find the queue
+//! full (`postgres_queue_full`). Shutdown ends a retry wait at once.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use serde::Deserialize;
+use connect::{Backoff, Secret};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_postgres::{Client, NoTls};
 use tokio_util::sync::CancellationToken;
@@ -14,49 +20,49 @@ use tokio_util::sync::CancellationToken;
 use crate::error::StoreError;
 use crate::history::HistorySample;
 use crate::state_store::{HistoryTap, StateStore};
+use crate::stats::BridgeStats;
 use crate::unix_ms;
 
+/// `dropped` reason: samples that found the sink's queue full.
+pub const QUEUE_FULL: &str = "postgres_queue_full";
+/// `dropped` reason: samples of a batch given up after [`ATTEMPTS`] failed inserts.
+pub const WRITE_FAILED: &str = "postgres_write_failed";
+/// Inserts tried per batch before it is dropped.
+pub const ATTEMPTS: u32 = 3;
+/// Most samples one INSERT statement carries.
+const MAX_ROWS: usize = 5_000;
+
 /// Where the PostgreSQL history goes.
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct PostgresConfig {
-    /// e.g. `postgres://postgres@127.0.0.1:5432/oceanbridge`.
-    pub url: String,
+    /// e.g. `postgres://postgres@127.0.0.1:5432/oceanbridge` (may hold a password).
+    pub url: Secret,
     /// `table` or `schema.table` (created if missing). Default `oceanbridge_history`.
-    #[serde(default = "default_table")]
     pub table: String,
     /// Batches buffered between the store and the database. Default 1000.
-    #[serde(default = "default_queue")]
     pub queue_capacity: usize,
-}
-
-/// Debug form with the URL redacted (it may hold a password).
-impl std::fmt::Debug for PostgresConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostgresConfig")
-            .field("url", &"<redacted>")
-            .field("table", &self.table)
-            .field("queue_capacity", &self.queue_capacity)
-            .finish()
-    }
-}
-
-fn default_table() -> String {
-    "oceanbridge_history".into()
-}
-
-fn default_queue() -> usize {
-    1000
+    /// First wait before retrying a failed insert; doubles up to `retry_max`. Default 500 ms.
+    pub retry_min: Duration,
+    /// Longest wait between attempts. Default 30 s.
+    pub retry_max: Duration,
 }
 
 impl PostgresConfig {
+    /// `url` and `table` with the defaults for the rest.
+    pub fn new(url: impl Into<Secret>, table: impl Into<String>) -> PostgresConfig {
+        PostgresConfig {
+            url: url.into(),
+            table: table.into(),
+            queue_capacity: 1000,
+            retry_min: Duration::from_millis(500),
+            retry_max: Duration::from_secs(30),
+        }
+    }
+
     /// The PostgreSQL settings of a store config, if `postgres_url` is set.
     pub fn from_store(config: &crate::StoreConfig) -> Option<PostgresConfig> {
-        config.postgres_url.as_ref().map(|url| PostgresConfig {
-            url: url.clone(),
-            table: config.postgres_table.clone(),
-            queue_capacity: default_queue(),
-        })
+        let url = config.postgres_url.clone()?;
+        Some(PostgresConfig::new(url, config.postgres_table.clone()))
     }
 }
 
@@ -64,8 +70,8 @@ impl PostgresConfig {
 pub struct PostgresSink {
     handle: JoinHandle<()>,
     sent: Arc<AtomicU64>,
-    dropped: Arc<AtomicU64>,
     written: Arc<AtomicU64>,
+    given_up: Arc<AtomicU64>,
 }
 
 fn checked_table(table: &str) -> Result<String, StoreError> {
@@ -87,8 +93,8 @@ fn checked_table(table: &str) -> Result<String, StoreError> {
     }
 }
 
-async fn connect(url: &str, table: &str) -> Result<Client, StoreError> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+async fn connect(url: &Secret, table: &str) -> Result<Client, StoreError> {
+    let (client, connection) = tokio_postgres::connect(url.expose(), NoTls).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::warn!(error = %e, "postgres connection ended");
@@ -116,13 +122,10 @@ async fn connect(url: &str, table: &str) -> Result<Client, StoreError> {
     Ok(client)
 }
 
-/// Most samples one INSERT statement carries.
-const MAX_ROWS: usize = 5_000;
-
 /// Inserts a batch with one statement: columns sent as arrays and `UNNEST`ed server-side
 /// (one round trip per batch instead of one per row).
 async fn insert(
-    client: &mut Client,
+    client: &Client,
     table: &str,
     batches: &[Arc<[HistorySample]>],
 ) -> Result<(), StoreError> {
@@ -143,77 +146,131 @@ async fn insert(
     Ok(())
 }
 
+/// The sink's task: takes batches from the tap and inserts them, retrying with backoff.
+struct Writer {
+    url: Secret,
+    /// The quoted table name.
+    table: String,
+    client: Option<Client>,
+    backoff: Backoff,
+    stats: BridgeStats,
+    written: Arc<AtomicU64>,
+    given_up: Arc<AtomicU64>,
+    shutdown: CancellationToken,
+}
+
+impl Writer {
+    async fn run(mut self, mut receiver: mpsc::Receiver<Arc<[HistorySample]>>) {
+        loop {
+            let first = tokio::select! {
+                biased;
+                b = receiver.recv() => match b { Some(b) => b, None => break },
+                () = self.shutdown.cancelled() => {
+                    // Write what is already queued, then stop.
+                    receiver.close();
+                    match receiver.recv().await { Some(b) => b, None => break }
+                }
+            };
+            // The store hands over one small batch per payload: take whatever else
+            // is queued too, so one statement carries up to MAX_ROWS samples.
+            let mut rows = first.len();
+            let mut batch = vec![first];
+            while rows < MAX_ROWS {
+                let Ok(more) = receiver.try_recv() else { break };
+                rows += more.len();
+                batch.push(more);
+            }
+            if !self.write(&batch, rows).await && self.shutdown.is_cancelled() {
+                // The database failed during shutdown: count the rest instead of trying
+                // each batch against it while the bridge waits.
+                receiver.close();
+                while let Some(b) = receiver.recv().await {
+                    self.give_up(b.len(), "at shutdown");
+                }
+                break;
+            }
+        }
+    }
+
+    /// Inserts one batch: up to [`ATTEMPTS`] tries, each on a working connection, with a
+    /// backoff wait in between that shutdown cuts short. False when the batch was dropped.
+    async fn write(&mut self, batch: &[Arc<[HistorySample]>], rows: usize) -> bool {
+        for attempt in 1..=ATTEMPTS {
+            match self.try_insert(batch).await {
+                Ok(()) => {
+                    self.written.fetch_add(rows as u64, Ordering::Relaxed);
+                    self.backoff.reset();
+                    return true;
+                }
+                Err(e) => tracing::warn!(error = %e, attempt, "postgres history insert failed"),
+            }
+            if attempt == ATTEMPTS || !self.wait().await {
+                break;
+            }
+        }
+        self.give_up(rows, "after failed inserts");
+        false
+    }
+
+    async fn try_insert(&mut self, batch: &[Arc<[HistorySample]>]) -> Result<(), StoreError> {
+        // A client that failed once is dropped: the next attempt starts a new connection.
+        let client = match self.client.take() {
+            Some(c) if !c.is_closed() => c,
+            _ => connect(&self.url, &self.table).await?,
+        };
+        insert(&client, &self.table, batch).await?;
+        self.client = Some(client);
+        Ok(())
+    }
+
+    /// Waits the next backoff delay; false when shutdown came (or comes) first.
+    async fn wait(&mut self) -> bool {
+        let delay = self.backoff.next_delay();
+        tokio::select! {
+            biased;
+            () = self.shutdown.cancelled() => false,
+            () = tokio::time::sleep(delay) => true,
+        }
+    }
+
+    fn give_up(&self, rows: usize, when: &str) {
+        tracing::error!(samples = rows, "postgres history: batch dropped {when}");
+        self.stats.add_dropped(WRITE_FAILED, rows as u64);
+        self.given_up.fetch_add(rows as u64, Ordering::Relaxed);
+    }
+}
+
 impl PostgresSink {
     /// Connects, creates the table, and starts inserting what the store admits to history.
-    /// Fails if the first connection fails (so a wrong URL is reported at start).
+    /// Fails if the first connection fails (so a wrong URL is reported at start). Drops
+    /// are counted in `stats` (reasons [`QUEUE_FULL`], [`WRITE_FAILED`]).
     pub async fn start(
         config: PostgresConfig,
         store: &StateStore,
+        stats: &BridgeStats,
         shutdown: CancellationToken,
     ) -> Result<PostgresSink, StoreError> {
         let table = checked_table(&config.table)?;
-        let mut client = Some(connect(&config.url, &table).await?);
-        let HistoryTap {
-            mut receiver,
-            sent,
-            dropped,
-        } = store.tap_history(config.queue_capacity);
+        let client = connect(&config.url, &table).await?;
+        let HistoryTap { receiver, sent } =
+            store.tap_history(config.queue_capacity, stats.clone(), QUEUE_FULL);
         let written = Arc::new(AtomicU64::new(0));
-        let counter = written.clone();
-        let handle = tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(500);
-            loop {
-                let first = tokio::select! {
-                    biased;
-                    b = receiver.recv() => match b { Some(b) => b, None => break },
-                    () = shutdown.cancelled() => {
-                        // Write what is already queued, then stop.
-                        receiver.close();
-                        match receiver.recv().await { Some(b) => b, None => break }
-                    }
-                };
-                // The store hands over one small batch per payload: take whatever else
-                // is queued too, so one statement carries up to MAX_ROWS samples.
-                let mut rows = first.len();
-                let mut batch = vec![first];
-                while rows < MAX_ROWS {
-                    let Ok(more) = receiver.try_recv() else { break };
-                    rows += more.len();
-                    batch.push(more);
-                }
-                // Up to 3 attempts per batch, reconnecting in between.
-                for attempt in 0..3 {
-                    if client.as_ref().is_none_or(Client::is_closed) {
-                        match connect(&config.url, &table).await {
-                            Ok(c) => client = Some(c),
-                            Err(e) => {
-                                tracing::warn!(error = %e, attempt, "postgres reconnect failed");
-                                tokio::time::sleep(backoff).await;
-                                backoff = (backoff * 2).min(Duration::from_secs(30));
-                                continue;
-                            }
-                        }
-                    }
-                    let Some(c) = client.as_mut() else { continue };
-                    match insert(c, &table, &batch).await {
-                        Ok(()) => {
-                            counter.fetch_add(rows as u64, Ordering::Relaxed);
-                            backoff = Duration::from_millis(500);
-                            break;
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, attempt, "postgres insert failed");
-                            client = None;
-                        }
-                    }
-                }
-            }
-        });
+        let given_up = Arc::new(AtomicU64::new(0));
+        let writer = Writer {
+            url: config.url,
+            table,
+            client: Some(client),
+            backoff: Backoff::new(config.retry_min, config.retry_max),
+            stats: stats.clone(),
+            written: written.clone(),
+            given_up: given_up.clone(),
+            shutdown,
+        };
         Ok(PostgresSink {
-            handle,
+            handle: tokio::spawn(writer.run(receiver)),
             sent,
-            dropped,
             written,
+            given_up,
         })
     }
 
@@ -222,21 +279,16 @@ impl PostgresSink {
         self.written.load(Ordering::Relaxed)
     }
 
-    /// Samples handed to the sink so far (written + pending + failed).
+    /// Samples handed to the sink so far (written + pending + dropped after failures).
     pub fn sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)
     }
 
-    /// Samples dropped because the sink's queue was full.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
-    }
-
-    /// Waits until everything handed over so far is inserted, at most `timeout`.
-    /// Returns whether it caught up.
+    /// Waits until every sample handed over so far is inserted or dropped (counted), at
+    /// most `timeout`. Returns whether it got there.
     pub async fn flush(&self, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
-        while self.written() < self.sent() {
+        while self.written() + self.given_up.load(Ordering::Relaxed) < self.sent() {
             if tokio::time::Instant::now() >= deadline {
                 return false;
             }
@@ -253,7 +305,7 @@ impl PostgresSink {
 
 #[cfg(test)]
 mod tests {
-    use super::checked_table;
+    use super::*;
 
     #[test]
     fn table_names_are_checked() {
@@ -265,5 +317,19 @@ mod tests {
         assert!(checked_table("h; DROP TABLE x").is_err());
         assert!(checked_table("a.b.c").is_err());
         assert!(checked_table("1x").is_err());
+    }
+
+    #[test]
+    fn the_url_never_prints() {
+        let c = PostgresConfig::new("postgres://u:pw-41@h/db", "t");
+        assert!(!format!("{c:?}").contains("pw-41"));
+        let store = crate::StoreConfig {
+            postgres_url: Some("postgres://h/db".into()),
+            ..crate::StoreConfig::default()
+        };
+        let from_store = PostgresConfig::from_store(&store).unwrap();
+        assert_eq!(from_store.url.expose(), "postgres://h/db");
+        assert_eq!(from_store.table, "oceanbridge_history");
+        assert!(PostgresConfig::from_store(&crate::StoreConfig::default()).is_none());
     }
 }

@@ -13,6 +13,7 @@ use crate::event::{StateChange, StoreEvent};
 use crate::history::{HistoryFilter, HistorySample, value_from_columns};
 use crate::latest::{DeviceSnapshot, Latest, LatestState};
 use crate::sqlite::{HistoryStats, SqliteHistory};
+use crate::stats::BridgeStats;
 
 /// Events buffered per subscriber before it lags (and is told how many it missed).
 const EVENT_CAPACITY: usize = 1024;
@@ -22,14 +23,14 @@ pub struct HistoryTap {
     pub receiver: mpsc::Receiver<Arc<[HistorySample]>>,
     /// Samples handed to this tap so far.
     pub sent: Arc<AtomicU64>,
-    /// Samples dropped because this tap's queue was full.
-    pub dropped: Arc<AtomicU64>,
 }
 
 struct TapSender {
     tx: mpsc::Sender<Arc<[HistorySample]>>,
     sent: Arc<AtomicU64>,
-    dropped: Arc<AtomicU64>,
+    /// Where a full queue's drops are counted (`dropped{reason}`).
+    stats: BridgeStats,
+    reason: &'static str,
 }
 
 struct Inner {
@@ -219,27 +220,31 @@ impl StateStore {
         let n = batch.len() as u64;
         for tap in taps.iter() {
             match tap.tx.try_send(batch.clone()) {
-                Ok(()) => tap.sent.fetch_add(n, Ordering::Relaxed),
-                Err(_) => tap.dropped.fetch_add(n, Ordering::Relaxed),
-            };
+                Ok(()) => {
+                    tap.sent.fetch_add(n, Ordering::Relaxed);
+                }
+                Err(_) => tap.stats.add_dropped(tap.reason, n),
+            }
         }
     }
 
     /// A bounded feed of the same samples the SQLite history gets (batches per payload).
-    pub fn tap_history(&self, capacity: usize) -> HistoryTap {
+    /// Samples that find the queue full are dropped and counted in `stats` under `reason`.
+    pub fn tap_history(
+        &self,
+        capacity: usize,
+        stats: BridgeStats,
+        reason: &'static str,
+    ) -> HistoryTap {
         let (tx, receiver) = mpsc::channel(capacity.max(1));
         let sent = Arc::new(AtomicU64::new(0));
-        let dropped = Arc::new(AtomicU64::new(0));
         lock(&self.inner.taps).push(TapSender {
             tx,
             sent: sent.clone(),
-            dropped: dropped.clone(),
+            stats,
+            reason,
         });
-        HistoryTap {
-            receiver,
-            sent,
-            dropped,
-        }
+        HistoryTap { receiver, sent }
     }
 
     /// Live events; a slow receiver gets `RecvError::Lagged` and should re-read the state.

@@ -49,7 +49,7 @@ pub struct StatsSnapshot {
     pub skipped: BTreeMap<&'static str, u64>,
     /// Decode errors (whole payloads and single frames), by `DecodeError::reason`.
     pub errors: BTreeMap<&'static str, u64>,
-    /// Messages dropped (full queues etc.), by reason.
+    /// Messages or samples dropped (full queues, failed history writes), by reason.
     pub dropped: BTreeMap<&'static str, u64>,
     /// When the last payload arrived (ms since epoch).
     pub last_message_ms: Option<i64>,
@@ -97,7 +97,12 @@ impl BridgeStats {
 
     /// Counts one dropped message (`reason`: e.g. `"source_queue_full"`).
     pub fn record_dropped(&self, reason: &'static str) {
-        *self.maps().dropped.entry(reason).or_default() += 1;
+        self.add_dropped(reason, 1);
+    }
+
+    /// Counts `n` dropped messages or samples (`reason`: e.g. `"postgres_write_failed"`).
+    pub fn add_dropped(&self, reason: &'static str, n: u64) {
+        *self.maps().dropped.entry(reason).or_default() += n;
     }
 
     pub fn snapshot(&self) -> StatsSnapshot {
