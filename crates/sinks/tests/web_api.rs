@@ -66,6 +66,29 @@ async fn json_api_serves_devices_states_and_history() {
         .collect();
     assert_eq!(values, vec![powers(0).0, powers(1).0, powers(2).0]);
     assert_eq!(hist["unit"], "W");
+    // The same window as UTC times.
+    let utc = |ms: i64| humantime::format_rfc3339_millis(store::from_unix_ms(ms)).to_string();
+    let by_time = format!(
+        "/api/history?state=EnergyStreamItem.pvPwr&device={SN}&from={}&to={}",
+        utc(now - 3_600_000),
+        utc(now)
+    );
+    let same = get(h.addr, &by_time, &[]).await.json();
+    assert_eq!(same["points"], hist["points"]);
+    assert_eq!(same["from_ms"], hist["from_ms"]);
+    let bad = get(
+        h.addr,
+        "/api/history?state=EnergyStreamItem.pvPwr&to=soon",
+        &[],
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.json()["error"]
+            .as_str()
+            .expect("message")
+            .contains("to=\"soon\"")
+    );
 
     let bad = get(h.addr, "/api/history?state=Nope.nope", &[]).await;
     assert_eq!(bad.status, 400);

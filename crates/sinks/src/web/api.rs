@@ -111,10 +111,23 @@ pub struct HistoryQuery {
     /// Catalog key, e.g. `EnergyStreamItem.pvPwr`.
     pub state: Option<String>,
     pub device: Option<String>,
-    /// Milliseconds since the epoch; default one hour before `to`.
-    pub from: Option<i64>,
-    /// Milliseconds since the epoch; default now.
-    pub to: Option<i64>,
+    /// Start of the window ([`parse_time`]); default one hour before `to`.
+    pub from: Option<String>,
+    /// End of the window ([`parse_time`]); default now.
+    pub to: Option<String>,
+}
+
+/// A `from`/`to` value: milliseconds since 1970 (what the dashboard sends; negative
+/// values mean 1970) or a UTC time like `2026-11-25T13:05:00Z` (parsed by humantime).
+pub fn parse_time(name: &str, text: &str) -> Result<SystemTime, ApiError> {
+    if let Ok(ms) = text.parse::<i64>() {
+        return Ok(from_unix_ms(ms));
+    }
+    humantime::parse_rfc3339_weak(text).map_err(|e| {
+        bad_request(format!(
+            "{name}={text:?}: {e}; expected milliseconds since 1970 or a UTC time like 2026-11-25T13:05:00Z"
+        ))
+    })
 }
 
 struct Window {
@@ -130,11 +143,14 @@ fn window(app: &AppState, q: HistoryQuery) -> Result<Window, ApiError> {
         .ok_or_else(|| bad_request("missing state=<Channel.state>"))?;
     let state =
         catalog::by_key(&key).ok_or_else(|| bad_request(format!("unknown state {key:?}")))?;
-    let to = q.to.map_or_else(SystemTime::now, from_unix_ms);
-    let from = q.from.map_or_else(
-        || to.checked_sub(DEFAULT_WINDOW).unwrap_or(to),
-        from_unix_ms,
-    );
+    let to = match q.to {
+        Some(text) => parse_time("to", &text)?,
+        None => SystemTime::now(),
+    };
+    let from = match q.from {
+        Some(text) => parse_time("from", &text)?,
+        None => to.checked_sub(DEFAULT_WINDOW).unwrap_or(to),
+    };
     if from > to {
         return Err(bad_request("from is after to"));
     }
@@ -194,28 +210,16 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-/// `2026-11-25T13:05:00.123Z` for milliseconds since the epoch (UTC, proleptic Gregorian).
-pub fn iso8601(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let tod = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        tod / 3600,
-        tod % 3600 / 60,
-        tod % 60
-    )
+/// Year 10000: humantime formats times from 1970 up to here.
+const YEAR_10000: Duration = Duration::from_secs(253_402_300_800);
+
+/// A CSV time: `2026-11-25T13:05:00.123Z` (UTC, humantime), or milliseconds since 1970
+/// for a time RFC 3339 cannot show (a replayed file may carry any time).
+pub fn csv_time(t: SystemTime) -> String {
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(since) if since < YEAR_10000 => humantime::format_rfc3339_millis(t).to_string(),
+        _ => unix_ms(t).to_string(),
+    }
 }
 
 fn csv_response(filename: &str, body: String) -> Response {
@@ -247,7 +251,7 @@ pub async fn export_csv(State(app): State<AppState>, Query(q): Query<HistoryQuer
                     csv_field(&l.value.to_string()),
                     display_unit(l.state),
                     l.out_of_range,
-                    iso8601(unix_ms(l.updated_at)),
+                    csv_time(l.updated_at),
                 ));
             }
         }
@@ -266,7 +270,7 @@ pub async fn export_csv(State(app): State<AppState>, Query(q): Query<HistoryQuer
     for (t, v) in points {
         out.push_str(&format!(
             "{},{},{},{v},{}\n",
-            iso8601(unix_ms(t)),
+            csv_time(t),
             csv_field(&device),
             w.state.key,
             display_unit(w.state)
@@ -281,9 +285,28 @@ mod tests {
 
     #[test]
     fn iso_dates() {
+        let iso8601 = |ms| csv_time(from_unix_ms(ms));
         assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(iso8601(951_782_400_123), "2000-02-29T00:00:00.123Z");
         assert_eq!(iso8601(1_795_611_906_000), "2026-11-25T13:05:06.000Z");
+        // Beyond year 9999: the milliseconds, not a panic.
+        assert_eq!(iso8601(253_402_300_800_000), "253402300800000");
+        assert_eq!(iso8601(253_402_300_799_999), "9999-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn window_times_are_milliseconds_or_rfc3339() {
+        let t = |text| parse_time("from", text).map(unix_ms).map_err(|e| e.1);
+        assert_eq!(t("1795611906000"), Ok(1_795_611_906_000));
+        assert_eq!(t("-5"), Ok(0));
+        assert_eq!(t("2026-11-25T13:05:06Z"), Ok(1_795_611_906_000));
+        assert_eq!(t("2026-11-25T13:05:06.250Z"), Ok(1_795_611_906_250));
+        assert_eq!(t("2026-11-25 13:05:06"), Ok(1_795_611_906_000));
+        let e = t("yesterday").unwrap_err();
+        assert!(
+            e.contains("from=\"yesterday\"") && e.contains("UTC time"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -15,11 +15,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{Query, Request, State};
+use axum::http::{StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use connect::Secret;
 use serde::Deserialize;
 use store::{BridgeStats, StateStore};
 use tokio::task::JoinHandle;
@@ -28,24 +29,14 @@ use tokio_util::sync::CancellationToken;
 use crate::error::SinkError;
 
 /// Where the dashboard listens. All fields have defaults.
-#[derive(Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WebConfig {
     /// Listen address. Default `127.0.0.1:8080` (local only; use a reverse proxy to expose).
     pub bind: SocketAddr,
     /// When set, every API call, SSE stream and `/metrics` needs
-    /// `Authorization: Bearer <token>` or `?token=<token>`. Default none.
-    pub token: Option<String>,
-}
-
-/// Debug form with the token redacted (it could end up in a log line or panic message).
-impl std::fmt::Debug for WebConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebConfig")
-            .field("bind", &self.bind)
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
-            .finish()
-    }
+    /// `Authorization: Bearer <token>` or `?token=<token>`. Never printed. Default none.
+    pub token: Option<Secret>,
 }
 
 impl Default for WebConfig {
@@ -87,7 +78,10 @@ pub async fn serve(
     let app = router(AppState {
         store,
         stats,
-        token: config.token.filter(|t| !t.is_empty()).map(Into::into),
+        token: config
+            .token
+            .filter(|t| !t.is_empty())
+            .map(|t| t.expose().into()),
         shutdown: shutdown.clone(),
     });
     // No Nagle delay: SSE events and small JSON answers are latency-bound (with Nagle a
@@ -136,32 +130,17 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The `token=` query value, percent-decoded (the dashboard sends it through
+/// The `?token=` of a request. `Query` percent-decodes it (the dashboard sends it through
 /// `encodeURIComponent`, so `+`, `/`, `=` etc. in a token arrive as `%2B`, ...).
-fn query_token(query: &str) -> Option<String> {
-    let raw = query
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("token="))?;
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push((h * 16 + l) as u8);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            b'+' => out.push(b' '),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
+#[derive(Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+fn query_token(uri: &Uri) -> Option<String> {
+    Query::<TokenQuery>::try_from_uri(uri)
+        .ok()
+        .and_then(|Query(q)| q.token)
 }
 
 async fn require_token(State(app): State<AppState>, request: Request, next: Next) -> Response {
@@ -173,7 +152,7 @@ async fn require_token(State(app): State<AppState>, request: Request, next: Next
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    let from_query = request.uri().query().and_then(query_token);
+    let from_query = query_token(request.uri());
     let given = from_header.or(from_query.as_deref()).unwrap_or_default();
     if same_secret(given.as_bytes(), expected.as_bytes()) {
         next.run(request).await
@@ -193,12 +172,17 @@ mod tests {
 
     #[test]
     fn query_tokens_are_percent_decoded() {
-        assert_eq!(query_token("a=1&token=abc").as_deref(), Some("abc"));
-        assert_eq!(query_token("token=a%2Bb%2F%3D").as_deref(), Some("a+b/="));
-        assert_eq!(query_token("token=a+b").as_deref(), Some("a b"));
-        assert_eq!(query_token("token=100%").as_deref(), Some("100%"));
-        assert_eq!(query_token("token=%zz").as_deref(), Some("%zz"));
-        assert_eq!(query_token("other=1"), None);
+        let token = |query: &str| {
+            let uri: Uri = format!("/metrics?{query}").parse().unwrap();
+            query_token(&uri)
+        };
+        assert_eq!(token("a=1&token=abc").as_deref(), Some("abc"));
+        assert_eq!(token("token=a%2Bb%2F%3D").as_deref(), Some("a+b/="));
+        assert_eq!(token("token=a+b").as_deref(), Some("a b"));
+        assert_eq!(token("token=100%").as_deref(), Some("100%"));
+        assert_eq!(token("token=%zz").as_deref(), Some("%zz"));
+        assert_eq!(token("other=1"), None);
+        assert_eq!(query_token(&Uri::from_static("/metrics")), None);
         assert!(same_secret(b"abc", b"abc"));
         assert!(!same_secret(b"abc", b"abd"));
         assert!(!same_secret(b"abc", b"ab"));

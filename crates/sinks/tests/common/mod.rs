@@ -33,7 +33,7 @@ impl Harness {
         let (addr, server) = serve(
             WebConfig {
                 bind: "127.0.0.1:0".parse().expect("addr"),
-                token: token.map(str::to_string),
+                token: token.map(Into::into),
             },
             store.clone(),
             stats.clone(),
