@@ -1,11 +1,13 @@
-//! Sinks: where decoded states go — Home Assistant, Prometheus, the web dashboard.
+//! Sinks: where decoded states go — Home Assistant, Prometheus, the web dashboard. Each
+//! reads the [`store`]; none writes back. (The PostgreSQL history is a store backend and
+//! lives in `store`; its layout doc says why.)
 //!
 //! # Layout
 //! - [`error`]: the [`SinkError`] enum.
 //! - [`web`]: the axum server: dashboard (embedded assets), REST API, SSE, CSV, `/metrics`.
 //! - [`metrics`]: the Prometheus/OpenMetrics exposition of states and bridge health.
 //! - [`home_assistant`]: MQTT discovery (configs, states, availability) to the user's broker.
-//! - [`units`]: display units (one catalog correction), Prometheus base units, snake_case names.
+//! - [`units`]: display units (the catalog's, unchanged), Prometheus base units and conversion, snake_case names.
 
 pub mod error;
 pub mod home_assistant;

@@ -1,11 +1,12 @@
 //! Home Assistant discovery against a real MQTT broker (`testkit::services::mqtt_broker`:
 //! mosquitto on 127.0.0.1:1883 by default), under a topic prefix unique to this run: every
 //! config is checked against HA's schema rules, then availability, states, retained
-//! configs and clean removal.
+//! configs and removal at shutdown.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
+use connect::MqttEndpoint;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::Value as Json;
 use sinks::home_assistant::{self, HomeAssistantConfig};
@@ -105,6 +106,47 @@ async fn retained(broker: &MqttBroker, base: &str) -> BTreeMap<String, String> {
     seen.remove(&marker);
     seen.retain(|_, p| !p.is_empty());
     seen
+}
+
+/// Clears everything retained under `base/#` (empty retained publishes), so the shared
+/// broker keeps nothing of this run.
+async fn clear_retained(broker: &MqttBroker, base: &str) {
+    let topics = retained(broker, base).await;
+    let opts = MqttOptions::new(unique("ob_test_clear"), broker.host.clone(), broker.port);
+    let (client, mut eventloop) = AsyncClient::new(opts, 100);
+    let publish = async {
+        for topic in topics.keys() {
+            client
+                .publish(topic, QoS::AtLeastOnce, true, Vec::new())
+                .await
+                .expect("queue the clearing publish");
+        }
+        client.disconnect().await.expect("queue disconnect");
+    };
+    let drive = async {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), async {
+        tokio::join!(publish, drive)
+    })
+    .await
+    .expect("cleared within 30 s");
+    let left = retained(broker, base).await;
+    assert!(
+        left.is_empty(),
+        "cleanup left {:?}",
+        left.keys().take(5).collect::<Vec<_>>()
+    );
+}
+
+/// The test broker as the sink's config wants it.
+fn endpoint(broker: &MqttBroker) -> MqttEndpoint {
+    MqttEndpoint::parse(&broker.url()).expect("the test broker's URL")
 }
 
 fn configs(seen: &BTreeMap<String, String>, discovery: &str) -> BTreeMap<String, Json> {
@@ -263,7 +305,7 @@ async fn discovery_configs_states_availability_and_removal() {
     let base = unique("ob_test");
     let config = HomeAssistantConfig {
         enabled: true,
-        broker: broker.url(),
+        broker: endpoint(&broker),
         client_id: unique("ob_test_bridge"),
         discovery_prefix: format!("{base}/homeassistant"),
         prefix: format!("{base}/oceanbridge"),
@@ -276,7 +318,7 @@ async fn discovery_configs_states_availability_and_removal() {
     let mut feed1 = Feed::new(SN1, 2);
     store.apply(&feed1.full(0), SystemTime::now());
     let shutdown = CancellationToken::new();
-    let sink = home_assistant::run(config.clone(), store.clone(), shutdown.clone());
+    let sink = home_assistant::run(config, store.clone(), shutdown.clone());
 
     // Device 1 (known at start): 141 device entities + 2 packs × 25.
     let main_entities = home_assistant::discovery::states_of(None).count();
@@ -417,17 +459,7 @@ async fn discovery_configs_states_availability_and_removal() {
     );
     assert_eq!(kept[&format!("{prefix}/bridge/availability")], "offline");
 
-    // Clean removal: nothing of ours stays retained.
-    let n = home_assistant::remove(&config, &[SN1.to_string(), SN2.to_string()])
-        .await
-        .expect("remove");
-    assert_eq!(n, 2 * (main_entities + 3 * pack_entities));
-    let left = retained(&broker, &base).await;
-    assert!(
-        left.is_empty(),
-        "still retained: {:?}",
-        left.keys().take(5).collect::<Vec<_>>()
-    );
+    clear_retained(&broker, &base).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -436,7 +468,7 @@ async fn remove_on_shutdown_clears_the_entities() {
     let base = unique("ob_test_rm");
     let config = HomeAssistantConfig {
         enabled: true,
-        broker: broker.url(),
+        broker: endpoint(&broker),
         client_id: unique("ob_test_bridge"),
         discovery_prefix: format!("{base}/homeassistant"),
         prefix: format!("{base}/oceanbridge"),
@@ -448,7 +480,7 @@ async fn remove_on_shutdown_clears_the_entities() {
     let store = StateStore::open(&StoreConfig::default()).expect("memory store");
     store.apply(&Feed::new(SN1, 1).full(0), SystemTime::now());
     let shutdown = CancellationToken::new();
-    let sink = home_assistant::run(config.clone(), store.clone(), shutdown.clone());
+    let sink = home_assistant::run(config, store.clone(), shutdown.clone());
     let expected = home_assistant::discovery::states_of(None).count()
         + home_assistant::discovery::states_of(Some(0)).count();
     let mut seen = BTreeMap::new();
@@ -475,25 +507,5 @@ async fn remove_on_shutdown_clears_the_entities() {
         left,
         vec![&format!("{base}/oceanbridge/bridge/availability")]
     );
-    home_assistant::remove(&config, &[])
-        .await
-        .expect("clear the bridge topic");
-    assert!(retained(&broker, &base).await.is_empty());
-}
-
-#[test]
-fn bad_broker_urls_are_reported() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let config = HomeAssistantConfig {
-        broker: "mqtt://:notaport".into(),
-        ..HomeAssistantConfig::default()
-    };
-    let result = rt.block_on(home_assistant::remove(&config, &[]));
-    assert!(
-        matches!(result, Err(sinks::SinkError::BrokerUrl(_))),
-        "{result:?}"
-    );
+    clear_retained(&broker, &base).await;
 }
