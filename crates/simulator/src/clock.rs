@@ -24,3 +24,15 @@ impl SimClock {
         self.start_epoch + self.origin.elapsed().as_secs_f64() * self.speed
     }
 }
+
+/// Simulated epoch seconds at start: `start_time` if configured, else the real time.
+pub(crate) fn start_epoch(start_time: Option<u64>) -> f64 {
+    start_time.map_or_else(
+        || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64())
+        },
+        |t| t as f64,
+    )
+}

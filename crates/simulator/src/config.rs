@@ -1,9 +1,14 @@
-//! The simulator's configuration: accounts, sockets, devices, speed and cadences (serde, documented defaults).
+//! The simulator's configuration: accounts, sockets, devices, speed and cadences (serde,
+//! documented defaults), and the checks [`Simulator::start`](crate::Simulator::start) runs on it.
+//! Durations are written like `"4s"`, `"250ms"`, `"24h"` (humantime).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use connect::MqttEndpoint;
 use serde::{Deserialize, Serialize};
+
+use crate::SimulatorError;
 
 /// Everything the simulator needs; every field has a default, so `{}` is a valid config.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -31,8 +36,8 @@ pub struct SimulatorConfig {
     pub mqtt_bind: SocketAddr,
     /// Simulated seconds per real second (e.g. 60 = one simulated hour per minute). Default 1.
     pub speed: f64,
-    /// How long an app login token stays valid (real time). Default 24 h.
-    #[serde(with = "secs")]
+    /// How long an app login token stays valid (real time). Default `"24h"`.
+    #[serde(with = "humantime_serde")]
     pub token_ttl: Duration,
     /// Publish into an external broker (e.g. mosquitto) instead of running the embedded one.
     pub external_broker: Option<ExternalBroker>,
@@ -53,6 +58,45 @@ pub struct SimulatorConfig {
     pub open_quota: bool,
     /// Report cadences.
     pub cadence: Cadence,
+}
+
+impl SimulatorConfig {
+    /// Refuses what the simulator cannot run: no or odd device serials, packs outside
+    /// 1..=3, a speed, PV peak, state of charge or UTC offset out of range.
+    pub fn validate(&self) -> Result<(), SimulatorError> {
+        let bad = |m: &str| Err(SimulatorError::Config(m.to_string()));
+        if self.devices.is_empty() {
+            return bad("at least one device serial is needed");
+        }
+        if self.devices.iter().any(|sn| {
+            sn.is_empty() || sn.contains(['/', '+', '#']) || sn.chars().any(char::is_whitespace)
+        }) {
+            return bad("device serials must be non-empty, without '/', '+', '#' or spaces");
+        }
+        let mut seen = std::collections::HashSet::new();
+        if !self.devices.iter().all(|sn| seen.insert(sn)) {
+            return bad("device serials must be unique");
+        }
+        if !(1..=3).contains(&self.packs) {
+            return bad("packs must be 1, 2 or 3");
+        }
+        if !(self.speed.is_finite() && self.speed > 0.0 && self.speed <= 100_000.0) {
+            return bad("speed must be a number in (0, 100000]");
+        }
+        if self.token_ttl.is_zero() {
+            return bad("token_ttl must be positive");
+        }
+        if !(self.pv_peak_w.is_finite() && (0.0..=25_000.0).contains(&self.pv_peak_w)) {
+            return bad("pv_peak_w must be within 0..=25000");
+        }
+        if !(self.initial_soc.is_finite() && (0.0..=100.0).contains(&self.initial_soc)) {
+            return bad("initial_soc must be within 0..=100");
+        }
+        if !(-14 * 60..=14 * 60).contains(&self.utc_offset_minutes) {
+            return bad("utc_offset_minutes must be within ±840");
+        }
+        Ok(())
+    }
 }
 
 impl Default for SimulatorConfig {
@@ -96,6 +140,33 @@ pub struct ExternalBroker {
     pub password: Option<String>,
 }
 
+impl ExternalBroker {
+    /// The broker at `url`, without a login: `mqtt://host[:port]` ([`MqttEndpoint`]), or
+    /// `host:port` as `oceanbridge simulate --external-broker` has always taken it. The
+    /// link is plain TCP, so `mqtts://` is refused.
+    pub fn from_url(url: &str) -> Result<ExternalBroker, SimulatorError> {
+        let with_scheme;
+        let url = if url.contains("://") {
+            url
+        } else {
+            with_scheme = format!("mqtt://{url}");
+            &with_scheme
+        };
+        let endpoint =
+            MqttEndpoint::parse(url).map_err(|e| SimulatorError::ExternalBroker(e.to_string()))?;
+        if endpoint.tls {
+            return Err(SimulatorError::ExternalBroker(format!(
+                "{url:?}: the simulator publishes over plain TCP; use mqtt://"
+            )));
+        }
+        Ok(ExternalBroker {
+            host: endpoint.host,
+            port: endpoint.port,
+            ..ExternalBroker::default()
+        })
+    }
+}
+
 impl Default for ExternalBroker {
     fn default() -> Self {
         ExternalBroker {
@@ -112,20 +183,20 @@ impl Default for ExternalBroker {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Cadence {
-    /// EnergyStreamItem (96/33). Default 4 s.
-    #[serde(with = "secs")]
+    /// EnergyStreamItem (96/33). Default `"4s"`.
+    #[serde(with = "humantime_serde")]
     pub energy_stream: Duration,
-    /// EMSHeartbeatReport (96/1). Default 30 s.
-    #[serde(with = "secs")]
+    /// EMSHeartbeatReport (96/1). Default `"30s"`.
+    #[serde(with = "humantime_serde")]
     pub heartbeat: Duration,
-    /// BPChangeReport (96/108). Default 30 s.
-    #[serde(with = "secs")]
+    /// BPChangeReport (96/108). Default `"30s"`.
+    #[serde(with = "humantime_serde")]
     pub battery_packs: Duration,
-    /// CloudBmsInfoReport (96/111). Default 60 s.
-    #[serde(with = "secs")]
+    /// CloudBmsInfoReport (96/111). Default `"1m"`.
+    #[serde(with = "humantime_serde")]
     pub cloud_bms: Duration,
-    /// Real-time floor for every cadence, whatever the speed. Default 250 ms.
-    #[serde(with = "secs")]
+    /// Real-time floor for every cadence, whatever the speed. Default `"250ms"`.
+    #[serde(with = "humantime_serde")]
     pub min_interval: Duration,
 }
 
@@ -158,22 +229,6 @@ impl Cadence {
     }
 }
 
-/// Durations in config files are plain (fractional) seconds.
-mod secs {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(d.as_secs_f64())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let v = f64::deserialize(d)?;
-        Duration::try_from_secs_f64(v).map_err(serde::de::Error::custom)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,6 +241,66 @@ mod tests {
         assert!(c.http_tls);
         assert_eq!(c.token_ttl, Duration::from_secs(86400));
         assert_eq!(c.cadence.energy_stream, Duration::from_secs(4));
+    }
+
+    #[test]
+    fn durations_are_human() {
+        let c: SimulatorConfig = serde_json::from_str(
+            r#"{"token_ttl": "10m", "cadence": {"energy_stream": "2s", "min_interval": "100ms"}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.token_ttl, Duration::from_secs(600));
+        assert_eq!(c.cadence.energy_stream, Duration::from_secs(2));
+        assert_eq!(c.cadence.min_interval, Duration::from_millis(100));
+        assert_eq!(c.cadence.heartbeat, Duration::from_secs(30));
+        let printed = serde_json::to_value(&c).unwrap();
+        assert_eq!(printed["token_ttl"], "10m");
+        assert_eq!(printed["cadence"]["min_interval"], "100ms");
+        let e = serde_json::from_str::<SimulatorConfig>(r#"{"token_ttl": 600}"#).unwrap_err();
+        assert!(e.to_string().contains("duration"), "{e}");
+    }
+
+    #[test]
+    fn external_brokers_are_urls_or_host_port() {
+        let b = ExternalBroker::from_url("mqtt://10.0.0.9:1999").unwrap();
+        assert_eq!((b.host.as_str(), b.port), ("10.0.0.9", 1999));
+        let b = ExternalBroker::from_url("broker.local:1884").unwrap();
+        assert_eq!((b.host.as_str(), b.port), ("broker.local", 1884));
+        let b = ExternalBroker::from_url("[::1]:1885").unwrap();
+        assert_eq!((b.host.as_str(), b.port), ("::1", 1885));
+        assert_eq!(ExternalBroker::from_url("localhost").unwrap().port, 1883);
+        for (url, why) in [
+            ("mqtts://h", "plain TCP"),
+            ("h:notaport", "h:notaport"),
+            ("http://h", "scheme"),
+        ] {
+            let e = ExternalBroker::from_url(url).unwrap_err().to_string();
+            assert!(e.contains(why), "{url}: {e}");
+        }
+    }
+
+    #[test]
+    fn invalid_configs_are_refused() {
+        assert!(SimulatorConfig::default().validate().is_ok());
+        for (change, why) in [
+            (
+                (|c: &mut SimulatorConfig| c.devices.clear()) as fn(&mut SimulatorConfig),
+                "at least one",
+            ),
+            (|c| c.devices = vec!["A/B".into()], "serials"),
+            (|c| c.devices = vec!["A".into(), "A".into()], "unique"),
+            (|c| c.packs = 4, "packs"),
+            (|c| c.speed = f64::NAN, "speed"),
+            (|c| c.token_ttl = Duration::ZERO, "token_ttl"),
+            (|c| c.pv_peak_w = 30_000.0, "pv_peak_w"),
+            (|c| c.initial_soc = 101.0, "initial_soc"),
+            (|c| c.utc_offset_minutes = 900, "utc_offset"),
+        ] {
+            let mut c = SimulatorConfig::default();
+            change(&mut c);
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(why), "{why}: {e}");
+        }
     }
 
     #[test]

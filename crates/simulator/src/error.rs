@@ -19,6 +19,10 @@ pub enum SimulatorError {
     UnknownDevice(String),
     #[error("device {0} is busy (command queue full)")]
     DeviceBusy(String),
+    #[error(
+        "the OS random number generator failed ({0}); the simulator needs it for its logins and tokens"
+    )]
+    Random(String),
     #[error("external broker: {0}")]
     ExternalBroker(String),
     #[error("frame encoding failed: {0}")]

@@ -18,23 +18,27 @@
 //! ```
 //!
 //! # Layout
-//! - [`config`]: [`SimulatorConfig`], [`ExternalBroker`], [`Cadence`] (serde, defaults).
+//! - [`config`]: [`SimulatorConfig`], [`ExternalBroker`], [`Cadence`] (serde, defaults, checks).
 //! - [`open_api`]: the open-API HMAC-SHA256 signature check (pure; the bridge's client
 //!   signs with its own code in `sources::signing`, so one misreading cannot pass both).
 //! - [`faults`]: [`Faults`], the fault switches.
 //! - [`stats`]: [`SimulatorStats`], counters of what happened.
 //! - [`fleet`]: many devices' frames (encoder only, no physics) published into a broker, for load.
 //! - [`physics`]: the pure, clock-driven model of a Fit (PV, load, packs, grid meter).
+//! - [`credentials`]: [`MqttCredentials`]: the random MQTT logins and tokens (OS RNG or an error).
 //! - `reports`: model → catalog states → report bytes, and the open-API JSON quota form.
-//! - `device`: one device task: cadences, get-all answers, offline message, one-shot faults.
+//! - `device`: the device tasks: cadences, get-all answers, offline message, one-shot faults.
+//! - `mqtt`: the MQTT side chosen at start — the embedded broker or an external one.
 //! - `broker`: the embedded MQTT/TLS broker (rumqttc's v4 codec) and its control.
 //! - `outlet`: publishing into the embedded or an external broker.
 //! - `http`: login, certification and the signed open API (axum over hyper, TLS or plain).
 //! - `tls`: the CA and server certificate generated at start (rcgen, rustls with ring).
 //! - `clock`: simulated time at `speed` × real time.
 //! - [`error`]: the error type, [`SimulatorError`].
+//! - this file: [`Simulator`]: start (the steps above in order), accessors, shutdown.
 
 pub mod config;
+pub mod credentials;
 pub mod error;
 pub mod faults;
 pub mod fleet;
@@ -46,28 +50,27 @@ mod broker;
 mod clock;
 mod device;
 mod http;
+mod mqtt;
 mod outlet;
 mod reports;
 mod tls;
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{Cadence, ExternalBroker, SimulatorConfig};
+pub use credentials::MqttCredentials;
 pub use error::SimulatorError;
 pub use faults::Faults;
 pub use stats::SimulatorStats;
 
 use broker::Broker;
-use http::{HttpState, MqttInfo};
-use physics::{FitModel, PhysicsConfig};
+use credentials::Logins;
 use stats::Counters;
 
 /// The two states that carry a direction and so go below their catalog minimum of 0, as
@@ -75,20 +78,12 @@ use stats::Counters;
 /// other state the simulator sends stays within its catalog range.
 pub const SIGNED_FLOWS: [&str; 2] = ["EnergyStreamItem.gridPwr", "EnergyStreamItem.bpPwr"];
 
-/// MQTT login a client gets from a certification endpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MqttCredentials {
-    pub username: String,
-    pub password: String,
-}
-
 /// A running simulated EcoFlow cloud. Call [`Simulator::shutdown`] to stop it cleanly.
 pub struct Simulator {
     http_base_url: String,
     mqtt_addr: SocketAddr,
     ca_cert_pem: String,
-    app_credentials: MqttCredentials,
-    open_credentials: MqttCredentials,
+    logins: Logins,
     user_id: String,
     devices: Vec<String>,
     faults: Faults,
@@ -100,258 +95,79 @@ pub struct Simulator {
     broker: Option<Broker>,
 }
 
-fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    if getrandom::fill(&mut buf).is_err() {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        for (i, b) in buf.iter_mut().enumerate() {
-            *b = (nanos >> ((i % 16) * 8)) as u8 ^ (i as u8).wrapping_mul(37);
-        }
-    }
-    hex::encode(buf)
-}
-
-fn validate(config: &SimulatorConfig) -> Result<(), SimulatorError> {
-    let bad = |m: &str| Err(SimulatorError::Config(m.to_string()));
-    if config.devices.is_empty() {
-        return bad("at least one device serial is needed");
-    }
-    if config.devices.iter().any(|sn| {
-        sn.is_empty() || sn.contains(['/', '+', '#']) || sn.chars().any(char::is_whitespace)
-    }) {
-        return bad("device serials must be non-empty, without '/', '+', '#' or spaces");
-    }
-    let mut seen = std::collections::HashSet::new();
-    if !config.devices.iter().all(|sn| seen.insert(sn)) {
-        return bad("device serials must be unique");
-    }
-    if !(1..=3).contains(&config.packs) {
-        return bad("packs must be 1, 2 or 3");
-    }
-    if !(config.speed.is_finite() && config.speed > 0.0 && config.speed <= 100_000.0) {
-        return bad("speed must be a number in (0, 100000]");
-    }
-    if config.token_ttl.is_zero() {
-        return bad("token_ttl must be positive");
-    }
-    if !(config.pv_peak_w.is_finite() && (0.0..=25_000.0).contains(&config.pv_peak_w)) {
-        return bad("pv_peak_w must be within 0..=25000");
-    }
-    if !(config.initial_soc.is_finite() && (0.0..=100.0).contains(&config.initial_soc)) {
-        return bad("initial_soc must be within 0..=100");
-    }
-    if !(-14 * 60..=14 * 60).contains(&config.utc_offset_minutes) {
-        return bad("utc_offset_minutes must be within ±840");
-    }
-    Ok(())
-}
-
-/// The host a client should dial for a listener bound to `addr`.
-fn dial_host(addr: SocketAddr) -> IpAddr {
+/// The address a client should dial for a listener bound to `addr` (loopback for an
+/// unspecified bind address).
+fn dial_addr(addr: SocketAddr) -> SocketAddr {
     if addr.ip().is_unspecified() {
-        IpAddr::V4(Ipv4Addr::LOCALHOST)
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
     } else {
-        addr.ip()
+        addr
     }
 }
 
 impl Simulator {
     /// Starts the HTTP API, the broker (or the external-broker link) and the devices.
     pub async fn start(config: SimulatorConfig) -> Result<Simulator, SimulatorError> {
-        validate(&config)?;
+        config.validate()?;
         let counters = Arc::new(Counters::default());
         let delay_micros = Arc::new(AtomicU64::new(0));
         let devices_stop = CancellationToken::new();
         let infra_stop = CancellationToken::new();
-        let mut infra_tasks = Vec::new();
         let identity = tls::generate()?;
+        let logins = Logins::generate()?;
+        // Client publishes (get-all requests) from the broker to every device.
         let (inbound, _) = broadcast::channel(256);
 
-        let app_credentials = MqttCredentials {
-            username: format!("app-{}", random_hex(12)),
-            password: random_hex(16),
-        };
-        let open_credentials = MqttCredentials {
-            username: format!("open-{}", random_hex(12)),
-            password: random_hex(16),
-        };
-        let (outlet, mqtt_addr, broker, app_mqtt, open_mqtt);
-        match &config.external_broker {
-            None => {
-                let creds = vec![
-                    (
-                        app_credentials.username.clone(),
-                        app_credentials.password.clone(),
-                    ),
-                    (
-                        open_credentials.username.clone(),
-                        open_credentials.password.clone(),
-                    ),
-                ];
-                let b = Broker::start(
-                    config.mqtt_bind,
-                    identity.acceptor.clone(),
-                    creds,
-                    inbound.clone(),
-                    counters.clone(),
-                    infra_stop.clone(),
-                )
-                .await?;
-                mqtt_addr = SocketAddr::new(dial_host(b.addr()), b.addr().port());
-                outlet = outlet::Outlet::Embedded(b.router());
-                let info = |c: &MqttCredentials| MqttInfo {
-                    url: mqtt_addr.ip().to_string(),
-                    port: mqtt_addr.port(),
-                    protocol: "mqtts".to_string(),
-                    account: c.username.clone(),
-                    password: c.password.clone(),
-                };
-                app_mqtt = info(&app_credentials);
-                open_mqtt = info(&open_credentials);
-                broker = Some(b);
-            }
-            Some(ext) => {
-                mqtt_addr = tokio::net::lookup_host((ext.host.as_str(), ext.port))
-                    .await
-                    .ok()
-                    .and_then(|mut addrs| addrs.next())
-                    .ok_or_else(|| {
-                        SimulatorError::ExternalBroker(format!("cannot resolve {}", ext.host))
-                    })?;
-                let (o, task) = outlet::connect_external(
-                    ext,
-                    &format!("oceanbridge-simulator-{}", random_hex(4)),
-                    inbound.clone(),
-                    infra_stop.clone(),
-                );
-                outlet = o;
-                infra_tasks.push(task);
-                let info = MqttInfo {
-                    url: ext.host.clone(),
-                    port: ext.port,
-                    protocol: "mqtt".to_string(),
-                    account: ext.username.clone().unwrap_or_default(),
-                    password: ext.password.clone().unwrap_or_default(),
-                };
-                app_mqtt = info.clone();
-                open_mqtt = info;
-                broker = None;
-            }
-        }
-
-        let start_epoch = config.start_time.map_or_else(
-            || {
-                SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0.0, |d| d.as_secs_f64())
-            },
-            |t| t as f64,
-        );
-        let clock = clock::SimClock::new(start_epoch, config.speed);
-        let mut views = Vec::new();
-        let mut device_tasks = Vec::new();
-        let mut senders = HashMap::new();
-        for (i, sn) in config.devices.iter().enumerate() {
-            let (tx, rx) = mpsc::channel(16);
-            senders.insert(sn.clone(), tx);
-            // Begin at the start day's local midnight and live through the day up to the
-            // start time, so day counters and batteries look like a system already running.
-            let offset = f64::from(config.utc_offset_minutes) * 60.0;
-            let midnight = ((start_epoch + offset) / 86400.0).floor() * 86400.0 - offset;
-            let mut model = FitModel::new(
-                PhysicsConfig {
-                    packs: usize::from(config.packs),
-                    pv_peak_w: config.pv_peak_w,
-                    initial_soc: config.initial_soc,
-                    seed: config.seed.wrapping_add(i as u64),
-                    utc_offset_s: i64::from(config.utc_offset_minutes) * 60,
-                },
-                midnight,
-            );
-            model.advance_to(start_epoch);
-            let (view, task) = device::spawn(
-                device::DeviceSetup {
-                    sn: sn.clone(),
-                    model,
-                    clock,
-                    cadence: config.cadence.clone(),
-                    speed: config.speed,
-                    xor: config.xor,
-                    utc_offset_minutes: config.utc_offset_minutes,
-                    pv_peak_w: config.pv_peak_w,
-                    open_account: config
-                        .open_quota
-                        .then(|| open_mqtt.account.clone())
-                        .filter(|a| !a.is_empty()),
-                    outlet: outlet.clone(),
-                    inbound: inbound.subscribe(),
-                    commands: rx,
-                    counters: counters.clone(),
-                    delay_micros: delay_micros.clone(),
-                    first_seq: 1000 * (i as i32 + 1),
-                },
-                devices_stop.clone(),
-            );
-            views.push(view);
-            device_tasks.push(task);
-        }
-
-        let state = Arc::new(HttpState {
-            email: config.email.clone(),
-            password: config.password.clone(),
-            user_id: config.user_id.clone(),
-            access_key: config.access_key.clone(),
-            secret_key: config.secret_key.clone(),
-            token_ttl: config.token_ttl,
-            app_mqtt,
-            open_mqtt,
-            devices: views,
-            counters: counters.clone(),
-            delay_micros: delay_micros.clone(),
-            tokens: std::sync::Mutex::new(HashMap::new()),
-        });
-        let tls_acceptor = config.http_tls.then(|| identity.acceptor.clone());
-        let (http_addr, http_task) = http::serve(
-            config.http_bind,
-            http::router(state),
-            tls_acceptor,
+        let mqtt = mqtt::start(
+            &config,
+            &identity.acceptor,
+            &logins,
+            inbound.clone(),
+            counters.clone(),
             infra_stop.clone(),
         )
-        .await
-        .map_err(|source| SimulatorError::Bind {
-            what: "HTTP API",
-            addr: config.http_bind,
-            source,
-        })?;
-        infra_tasks.push(http_task);
-        let scheme = if config.http_tls { "https" } else { "http" };
-        let http_base_url = format!(
-            "{scheme}://{}",
-            SocketAddr::new(dial_host(http_addr), http_addr.port())
+        .await?;
+        let open_account =
+            Some(mqtt.open.account.clone()).filter(|a| config.open_quota && !a.is_empty());
+        let devices = device::spawn_all(
+            &config,
+            &mqtt.outlet,
+            &inbound,
+            open_account,
+            &counters,
+            &delay_micros,
+            &devices_stop,
         );
+        let state = http::HttpState::new(
+            &config,
+            mqtt.app,
+            mqtt.open,
+            devices.views,
+            counters.clone(),
+            delay_micros.clone(),
+        );
+        let (http_base_url, http_task) =
+            http::start(&config, state, &identity.acceptor, infra_stop.clone()).await?;
         let faults = Faults::new(
-            broker.as_ref().map(Broker::control),
-            senders,
+            mqtt.broker.as_ref().map(Broker::control),
+            devices.commands,
             delay_micros,
             counters.clone(),
         );
         Ok(Simulator {
             http_base_url,
-            mqtt_addr,
+            mqtt_addr: mqtt.addr,
             ca_cert_pem: identity.ca_pem,
-            app_credentials,
-            open_credentials,
+            logins,
             user_id: config.user_id,
             devices: config.devices,
             faults,
             counters,
             devices_stop,
             infra_stop,
-            device_tasks,
-            infra_tasks,
-            broker,
+            device_tasks: devices.tasks,
+            infra_tasks: mqtt.link.into_iter().chain([http_task]).collect(),
+            broker: mqtt.broker,
         })
     }
 
@@ -372,12 +188,12 @@ impl Simulator {
 
     /// The MQTT login handed out by the app certification endpoint.
     pub fn app_credentials(&self) -> MqttCredentials {
-        self.app_credentials.clone()
+        self.logins.app.clone()
     }
 
     /// The MQTT login handed out by the open-API certification endpoint.
     pub fn open_credentials(&self) -> MqttCredentials {
-        self.open_credentials.clone()
+        self.logins.open.clone()
     }
 
     /// The account's user id (the one login returns).

@@ -37,7 +37,8 @@ pub struct SimulateArgs {
     /// Serve the HTTP API without TLS.
     #[arg(long)]
     pub plain_http: bool,
-    /// Publish into this MQTT broker (host:port, plain TCP) instead of the embedded one.
+    /// Publish into this MQTT broker (host:port or mqtt://host:port, plain TCP) instead of
+    /// the embedded one.
     #[arg(long)]
     pub external_broker: Option<String>,
     /// Login for the external broker.
@@ -101,15 +102,10 @@ fn build_config(args: &SimulateArgs) -> anyhow::Result<SimulatorConfig> {
         c.http_tls = false;
     }
     if let Some(addr) = &args.external_broker {
-        let (host, port) = addr
-            .rsplit_once(':')
-            .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
-            .with_context(|| format!("--external-broker wants host:port, got {addr:?}"))?;
         c.external_broker = Some(ExternalBroker {
-            host,
-            port,
             username: args.external_user.clone(),
             password: args.external_password.clone(),
+            ..ExternalBroker::from_url(addr).context("--external-broker")?
         });
     }
     let set = |target: &mut String, value: &Option<String>| {

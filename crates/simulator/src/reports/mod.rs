@@ -1,18 +1,26 @@
 //! Model → catalog states → genuine report bytes: the four reports a Fit sends (EMS
-//! heartbeat, energy stream, battery packs, cloud BMS info) and the open-API JSON quota form.
+//! heartbeat, energy stream, battery packs, cloud BMS info).
 //!
 //! Every catalog state of a report is filled, each number inside its catalog range, except
 //! the two signed flows of the energy stream: `gridPwr` (< 0 while exporting) and `bpPwr`
 //! (< 0 while charging), which carry the sign as the real device does so that
 //! `gridPwr + pvPwr + bpPwr = loadPwr + heatingPower + bpHeatingPower` holds. Per-pack and
 //! BMS powers and currents are magnitudes; the direction is in `bmsChgDsgSta`.
+//!
+//! # Layout
+//! - this file: the four report builders and [`encode`].
+//! - `quota`: the same states in the open-API JSON quota form.
+//! - `tests`: every catalog state, in range, balanced, decodable.
 
-use catalog::{Channel, Kind, StateDef};
+use catalog::{Channel, StateDef};
 use protocol::Value;
 use protocol::dispatch::MappedReport;
-use serde_json::{Map, Value as Json};
 
 use crate::physics::{FitModel, PACK_MAX_CHARGE_W, PACK_MAX_DISCHARGE_W, Pack, SOC_LOWER_LIMIT};
+
+mod quota;
+
+pub(crate) use quota::quota_json;
 
 /// States of one channel with their values.
 pub(crate) type States = Vec<(&'static StateDef, Value)>;
@@ -410,52 +418,5 @@ pub(crate) fn encode(
     }
 }
 
-/// The open-API JSON quota form of every current value: keys `96_<id>.<state>` and
-/// `96_108.bpInfo[i].<state>`, values as the device sends them (before Mult, codes for
-/// diagnostics).
-pub(crate) fn quota_json(m: &FitModel, cx: Context<'_>) -> Map<String, Json> {
-    let mut out = Map::new();
-    let mut put = |prefix: String, states: &States| {
-        for (s, v) in states {
-            out.insert(format!("{prefix}.{}", s.name), raw_json(s, v));
-        }
-    };
-    put("96_1".into(), &heartbeat(m, cx));
-    put("96_33".into(), &energy_stream(m, cx));
-    for (i, pack) in battery_packs(m, cx).iter().enumerate() {
-        put(format!("96_108.bpInfo[{i}]"), pack);
-    }
-    put("96_111".into(), &cloud_bms(m, cx, 0));
-    out
-}
-
-fn raw_json(s: &StateDef, v: &Value) -> Json {
-    match (s.kind, v) {
-        (Kind::Number, Value::Number(n)) => {
-            let raw = n / s.mult;
-            let raw = (raw * 1e6).round() / 1e6;
-            serde_json::Number::from_f64(raw).map_or(Json::Null, Json::Number)
-        }
-        (Kind::Diagnostic, Value::Text(t)) => s
-            .enum_code(t)
-            .map(Json::from)
-            .or_else(|| {
-                t.strip_suffix(" not part of array")
-                    .and_then(|c| c.parse::<u64>().ok())
-                    .map(Json::from)
-            })
-            .unwrap_or_else(|| Json::String(t.to_string())),
-        (_, Value::Text(t)) => Json::String(t.to_string()),
-        (_, Value::Number(n)) => serde_json::Number::from_f64(*n).map_or(Json::Null, Json::Number),
-        (_, Value::Array(items)) => Json::Array(
-            items
-                .iter()
-                .filter_map(|x| serde_json::Number::from_f64(*x).map(Json::Number))
-                .collect(),
-        ),
-    }
-}
-
 #[cfg(test)]
-#[path = "reports_tests.rs"]
 mod tests;

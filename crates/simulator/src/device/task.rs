@@ -1,144 +1,28 @@
 //! One simulated Fit system on the wire: advances its physics on the simulated clock,
 //! publishes the four reports at their cadences on `/app/device/property/<SN>`, answers
-//! get-all requests on `get_reply`, sends the offline message when stopped, and carries out
-//! the one-shot faults.
+//! get-all requests on `get_reply`, pushes the open-API status and quota routes, and sends
+//! the offline message when stopped.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use catalog::Channel;
+use protocol::FrameSpec;
 use protocol::dispatch::MappedReport;
-use protocol::{FrameSpec, Value};
-use serde_json::{Map, Value as JsonValue, json};
+use serde_json::json;
 use tokio::sync::{broadcast, mpsc};
-use tokio::task::JoinHandle;
 use tokio::time::{Interval, MissedTickBehavior, interval};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+use super::Device;
 use crate::broker::Message;
-use crate::clock::SimClock;
 use crate::config::Cadence;
 use crate::faults::DeviceCommand;
-use crate::outlet::Outlet;
-use crate::physics::FitModel;
-use crate::reports::{self, Context};
-use crate::stats::{Counters, add, bump};
-
-/// What the HTTP side may read of a device.
-#[derive(Clone)]
-pub(crate) struct DeviceView {
-    sn: String,
-    shared: Arc<Shared>,
-}
-
-struct Shared {
-    online: AtomicBool,
-    model: Mutex<FitModel>,
-    utc_offset_minutes: i32,
-    pv_peak_w: f64,
-}
-
-impl Shared {
-    fn model(&self) -> MutexGuard<'_, FitModel> {
-        self.model
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-impl DeviceView {
-    pub(crate) fn sn(&self) -> &str {
-        &self.sn
-    }
-
-    pub(crate) fn online(&self) -> bool {
-        self.shared.online.load(Ordering::Relaxed)
-    }
-
-    /// All current values in the open-API JSON form.
-    pub(crate) fn quota(&self) -> Map<String, JsonValue> {
-        let model = self.shared.model();
-        reports::quota_json(&model, self.context(&model))
-    }
-
-    fn context<'a>(&'a self, model: &FitModel) -> Context<'a> {
-        Context {
-            sn: &self.sn,
-            epoch: model.now().max(0.0) as u64,
-            utc_offset_minutes: self.shared.utc_offset_minutes,
-            pv_peak_w: self.shared.pv_peak_w,
-        }
-    }
-}
-
-/// Everything a device task needs.
-pub(crate) struct DeviceSetup {
-    pub(crate) sn: String,
-    pub(crate) model: FitModel,
-    pub(crate) clock: SimClock,
-    pub(crate) cadence: Cadence,
-    pub(crate) speed: f64,
-    pub(crate) xor: bool,
-    pub(crate) utc_offset_minutes: i32,
-    pub(crate) pv_peak_w: f64,
-    /// The open-API MQTT account, when the JSON quota form is pushed too.
-    pub(crate) open_account: Option<String>,
-    pub(crate) outlet: Outlet,
-    pub(crate) inbound: broadcast::Receiver<Message>,
-    pub(crate) commands: mpsc::Receiver<DeviceCommand>,
-    pub(crate) counters: Arc<Counters>,
-    pub(crate) delay_micros: Arc<AtomicU64>,
-    pub(crate) first_seq: i32,
-}
-
-struct Device {
-    view: DeviceView,
-    clock: SimClock,
-    xor: bool,
-    open_account: Option<String>,
-    outlet: Outlet,
-    counters: Arc<Counters>,
-    delay_micros: Arc<AtomicU64>,
-    seq: i32,
-    bms_index: usize,
-    running: bool,
-}
-
-/// Starts the device task; it runs until `shutdown`, then says goodbye (offline message).
-pub(crate) fn spawn(
-    setup: DeviceSetup,
-    shutdown: CancellationToken,
-) -> (DeviceView, JoinHandle<()>) {
-    let view = DeviceView {
-        sn: setup.sn,
-        shared: Arc::new(Shared {
-            online: AtomicBool::new(true),
-            model: Mutex::new(setup.model),
-            utc_offset_minutes: setup.utc_offset_minutes,
-            pv_peak_w: setup.pv_peak_w,
-        }),
-    };
-    let device = Device {
-        view: view.clone(),
-        clock: setup.clock,
-        xor: setup.xor,
-        open_account: setup.open_account,
-        outlet: setup.outlet,
-        counters: setup.counters,
-        delay_micros: setup.delay_micros,
-        seq: setup.first_seq,
-        bms_index: 0,
-        running: true,
-    };
-    let timers = Timers::new(&setup.cadence, setup.speed);
-    let task = tokio::spawn(device.run(timers, setup.inbound, setup.commands, shutdown));
-    (view, task)
-}
+use crate::reports;
+use crate::stats::{add, bump};
 
 /// One interval per report, plus the physics tick.
-struct Timers {
+pub(super) struct Timers {
     energy: Interval,
     heartbeat: Interval,
     packs: Interval,
@@ -147,7 +31,7 @@ struct Timers {
 }
 
 impl Timers {
-    fn new(c: &Cadence, speed: f64) -> Timers {
+    pub(super) fn new(c: &Cadence, speed: f64) -> Timers {
         let make = |period: Duration| {
             let mut i = interval(c.real_interval(period, speed));
             i.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -175,7 +59,7 @@ impl Timers {
 }
 
 impl Device {
-    async fn run(
+    pub(super) async fn run(
         mut self,
         mut t: Timers,
         mut inbound: broadcast::Receiver<Message>,
@@ -224,16 +108,16 @@ impl Device {
         }
     }
 
-    fn sn(&self) -> &str {
+    pub(super) fn sn(&self) -> &str {
         &self.view.sn
     }
 
-    fn next_seq(&mut self) -> i32 {
+    pub(super) fn next_seq(&mut self) -> i32 {
         self.seq = self.seq.wrapping_add(1);
         self.seq
     }
 
-    async fn send(&self, topic: String, payload: Vec<u8>, frames: u64) {
+    pub(super) async fn send(&self, topic: String, payload: Vec<u8>, frames: u64) {
         let micros = self.delay_micros.load(Ordering::Relaxed);
         if micros > 0 {
             tokio::time::sleep(Duration::from_micros(micros)).await;
@@ -293,70 +177,7 @@ impl Device {
         bump(&self.counters.get_all_answered);
     }
 
-    /// Carries out a command; true when the device (re)starts and should report at once.
-    async fn command(&mut self, cmd: DeviceCommand) -> bool {
-        let topic = protocol::topics::property_topic(self.sn());
-        match cmd {
-            DeviceCommand::Malformed => {
-                // Field 1 claims 32 bytes but only 2 follow: not a valid `Frames` message.
-                self.send(topic, vec![0x0a, 0x20, 0x01, 0x02], 0).await;
-            }
-            DeviceCommand::UnknownCmdPair => {
-                let seq = self.next_seq();
-                let frame = FrameSpec {
-                    cmd_func: 200,
-                    cmd_id: 201,
-                    pdata: vec![0x08, 0x01],
-                    device_sn: Some(self.sn().to_string()),
-                    seq,
-                    src: 2,
-                    xor: self.xor,
-                };
-                self.send(topic, protocol::encode_frames(vec![frame]), 1)
-                    .await;
-            }
-            DeviceCommand::OutOfRange => {
-                let states: Vec<_> = [("bpSoc", 150.0), ("meterAVoltage", 257.5)]
-                    .into_iter()
-                    .filter_map(|(name, v)| {
-                        catalog::find(Channel::EmsHeartbeatReport, name)
-                            .map(|s| (s, Value::Number(v)))
-                    })
-                    .collect();
-                match protocol::encode_report(Channel::EmsHeartbeatReport, &states) {
-                    Ok(pdata) => {
-                        let seq = self.next_seq();
-                        let frame = FrameSpec::report(
-                            MappedReport::EmsHeartbeat,
-                            pdata,
-                            self.sn(),
-                            seq,
-                            self.xor,
-                        );
-                        self.send(topic, protocol::encode_frames(vec![frame]), 1)
-                            .await;
-                    }
-                    Err(e) => warn!("out-of-range fault: {e}"),
-                }
-            }
-            DeviceCommand::Stop => {
-                if self.running {
-                    self.go_offline().await;
-                }
-            }
-            DeviceCommand::Start => {
-                if !self.running {
-                    self.running = true;
-                    self.view.shared.online.store(true, Ordering::Relaxed);
-                    self.publish_status(true).await;
-                    return true;
-                }
-            }
-        }
-        false
-    }
-
-    async fn go_offline(&mut self) {
+    pub(super) async fn go_offline(&mut self) {
         self.running = false;
         self.view.shared.online.store(false, Ordering::Relaxed);
         let seq = self.next_seq();
@@ -367,7 +188,7 @@ impl Device {
     }
 
     /// Open-API route: `/open/<account>/<SN>/status`.
-    async fn publish_status(&self, online: bool) {
+    pub(super) async fn publish_status(&self, online: bool) {
         if let Some(account) = &self.open_account {
             let topic = format!("/open/{account}/{}/status", self.sn());
             let body = json!({"params": {"status": u8::from(online)}});

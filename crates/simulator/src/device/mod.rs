@@ -1,0 +1,219 @@
+//! The simulated Fit systems: starting one task per configured device (its model warmed
+//! up to the start time), and the handles the rest of the simulator keeps — what HTTP
+//! reads ([`DeviceView`]) and where the fault switches send one-shot commands.
+//!
+//! # Layout
+//! - this file: [`DeviceView`], [`DeviceSetup`], [`spawn`] one device, [`spawn_all`].
+//! - `task`: one device on the wire — cadences, reports, get-all answers, the open-API
+//!   routes, going offline.
+//! - `commands`: the one-shot fault commands and stop/start.
+
+mod commands;
+mod task;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::{Map, Value as JsonValue};
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::SimulatorConfig;
+use crate::broker::Message;
+use crate::clock::{self, SimClock};
+use crate::config::Cadence;
+use crate::faults::DeviceCommand;
+use crate::outlet::Outlet;
+use crate::physics::{FitModel, PhysicsConfig};
+use crate::reports::{self, Context};
+use crate::stats::Counters;
+use task::Timers;
+
+/// What the HTTP side may read of a device.
+#[derive(Clone)]
+pub(crate) struct DeviceView {
+    sn: String,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    online: AtomicBool,
+    model: Mutex<FitModel>,
+    utc_offset_minutes: i32,
+    pv_peak_w: f64,
+}
+
+impl Shared {
+    fn model(&self) -> MutexGuard<'_, FitModel> {
+        self.model
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl DeviceView {
+    pub(crate) fn sn(&self) -> &str {
+        &self.sn
+    }
+
+    pub(crate) fn online(&self) -> bool {
+        self.shared.online.load(Ordering::Relaxed)
+    }
+
+    /// All current values in the open-API JSON form.
+    pub(crate) fn quota(&self) -> Map<String, JsonValue> {
+        let model = self.shared.model();
+        reports::quota_json(&model, self.context(&model))
+    }
+
+    fn context<'a>(&'a self, model: &FitModel) -> Context<'a> {
+        Context {
+            sn: &self.sn,
+            epoch: model.now().max(0.0) as u64,
+            utc_offset_minutes: self.shared.utc_offset_minutes,
+            pv_peak_w: self.shared.pv_peak_w,
+        }
+    }
+}
+
+/// Everything a device task needs.
+pub(crate) struct DeviceSetup {
+    pub(crate) sn: String,
+    pub(crate) model: FitModel,
+    pub(crate) clock: SimClock,
+    pub(crate) cadence: Cadence,
+    pub(crate) speed: f64,
+    pub(crate) xor: bool,
+    pub(crate) utc_offset_minutes: i32,
+    pub(crate) pv_peak_w: f64,
+    /// The open-API MQTT account, when the JSON quota form is pushed too.
+    pub(crate) open_account: Option<String>,
+    pub(crate) outlet: Outlet,
+    pub(crate) inbound: broadcast::Receiver<Message>,
+    pub(crate) commands: mpsc::Receiver<DeviceCommand>,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) delay_micros: Arc<AtomicU64>,
+    pub(crate) first_seq: i32,
+}
+
+struct Device {
+    view: DeviceView,
+    clock: SimClock,
+    xor: bool,
+    open_account: Option<String>,
+    outlet: Outlet,
+    counters: Arc<Counters>,
+    delay_micros: Arc<AtomicU64>,
+    seq: i32,
+    bms_index: usize,
+    running: bool,
+}
+
+/// Starts the device task; it runs until `shutdown`, then says goodbye (offline message).
+pub(crate) fn spawn(
+    setup: DeviceSetup,
+    shutdown: CancellationToken,
+) -> (DeviceView, JoinHandle<()>) {
+    let view = DeviceView {
+        sn: setup.sn,
+        shared: Arc::new(Shared {
+            online: AtomicBool::new(true),
+            model: Mutex::new(setup.model),
+            utc_offset_minutes: setup.utc_offset_minutes,
+            pv_peak_w: setup.pv_peak_w,
+        }),
+    };
+    let device = Device {
+        view: view.clone(),
+        clock: setup.clock,
+        xor: setup.xor,
+        open_account: setup.open_account,
+        outlet: setup.outlet,
+        counters: setup.counters,
+        delay_micros: setup.delay_micros,
+        seq: setup.first_seq,
+        bms_index: 0,
+        running: true,
+    };
+    let timers = Timers::new(&setup.cadence, setup.speed);
+    let task = tokio::spawn(device.run(timers, setup.inbound, setup.commands, shutdown));
+    (view, task)
+}
+
+/// The started devices.
+pub(crate) struct Devices {
+    /// What the HTTP side reads, in config order.
+    pub(crate) views: Vec<DeviceView>,
+    pub(crate) tasks: Vec<JoinHandle<()>>,
+    /// Each device's command queue, by serial (for the fault switches).
+    pub(crate) commands: HashMap<String, mpsc::Sender<DeviceCommand>>,
+}
+
+/// Starts one task per `config.devices`, all on one simulated clock, publishing through
+/// `outlet` and hearing get-all requests on `inbound`; they stop with `stop`.
+pub(crate) fn spawn_all(
+    config: &SimulatorConfig,
+    outlet: &Outlet,
+    inbound: &broadcast::Sender<Message>,
+    open_account: Option<String>,
+    counters: &Arc<Counters>,
+    delay_micros: &Arc<AtomicU64>,
+    stop: &CancellationToken,
+) -> Devices {
+    let start_epoch = clock::start_epoch(config.start_time);
+    let clock = SimClock::new(start_epoch, config.speed);
+    let mut devices = Devices {
+        views: Vec::new(),
+        tasks: Vec::new(),
+        commands: HashMap::new(),
+    };
+    for (i, sn) in config.devices.iter().enumerate() {
+        let (tx, rx) = mpsc::channel(16);
+        devices.commands.insert(sn.clone(), tx);
+        let (view, task) = spawn(
+            DeviceSetup {
+                sn: sn.clone(),
+                model: warmed_up_model(config, i, start_epoch),
+                clock,
+                cadence: config.cadence.clone(),
+                speed: config.speed,
+                xor: config.xor,
+                utc_offset_minutes: config.utc_offset_minutes,
+                pv_peak_w: config.pv_peak_w,
+                open_account: open_account.clone(),
+                outlet: outlet.clone(),
+                inbound: inbound.subscribe(),
+                commands: rx,
+                counters: counters.clone(),
+                delay_micros: delay_micros.clone(),
+                first_seq: 1000 * (i as i32 + 1),
+            },
+            stop.clone(),
+        );
+        devices.views.push(view);
+        devices.tasks.push(task);
+    }
+    devices
+}
+
+/// Device `index`'s model at `start_epoch`. It begins at the start day's local midnight
+/// and lives through the day up to the start time, so day counters and batteries look
+/// like a system already running.
+fn warmed_up_model(config: &SimulatorConfig, index: usize, start_epoch: f64) -> FitModel {
+    let offset = f64::from(config.utc_offset_minutes) * 60.0;
+    let midnight = ((start_epoch + offset) / 86400.0).floor() * 86400.0 - offset;
+    let mut model = FitModel::new(
+        PhysicsConfig {
+            packs: usize::from(config.packs),
+            pv_peak_w: config.pv_peak_w,
+            initial_soc: config.initial_soc,
+            seed: config.seed.wrapping_add(index as u64),
+            utc_offset_s: i64::from(config.utc_offset_minutes) * 60,
+        },
+        midnight,
+    );
+    model.advance_to(start_epoch);
+    model
+}
