@@ -252,9 +252,6 @@ impl PostgresSink {
     ) -> Result<PostgresSink, StoreError> {
         let table = checked_table(&config.table)?;
         let client = connect(&config.url, &table).await?;
-        // Both reasons show from the start (at 0), so a dashboard can rate() them.
-        stats.add_dropped(QUEUE_FULL, 0);
-        stats.add_dropped(WRITE_FAILED, 0);
         let HistoryTap { receiver, sent } =
             store.tap_history(config.queue_capacity, stats.clone(), QUEUE_FULL);
         let written = Arc::new(AtomicU64::new(0));
