@@ -86,9 +86,14 @@ impl Mosquitto {
     /// Starts the broker again on the same port (after [`Mosquitto::kill`]). Retries while
     /// the port is still taken; panics if it stays taken (another process bound it).
     pub fn start_again(&mut self) {
+        self.start_again_within(RESTART_LIMIT);
+    }
+
+    /// [`Mosquitto::start_again`], retrying for at most `limit`.
+    pub fn start_again_within(&mut self, limit: Duration) {
         assert!(self.proc.is_none(), "mosquitto is still running");
         let port = self.port;
-        let proc = wait_for_blocking(RESTART_LIMIT, || match self.launch(port) {
+        let proc = wait_for_blocking(limit, || match self.launch(port) {
             Launch::Running(proc) => Some(proc),
             Launch::PortTaken => None,
         });
