@@ -1,78 +1,74 @@
 //! `oceanbridge demo` as a user runs it: simulator + bridge in one process, dashboard
-//! on 127.0.0.1, live and changing states within 10 s, clean exit on SIGINT.
+//! on 127.0.0.1, live states that keep changing, clean exit on SIGINT. (How fast the
+//! first states arrive is printed, not asserted: speed targets live in benchmarks.)
 
-mod bridge_support;
+mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bridge_support::{Proc, bin, http_get, numbers, temp_path};
+use support::{STARTUP, bin, numbers, web_addr};
+use testkit::Proc;
+use testkit::http::blocking::{get, get_json};
 
 #[test]
-fn demo_serves_live_changing_states_within_ten_seconds() {
-    let db = temp_path("demo.db");
+fn demo_serves_live_changing_states() {
+    let dir = testkit::temp_dir("demo");
+    let db = dir.path().join("demo.db");
     let mut cmd = bin();
     cmd.args(["demo", "--port", "0", "--db"]).arg(&db);
     let mut demo = Proc::spawn(cmd);
-    let addr = demo.dashboard_addr(Duration::from_secs(20));
-    let line = demo.wait_stderr("live states after", Duration::from_secs(10));
+    let addr = web_addr(&demo, STARTUP);
+    let line = demo.wait_stderr("live states after", STARTUP);
     eprintln!("measured: {line}");
 
-    let first = numbers(addr);
+    let first = numbers(&get_json(addr, "/api/states", &[]));
     assert!(
         first.len() > 100,
         "most numeric states present, got {}",
         first.len()
     );
-    // Values change while we watch (energy stream every 4 s): poll, bounded.
-    let deadline = demo.started + Duration::from_secs(10);
-    let changed = loop {
-        std::thread::sleep(Duration::from_millis(500));
-        let now = numbers(addr);
-        let moved: Vec<&String> = now
+    // Values change while we watch (energy stream every 4 s): wait for the change.
+    let changed = testkit::wait_for_blocking(Duration::from_secs(60), || {
+        let now = numbers(&get_json(addr, "/api/states", &[]));
+        let moved = now
             .iter()
             .filter(|(k, v)| first.iter().any(|(k0, v0)| k0 == k && v0 != v))
-            .map(|(k, _)| k)
-            .collect();
-        if !moved.is_empty() {
-            break moved.len();
-        }
-        assert!(
-            Instant::now() < deadline + Duration::from_secs(2),
-            "no value changed within 10 s of start"
-        );
-    };
+            .count();
+        (moved > 0).then_some(moved)
+    })
+    .unwrap_or_else(|| panic!("no value changed within 60 s; stderr:\n{}", demo.stderr()));
     eprintln!(
         "measured: {changed} values changed {:.1} s after start",
-        demo.started.elapsed().as_secs_f64()
+        demo.started().elapsed().as_secs_f64()
     );
 
-    let (status, metrics) = http_get(addr, "/metrics");
-    assert_eq!(status, 200);
+    let metrics = get(addr, "/metrics", &[]);
+    assert_eq!(metrics.status, 200);
     assert!(
-        metrics.contains("oceanbridge"),
-        "metrics body: {metrics:.300}"
+        metrics.body.contains("oceanbridge"),
+        "metrics body: {:.300}",
+        metrics.body
     );
-    let (status, page) = http_get(addr, "/");
-    assert_eq!(status, 200);
+    let page = get(addr, "/", &[]);
+    assert_eq!(page.status, 200);
     assert!(
-        page.to_ascii_lowercase().contains("<html"),
+        page.body.to_ascii_lowercase().contains("<html"),
         "dashboard page"
     );
 
     demo.sigint();
-    let status = demo.wait_exit(Duration::from_secs(10));
+    let status = demo.wait_exit(Duration::from_secs(30));
     assert!(
         status.success(),
         "clean exit on SIGINT: {status:?}\n{}",
-        demo.stderr_text()
+        demo.stderr()
     );
     assert!(db.exists(), "SQLite history written to {}", db.display());
-    let _ = std::fs::remove_file(&db);
 }
 
 #[test]
 fn demo_open_api_way_in_also_reaches_live_states() {
-    let db = temp_path("demo-open.db");
+    let dir = testkit::temp_dir("demo-open");
     let mut cmd = bin();
     cmd.args([
         "demo",
@@ -81,41 +77,38 @@ fn demo_open_api_way_in_also_reaches_live_states() {
         "--port",
         "0",
         "--duration",
-        "30",
+        "120",
         "--db",
     ])
-    .arg(&db);
+    .arg(dir.path().join("demo-open.db"));
     let mut demo = Proc::spawn(cmd);
-    let addr = demo.dashboard_addr(Duration::from_secs(20));
-    demo.wait_stderr("live states after", Duration::from_secs(10));
-    assert!(numbers(addr).len() > 100);
+    let addr = web_addr(&demo, STARTUP);
+    demo.wait_stderr("live states after", STARTUP);
+    assert!(numbers(&get_json(addr, "/api/states", &[])).len() > 100);
     demo.sigterm();
-    let status = demo.wait_exit(Duration::from_secs(10));
+    let status = demo.wait_exit(Duration::from_secs(30));
     assert!(status.success(), "clean exit on SIGTERM: {status:?}");
-    let _ = std::fs::remove_file(&db);
 }
 
 #[test]
 fn demo_takes_a_free_port_when_the_wanted_one_is_busy() {
     let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = busy.local_addr().expect("addr").port();
-    let db = temp_path("demo-busy.db");
+    let dir = testkit::temp_dir("demo-busy");
     let mut cmd = bin();
     cmd.args([
         "demo",
         "--port",
         &port.to_string(),
         "--duration",
-        "30",
+        "120",
         "--db",
     ])
-    .arg(&db);
+    .arg(dir.path().join("demo-busy.db"));
     let mut demo = Proc::spawn(cmd);
-    let addr = demo.dashboard_addr(Duration::from_secs(20));
+    let addr = web_addr(&demo, STARTUP);
     assert_ne!(addr.port(), port, "fell back to another port");
-    let (status, _) = http_get(addr, "/api/devices");
-    assert_eq!(status, 200);
+    assert_eq!(get(addr, "/api/devices", &[]).status, 200);
     demo.sigterm();
-    assert!(demo.wait_exit(Duration::from_secs(10)).success());
-    let _ = std::fs::remove_file(&db);
+    assert!(demo.wait_exit(Duration::from_secs(30)).success());
 }

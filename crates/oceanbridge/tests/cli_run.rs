@@ -1,13 +1,15 @@
 //! `oceanbridge run`, `--print-config`, `record` and `replay` driven as a user would,
 //! against the simulator (started in this test process) over real sockets.
 
-mod bridge_support;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bridge_support::{Proc, bin, http_get, numbers, temp_path};
 use simulator::{Simulator, SimulatorConfig};
+use support::{STARTUP, bin, numbers, web_addr};
+use testkit::http::blocking::{get, get_json};
+use testkit::{Proc, TempDir};
 
 /// The simulated account's password: distinctive, so a leak anywhere is easy to spot.
 const SECRET: &str = "pw-7f3a9c-never-print-me";
@@ -15,6 +17,8 @@ const SECRET: &str = "pw-7f3a9c-never-print-me";
 struct Sim {
     runtime: tokio::runtime::Runtime,
     sim: Option<Simulator>,
+    /// Config files, CA and history of this test.
+    dir: TempDir,
 }
 
 impl Sim {
@@ -33,6 +37,7 @@ impl Sim {
         Sim {
             runtime,
             sim: Some(sim),
+            dir: testkit::temp_dir("cli-run"),
         }
     }
 
@@ -42,7 +47,7 @@ impl Sim {
 
     /// A config file for the app way in; the password comes from the environment.
     fn config_file(&self, name: &str, extra: &str) -> PathBuf {
-        let ca = temp_path(&format!("{name}-ca.pem"));
+        let ca = self.dir.path().join(format!("{name}-ca.pem"));
         std::fs::write(&ca, self.sim().ca_cert_pem()).expect("write CA");
         let text = format!(
             "[source]\nway_in = \"app\"\napi_url = \"{}\"\nca_file = \"{}\"\nemail = \"{}\"\n\
@@ -53,9 +58,14 @@ impl Sim {
             SimulatorConfig::default().email,
             self.sim().devices()[0],
         );
-        let path = temp_path(&format!("{name}.toml"));
+        let path = self.dir.path().join(format!("{name}.toml"));
         std::fs::write(&path, text).expect("write config");
         path
+    }
+
+    /// A path in this test's folder.
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
     }
 }
 
@@ -65,6 +75,14 @@ impl Drop for Sim {
             self.runtime.block_on(sim.shutdown());
         }
     }
+}
+
+/// Waits until the dashboard holds most numeric states.
+fn wait_for_states(run: &Proc, addr: std::net::SocketAddr) {
+    let found = testkit::wait_for_blocking(STARTUP, || {
+        (numbers(&get_json(addr, "/api/states", &[])).len() >= 100).then_some(())
+    });
+    assert!(found.is_some(), "no states:\n{}", run.stderr());
 }
 
 fn run_cmd(config: &Path, password: &str) -> std::process::Command {
@@ -77,7 +95,8 @@ fn run_cmd(config: &Path, password: &str) -> std::process::Command {
 
 #[test]
 fn print_config_redacts_every_secret() {
-    let path = temp_path("print.toml");
+    let dir = testkit::temp_dir("print-config");
+    let path = dir.path().join("print.toml");
     std::fs::write(
         &path,
         "[source]\nemail = \"me@example.com\"\npassword = \"file-pw-123\"\ndevices = [\"X\"]\n\
@@ -139,7 +158,8 @@ fn the_example_config_is_valid_for_every_section() {
 
 #[test]
 fn bad_config_is_one_clear_error() {
-    let path = temp_path("bad.toml");
+    let dir = testkit::temp_dir("bad-config");
+    let path = dir.path().join("bad.toml");
     std::fs::write(&path, "[source]\nway_in = \"carrier-pigeon\"\n").expect("write");
     let out = bin()
         .args(["run", "--config"])
@@ -163,31 +183,23 @@ fn bad_config_is_one_clear_error() {
 #[test]
 fn run_bridges_states_keeps_secrets_and_stops_on_sigterm() {
     let sim = Sim::start();
-    let db = temp_path("run.db");
+    let db = sim.path("run.db");
     let config = sim.config_file(
         "run",
         &format!("[store]\nsqlite_path = \"{}\"\n", db.display()),
     );
     let mut run = Proc::spawn(run_cmd(&config, SECRET));
-    let addr = run.dashboard_addr(Duration::from_secs(20));
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while numbers(addr).len() < 100 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no states:\n{}",
-            run.stderr_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let addr = web_addr(&run, STARTUP);
+    wait_for_states(&run, addr);
     for path in ["/metrics", "/api/devices", "/api/states"] {
-        let (status, body) = http_get(addr, path);
-        assert_eq!(status, 200);
-        assert!(!body.contains(SECRET), "{path} exposes the password");
+        let r = get(addr, path, &[]);
+        assert_eq!(r.status, 200);
+        assert!(!r.body.contains(SECRET), "{path} exposes the password");
     }
     run.sigterm();
-    let status = run.wait_exit(Duration::from_secs(10));
-    assert!(status.success(), "{status:?}\n{}", run.stderr_text());
-    let log = run.stderr_text();
+    let status = run.wait_exit(Duration::from_secs(30));
+    assert!(status.success(), "{status:?}\n{}", run.stderr());
+    let log = run.stderr();
     assert!(log.contains("MQTT connected"), "{log}");
     assert!(log.contains("SIGTERM"), "{log}");
     assert!(!log.contains(SECRET), "log exposes the password");
@@ -199,21 +211,29 @@ fn wrong_password_logs_a_clear_line_and_keeps_trying() {
     let sim = Sim::start();
     let config = sim.config_file("wrongpw", "");
     let mut run = Proc::spawn(run_cmd(&config, "wrong-password-xyz"));
-    let line = run.wait_stderr("Incorrect password", Duration::from_secs(15));
-    assert!(line.contains("retrying in"), "{line}");
-    std::thread::sleep(Duration::from_millis(1500));
-    let log = run.stderr_text();
+    // A refused password waits the longest delay (reconnect_max = "1s") before the next
+    // try, so n refusals take at least n − 1 seconds: checked against the elapsed time
+    // (a lower bound a slow machine cannot break) while waiting for three of them.
+    let log = testkit::wait_for_blocking(Duration::from_secs(60), || {
+        let log = run.stderr();
+        let refusals = log.matches("Incorrect password").count();
+        let elapsed = run.started().elapsed().as_secs_f64();
+        assert!(
+            (refusals as f64) <= 1.0 + elapsed,
+            "{refusals} refusals within {elapsed:.1} s: not backing off\n{log}"
+        );
+        (refusals >= 3).then_some(log)
+    })
+    .unwrap_or_else(|| panic!("fewer than 3 refused logins in 60 s:\n{}", run.stderr()));
+    for line in log.lines().filter(|l| l.contains("Incorrect password")) {
+        assert!(line.contains("retrying in 1.0 s"), "{line}");
+    }
     assert!(
         !log.contains("wrong-password-xyz"),
         "password in the log:\n{log}"
     );
-    let attempts = log.matches("Incorrect password").count();
-    assert!(
-        (1..=8).contains(&attempts),
-        "{attempts} attempts in ~1.5 s:\n{log}"
-    );
     run.sigterm();
-    assert!(run.wait_exit(Duration::from_secs(10)).success());
+    assert!(run.wait_exit(Duration::from_secs(30)).success());
     assert!(sim.sim().stats().logins_ok == 0);
 }
 
@@ -221,7 +241,7 @@ fn wrong_password_logs_a_clear_line_and_keeps_trying() {
 fn record_then_replay_with_corrupt_lines_reported_by_number() {
     let sim = Sim::start();
     let config = sim.config_file("record", "");
-    let out = temp_path("record.jsonl");
+    let out = sim.path("record.jsonl");
     let mut cmd = bin();
     cmd.args(["record", "--duration", "3", "--config"])
         .arg(&config)
@@ -229,8 +249,8 @@ fn record_then_replay_with_corrupt_lines_reported_by_number() {
         .arg(&out)
         .env("OCEANBRIDGE_PASSWORD", SECRET);
     let mut rec = Proc::spawn(cmd);
-    let status = rec.wait_exit(Duration::from_secs(20));
-    assert!(status.success(), "{}", rec.stderr_text());
+    let status = rec.wait_exit(STARTUP);
+    assert!(status.success(), "{}", rec.stderr());
     let text = std::fs::read_to_string(&out).expect("record file");
     let good = text.lines().count();
     assert!(
@@ -275,31 +295,23 @@ fn record_then_replay_with_corrupt_lines_reported_by_number() {
 
 #[test]
 fn run_writes_history_to_postgres_when_configured() {
+    let url = testkit::require!(testkit::services::postgres());
     let sim = Sim::start();
-    let table = format!("ob_run_pg_{}", std::process::id());
-    let url = "postgres://postgres@127.0.0.1:5432/test";
+    let table = testkit::unique("ob_run_pg");
     let config = sim.config_file(
         "pg",
         &format!("[store]\npostgres_url = \"{url}\"\npostgres_table = \"{table}\"\n"),
     );
     let mut run = Proc::spawn(run_cmd(&config, SECRET));
-    let addr = run.dashboard_addr(Duration::from_secs(20));
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while numbers(addr).len() < 100 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no states:\n{}",
-            run.stderr_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let addr = web_addr(&run, STARTUP);
+    wait_for_states(&run, addr);
     run.sigterm();
-    let status = run.wait_exit(Duration::from_secs(10));
-    assert!(status.success(), "{status:?}\n{}", run.stderr_text());
+    let status = run.wait_exit(Duration::from_secs(30));
+    assert!(status.success(), "{status:?}\n{}", run.stderr());
     let rows: i64 = sim.runtime.block_on(async {
-        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
             .await
-            .expect("PostgreSQL on 127.0.0.1:5432");
+            .unwrap_or_else(|e| panic!("PostgreSQL at {url}: {e}"));
         tokio::spawn(connection);
         let count = client
             .query_one(&format!("SELECT count(*) FROM {table}"), &[])

@@ -1,24 +1,29 @@
-//! Fleet mode against the real mosquitto on 127.0.0.1:1883 and PostgreSQL on
-//! 127.0.0.1:5432 (user postgres, db test): two bridge pipelines in one MQTT shared-
+//! Fleet mode against the shared MQTT broker (mosquitto on 127.0.0.1:1883) and PostgreSQL
+//! (127.0.0.1:5432, user postgres, db test): two bridge pipelines in one MQTT shared-
 //! subscription group split the device stream — every frame decoded exactly once across
 //! the pair, both writing to one PostgreSQL table — and when one dies, the other decodes
-//! every later frame. Topic prefix, group, serials and table are unique per run.
+//! every later frame. Topic prefix, group, serials and table are unique per run. Without
+//! the broker or PostgreSQL the test fails under `CI=true` and skips elsewhere.
 //!
 //! Each instance is the runtime's pipeline (`runtime::pipeline::run`) into a store with
 //! the PostgreSQL history sink; what it decoded is read back from the store's events.
 
+mod support;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
-use simulator::fleet::{FleetConfig, FleetPublisher, MARKER_KEY};
+use simulator::fleet::{FleetPublisher, MARKER_KEY};
 use sources::{BrokerConfig, BrokerSource, RawPayload};
 use store::{BridgeStats, PostgresConfig, PostgresSink, StateStore, StoreConfig, StoreEvent};
+use support::fleet::{Probes, fleet_on, frames, marker_rows, publish_rounds, run_id};
+use testkit::services::MqttBroker;
+use testkit::wait_until;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 const DEVICES: usize = 20;
 
 /// (serial, marker) of every frame one instance decoded, in order.
@@ -66,24 +71,35 @@ async fn collect_markers(mut events: broadcast::Receiver<Arc<StoreEvent>>, seen:
     }
 }
 
-async fn start_instance(name: &str, prefix: &str, group: &str, table: &str) -> Instance {
+/// Where the instances meet: the broker, PostgreSQL and the run's names.
+struct Run {
+    broker: MqttBroker,
+    pg_url: String,
+    prefix: String,
+    group: String,
+    table: String,
+}
+
+async fn start_instance(run: &Run, name: &str) -> Instance {
     let store = StateStore::open(&StoreConfig::default()).expect("memory store");
     let stats = BridgeStats::default();
     let shutdown = CancellationToken::new();
     let postgres = PostgresSink::start(
-        PostgresConfig::new(PG_URL, table),
+        PostgresConfig::new(run.pg_url.as_str(), run.table.as_str()),
         &store,
         &stats,
         shutdown.clone(),
     )
     .await
-    .expect("PostgreSQL on 127.0.0.1:5432 (user postgres, db test) is needed");
+    .unwrap_or_else(|e| panic!("PostgreSQL at {}: {e}", run.pg_url));
     let (tx, rx) = mpsc::channel::<RawPayload>(256);
+    let (prefix, group) = (&run.prefix, &run.group);
     let source = BrokerSource::new(
         BrokerConfig {
+            url: run.broker.url(),
             client_id: Some(format!("{group}-{name}")),
-            shared_group: Some(group.into()),
-            topic_prefix: prefix.into(),
+            shared_group: Some(group.clone()),
+            topic_prefix: prefix.clone(),
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(1),
             ..BrokerConfig::default()
@@ -135,32 +151,22 @@ impl Instance {
     }
 }
 
-async fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?}: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Publishes probe frames (their own serial) until `ok` holds; a probe that reaches no
-/// one is simply lost, so this also waits out subscription/unsubscription latency.
-async fn probe_until(probes: &FleetPublisher, what: &str, mut ok: impl FnMut(u32) -> bool) -> u32 {
-    let start = Instant::now();
-    for marker in 1..=400u32 {
-        probes.publish(0, marker).await.expect("probe published");
-        let sent = Instant::now();
-        while sent.elapsed() < Duration::from_millis(25) {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        if ok(marker) {
-            return marker;
-        }
-    }
-    panic!("{what}: not reached after {:?}", start.elapsed());
+/// Waits until each of `instances` has decoded a probe published after this call: then
+/// each has decoded every frame published before it (see `support::fleet`).
+async fn settle(probes: &mut Probes, instances: &[&Instance]) {
+    let first = probes.next_marker();
+    let sn = probes.serial.clone();
+    probes
+        .until(
+            "a probe after the rounds reaches every instance",
+            async |_| {
+                instances.iter().all(|i| {
+                    let seen = i.seen.lock().expect("seen");
+                    seen.iter().any(|(s, m)| *s == sn && *m >= first)
+                })
+            },
+        )
+        .await;
 }
 
 /// Every (serial, marker) of `expected` exactly once in `got`.
@@ -189,50 +195,6 @@ fn assert_exactly_once(got: &[(String, u32)], expected: &[(String, u32)], what: 
     assert_eq!(got.len(), expected.len(), "{what}: unexpected frames");
 }
 
-fn frames(fleet: &FleetConfig, markers: std::ops::Range<u32>) -> Vec<(String, u32)> {
-    markers
-        .flat_map(|m| (0..DEVICES).map(move |d| (fleet.serial(d), m)))
-        .collect()
-}
-
-async fn publish_rounds(fleet: &FleetPublisher, markers: std::ops::Range<u32>) {
-    for marker in markers {
-        for device in 0..DEVICES {
-            fleet.publish(device, marker).await.expect("published");
-        }
-    }
-    assert!(
-        fleet.flush(Duration::from_secs(20)).await,
-        "broker acknowledged every frame"
-    );
-}
-
-/// Marker rows per (device, marker) in PostgreSQL.
-async fn postgres_counts(table: &str, serial_prefix: &str) -> HashMap<(String, u32), i64> {
-    let (client, connection) = tokio_postgres::connect(PG_URL, tokio_postgres::NoTls)
-        .await
-        .expect("connect to PostgreSQL");
-    tokio::spawn(connection);
-    let rows = client
-        .query(
-            &format!(
-                "SELECT device, num, count(*) FROM {table} WHERE key = $1 AND device LIKE $2 \
-                 GROUP BY device, num"
-            ),
-            &[&MARKER_KEY, &format!("{serial_prefix}%")],
-        )
-        .await
-        .expect("query history");
-    rows.iter()
-        .map(|r| {
-            let device: String = r.get(0);
-            let num: f64 = r.get(1);
-            let n: i64 = r.get(2);
-            ((device, num as u32), n)
-        })
-        .collect()
-}
-
 fn assert_postgres(counts: &HashMap<(String, u32), i64>, expected: &[(String, u32)], what: &str) {
     for m in expected {
         assert_eq!(
@@ -245,53 +207,40 @@ fn assert_postgres(counts: &HashMap<(String, u32), i64>, expected: &[(String, u3
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shared_subscription_splits_the_stream_and_survives_a_dead_instance() {
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let run = format!("{}x{}", std::process::id(), nanos % 1_000_000_000);
-    let prefix = format!("obtest/{run}");
-    let group = format!("ob{run}");
-    let table = format!("fleet_{run}");
-    let fleet_config = FleetConfig {
-        serial_prefix: format!("F{run}D"),
-        topic_prefix: prefix.clone(),
-        connections: 2,
-        ..FleetConfig::default()
+    let broker = testkit::require!(testkit::services::mqtt_broker());
+    let pg_url = testkit::require!(testkit::services::postgres());
+    let id = run_id();
+    let run = Run {
+        prefix: format!("obtest/{id}"),
+        group: format!("ob{id}"),
+        table: format!("fleet_{id}"),
+        broker,
+        pg_url,
     };
-    let probe_config = FleetConfig {
-        serial_prefix: format!("P{run}D"),
-        topic_prefix: prefix.clone(),
-        connections: 1,
-        ..FleetConfig::default()
-    };
-    let probe_sn = probe_config.serial(0);
+    let fleet_config = fleet_on(&run.broker, &run.prefix, format!("F{id}D"), 2);
+    let mut probes =
+        Probes::connect(fleet_on(&run.broker, &run.prefix, format!("P{id}D"), 1)).await;
+    let (probe_sn, probe_prefix) = (probes.serial.clone(), probes.serial_prefix.clone());
 
-    let a = start_instance("a", &prefix, &group, &table).await;
-    let b = start_instance("b", &prefix, &group, &table).await;
+    let a = start_instance(&run, "a").await;
+    let b = start_instance(&run, "b").await;
     let fleet = FleetPublisher::connect(fleet_config.clone())
         .await
-        .expect("mosquitto on 127.0.0.1:1883 is needed (apt install mosquitto)");
-    let probes = FleetPublisher::connect(probe_config.clone())
-        .await
-        .expect("probe publisher");
+        .expect("fleet publisher connects");
 
     // Both subscribed: probes reach each of them.
-    probe_until(&probes, "both instances receive probes", |_| {
-        a.count(&probe_config.serial_prefix) > 0 && b.count(&probe_config.serial_prefix) > 0
-    })
-    .await;
+    probes
+        .until("both instances receive probes", async |_| {
+            a.count(&probe_prefix) > 0 && b.count(&probe_prefix) > 0
+        })
+        .await;
 
-    // Phase 1: N rounds × M devices with both alive.
+    // Phase 1: N rounds × M devices with both alive; settled once a later probe reached
+    // both (so a frame decoded twice would be counted by now too).
     let phase1 = 1..31u32;
-    publish_rounds(&fleet, phase1.clone()).await;
-    let expected1 = frames(&fleet_config, phase1.clone());
-    let total = || a.count(&fleet_config.serial_prefix) + b.count(&fleet_config.serial_prefix);
-    wait_until("phase 1 decoded", Duration::from_secs(20), || {
-        total() >= expected1.len()
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(300)).await; // room for any duplicate to show
+    publish_rounds(&fleet, DEVICES, phase1.clone()).await;
+    let expected1 = frames(&fleet_config, DEVICES, phase1.clone());
+    settle(&mut probes, &[&a, &b]).await;
     let (got_a, got_b) = (
         a.markers(&fleet_config.serial_prefix),
         b.markers(&fleet_config.serial_prefix),
@@ -306,17 +255,17 @@ async fn shared_subscription_splits_the_stream_and_survives_a_dead_instance() {
     assert_exactly_once(&both, &expected1, "phase 1 across the pair");
 
     // Both wrote their share into the one table: every frame there exactly once.
-    assert!(a.postgres.flush(Duration::from_secs(20)).await);
-    assert!(b.postgres.flush(Duration::from_secs(20)).await);
+    assert!(a.postgres.flush(Duration::from_secs(60)).await);
+    assert!(b.postgres.flush(Duration::from_secs(60)).await);
     assert!(a.postgres.written() > 0 && b.postgres.written() > 0);
-    let counts = postgres_counts(&format!("\"{table}\""), &fleet_config.serial_prefix).await;
+    let counts = marker_rows(&run.pg_url, &run.table, &fleet_config.serial_prefix).await;
     assert_postgres(&counts, &expected1, "phase 1");
     assert_eq!(counts.len(), expected1.len());
 
     // Instance a dies (its task is dropped mid-flight, as a killed process would be:
     // the socket closes without an MQTT DISCONNECT).
     a.source.abort();
-    wait_until("a's source ended", Duration::from_secs(5), || {
+    wait_until("a's source ended", Duration::from_secs(30), || {
         a.source.is_finished()
     })
     .await;
@@ -324,30 +273,23 @@ async fn shared_subscription_splits_the_stream_and_survives_a_dead_instance() {
     // b takes over: three probes in a row reach b (while a was in the group, the broker
     // alternated between the two).
     let mut streak = 0;
-    probe_until(&probes, "b receives every probe", |marker| {
-        streak = if b.has(&probe_sn, marker) {
-            streak + 1
-        } else {
-            0
-        };
-        streak >= 3
-    })
-    .await;
+    probes
+        .until("b receives every probe", async |marker| {
+            streak = if b.has(&probe_sn, marker) {
+                streak + 1
+            } else {
+                0
+            };
+            streak >= 3
+        })
+        .await;
 
     // Phase 2: every later frame is decoded, by b alone, exactly once.
     let phase2 = 31..51u32;
-    publish_rounds(&fleet, phase2.clone()).await;
-    let expected2 = frames(&fleet_config, phase2.clone());
+    publish_rounds(&fleet, DEVICES, phase2.clone()).await;
+    let expected2 = frames(&fleet_config, DEVICES, phase2.clone());
     let in_phase2 = |m: &(String, u32)| phase2.contains(&m.1);
-    wait_until("phase 2 decoded by b", Duration::from_secs(20), || {
-        b.markers(&fleet_config.serial_prefix)
-            .iter()
-            .filter(|m| in_phase2(m))
-            .count()
-            >= expected2.len()
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    settle(&mut probes, &[&b]).await;
     let got2: Vec<_> = b
         .markers(&fleet_config.serial_prefix)
         .into_iter()
@@ -355,8 +297,8 @@ async fn shared_subscription_splits_the_stream_and_survives_a_dead_instance() {
         .collect();
     assert_exactly_once(&got2, &expected2, "phase 2 after a died");
     assert_eq!(a.count(&fleet_config.serial_prefix), a_before);
-    assert!(b.postgres.flush(Duration::from_secs(20)).await);
-    let counts = postgres_counts(&format!("\"{table}\""), &fleet_config.serial_prefix).await;
+    assert!(b.postgres.flush(Duration::from_secs(60)).await);
+    let counts = marker_rows(&run.pg_url, &run.table, &fleet_config.serial_prefix).await;
     assert_postgres(&counts, &expected2, "phase 2");
     assert_eq!(counts.len(), expected1.len() + expected2.len());
 
@@ -383,11 +325,5 @@ async fn shared_subscription_splits_the_stream_and_survives_a_dead_instance() {
         i.postgres.join().await;
         i.collector.abort();
     }
-    let (client, connection) = tokio_postgres::connect(PG_URL, tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(connection);
-    let _ = client
-        .batch_execute(&format!("DROP TABLE IF EXISTS \"{table}\""))
-        .await;
+    support::fleet::drop_table(&run.pg_url, &run.table).await;
 }

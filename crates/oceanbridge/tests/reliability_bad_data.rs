@@ -4,7 +4,7 @@
 //! out-of-range value is flagged, not clipped, in the API and `/metrics`; an enum code
 //! outside the catalog's map shows the catalog's unknown text.
 
-mod reliability_support;
+mod support;
 
 use std::time::Duration;
 
@@ -12,10 +12,8 @@ use catalog::Channel;
 use protocol::Value;
 use protocol::dispatch::MappedReport;
 use protocol::encode::{FrameSpec, encode_frames, encode_report};
-use reliability_support::{
-    Bridge, Publisher, TempDir, get_json, metric, source_section, start_sim, state_row, wait_for,
-    write_ca,
-};
+use support::{Bridge, Publisher, metric, source_section, start_sim, state_row, write_ca};
+use testkit::wait_for_async;
 
 const REAL: &str = "HJ31ZDH5ZF220123";
 /// A serial only the test publishes for, so the simulator never overwrites its values.
@@ -47,20 +45,22 @@ fn counter(metrics: &str, family: &str, reason: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_payloads_are_counted_by_reason_and_skipped_out_of_range_is_flagged() {
     let sim = start_sim(&[REAL], 20.0).await;
-    let dir = TempDir::new("bad-data");
+    let dir = testkit::temp_dir("bad-data");
     let ca = write_ca(&sim, dir.path());
     let config = format!(
         "{}\n[web]\nbind = \"127.0.0.1:0\"\n",
         source_section(&sim, &[REAL, CRAFTED], Some(&ca))
     );
-    let bridge = Bridge::start(dir.path(), &config, &[], true);
-    let live = |b: &Bridge| -> Option<i64> {
-        let s = get_json(b, &format!("/api/states?device={REAL}"), None);
+    let bridge = tokio::task::block_in_place(|| Bridge::start(dir.path(), &config, &[]));
+    let live = async || -> Option<i64> {
+        let s = bridge
+            .get_json(&format!("/api/states?device={REAL}"), None)
+            .await;
         state_row(&s, "EnergyStreamItem.pvPwr")?["updated_ms"].as_i64()
     };
-    let first = wait_for(Duration::from_secs(20), || live(&bridge))
+    let first = wait_for_async(Duration::from_secs(60), async || live().await)
         .await
-        .unwrap_or_else(|| panic!("no live data in 20 s; stderr:\n{}", bridge.stderr()));
+        .unwrap_or_else(|| panic!("no live data in 60 s; stderr:\n{}", bridge.stderr()));
 
     // Malformed and unknown (cmd_func, cmd_id) frames from the simulator's fault switches.
     let faults = sim.faults();
@@ -96,9 +96,10 @@ async fn bad_payloads_are_counted_by_reason_and_skipped_out_of_range_is_flagged(
     publisher.publish(&topic, oversized).await;
     publisher.publish(&topic, good).await;
 
-    let metrics = wait_for(Duration::from_secs(15), || {
-        let (status, m) = bridge.get("/metrics", None);
-        assert_eq!(status, 200);
+    let metrics = wait_for_async(Duration::from_secs(60), async || {
+        let r = bridge.get("/metrics", None).await;
+        assert_eq!(r.status, 200);
+        let m = r.body;
         let done = counter(&m, "decode_errors", "malformed") >= 1.0
             && counter(&m, "decode_errors", truncated_reason) >= 1.0
             && counter(&m, "decode_errors", "oversized") >= 1.0
@@ -111,8 +112,7 @@ async fn bad_payloads_are_counted_by_reason_and_skipped_out_of_range_is_flagged(
     .await
     .unwrap_or_else(|| {
         panic!(
-            "bad payloads not counted by reason:\n{}\nstderr:\n{}",
-            bridge.get("/metrics", None).1,
+            "bad payloads not counted by reason in 60 s; stderr:\n{}",
             bridge.stderr()
         )
     });
@@ -128,7 +128,9 @@ async fn bad_payloads_are_counted_by_reason_and_skipped_out_of_range_is_flagged(
     assert!(metric(&metrics, "oceanbridge_states_out_of_range_total").unwrap_or(0.0) >= 1.0);
 
     // Out of range: flagged, not clipped; in range next to it: not flagged.
-    let states = get_json(&bridge, &format!("/api/states?device={CRAFTED}"), None);
+    let states = bridge
+        .get_json(&format!("/api/states?device={CRAFTED}"), None)
+        .await;
     let soc = state_row(&states, "EMSHeartbeatReport.bpSoc").expect("bpSoc row");
     assert_eq!(soc["value"], 150.0, "{soc}");
     assert_eq!(soc["out_of_range"], true, "{soc}");
@@ -147,8 +149,8 @@ async fn bad_payloads_are_counted_by_reason_and_skipped_out_of_range_is_flagged(
     );
 
     // Live data kept flowing past the bad payloads, and the bridge is still running.
-    wait_for(Duration::from_secs(10), || {
-        live(&bridge).filter(|t| *t > first)
+    wait_for_async(Duration::from_secs(60), async || {
+        live().await.filter(|t| *t > first)
     })
     .await
     .expect("live data after the bad payloads");

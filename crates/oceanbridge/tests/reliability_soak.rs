@@ -8,12 +8,13 @@
 //! Environment: `SOAK_SECS` (default 600), `SOAK_DEVICES` (100), `SOAK_SPEED` (5),
 //! `SOAK_FAULT_EVERY` (60 s).
 
-mod reliability_support;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use reliability_support::{Bridge, TempDir, metric, sim_config, wait_for, write_ca};
 use simulator::Simulator;
+use support::{Bridge, metric, sim_config, write_ca};
+use testkit::{wait_for, wait_for_async};
 
 fn env_or(name: &str, default: f64) -> f64 {
     std::env::var(name)
@@ -37,14 +38,13 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 /// Payloads the bridge decoded (and applied to the store).
-fn received(bridge: &Bridge) -> u64 {
-    let (_, m) = bridge.get("/metrics", None);
-    metric(&m, "oceanbridge_payloads_total").unwrap_or(0.0) as u64
+async fn received(bridge: &Bridge) -> u64 {
+    bridge.metric("oceanbridge_payloads_total").await as u64
 }
 
 /// History samples written and dropped (queue full) so far.
-fn history(bridge: &Bridge) -> (u64, u64) {
-    let (_, m) = bridge.get("/metrics", None);
+async fn history(bridge: &Bridge) -> (u64, u64) {
+    let m = bridge.get("/metrics", None).await.body;
     (
         metric(&m, "oceanbridge_history_samples_written_total").unwrap_or(0.0) as u64,
         metric(
@@ -64,12 +64,12 @@ struct Sample {
     dropped: u64,
 }
 
-fn sample(t: f64, pid: u32, bridge: &Bridge) -> Sample {
-    let (written, dropped) = history(bridge);
+async fn sample(t: f64, pid: u32, bridge: &Bridge) -> Sample {
+    let (written, dropped) = history(bridge).await;
     Sample {
         t,
         rss_kib: rss_kib(pid),
-        received: received(bridge),
+        received: received(bridge).await,
         written,
         dropped,
     }
@@ -94,7 +94,7 @@ async fn soak_many_devices_with_a_fault_every_minute() {
         .await
         .expect("simulator");
     let faults = sim.faults();
-    let dir = TempDir::new("soak");
+    let dir = testkit::temp_dir("soak");
     let ca = write_ca(&sim, dir.path());
     let devices: Vec<String> = serials.iter().map(|d| format!("{d:?}")).collect();
     let config = format!(
@@ -106,16 +106,16 @@ async fn soak_many_devices_with_a_fault_every_minute() {
         devices.join(", "),
         dir.path().join("history.db").display().to_string()
     );
-    let mut bridge = Bridge::start(dir.path(), &config, &[], true);
+    let mut bridge = tokio::task::block_in_place(|| Bridge::start(dir.path(), &config, &[]));
     let pid = bridge.pid();
-    wait_for(Duration::from_secs(30), || {
-        (received(&bridge) > count as u64).then_some(())
+    wait_for_async(Duration::from_secs(60), async || {
+        (received(&bridge).await > count as u64).then_some(())
     })
     .await
     .unwrap_or_else(|| panic!("no data; stderr:\n{}", bridge.stderr()));
 
     let started = Instant::now();
-    let mut rss: Vec<Sample> = vec![sample(0.0, pid, &bridge)];
+    let mut rss: Vec<Sample> = vec![sample(0.0, pid, &bridge).await];
     let mut windows: Vec<Window> = Vec::new();
     let mut faults_done = 0u32;
     let stop_all = |on: bool| {
@@ -134,14 +134,14 @@ async fn soak_many_devices_with_a_fault_every_minute() {
         stop_all(false);
         tokio::time::sleep(Duration::from_secs(2)).await;
         let p0 = sim.stats().payloads_published;
-        let r0 = received(&bridge);
+        let r0 = received(&bridge).await;
         let start_s = started.elapsed().as_secs_f64();
         stop_all(true);
         let window_end = started.elapsed() + fault_every.saturating_sub(Duration::from_secs(8));
         while started.elapsed() < window_end.min(total) {
             tokio::time::sleep(Duration::from_millis(500)).await;
             if started.elapsed() >= next_sample {
-                rss.push(sample(started.elapsed().as_secs_f64(), pid, &bridge));
+                rss.push(sample(started.elapsed().as_secs_f64(), pid, &bridge).await);
                 while next_sample <= started.elapsed() {
                     next_sample += Duration::from_secs(10);
                 }
@@ -150,12 +150,15 @@ async fn soak_many_devices_with_a_fault_every_minute() {
         stop_all(false);
         tokio::time::sleep(Duration::from_secs(2)).await;
         let published = sim.stats().payloads_published - p0;
-        let got = wait_for(Duration::from_secs(10), || {
-            let r = received(&bridge) - r0;
+        let got = match wait_for_async(Duration::from_secs(10), async || {
+            let r = received(&bridge).await - r0;
             (r >= published).then_some(r)
         })
         .await
-        .unwrap_or_else(|| received(&bridge) - r0);
+        {
+            Some(r) => r,
+            None => received(&bridge).await - r0,
+        };
         windows.push(Window {
             start_s,
             published,
@@ -183,8 +186,8 @@ async fn soak_many_devices_with_a_fault_every_minute() {
         .unwrap_or_else(|| panic!("no reconnect after fault {faults_done}"));
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    rss.push(sample(started.elapsed().as_secs_f64(), pid, &bridge));
-    let (_, m) = bridge.get("/metrics", None);
+    rss.push(sample(started.elapsed().as_secs_f64(), pid, &bridge).await);
+    let m = bridge.get("/metrics", None).await.body;
     let hist_dropped = metric(
         &m,
         "oceanbridge_dropped_total{reason=\"history_queue_full\"}",

@@ -6,27 +6,34 @@
 //!   its 5 s busy timeout per batch); the bounded writer queue overflows, the drops are
 //!   counted (`dropped{reason="history_queue_full"}`), memory stays flat, live data keeps
 //!   flowing, and once the lock is released the history is written again.
+//!
+//! The full-disk test needs `prlimit` (util-linux): without it, it fails under `CI=true`
+//! and skips elsewhere.
 
-mod reliability_support;
+mod support;
 
 use std::process::Command;
 use std::time::Duration;
 
-use reliability_support::{
-    Bridge, TempDir, get_json, metric, source_section, start_sim, state_row, wait_for, write_ca,
-};
+use support::{Bridge, source_section, start_sim, state_row, write_ca};
+use testkit::wait_for_async;
 
 const DEVICE: &str = "HJ31ZDH5ZF220123";
 
-fn live_updated_ms(bridge: &Bridge) -> Option<i64> {
-    let s = get_json(bridge, &format!("/api/states?device={DEVICE}"), None);
+async fn live_updated_ms(bridge: &Bridge) -> Option<i64> {
+    let s = bridge
+        .get_json(&format!("/api/states?device={DEVICE}"), None)
+        .await;
     state_row(&s, "EnergyStreamItem.pvPwr")?["updated_ms"].as_i64()
 }
 
-fn metrics_value(bridge: &Bridge, prefix: &str) -> f64 {
-    let (status, body) = bridge.get("/metrics", None);
-    assert_eq!(status, 200);
-    metric(&body, prefix).unwrap_or(0.0)
+/// Waits until the live value is newer than `since` (live data keeps flowing).
+async fn live_after(bridge: &Bridge, since: i64, what: &str) {
+    let newer = wait_for_async(Duration::from_secs(60), async || {
+        live_updated_ms(bridge).await.filter(|t| *t > since)
+    })
+    .await;
+    assert!(newer.is_some(), "{what}; stderr:\n{}", bridge.stderr());
 }
 
 /// VmRSS of a process in KiB.
@@ -43,11 +50,9 @@ fn rss_kib(pid: u32) -> Option<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn full_disk_history_fails_loudly_live_data_keeps_flowing() {
-    if Command::new("prlimit").arg("--version").output().is_err() {
-        panic!("prlimit (util-linux) is needed for the full-disk test");
-    }
+    let prlimit = testkit::require!(testkit::services::program("prlimit", "util-linux"));
     let sim = start_sim(&[DEVICE], 20.0).await;
-    let dir = TempDir::new("full-disk");
+    let dir = testkit::temp_dir("full-disk");
     let ca = write_ca(&sim, dir.path());
     let db = dir.path().join("history.db");
     let config = format!(
@@ -57,21 +62,23 @@ async fn full_disk_history_fails_loudly_live_data_keeps_flowing() {
     );
     // 96 KiB per file: the schema fits, the write-ahead log soon does not.
     let mut command = Command::new("sh");
-    command.args([
-        "-c",
-        "trap '' XFSZ; exec prlimit --fsize=98304 -- \"$0\" \"$@\"",
-        env!("CARGO_BIN_EXE_oceanbridge"),
-    ]);
-    let mut bridge = Bridge::start_with(command, dir.path(), &config, &[], true);
+    command
+        .args(["-c", "trap '' XFSZ; exec \"$0\" --fsize=98304 -- \"$@\""])
+        .arg(&prlimit)
+        .arg(env!("CARGO_BIN_EXE_oceanbridge"))
+        .env_remove("RUST_LOG");
+    let mut bridge =
+        tokio::task::block_in_place(|| Bridge::start_with(command, dir.path(), &config, &[]));
 
-    let failed = wait_for(Duration::from_secs(30), || {
-        let f = metrics_value(&bridge, "oceanbridge_history_write_failures_total");
+    let failures = "oceanbridge_history_write_failures_total";
+    let failed = wait_for_async(Duration::from_secs(60), async || {
+        let f = bridge.metric(failures).await;
         (f > 0.0).then_some(f)
     })
     .await
     .unwrap_or_else(|| {
         panic!(
-            "no history write failure in 30 s; stderr:\n{}",
+            "no history write failure in 60 s; stderr:\n{}",
             bridge.stderr()
         )
     });
@@ -81,26 +88,17 @@ async fn full_disk_history_fails_loudly_live_data_keeps_flowing() {
         log.contains("history write failed"),
         "store error not logged:\n{log}"
     );
-    let devices = get_json(&bridge, "/api/devices", None);
+    let devices = bridge.get_json("/api/devices", None).await;
     assert!(
         devices["history"]["failed"].as_u64().unwrap_or(0) > 0,
         "{devices}"
     );
 
     // Live values keep updating after the disk filled up, and the process is alive.
-    let since = live_updated_ms(&bridge).expect("live data");
-    wait_for(Duration::from_secs(10), || {
-        live_updated_ms(&bridge).filter(|t| *t > since)
-    })
-    .await
-    .unwrap_or_else(|| {
-        panic!(
-            "live data stopped with the disk full; stderr:\n{}",
-            bridge.stderr()
-        )
-    });
-    let more = wait_for(Duration::from_secs(10), || {
-        let f = metrics_value(&bridge, "oceanbridge_history_write_failures_total");
+    let since = live_updated_ms(&bridge).await.expect("live data");
+    live_after(&bridge, since, "live data stopped with the disk full").await;
+    let more = wait_for_async(Duration::from_secs(60), async || {
+        let f = bridge.metric(failures).await;
         (f > failed).then_some(f)
     })
     .await;
@@ -114,7 +112,7 @@ async fn full_disk_history_fails_loudly_live_data_keeps_flowing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn slow_disk_bounded_queue_drops_are_counted_memory_stays_flat() {
     let sim = start_sim(&[DEVICE], 20.0).await;
-    let dir = TempDir::new("slow-disk");
+    let dir = testkit::temp_dir("slow-disk");
     let ca = write_ca(&sim, dir.path());
     let db = dir.path().join("history.db");
     let config = format!(
@@ -122,9 +120,10 @@ async fn slow_disk_bounded_queue_drops_are_counted_memory_stays_flat() {
         source_section(&sim, &[DEVICE], Some(&ca)),
         db.display().to_string()
     );
-    let mut bridge = Bridge::start(dir.path(), &config, &[], true);
-    wait_for(Duration::from_secs(20), || {
-        (metrics_value(&bridge, "oceanbridge_history_samples_written_total") > 0.0).then_some(())
+    let mut bridge = tokio::task::block_in_place(|| Bridge::start(dir.path(), &config, &[]));
+    let written_total = "oceanbridge_history_samples_written_total";
+    wait_for_async(Duration::from_secs(60), async || {
+        (bridge.metric(written_total).await > 0.0).then_some(())
     })
     .await
     .unwrap_or_else(|| panic!("no history written; stderr:\n{}", bridge.stderr()));
@@ -134,29 +133,24 @@ async fn slow_disk_bounded_queue_drops_are_counted_memory_stays_flat() {
     lock.busy_timeout(Duration::from_secs(5)).expect("timeout");
     lock.execute_batch("BEGIN IMMEDIATE").expect("write lock");
     let rss_before = rss_kib(bridge.pid()).expect("rss");
-    let dropped = |b: &Bridge| {
-        metrics_value(
-            b,
-            "oceanbridge_dropped_total{reason=\"history_queue_full\"}",
-        )
-    };
-    let drops = wait_for(Duration::from_secs(20), || {
-        let d = dropped(&bridge);
+    let dropped = "oceanbridge_dropped_total{reason=\"history_queue_full\"}";
+    let drops = wait_for_async(Duration::from_secs(60), async || {
+        let d = bridge.metric(dropped).await;
         (d >= 200.0).then_some(d)
     })
     .await
     .unwrap_or_else(|| panic!("no queue overflow counted; stderr:\n{}", bridge.stderr()));
     // Live data keeps flowing while history is stuck.
-    let since = live_updated_ms(&bridge).expect("live");
-    wait_for(Duration::from_secs(5), || {
-        live_updated_ms(&bridge).filter(|t| *t > since)
+    let since = live_updated_ms(&bridge).await.expect("live");
+    live_after(&bridge, since, "no live data while the disk is slow").await;
+    // Keep the writer stuck a while longer: drops keep being counted (another 200),
+    // memory does not grow.
+    let more = wait_for_async(Duration::from_secs(60), async || {
+        (bridge.metric(dropped).await >= drops + 200.0).then_some(())
     })
-    .await
-    .expect("live data while the disk is slow");
-    // Keep the writer stuck a while longer: drops grow, memory does not.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    .await;
+    assert!(more.is_some(), "drops stopped being counted");
     let rss_during = rss_kib(bridge.pid()).expect("rss");
-    assert!(dropped(&bridge) > drops, "drops stopped being counted");
     assert!(
         rss_during < rss_before + 16 * 1024,
         "RSS grew from {rss_before} KiB to {rss_during} KiB with the writer stuck"
@@ -165,10 +159,9 @@ async fn slow_disk_bounded_queue_drops_are_counted_memory_stays_flat() {
     // Release: the history is written again.
     lock.execute_batch("COMMIT").expect("release");
     drop(lock);
-    let written = metrics_value(&bridge, "oceanbridge_history_samples_written_total");
-    wait_for(Duration::from_secs(20), || {
-        (metrics_value(&bridge, "oceanbridge_history_samples_written_total") > written)
-            .then_some(())
+    let written = bridge.metric(written_total).await;
+    wait_for_async(Duration::from_secs(60), async || {
+        (bridge.metric(written_total).await > written).then_some(())
     })
     .await
     .unwrap_or_else(|| {

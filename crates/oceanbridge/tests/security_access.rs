@@ -3,12 +3,12 @@
 //! TLS verification is on by default — against the simulator WITHOUT its CA configured,
 //! the bridge fails with a clear certificate error, backs off and never logs in.
 
-mod reliability_support;
+mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
-use reliability_support::{Bridge, TempDir, source_section, start_sim, wait_for, write_ca};
+use support::{Bridge, bin, source_section, start_sim, write_ca};
+use testkit::wait_for;
 
 const DEVICE: &str = "HJ31ZDH5ZF220123";
 const TOKEN: &str = "access-test-token-3c1d";
@@ -22,7 +22,7 @@ fn dashboard_binds_loopback_by_default() {
     let empty: sinks::web::WebConfig = toml::from_str("").expect("empty [web]");
     assert!(empty.bind.ip().is_loopback(), "{:?}", empty.bind);
     // The demo's default address.
-    let out = Command::new(env!("CARGO_BIN_EXE_oceanbridge"))
+    let out = bin()
         .args(["demo", "--help"])
         .output()
         .expect("demo --help");
@@ -33,20 +33,16 @@ fn dashboard_binds_loopback_by_default() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn api_and_metrics_need_the_token_when_one_is_set() {
     let sim = start_sim(&[DEVICE], 20.0).await;
-    let dir = TempDir::new("access");
+    let dir = testkit::temp_dir("access");
     let ca = write_ca(&sim, dir.path());
     let config = format!(
         "{}\n[web]\nbind = \"127.0.0.1:0\"\n",
         source_section(&sim, &[DEVICE], Some(&ca))
     );
-    let bridge = Bridge::start(
-        dir.path(),
-        &config,
-        &[("OCEANBRIDGE_WEB_TOKEN", TOKEN)],
-        true,
-    );
-    let web = bridge.web.expect("web");
-    assert!(web.ip().is_loopback());
+    let bridge = tokio::task::block_in_place(|| {
+        Bridge::start(dir.path(), &config, &[("OCEANBRIDGE_WEB_TOKEN", TOKEN)])
+    });
+    assert!(bridge.web.ip().is_loopback());
     let protected = [
         "/api/devices".to_string(),
         format!("/api/states?device={DEVICE}"),
@@ -55,24 +51,22 @@ async fn api_and_metrics_need_the_token_when_one_is_set() {
         "/metrics".to_string(),
     ];
     for path in &protected {
-        let (status, _) = bridge.get(path, None);
-        assert_eq!(status, 401, "GET {path} without a token");
-        let (status, _) = bridge.get(path, Some("not-the-token"));
-        assert_eq!(status, 401, "GET {path} with a wrong token");
-        let (status, _) = bridge.get(path, Some(&TOKEN[..TOKEN.len() - 1]));
-        assert_eq!(status, 401, "GET {path} with a prefix of the token");
-        let (status, body) = bridge.get(path, Some(TOKEN));
-        assert_eq!(status, 200, "GET {path} with the token: {body}");
+        let r = bridge.get(path, None).await;
+        assert_eq!(r.status, 401, "GET {path} without a token");
+        let r = bridge.get(path, Some("not-the-token")).await;
+        assert_eq!(r.status, 401, "GET {path} with a wrong token");
+        let r = bridge.get(path, Some(&TOKEN[..TOKEN.len() - 1])).await;
+        assert_eq!(r.status, 401, "GET {path} with a prefix of the token");
+        let r = bridge.get(path, Some(TOKEN)).await;
+        assert_eq!(r.status, 200, "GET {path} with the token: {}", r.body);
     }
-    // The SSE stream is protected too (checked on the status line only).
-    let (status, _) = bridge.get("/api/events", None);
-    assert_eq!(status, 401);
+    // The SSE stream is protected too (a 401 answer, not a stream).
+    assert_eq!(bridge.get("/api/events", None).await.status, 401);
     // `?token=` works for what cannot send headers (EventSource).
-    let (status, _) = bridge.get(&format!("/metrics?token={TOKEN}"), None);
-    assert_eq!(status, 200);
+    let r = bridge.get(&format!("/metrics?token={TOKEN}"), None).await;
+    assert_eq!(r.status, 200);
     // The dashboard's static files hold no data and stay public.
-    let (status, _) = bridge.get("/", None);
-    assert_eq!(status, 200);
+    assert_eq!(bridge.get("/", None).await.status, 200);
     drop(bridge);
     sim.shutdown().await;
 }
@@ -80,15 +74,15 @@ async fn api_and_metrics_need_the_token_when_one_is_set() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tls_is_verified_by_default_an_untrusted_cloud_is_refused_with_backoff() {
     let sim = start_sim(&[DEVICE], 20.0).await;
-    let dir = TempDir::new("tls");
+    let dir = testkit::temp_dir("tls");
     // No ca_file: only the public web roots are trusted, the simulator's CA is not.
     let config = format!(
         "{}\n[web]\nbind = \"127.0.0.1:0\"\n",
         source_section(&sim, &[DEVICE], None)
     );
-    let mut bridge = Bridge::start(dir.path(), &config, &[], true);
+    let mut bridge = tokio::task::block_in_place(|| Bridge::start(dir.path(), &config, &[]));
     // Three failed attempts, each followed by a backoff line.
-    let log = wait_for(Duration::from_secs(20), || {
+    let log = wait_for(Duration::from_secs(60), || {
         let log = bridge.stderr();
         (log.matches("retrying in").count() >= 3).then_some(log)
     })
@@ -112,9 +106,9 @@ async fn tls_is_verified_by_default_an_untrusted_cloud_is_refused_with_backoff()
     let stats = sim.stats();
     assert_eq!(stats.logins_ok, 0, "{stats:?}");
     assert_eq!(stats.mqtt_connections, 0, "{stats:?}");
-    let (status, body) = bridge.get("/api/devices", None);
-    assert_eq!(status, 200);
-    assert!(body.contains("\"devices\":[]"), "{body}");
+    let r = bridge.get("/api/devices", None).await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("\"devices\":[]"), "{}", r.body);
     assert!(
         bridge.exited().is_none(),
         "the bridge gave up instead of backing off"
@@ -126,10 +120,10 @@ async fn tls_is_verified_by_default_an_untrusted_cloud_is_refused_with_backoff()
         "{}\n[web]\nbind = \"127.0.0.1:0\"\n",
         source_section(&sim, &[DEVICE], Some(&ca))
     );
-    bridge.stop();
-    let ok_dir = TempDir::new("tls-ok");
-    let bridge = Bridge::start(ok_dir.path(), &trusted, &[], true);
-    wait_for(Duration::from_secs(20), || {
+    tokio::task::block_in_place(|| bridge.stop());
+    let ok_dir = testkit::temp_dir("tls-ok");
+    let bridge = tokio::task::block_in_place(|| Bridge::start(ok_dir.path(), &trusted, &[]));
+    wait_for(Duration::from_secs(60), || {
         bridge.stderr().contains("MQTT connected").then_some(())
     })
     .await

@@ -5,13 +5,13 @@
 //! in error messages after a refused login, in `--print-config`, or in the `Debug` form
 //! of the config types (what a panic message or `{:?}` would show).
 
-mod reliability_support;
+mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
-use reliability_support::{Bridge, TempDir, get_json, sim_config, wait_for, write_ca};
 use simulator::Simulator;
+use support::{Bridge, bin, sim_config, write_ca};
+use testkit::{wait_for, wait_for_async};
 
 const DEVICE: &str = "HJ31ZDH5ZF220123";
 const PASSWORD: &str = "Pw-SECRET-9f3a1c77e2";
@@ -67,24 +67,27 @@ async fn secrets_stay_out_of_logs_metrics_api_and_printed_config() {
         HA_PASSWORD,
         mqtt_password.as_str(),
     ];
-    let dir = TempDir::new("secrets");
+    let dir = testkit::temp_dir("secrets");
     let ca = write_ca(&sim, dir.path());
     let text = config(&sim, &ca, None);
-    let bridge = Bridge::start(
-        dir.path(),
-        &text,
-        &[("OCEANBRIDGE_PASSWORD", PASSWORD), ("RUST_LOG", "debug")],
-        true,
-    );
+    let bridge = tokio::task::block_in_place(|| {
+        Bridge::start(
+            dir.path(),
+            &text,
+            &[("OCEANBRIDGE_PASSWORD", PASSWORD), ("RUST_LOG", "debug")],
+        )
+    });
 
     // Wait for live data (so login, certification, MQTT connect and get-all all happened).
-    let data = wait_for(Duration::from_secs(20), || {
-        let (status, body) = bridge.get("/api/devices", Some(TOKEN));
-        (status == 200 && body.contains("\"state_count\":") && !body.contains("\"state_count\":0"))
-            .then_some(body)
+    let data = wait_for_async(Duration::from_secs(60), async || {
+        let r = bridge.get("/api/devices", Some(TOKEN)).await;
+        (r.status == 200
+            && r.body.contains("\"state_count\":")
+            && !r.body.contains("\"state_count\":0"))
+        .then_some(r.body)
     })
     .await
-    .unwrap_or_else(|| panic!("no data within 20 s; stderr:\n{}", bridge.stderr()));
+    .unwrap_or_else(|| panic!("no data within 60 s; stderr:\n{}", bridge.stderr()));
     assert!(sim.stats().mqtt_connections >= 1);
 
     let mut answers = vec![("/api/devices".to_string(), data)];
@@ -97,25 +100,26 @@ async fn secrets_stay_out_of_logs_metrics_api_and_printed_config() {
         "/".to_string(),
         "/app.js".to_string(),
     ] {
-        let (status, body) = bridge.get(&path, Some(TOKEN));
-        assert_eq!(status, 200, "GET {path}: {body}");
-        answers.push((path, body));
+        let r = bridge.get(&path, Some(TOKEN)).await;
+        assert_eq!(r.status, 200, "GET {path}: {}", r.body);
+        answers.push((path, r.body));
     }
-    let (status, body) = bridge.get("/metrics", Some("wrong-token"));
-    assert_eq!(status, 401);
-    answers.push(("401 answer".into(), body));
+    let r = bridge.get("/metrics", Some("wrong-token")).await;
+    assert_eq!(r.status, 401);
+    answers.push(("401 answer".into(), r.body));
     for (path, body) in &answers {
         assert_clean(path, body, &secrets);
     }
-    let states = get_json(
-        &bridge,
-        &format!("/api/states?device={DEVICE}"),
-        Some(TOKEN),
-    );
+    let states = bridge
+        .get_json(&format!("/api/states?device={DEVICE}"), Some(TOKEN))
+        .await;
     assert!(states["states"].as_array().is_some_and(|s| s.len() == 216));
 
     let mut bridge = bridge;
-    assert!(bridge.stop(), "no clean exit on SIGTERM");
+    assert!(
+        tokio::task::block_in_place(|| bridge.stop()),
+        "no clean exit on SIGTERM"
+    );
     let log = bridge.stderr();
     // The log really is at debug level and covers the connection (else the grep proves little).
     assert!(log.contains("DEBUG"), "not a debug log:\n{log}");
@@ -124,15 +128,16 @@ async fn secrets_stay_out_of_logs_metrics_api_and_printed_config() {
 
     // A refused login: the error lines name the failure, not the password tried.
     let wrong = "Wrong-SECRET-0a9b8c7d6e";
-    let refused_dir = TempDir::new("secrets-refused");
+    let refused_dir = testkit::temp_dir("secrets-refused");
     let ca = write_ca(&sim, refused_dir.path());
-    let mut refused = Bridge::start(
-        refused_dir.path(),
-        &config(&sim, &ca, Some(wrong)),
-        &[("RUST_LOG", "debug")],
-        true,
-    );
-    let line = wait_for(Duration::from_secs(15), || {
+    let mut refused = tokio::task::block_in_place(|| {
+        Bridge::start(
+            refused_dir.path(),
+            &config(&sim, &ca, Some(wrong)),
+            &[("RUST_LOG", "debug")],
+        )
+    });
+    let line = wait_for(Duration::from_secs(60), || {
         let log = refused.stderr();
         log.lines()
             .find(|l| l.contains("rejected the credentials"))
@@ -141,7 +146,7 @@ async fn secrets_stay_out_of_logs_metrics_api_and_printed_config() {
     .await
     .unwrap_or_else(|| panic!("no refusal line; stderr:\n{}", refused.stderr()));
     assert!(line.contains("retrying in"), "{line}");
-    refused.stop();
+    tokio::task::block_in_place(|| refused.stop());
     assert_clean(
         "stderr after a refused login",
         &refused.stderr(),
@@ -149,7 +154,7 @@ async fn secrets_stay_out_of_logs_metrics_api_and_printed_config() {
     );
 
     // --print-config: effective config, every secret (file or environment) redacted.
-    let out = Command::new(env!("CARGO_BIN_EXE_oceanbridge"))
+    let out = bin()
         .args(["run", "--print-config", "--config"])
         .arg(dir.path().join("oceanbridge.toml"))
         .env("OCEANBRIDGE_PASSWORD", PASSWORD)

@@ -1,0 +1,261 @@
+//! What the binary's tests share beyond `testkit`: the real `oceanbridge` binary started
+//! with a config file ([`Bridge`]), its dashboard address, the simulator with fast
+//! cadences and a `[source]` section for it, an MQTT/TLS publisher of crafted payloads on
+//! the simulator's broker, and readers for `/api/states` and `/metrics`. [`fleet`]: the
+//! fleet-mode tests' publishers, probes and PostgreSQL rows.
+
+#![allow(dead_code)]
+
+pub mod fleet;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde_json::Value as Json;
+use simulator::{Simulator, SimulatorConfig};
+use testkit::Proc;
+use testkit::http::{self, Response};
+
+/// How long the binary may take to print its dashboard line on a loaded machine.
+pub const STARTUP: Duration = Duration::from_secs(60);
+
+/// The binary, with `RUST_LOG` cleared so its log level is the tests' choice.
+pub fn bin() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_oceanbridge"));
+    command.env_remove("RUST_LOG");
+    command
+}
+
+/// The dashboard address from the first `http://127.0.0.1:PORT/` line on stderr.
+pub fn web_addr(proc: &Proc, limit: Duration) -> SocketAddr {
+    let line = proc.wait_stderr("http://127.0.0.1:", limit);
+    line.split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("no address in the dashboard line {line:?}"))
+}
+
+/// The real binary running `oceanbridge run --config <dir>/oceanbridge.toml`.
+pub struct Bridge {
+    pub proc: Proc,
+    pub web: SocketAddr,
+}
+
+impl Bridge {
+    /// Writes `config` to `dir/oceanbridge.toml`, starts the binary with `env` and waits
+    /// for its dashboard line (the config must have a `[web]` bind).
+    pub fn start(dir: &Path, config: &str, env: &[(&str, &str)]) -> Bridge {
+        Bridge::start_with(bin(), dir, config, env)
+    }
+
+    /// Like [`Bridge::start`] with a prepared command (e.g. a wrapper that sets limits);
+    /// the `run --config` arguments are appended.
+    pub fn start_with(
+        mut command: Command,
+        dir: &Path,
+        config: &str,
+        env: &[(&str, &str)],
+    ) -> Bridge {
+        let path = dir.join("oceanbridge.toml");
+        std::fs::write(&path, config).expect("write config");
+        command.arg("run").arg("--config").arg(&path);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let proc = Proc::spawn(command);
+        let web = web_addr(&proc, STARTUP);
+        Bridge { proc, web }
+    }
+
+    pub fn stderr(&self) -> String {
+        self.proc.stderr()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
+    }
+
+    /// `GET path` on the dashboard, with the bearer `token` if given.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        match token {
+            Some(t) => {
+                let (name, value) = http::bearer(t);
+                http::get(self.web, path, &[(name, &value)]).await
+            }
+            None => http::get(self.web, path, &[]).await,
+        }
+    }
+
+    /// `GET path` that must answer 200 with JSON.
+    pub async fn get_json(&self, path: &str, token: Option<&str>) -> Json {
+        let r = self.get(path, token).await;
+        assert_eq!(r.status, 200, "GET {path}: {:.500}", r.body);
+        r.json()
+    }
+
+    /// The value of the `/metrics` sample starting with `prefix` (0 when absent).
+    pub async fn metric(&self, prefix: &str) -> f64 {
+        let r = self.get("/metrics", None).await;
+        assert_eq!(r.status, 200, "GET /metrics: {:.500}", r.body);
+        metric(&r.body, prefix).unwrap_or(0.0)
+    }
+
+    /// SIGTERM, then waits (≤ 20 s); true when it exited by itself.
+    pub fn stop(&mut self) -> bool {
+        self.proc.stop(Duration::from_secs(20))
+    }
+
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.proc.exited()
+    }
+}
+
+/// The value of one metric sample line (`name{labels} value`) whose text starts with `prefix`.
+pub fn metric(metrics: &str, prefix: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// The row of `key` in an `/api/states` answer.
+pub fn state_row(states: &Json, key: &str) -> Option<Json> {
+    states["states"]
+        .as_array()?
+        .iter()
+        .find(|r| r["key"] == key)
+        .cloned()
+}
+
+/// The numeric values of an `/api/states` answer, keyed by catalog key.
+pub fn numbers(states: &Json) -> Vec<(String, f64)> {
+    states["states"]
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .filter_map(|r| Some((r["key"].as_str()?.to_string(), r["value"].as_f64()?)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Simulator config: ephemeral ports, fast real-time cadences, no open-API JSON pushes.
+pub fn sim_config(devices: &[&str], speed: f64) -> SimulatorConfig {
+    SimulatorConfig {
+        devices: devices.iter().map(|s| s.to_string()).collect(),
+        speed,
+        open_quota: false,
+        ..SimulatorConfig::default()
+    }
+}
+
+pub async fn start_sim(devices: &[&str], speed: f64) -> Simulator {
+    Simulator::start(sim_config(devices, speed))
+        .await
+        .expect("simulator starts")
+}
+
+/// The `[source]` section for the simulator (app route), with a fast reconnect backoff.
+/// `ca_file` = None leaves the simulator's CA untrusted (TLS must then fail).
+pub fn source_section(sim: &Simulator, devices: &[&str], ca_file: Option<&Path>) -> String {
+    let devices: Vec<String> = devices.iter().map(|d| format!("{d:?}")).collect();
+    let ca = ca_file.map_or(String::new(), |p| {
+        format!("ca_file = {:?}\n", p.display().to_string())
+    });
+    format!(
+        "[source]\nway_in = \"app\"\napi_url = {:?}\n{ca}devices = [{}]\nemail = \"demo@oceanbridge.local\"\n\
+         password = \"demo\"\nreconnect_min = \"200ms\"\nreconnect_max = \"1s\"\nhttp_timeout = \"3s\"\n",
+        sim.http_base_url(),
+        devices.join(", ")
+    )
+}
+
+/// Writes the simulator's CA to `dir/ca.pem`.
+pub fn write_ca(sim: &Simulator, dir: &Path) -> PathBuf {
+    let path = dir.join("ca.pem");
+    std::fs::write(&path, sim.ca_cert_pem()).expect("write CA");
+    path
+}
+
+/// An MQTT/TLS client on the simulator's broker (app credentials, the simulator's CA) that
+/// publishes crafted payloads; its event loop runs on a task until the client is dropped.
+pub struct Publisher {
+    client: rumqttc::AsyncClient,
+    task: tokio::task::JoinHandle<()>,
+    acked: Arc<AtomicU64>,
+}
+
+impl Publisher {
+    pub async fn connect(sim: &Simulator, client_id: &str) -> Publisher {
+        let tls = connect::tls::client_config(Some(&sim.ca_cert_pem())).expect("TLS config");
+        let creds = sim.app_credentials();
+        let addr = sim.mqtt_addr();
+        let mut options = rumqttc::MqttOptions::new(client_id, addr.ip().to_string(), addr.port());
+        options
+            .set_credentials(creds.username, creds.password)
+            .set_keep_alive(Duration::from_secs(10))
+            .set_max_packet_size(4 << 20, 4 << 20)
+            .set_transport(rumqttc::Transport::Tls(rumqttc::TlsConfiguration::Rustls(
+                Arc::new(tls),
+            )));
+        let (client, mut events) = rumqttc::AsyncClient::new(options, 16);
+        let acked = Arc::new(AtomicU64::new(0));
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let count = acked.clone();
+        let task = tokio::spawn(async move {
+            let mut ready = Some(ready_tx);
+            loop {
+                match events.poll().await {
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => {
+                        if let Some(tx) = ready.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                    Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) => {
+                        count.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        // rumqttc reconnects on the next poll; pace it.
+                        eprintln!("test publisher: {e}");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(30), ready_rx)
+            .await
+            .expect("publisher connected within 30 s")
+            .expect("publisher connected");
+        Publisher {
+            client,
+            task,
+            acked,
+        }
+    }
+
+    /// Publishes at QoS 1 and waits for the broker's PUBACK.
+    pub async fn publish(&self, topic: &str, payload: Vec<u8>) {
+        let before = self.acked.load(Ordering::SeqCst);
+        self.client
+            .publish(topic, rumqttc::QoS::AtLeastOnce, false, payload)
+            .await
+            .expect("publish queued");
+        testkit::wait_until("the broker's PUBACK", Duration::from_secs(30), || {
+            self.acked.load(Ordering::SeqCst) > before
+        })
+        .await;
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
