@@ -10,8 +10,6 @@ use base64::Engine;
 use rumqttc::{
     AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
 };
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 use serde_json::{Value, json};
 use simulator::{Simulator, SimulatorConfig};
 
@@ -23,16 +21,9 @@ pub fn config(speed: f64) -> SimulatorConfig {
     }
 }
 
+/// The workspace's TLS client config, trusting the simulator's CA too.
 pub fn tls_config(ca_pem: &str) -> rustls::ClientConfig {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth()
+    connect::tls::client_config(Some(ca_pem)).unwrap()
 }
 
 pub fn http_client(sim: &Simulator) -> reqwest::Client {
