@@ -112,6 +112,9 @@ async fn retained(broker: &MqttBroker, base: &str) -> BTreeMap<String, String> {
 /// broker keeps nothing of this run.
 async fn clear_retained(broker: &MqttBroker, base: &str) {
     let topics = retained(broker, base).await;
+    if topics.is_empty() {
+        return;
+    }
     let opts = MqttOptions::new(unique("ob_test_clear"), broker.host.clone(), broker.port);
     let (client, mut eventloop) = AsyncClient::new(opts, 100);
     let publish = async {
@@ -121,13 +124,22 @@ async fn clear_retained(broker: &MqttBroker, base: &str) {
                 .await
                 .expect("queue the clearing publish");
         }
-        client.disconnect().await.expect("queue disconnect");
     };
+    // Disconnect only once the broker has acknowledged every clearing publish: then it has
+    // applied them, and the check below (another connection) cannot overtake them.
     let drive = async {
+        let mut acked = 0;
         loop {
             match eventloop.poll().await {
-                Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_) => break,
+                Ok(Event::Incoming(Packet::PubAck(_))) => {
+                    acked += 1;
+                    if acked == topics.len() {
+                        client.disconnect().await.expect("queue disconnect");
+                    }
+                }
+                Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => break,
                 Ok(_) => {}
+                Err(e) => panic!("clearing connection: {e}"),
             }
         }
     };
