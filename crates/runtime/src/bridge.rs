@@ -3,6 +3,7 @@
 //! configured) — everything except the source, which feeds [`Bridge::sender`].
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use sinks::home_assistant::HomeAssistantConfig;
@@ -10,10 +11,13 @@ use sinks::web::WebConfig;
 use sources::RawPayload;
 use store::{BridgeStats, StateStore, StoreConfig};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::pipeline;
+
+/// How long [`Bridge::finish`] waits for all tasks together before abandoning them.
+const FINISH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What to start.
 #[derive(Debug, Clone)]
@@ -33,7 +37,7 @@ pub struct Bridge {
     pub stats: BridgeStats,
     pub web_addr: Option<SocketAddr>,
     sender: mpsc::Sender<RawPayload>,
-    tasks: Vec<JoinHandle<()>>,
+    tasks: JoinSet<()>,
 }
 
 impl Bridge {
@@ -44,19 +48,19 @@ impl Bridge {
         let store = StateStore::open(&options.store).context("cannot open the state store")?;
         let stats = BridgeStats::default();
         let (sender, rx) = mpsc::channel(options.queue.max(1));
-        let mut tasks = Vec::new();
+        let mut tasks = JoinSet::new();
         if let Some(postgres) = store::PostgresConfig::from_store(&options.store) {
             let sink = store::PostgresSink::start(postgres, &store, &stats, shutdown.clone())
                 .await
                 .context("cannot start the PostgreSQL history sink")?;
-            tasks.push(tokio::spawn(sink.join()));
+            tasks.spawn(sink.join());
         }
-        tasks.push(tokio::spawn(pipeline::run(
+        tasks.spawn(pipeline::run(
             rx,
             store.clone(),
             stats.clone(),
             shutdown.clone(),
-        )));
+        ));
         let mut web_addr = None;
         if let Some(web) = options.web {
             let wanted = web.bind;
@@ -83,14 +87,16 @@ impl Bridge {
             let (addr, handle) =
                 served.with_context(|| format!("cannot start the dashboard on {wanted}"))?;
             web_addr = Some(addr);
-            tasks.push(handle);
+            tasks.spawn(async move {
+                let _ = handle.await;
+            });
         }
         if options.home_assistant.enabled {
-            tasks.push(sinks::home_assistant::run(
-                options.home_assistant,
-                store.clone(),
-                shutdown.clone(),
-            ));
+            let handle =
+                sinks::home_assistant::run(options.home_assistant, store.clone(), shutdown.clone());
+            tasks.spawn(async move {
+                let _ = handle.await;
+            });
         }
         Ok(Bridge {
             store,
@@ -106,14 +112,30 @@ impl Bridge {
         self.sender.clone()
     }
 
-    /// After `shutdown` fired: waits for the tasks and commits queued history.
+    /// After `shutdown` fired: waits for all tasks together (at most [`FINISH_TIMEOUT`];
+    /// stragglers are aborted), then commits queued history on a blocking thread, since
+    /// SQLite's commit must not stall the async workers.
     pub async fn finish(self) {
-        drop(self.sender);
-        for task in self.tasks {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+        let Bridge {
+            store,
+            sender,
+            mut tasks,
+            ..
+        } = self;
+        drop(sender);
+        let all = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(FINISH_TIMEOUT, all).await.is_err() {
+            tracing::warn!(
+                left = tasks.len(),
+                "tasks still running {} s after shutdown; stopping them",
+                FINISH_TIMEOUT.as_secs()
+            );
+            tasks.shutdown().await;
         }
-        if let Err(e) = self.store.flush() {
-            tracing::warn!("history not fully written: {e}");
+        match tokio::task::spawn_blocking(move || store.flush()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("history not fully written: {e}"),
+            Err(e) => tracing::warn!("history not fully written: the flush failed: {e}"),
         }
     }
 }
