@@ -1,13 +1,15 @@
 //! Fuzz target: any text as `oceanbridge.toml` goes through the real loader the binary
 //! uses (`runtime::Config::from_toml`, environment overrides off): it must become a typed
 //! config or a clear error — never a panic — and everything derived from a loaded config
-//! (the source's durations and validation, `--print-config`'s redacted re-serialization)
-//! must be computable without panicking, with no secret printed in clear. A
-//! `[simulator]` table (not a bridge section) is parsed as the simulator's own config.
+//! (validation, the bridge options, `--print-config`'s redacted re-serialization) must be
+//! computable without panicking, with no secret printed in clear and the printed config
+//! loading again. A `[simulator]` table (not a bridge section) is parsed as the
+//! simulator's own config.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use runtime::{Config, SourceConfig};
 use toml::{Table, Value};
 
 /// Fails when a set secret appears in clear in the printed config.
@@ -25,31 +27,38 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok(config) = runtime::Config::from_toml(text, |_| None) {
-        let printed = config.to_redacted_toml();
-        match &config.broker {
-            Some(broker) => {
+    if let Ok(config) = Config::from_toml(text, |_| None) {
+        let printed = config
+            .to_redacted_toml()
+            .expect("a loaded config prints");
+        match &config.source {
+            SourceConfig::Broker(broker) => {
                 let _ = broker.validate();
                 assert_redacted(&printed, &[("password", &broker.password)]);
             }
-            None => {
-                let source = &config.source;
-                let _ = source.validate();
+            SourceConfig::Cloud(cloud) => {
+                let _ = cloud.validate();
                 assert_redacted(
                     &printed,
-                    &[
-                        ("password", &source.password),
-                        ("secret_key", &source.secret_key),
-                    ],
+                    &[("password", &cloud.password), ("secret_key", &cloud.secret_key)],
                 );
             }
         }
-        if let Ok(store) = config.section::<store::StoreConfig>("store") {
-            let _ = store.retention.as_millis();
-            let _ = store.min_interval.as_secs_f64();
+        if let Some(password) = &config.home_assistant.password {
+            assert_redacted(&printed, &[("password", password)]);
         }
-        let _ = config.section::<sinks::web::WebConfig>("web");
-        let _ = config.section::<sinks::home_assistant::HomeAssistantConfig>("home_assistant");
+        if let Some(token) = &config.web.token {
+            assert_redacted(&printed, &[("token", token)]);
+        }
+        if let Some(url) = &config.store.postgres_url {
+            assert_redacted(&printed, &[("postgres_url", url)]);
+        }
+        let _ = runtime::BridgeOptions::from_config(&config, true);
+        let _ = config.store.retention.as_millis();
+        assert!(
+            Config::from_toml(&printed, |_| None).is_ok(),
+            "the printed config does not load again:\n{printed}"
+        );
     }
     let Ok(table) = text.parse::<Table>() else {
         return;

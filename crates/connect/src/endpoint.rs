@@ -67,6 +67,13 @@ impl fmt::Display for MqttEndpoint {
     }
 }
 
+/// Serialized as its URL (what `--print-config` shows; it parses back to the same).
+impl serde::Serialize for MqttEndpoint {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,6 +92,8 @@ mod tests {
         let e = MqttEndpoint::parse("mqtt://[::1]:1999/").unwrap();
         assert_eq!((e.host.as_str(), e.port), ("::1", 1999));
         assert_eq!(e.to_string(), "mqtt://[::1]:1999");
+        assert_eq!(serde_json::to_string(&e).unwrap(), "\"mqtt://[::1]:1999\"");
+        assert_eq!(MqttEndpoint::parse(&e.to_string()).unwrap(), e);
     }
 
     #[test]

@@ -5,7 +5,6 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use sinks::home_assistant::HomeAssistantConfig;
 use sinks::web::WebConfig;
 use sources::RawPayload;
@@ -14,6 +13,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::Config;
 use crate::pipeline;
 
 /// How long [`Bridge::finish`] waits for all tasks together before abandoning them.
@@ -31,6 +31,33 @@ pub struct BridgeOptions {
     pub queue: usize,
 }
 
+impl BridgeOptions {
+    /// The sections of `config` the bridge uses; `web = false` leaves the dashboard off.
+    pub fn from_config(config: &Config, web: bool) -> BridgeOptions {
+        BridgeOptions {
+            store: config.store.clone(),
+            web: web.then(|| config.web.clone()),
+            web_fallback_to_free_port: false,
+            home_assistant: config.home_assistant.clone(),
+            queue: config.pipeline.queue,
+        }
+    }
+}
+
+/// Why the bridge did not start; each message says which part.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the state store: {0}")]
+    Store(#[source] store::StoreError),
+    #[error("cannot start the PostgreSQL history sink: {0}")]
+    Postgres(#[source] store::StoreError),
+    #[error("cannot start the dashboard on {addr}: {source}")]
+    Web {
+        addr: SocketAddr,
+        source: sinks::SinkError,
+    },
+}
+
 /// A started bridge.
 pub struct Bridge {
     pub store: StateStore,
@@ -44,15 +71,15 @@ impl Bridge {
     pub async fn start(
         options: BridgeOptions,
         shutdown: &CancellationToken,
-    ) -> anyhow::Result<Bridge> {
-        let store = StateStore::open(&options.store).context("cannot open the state store")?;
+    ) -> Result<Bridge, StartError> {
+        let store = StateStore::open(&options.store).map_err(StartError::Store)?;
         let stats = BridgeStats::default();
         let (sender, rx) = mpsc::channel(options.queue.max(1));
         let mut tasks = JoinSet::new();
         if let Some(postgres) = store::PostgresConfig::from_store(&options.store) {
             let sink = store::PostgresSink::start(postgres, &store, &stats, shutdown.clone())
                 .await
-                .context("cannot start the PostgreSQL history sink")?;
+                .map_err(StartError::Postgres)?;
             tasks.spawn(sink.join());
         }
         tasks.spawn(pipeline::run(
@@ -84,8 +111,10 @@ impl Bridge {
                 }
                 other => other,
             };
-            let (addr, handle) =
-                served.with_context(|| format!("cannot start the dashboard on {wanted}"))?;
+            let (addr, handle) = served.map_err(|source| StartError::Web {
+                addr: wanted,
+                source,
+            })?;
             web_addr = Some(addr);
             tasks.spawn(async move {
                 let _ = handle.await;

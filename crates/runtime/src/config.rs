@@ -1,16 +1,20 @@
-//! `oceanbridge.toml`: the file, `OCEANBRIDGE_*` environment overrides for secrets, the
-//! typed sections, and `--print-config` (effective config with every secret redacted).
+//! `oceanbridge.toml` → [`Config`]: the file, `OCEANBRIDGE_*` environment overrides
+//! (secrets belong there), every section typed by the config type of the crate that uses
+//! it, and `--print-config`: the effective config, in which every secret prints as
+//! `<redacted>` (each is a `connect::Secret`, whose serializer never shows the value).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
-use connect::REDACTED;
 use serde::{Deserialize, Serialize};
+use sinks::home_assistant::HomeAssistantConfig;
+use sinks::web::WebConfig;
 use sources::{BrokerConfig, CloudConfig};
+use store::StoreConfig;
 use toml::{Table, Value};
 
 /// Environment variables that override (or supply) a config value: `(var, section, key)`.
-/// Secrets belong here rather than in the file.
+/// Secrets belong here rather than in the file. In fleet mode (`[source] kind = "mqtt"`)
+/// only `OCEANBRIDGE_PASSWORD` applies to `[source]`: the others name cloud settings.
 pub const ENV_OVERRIDES: &[(&str, &str, &str)] = &[
     ("OCEANBRIDGE_EMAIL", "source", "email"),
     ("OCEANBRIDGE_PASSWORD", "source", "password"),
@@ -22,14 +26,53 @@ pub const ENV_OVERRIDES: &[(&str, &str, &str)] = &[
     ("OCEANBRIDGE_HA_PASSWORD", "home_assistant", "password"),
 ];
 
-/// Keys whose values are secrets wherever they appear (redacted when printed).
-pub const SECRET_KEYS: &[&str] = &[
-    "password",
-    "secret_key",
-    "token",
-    "postgres_url",
-    "access_token",
-];
+const SECTIONS: &[&str] = &["source", "pipeline", "store", "web", "home_assistant"];
+
+/// What went wrong reading the config; every message names the file, section or key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("in config file {path}: {error}")]
+    InFile {
+        path: PathBuf,
+        error: Box<ConfigError>,
+    },
+    #[error("not valid TOML: {0}")]
+    Toml(String),
+    #[error("unknown section [{0}]; sections are {sections}", sections = SECTIONS.join(", "))]
+    UnknownSection(String),
+    #[error("[{0}] must be a table")]
+    NotATable(&'static str),
+    #[error("[source] kind = {0}: expected \"cloud\" or \"mqtt\"")]
+    Kind(String),
+    #[error("[{section}]: {message}")]
+    Section {
+        section: &'static str,
+        message: String,
+    },
+}
+
+/// `[source]`: where payloads come from, chosen by `kind`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind")]
+pub enum SourceConfig {
+    /// `kind = "cloud"` (the default): the EcoFlow cloud, app account or open API.
+    #[serde(rename = "cloud")]
+    Cloud(CloudConfig),
+    /// `kind = "mqtt"`: fleet mode, the user's own broker with the devices' frames.
+    #[serde(rename = "mqtt")]
+    Broker(BrokerConfig),
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        SourceConfig::Cloud(CloudConfig::default())
+    }
+}
 
 /// `[pipeline]`: the queue between the source and the decoder.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -46,161 +89,119 @@ impl Default for PipelineConfig {
     }
 }
 
-/// The whole file after environment overrides. The `store`, `web` and `home_assistant`
-/// sections are kept as tables and parsed by their crates' config types.
-#[derive(Debug, Clone)]
+/// The whole file after environment overrides, every section typed (missing = defaults).
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Config {
-    /// `[source]` of the EcoFlow cloud (defaults when `kind = "mqtt"`).
-    pub source: CloudConfig,
-    /// `[source]` with `kind = "mqtt"`: fleet mode, the user's own broker (else `None`).
-    pub broker: Option<BrokerConfig>,
+    pub source: SourceConfig,
     pub pipeline: PipelineConfig,
-    /// The merged table (file + environment), for the other sections and printing.
-    pub table: Table,
+    pub store: StoreConfig,
+    pub web: WebConfig,
+    pub home_assistant: HomeAssistantConfig,
 }
 
-const SECTIONS: &[&str] = &["source", "pipeline", "store", "web", "home_assistant"];
-
 impl Config {
-    /// Reads `path`, applies the environment, parses `[source]` and `[pipeline]`.
-    pub fn load(path: &Path) -> anyhow::Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
-        Self::from_toml(&text, |k| std::env::var(k).ok())
-            .with_context(|| format!("in config file {}", path.display()))
-    }
-
-    /// Parses config text; `env` looks up environment variables (injectable for tests).
-    pub fn from_toml(text: &str, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Config> {
-        let mut table: Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| anyhow::anyhow!("not valid TOML: {}", e.message()))?;
-        let file_source_keys: Vec<String> = match table.get("source") {
-            Some(Value::Table(t)) => t.keys().cloned().collect(),
-            _ => Vec::new(),
-        };
-        for key in table.keys() {
-            if !SECTIONS.contains(&key.as_str()) {
-                anyhow::bail!(
-                    "unknown section [{key}]; sections are {}",
-                    SECTIONS.join(", ")
-                );
-            }
-        }
-        for (var, section, key) in ENV_OVERRIDES {
-            if let Some(value) = env(var).filter(|v| !v.is_empty()) {
-                let entry = table
-                    .entry(section.to_string())
-                    .or_insert_with(|| Value::Table(Table::new()));
-                let Value::Table(t) = entry else {
-                    anyhow::bail!("[{section}] must be a table");
-                };
-                t.insert(key.to_string(), Value::String(value));
-            }
-        }
-        let broker = broker_section(&table, &file_source_keys)?;
-        let source: CloudConfig = match broker {
-            Some(_) => CloudConfig::default(),
-            None => section(&without_kind(&table), "source")?,
-        };
-        let pipeline: PipelineConfig = section(&table, "pipeline")?;
-        Ok(Config {
+    /// Reads `path`, applies the environment and parses every section.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
             source,
-            broker,
-            pipeline,
-            table,
+        })?;
+        Self::from_toml(&text, |k| std::env::var(k).ok()).map_err(|error| ConfigError::InFile {
+            path: path.to_path_buf(),
+            error: Box::new(error),
         })
     }
 
-    /// Parses another section with its crate's type (missing section = defaults).
-    pub fn section<T: serde::de::DeserializeOwned>(&self, name: &str) -> anyhow::Result<T> {
-        section(&self.table, name)
-    }
-
-    /// The effective configuration as TOML, secrets redacted: `[source]` and `[pipeline]`
-    /// with all defaults filled in, the other sections as given.
-    pub fn to_redacted_toml(&self) -> String {
-        let mut out = self.table.clone();
-        if let Some(broker) = &self.broker {
-            if let Ok(Value::Table(mut t)) = Value::try_from(broker) {
-                t.insert("kind".into(), Value::String("mqtt".into()));
-                out.insert("source".into(), Value::Table(t));
+    /// Parses config text; `env` looks up environment variables (injectable for tests).
+    pub fn from_toml(
+        text: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut table: Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Toml(e.message().to_string()))?;
+        if let Some(key) = table.keys().find(|k| !SECTIONS.contains(&k.as_str())) {
+            return Err(ConfigError::UnknownSection(key.clone()));
+        }
+        let source = table_mut(&mut table, "source")?;
+        let fleet = match source.get("kind") {
+            None => {
+                source.insert("kind".into(), Value::String("cloud".into()));
+                false
             }
-        } else if let Ok(Value::Table(t)) = Value::try_from(&self.source) {
-            out.insert("source".into(), Value::Table(t));
-        }
-        if let Ok(Value::Table(t)) = Value::try_from(&self.pipeline) {
-            out.insert("pipeline".into(), Value::Table(t));
-        }
-        redact(&mut out);
-        toml::to_string_pretty(&out).unwrap_or_default()
-    }
-}
-
-/// `[source] kind`: `"cloud"` (default, the EcoFlow cloud) or `"mqtt"` (fleet mode: the
-/// user's own broker, [`BrokerConfig`]). Environment values meant for the cloud source
-/// (email, keys, API URL) are ignored in fleet mode unless the file sets them.
-fn broker_section(table: &Table, file_keys: &[String]) -> anyhow::Result<Option<BrokerConfig>> {
-    let Some(Value::Table(source)) = table.get("source") else {
-        return Ok(None);
-    };
-    match source.get("kind") {
-        None => Ok(None),
-        Some(Value::String(k)) if k == "cloud" => Ok(None),
-        Some(Value::String(k)) if k == "mqtt" => {
-            let mut t = source.clone();
-            t.remove("kind");
-            for (_, section, key) in ENV_OVERRIDES {
-                if *section == "source" && *key != "password" && !file_keys.iter().any(|f| f == key)
-                {
-                    t.remove(*key);
-                }
+            Some(Value::String(k)) if k == "cloud" => false,
+            Some(Value::String(k)) if k == "mqtt" => true,
+            Some(other) => return Err(ConfigError::Kind(other.to_string())),
+        };
+        for (var, section, key) in ENV_OVERRIDES {
+            if fleet && *section == "source" && *key != "password" {
+                continue;
             }
-            let broker: BrokerConfig = Value::Table(t)
-                .try_into()
-                .map_err(|e: toml::de::Error| anyhow::anyhow!("[source]: {}", e.message()))?;
-            broker.validate()?;
-            Ok(Some(broker))
+            if let Some(value) = env(var).filter(|v| !v.is_empty()) {
+                table_mut(&mut table, section)?.insert(key.to_string(), Value::String(value));
+            }
         }
-        Some(other) => anyhow::bail!("[source] kind = {other}: expected \"cloud\" or \"mqtt\""),
+        let config = Config {
+            source: section(&table, "source")?,
+            pipeline: section(&table, "pipeline")?,
+            store: section(&table, "store")?,
+            web: section(&table, "web")?,
+            home_assistant: section(&table, "home_assistant")?,
+        };
+        if let SourceConfig::Broker(broker) = &config.source {
+            broker.validate().map_err(|e| ConfigError::Section {
+                section: "source",
+                message: e.to_string(),
+            })?;
+        }
+        Ok(config)
+    }
+
+    /// The effective configuration as TOML, every default filled in and every secret
+    /// printed as `<redacted>` (an unset one as `""`).
+    pub fn to_redacted_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string_pretty(self)
     }
 }
 
-/// The table with `[source] kind` removed (the cloud config does not know the key).
-fn without_kind(table: &Table) -> Table {
-    let mut t = table.clone();
-    if let Some(Value::Table(source)) = t.get_mut("source") {
-        source.remove("kind");
+/// `[name]` as a table, created empty when missing.
+fn table_mut<'a>(table: &'a mut Table, name: &'static str) -> Result<&'a mut Table, ConfigError> {
+    match table
+        .entry(name)
+        .or_insert_with(|| Value::Table(Table::new()))
+    {
+        Value::Table(t) => Ok(t),
+        _ => Err(ConfigError::NotATable(name)),
     }
-    t
 }
 
-fn section<T: serde::de::DeserializeOwned>(table: &Table, name: &str) -> anyhow::Result<T> {
+fn section<T: serde::de::DeserializeOwned>(
+    table: &Table,
+    name: &'static str,
+) -> Result<T, ConfigError> {
     let value = table
         .get(name)
         .cloned()
         .unwrap_or_else(|| Value::Table(Table::new()));
     value
         .try_into()
-        .map_err(|e: toml::de::Error| anyhow::anyhow!("[{name}]: {}", e.message()))
-}
-
-/// Replaces every non-empty secret value (by key name, at any depth) with the marker.
-fn redact(table: &mut Table) {
-    for (key, value) in table.iter_mut() {
-        match value {
-            Value::Table(t) => redact(t),
-            Value::String(s) if SECRET_KEYS.contains(&key.as_str()) && !s.is_empty() => {
-                *s = REDACTED.to_string();
-            }
-            _ => {}
-        }
-    }
+        .map_err(|e: toml::de::Error| ConfigError::Section {
+            section: name,
+            message: e.message().to_string(),
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use connect::REDACTED;
+
+    fn cloud(c: &Config) -> &CloudConfig {
+        match &c.source {
+            SourceConfig::Cloud(cloud) => cloud,
+            SourceConfig::Broker(_) => panic!("expected the cloud source"),
+        }
+    }
 
     #[test]
     fn env_overrides_supply_secrets_and_printing_redacts_them() {
@@ -212,17 +213,31 @@ password = "in-file-secret"
 devices = ["HJ31"]
 [web]
 token = "web-secret"
+[store]
+postgres_url = "postgres://u:pg-secret@db/x"
+[home_assistant]
+password = "ha-secret"
 "#;
         let env = |k: &str| (k == "OCEANBRIDGE_PASSWORD").then(|| "env-secret".to_string());
         let c = Config::from_toml(text, env).unwrap();
-        assert_eq!(c.source.password.expose(), "env-secret");
-        assert_eq!(c.source.email, "me@example.com");
-        let printed = c.to_redacted_toml();
-        assert!(!printed.contains("env-secret"), "{printed}");
-        assert!(!printed.contains("in-file-secret"), "{printed}");
-        assert!(!printed.contains("web-secret"), "{printed}");
-        assert!(printed.contains(REDACTED));
+        assert_eq!(cloud(&c).password.expose(), "env-secret");
+        assert_eq!(cloud(&c).email, "me@example.com");
+        let printed = c.to_redacted_toml().unwrap();
+        for secret in [
+            "env-secret",
+            "in-file-secret",
+            "web-secret",
+            "pg-secret",
+            "ha-secret",
+        ] {
+            assert!(!printed.contains(secret), "{secret}: {printed}");
+        }
+        assert_eq!(printed.matches(REDACTED).count(), 4, "{printed}");
+        assert!(printed.contains("kind = \"cloud\""), "{printed}");
         assert!(printed.contains("get_all_interval = \"5m\""), "{printed}");
+        // The printed config loads again, to the same settings.
+        let again = Config::from_toml(&printed, |_| None).unwrap();
+        assert_eq!(cloud(&again).devices, ["HJ31"]);
     }
 
     #[test]
@@ -234,34 +249,37 @@ token = "web-secret"
             _ => None,
         };
         let c = Config::from_toml(text, env).unwrap();
-        let b = c.broker.as_ref().expect("fleet mode");
+        let SourceConfig::Broker(b) = &c.source else {
+            panic!("fleet mode: {:?}", c.source);
+        };
         assert_eq!(b.shared_group.as_deref(), Some("bridges"));
         assert_eq!(b.password.expose(), "broker-secret");
         assert_eq!(b.endpoint().unwrap().port, 1884);
-        let printed = c.to_redacted_toml();
+        let printed = c.to_redacted_toml().unwrap();
         assert!(printed.contains("kind = \"mqtt\""), "{printed}");
         assert!(!printed.contains("broker-secret"), "{printed}");
         assert!(
-            Config::from_toml(&printed, |_| None)
-                .unwrap()
-                .broker
-                .is_some()
+            !printed.contains("email"),
+            "no cloud settings in fleet mode: {printed}"
         );
-        let cloud =
+        assert!(matches!(
+            Config::from_toml(&printed, |_| None).unwrap().source,
+            SourceConfig::Broker(_)
+        ));
+        let c =
             Config::from_toml("[source]\nkind = \"cloud\"\nemail = \"a@b\"\n", |_| None).unwrap();
-        assert!(cloud.broker.is_none());
-        assert_eq!(cloud.source.email, "a@b");
+        assert_eq!(cloud(&c).email, "a@b");
         let e = Config::from_toml("[source]\nkind = \"amqp\"\n", |_| None).unwrap_err();
         assert!(e.to_string().contains("kind"), "{e}");
         let e =
             Config::from_toml("[source]\nkind = \"mqtt\"\nemail = \"x\"\n", |_| None).unwrap_err();
-        assert!(format!("{e:#}").contains("email"), "{e:#}");
+        assert!(e.to_string().contains("email"), "{e}");
         let e = Config::from_toml(
             "[source]\nkind = \"mqtt\"\nshared_group = \"a/b\"\n",
             |_| None,
         )
         .unwrap_err();
-        assert!(format!("{e:#}").contains("shared_group"), "{e:#}");
+        assert!(e.to_string().contains("shared_group"), "{e}");
     }
 
     #[test]
@@ -269,11 +287,17 @@ token = "web-secret"
         let e = Config::from_toml("[sourc]\n", |_| None).unwrap_err();
         assert!(e.to_string().contains("unknown section [sourc]"), "{e}");
         let e = Config::from_toml("[source]\nway_in = \"phone\"\n", |_| None).unwrap_err();
-        assert!(format!("{e:#}").contains("[source]"), "{e:#}");
+        assert!(e.to_string().contains("[source]"), "{e}");
         let e = Config::from_toml("[source\n", |_| None).unwrap_err();
         assert!(e.to_string().contains("not valid TOML"), "{e}");
+        let e = Config::from_toml("source = 3\n", |_| None).unwrap_err();
+        assert!(e.to_string().contains("[source] must be a table"), "{e}");
+        let e = Config::from_toml("[store]\nretention = 5\n", |_| None).unwrap_err();
+        assert!(e.to_string().contains("[store]"), "{e}");
+        let e = Config::from_toml("[web]\nbind = \"nowhere\"\n", |_| None).unwrap_err();
+        assert!(e.to_string().contains("[web]"), "{e}");
         let c = Config::from_toml("", |_| None).unwrap();
-        assert_eq!(c.source.api_url, sources::DEFAULT_API_URL);
+        assert_eq!(cloud(&c).api_url, sources::DEFAULT_API_URL);
         assert_eq!(c.pipeline.queue, 1024);
     }
 }

@@ -2,9 +2,11 @@
 //! `replay` share, and what the integration tests and fuzz targets call instead of copying.
 //!
 //! # Layout
-//! - [`config`]: `oceanbridge.toml` + `OCEANBRIDGE_*` environment → [`Config`], and the
+//! - [`config`]: `oceanbridge.toml` + `OCEANBRIDGE_*` environment → [`Config`], every
+//!   section typed (the source a [`SourceConfig`]: cloud or fleet-mode broker), and the
 //!   effective config with secrets redacted (`--print-config`).
 //! - [`data_dir`]: [`DataDir`], the locked state directory (history, client ids, capture).
+//! - [`source`]: [`Source`], the configured source built from [`SourceConfig`] and run.
 //! - [`pipeline`]: source → bounded channel → decode → stats → store, and
 //!   [`StatsObserver`], which lets a source count into [`store::BridgeStats`].
 //! - [`bridge`]: [`Bridge`], the started store, pipeline task, web dashboard, PostgreSQL
@@ -18,8 +20,10 @@ pub mod config;
 pub mod data_dir;
 pub mod pipeline;
 pub mod shutdown;
+pub mod source;
 
-pub use bridge::{Bridge, BridgeOptions};
-pub use config::Config;
+pub use bridge::{Bridge, BridgeOptions, StartError};
+pub use config::{Config, ConfigError, SourceConfig};
 pub use data_dir::DataDir;
 pub use pipeline::StatsObserver;
+pub use source::Source;

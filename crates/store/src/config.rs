@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use catalog::Channel;
 use connect::Secret;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// How the store keeps values and history. All fields have defaults (`StoreConfig::default()`).
 /// Durations are written like `"30s"`, `"15m"`, `"30days"` (humantime).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
     /// SQLite history file (created if missing, WAL mode). `None`: history in memory only

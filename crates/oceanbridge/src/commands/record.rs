@@ -1,5 +1,5 @@
 //! `oceanbridge record --config FILE --out FILE [--duration S]`: raw payloads from the
-//! configured cloud source to a JSON-lines file (`{"topic","time","hex"}` per line), for
+//! configured source (the EcoFlow cloud, or fleet mode's broker) to a JSON-lines file (`{"topic","time","hex"}` per line), for
 //! bug reports and benchmarks (`oceanbridge replay`).
 
 use std::io::Write;
@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use sources::{CloudSource, RecordLine};
+use sources::RecordLine;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use runtime::Config;
+use runtime::{Config, Source};
 
 /// Arguments of `oceanbridge record`.
 #[derive(Debug, clap::Args)]
@@ -56,7 +56,7 @@ async fn record(
     runtime::shutdown::cancel_on_signal(shutdown.clone());
     runtime::shutdown::cancel_after(shutdown.clone(), duration);
     let (tx, mut rx) = mpsc::channel(config.pipeline.queue.max(1));
-    let source = CloudSource::new(config.source, tx)?;
+    let source = Source::new(config.source, tx)?;
     let source_task = tokio::spawn(source.run(shutdown.clone()));
     let mut written = 0u64;
     let mut write_error = None;

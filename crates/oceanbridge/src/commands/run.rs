@@ -1,18 +1,14 @@
-//! `oceanbridge run --config FILE`: the EcoFlow cloud source → decode → store → sinks,
-//! until SIGINT/SIGTERM. `--print-config` shows the effective config, secrets redacted.
+//! `oceanbridge run --config FILE`: the configured source (EcoFlow cloud, or fleet mode's
+//! broker) → decode → store → sinks, until SIGINT/SIGTERM. `--print-config` shows the
+//! effective config, secrets redacted.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use sinks::home_assistant::HomeAssistantConfig;
-use sinks::web::WebConfig;
-use sources::{BrokerSource, CloudSource};
-use store::StoreConfig;
+use runtime::{Bridge, BridgeOptions, Config, Source, StatsObserver};
 use tokio_util::sync::CancellationToken;
-
-use runtime::{Bridge, BridgeOptions, Config, StatsObserver};
 
 /// Arguments of `oceanbridge run`.
 #[derive(Debug, clap::Args)]
@@ -32,11 +28,10 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    // Every section is parsed and checked before anything is printed or started.
     let config = Config::load(&args.config)?;
-    // Every section is checked before anything is printed or started.
-    let options = bridge_options(&config, !args.no_web)?;
     if args.print_config {
-        print!("{}", config.to_redacted_toml());
+        print!("{}", config.to_redacted_toml()?);
         return Ok(ExitCode::SUCCESS);
     }
     crate::logging::init(&args.log_level);
@@ -44,49 +39,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config, options))
+    runtime.block_on(serve(config, !args.no_web))
 }
 
-/// The typed sections other crates own.
-pub fn bridge_options(config: &Config, web: bool) -> anyhow::Result<BridgeOptions> {
-    let store: StoreConfig = config.section("store")?;
-    let web_config: WebConfig = config.section("web")?;
-    let home_assistant: HomeAssistantConfig = config.section("home_assistant")?;
-    Ok(BridgeOptions {
-        store,
-        web: web.then_some(web_config),
-        web_fallback_to_free_port: false,
-        home_assistant,
-        queue: config.pipeline.queue,
-    })
-}
-
-/// `[source] kind`: the EcoFlow cloud, or (fleet mode) the user's own MQTT broker.
-enum Source {
-    Cloud(CloudSource),
-    Broker(BrokerSource),
-}
-
-async fn serve(config: Config, options: BridgeOptions) -> anyhow::Result<ExitCode> {
+async fn serve(config: Config, web: bool) -> anyhow::Result<ExitCode> {
     let shutdown = CancellationToken::new();
     runtime::shutdown::cancel_on_signal(shutdown.clone());
-    let bridge = Bridge::start(options, &shutdown).await?;
-    let observer = Arc::new(StatsObserver(bridge.stats.clone()));
-    let source = match config.broker {
-        Some(broker) => {
-            Source::Broker(BrokerSource::new(broker, bridge.sender())?.with_observer(observer))
-        }
-        None => {
-            Source::Cloud(CloudSource::new(config.source, bridge.sender())?.with_observer(observer))
-        }
-    };
+    let bridge = Bridge::start(BridgeOptions::from_config(&config, web), &shutdown).await?;
+    let source = Source::new(config.source, bridge.sender())?
+        .with_observer(Arc::new(StatsObserver(bridge.stats.clone())));
     if let Some(addr) = bridge.web_addr {
         eprintln!("oceanbridge: dashboard http://{addr}/  metrics http://{addr}/metrics");
     }
-    let result = match source {
-        Source::Cloud(s) => s.run(shutdown.clone()).await,
-        Source::Broker(s) => s.run(shutdown.clone()).await,
-    };
+    let result = source.run(shutdown.clone()).await;
     shutdown.cancel();
     bridge.finish().await;
     match result {

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use connect::{MqttEndpoint, Secret};
 use rumqttc::MqttOptions;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::discovery::Topics;
 
 /// Where and how to announce to Home Assistant. All fields have defaults.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HomeAssistantConfig {
     /// Off by default; set `true` to publish.

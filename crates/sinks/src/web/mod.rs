@@ -21,7 +21,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use connect::Secret;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use store::{BridgeStats, StateStore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::SinkError;
 
 /// Where the dashboard listens. All fields have defaults.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WebConfig {
     /// Listen address. Default `127.0.0.1:8080` (local only; use a reverse proxy to expose).
