@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use simulator::fleet::{FleetConfig, FleetPublisher, MARKER_KEY};
 use sources::{BrokerConfig, BrokerSource, RawPayload, decode_raw};
+use store::BridgeStats;
 use testkit::Mosquitto;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -72,7 +73,9 @@ async fn backs_off_connects_resubscribes_after_broker_restart() {
         tx,
     )
     .expect("valid config");
-    let stats = source.stats();
+    // Counted where `/metrics` reads them, wired as `oceanbridge run` wires them.
+    let stats = BridgeStats::default();
+    let source = source.with_observer(Arc::new(runtime::StatsObserver(stats.clone())));
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(source.run(shutdown.clone()));
     let seen: Arc<Mutex<Vec<u32>>> = Arc::default();
@@ -92,8 +95,8 @@ async fn backs_off_connects_resubscribes_after_broker_restart() {
     });
 
     // Nothing listens yet: failed attempts, spaced by the backoff, one loop.
-    wait_until("three failed attempts", || stats.snapshot().failures >= 3).await;
-    let s = stats.snapshot();
+    wait_until("three failed attempts", || stats.snapshot().reconnects >= 3).await;
+    let s = stats.snapshot().source;
     assert_eq!((s.connects, s.live_loops, s.connected), (0, 1, false));
     assert!(
         s.last_error.as_deref().unwrap_or("").contains("connect"),
@@ -102,20 +105,20 @@ async fn backs_off_connects_resubscribes_after_broker_restart() {
 
     // The broker comes up: the source connects and subscribes.
     tokio::task::block_in_place(|| broker.start_again());
-    wait_until("connected", || stats.snapshot().connects >= 1).await;
+    wait_until("connected", || stats.snapshot().source.connects >= 1).await;
     delivered_after_publishing(port, &seen, 1).await;
 
     // The broker dies and comes back: a failure, a new connection, a new subscription.
-    let failures = stats.snapshot().failures;
+    let failures = stats.snapshot().reconnects;
     tokio::task::block_in_place(|| broker.kill());
     wait_until("the loss is noticed", || {
-        stats.snapshot().failures > failures
+        stats.snapshot().reconnects > failures
     })
     .await;
     tokio::task::block_in_place(|| broker.start_again());
-    wait_until("reconnected", || stats.snapshot().connects >= 2).await;
+    wait_until("reconnected", || stats.snapshot().source.connects >= 2).await;
     delivered_after_publishing(port, &seen, 10_000).await;
-    assert_eq!(stats.snapshot().live_loops, 1);
+    assert_eq!(stats.snapshot().source.live_loops, 1);
 
     shutdown.cancel();
     let result = tokio::time::timeout(Duration::from_secs(30), task)
@@ -124,7 +127,7 @@ async fn backs_off_connects_resubscribes_after_broker_restart() {
         .expect("task joins");
     assert!(result.is_ok(), "{result:?}");
     let s = stats.snapshot();
-    assert_eq!((s.live_loops, s.connected), (0, false));
-    assert_eq!(s.dropped_queue_full, 0);
+    assert_eq!((s.source.live_loops, s.source.connected), (0, false));
+    assert_eq!(s.dropped.get("queue_full"), None, "{s:?}");
     let _ = tokio::time::timeout(Duration::from_secs(5), consumer).await;
 }

@@ -16,10 +16,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use runtime::StatsObserver;
 use runtime::{Bridge, BridgeOptions};
 use simulator::Simulator;
-use sources::{CloudConfig, CloudSource, SourceStats, WayIn};
-use store::StoreConfig;
+use sources::{CloudConfig, CloudSource, WayIn};
+use store::{BridgeStats, StoreConfig};
 use support::sim_config;
 use testkit::{wait_for, wait_until};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -45,15 +46,16 @@ fn source_config(api_url: String, devices: &[&str]) -> CloudConfig {
     }
 }
 
-fn gauges_ok(s: &SourceStats) -> Result<(), String> {
-    let snap = s.snapshot();
-    if snap.live_loops == 1 && snap.live_timers == DEVICES.len() as i64 {
+/// The source's live gauges, as `/metrics` shows them: one loop, one timer per device.
+fn gauges_ok(s: &BridgeStats) -> Result<(), String> {
+    let snap = s.snapshot().source;
+    if snap.live_loops == 1 && snap.live_get_all_timers == DEVICES.len() as i64 {
         Ok(())
     } else {
         Err(format!(
             "live loops {} (want 1), timers {} (want {})",
             snap.live_loops,
-            snap.live_timers,
+            snap.live_get_all_timers,
             DEVICES.len()
         ))
     }
@@ -92,20 +94,19 @@ async fn broker_restarted_20_times_reconnects_each_time_with_one_loop_and_no_los
         bridge.sender(),
     )
     .expect("source")
-    .with_observer(Arc::new(runtime::StatsObserver(stats.clone())));
-    let sstats = source.stats();
+    .with_observer(Arc::new(StatsObserver(stats.clone())));
     let run = tokio::spawn(source.run(shutdown.clone()));
 
     wait_until("connected, with data", Duration::from_secs(60), || {
-        sstats.snapshot().connects >= 1 && stats.snapshot().payloads >= 3
+        stats.snapshot().source.connects >= 1 && stats.snapshot().payloads >= 3
     })
     .await;
-    gauges_ok(&sstats).expect("one loop, one timer per device");
+    gauges_ok(&stats).expect("one loop, one timer per device");
 
     // Outage windows (for the gap check): taken down at, back up at.
     let mut outages: Vec<(SystemTime, SystemTime)> = Vec::new();
     for cycle in 0..CYCLES {
-        let connects = sstats.snapshot().connects;
+        let connects = stats.snapshot().source.connects;
         if cycle % 2 == 0 {
             let down = SystemTime::now();
             faults.broker_down().expect("broker down");
@@ -117,10 +118,10 @@ async fn broker_restarted_20_times_reconnects_each_time_with_one_loop_and_no_los
         }
         let mut worst = Ok(());
         wait_for(Duration::from_secs(60), || {
-            if let Err(e) = gauges_ok(&sstats) {
+            if let Err(e) = gauges_ok(&stats) {
                 worst = Err(e);
             }
-            (sstats.snapshot().connects > connects).then_some(())
+            (stats.snapshot().source.connects > connects).then_some(())
         })
         .await
         .unwrap_or_else(|| panic!("cycle {cycle}: no reconnect within 60 s"));
@@ -135,13 +136,13 @@ async fn broker_restarted_20_times_reconnects_each_time_with_one_loop_and_no_los
         })
         .await;
     }
-    let s = sstats.snapshot();
+    let s = stats.snapshot().source;
     assert_eq!(
         s.connects,
         1 + CYCLES as u64,
         "one reconnect per fault: {s:?}"
     );
-    gauges_ok(&sstats).expect("after 20 restarts");
+    gauges_ok(&stats).expect("after 20 restarts");
     assert!(stats.snapshot().errors.is_empty(), "{:?}", stats.snapshot());
 
     // Zero loss after recovery: quiesce, count, run, quiesce, compare.
@@ -234,9 +235,9 @@ async fn broker_restarted_20_times_reconnects_each_time_with_one_loop_and_no_los
         matches!(ended, Ok(Ok(Ok(())))),
         "source did not stop cleanly"
     );
-    let s = sstats.snapshot();
+    let s = stats.snapshot().source;
     assert_eq!(
-        (s.live_loops, s.live_timers),
+        (s.live_loops, s.live_get_all_timers),
         (0, 0),
         "leaked loop or timers: {s:?}"
     );
@@ -321,7 +322,8 @@ async fn bad_login_answers_back_off_with_a_clear_message() {
             tx,
         )
         .expect("source");
-        let stats = source.stats();
+        let stats = BridgeStats::default();
+        let source = source.with_observer(Arc::new(StatsObserver(stats.clone())));
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(source.run(shutdown.clone()));
         running.push((mode, expected, hits, stats, shutdown, task, _rx));
@@ -336,7 +338,7 @@ async fn bad_login_answers_back_off_with_a_clear_message() {
         let elapsed = started.elapsed();
         let mut all = true;
         for (mode, _, hits, stats, ..) in &running {
-            let failures = stats.snapshot().failures;
+            let failures = stats.snapshot().reconnects;
             assert!(
                 least_time(failures) <= elapsed,
                 "{mode:?}: {failures} failures within {elapsed:?}: faster than the backoff"
@@ -353,9 +355,13 @@ async fn bad_login_answers_back_off_with_a_clear_message() {
     .await;
     for (mode, expected, hits, stats, shutdown, task, _rx) in running {
         let s = stats.snapshot();
-        let error = s.last_error.clone().unwrap_or_default();
+        let error = s.source.last_error.clone().unwrap_or_default();
         let attempts = hits.load(Ordering::SeqCst);
-        assert_eq!((s.connects, s.logins), (0, 0), "{mode:?}: {s:?}");
+        assert_eq!(
+            (s.source.connects, s.source.logins),
+            (0, 0),
+            "{mode:?}: {s:?}"
+        );
         assert!(
             error.contains("/auth/login"),
             "{mode:?}: error does not name the endpoint: {error}"
@@ -375,7 +381,7 @@ async fn bad_login_answers_back_off_with_a_clear_message() {
         );
         eprintln!(
             "{mode:?}: {} failures, {attempts} requests; last error: {error}",
-            s.failures
+            s.reconnects
         );
         shutdown.cancel();
         let ended = tokio::time::timeout(Duration::from_secs(30), task).await;

@@ -1,8 +1,9 @@
 //! The pipeline: source → bounded channel → decode (protocol / open-API JSON) → stats →
-//! store; the sinks read from the store. Also the glue that lets the source count
-//! reconnects and drops in [`BridgeStats`].
+//! store; the sinks read from the store. Also [`StatsObserver`], the glue that lets a
+//! source count its events (logins, connects, reconnects, drops, live gauges) in
+//! [`BridgeStats`].
 
-use sources::{RawPayload, SourceObserver, decode_raw};
+use sources::{LiveTask, RawPayload, SourceError, SourceObserver, decode_raw};
 use store::{BridgeStats, StateStore};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -60,16 +61,40 @@ pub async fn run(
     }
 }
 
-/// Lets the cloud source report into [`BridgeStats`].
+/// Lets a source report into [`BridgeStats`]: what `/metrics` and the dashboard show.
 #[derive(Debug, Clone)]
 pub struct StatsObserver(pub BridgeStats);
 
 impl SourceObserver for StatsObserver {
-    fn reconnecting(&self) {
+    fn logged_in(&self) {
+        self.0.record_login();
+    }
+
+    fn connected(&self) {
+        self.0.record_connect();
+    }
+
+    fn reconnecting(&self, error: &SourceError) {
+        self.0.record_source_error(&error.to_string());
         self.0.record_reconnect();
+    }
+
+    fn stopped(&self) {
+        self.0.record_disconnect();
+    }
+
+    fn get_all_sent(&self) {
+        self.0.record_get_all();
     }
 
     fn dropped(&self, reason: &'static str) {
         self.0.record_dropped(reason);
+    }
+
+    fn live(&self, task: LiveTask, change: i64) {
+        match task {
+            LiveTask::ConnectionLoop => self.0.add_live_loops(change),
+            LiveTask::GetAllTimer => self.0.add_live_get_all_timers(change),
+        }
     }
 }

@@ -77,6 +77,12 @@ fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
     registry.register(name, help, c);
 }
 
+fn gauge(registry: &mut Registry, name: &str, help: &str, value: i64) {
+    let g = Gauge::<i64>::default();
+    g.set(value);
+    registry.register(name, help, g);
+}
+
 /// Renders all metrics as OpenMetrics text.
 pub fn render(store: &StateStore, stats: &BridgeStats) -> String {
     let now = SystemTime::now();
@@ -178,6 +184,45 @@ fn device_health(registry: &mut Registry, devices: &[store::DeviceSnapshot]) {
     );
 }
 
+fn source_health(registry: &mut Registry, s: &store::SourceHealth) {
+    counter(
+        registry,
+        "source_logins",
+        "Successful app-account logins of the source",
+        s.logins,
+    );
+    counter(
+        registry,
+        "source_connects",
+        "MQTT connections of the source the broker accepted",
+        s.connects,
+    );
+    gauge(
+        registry,
+        "source_connected",
+        "1 while the source is connected to its broker",
+        i64::from(s.connected),
+    );
+    counter(
+        registry,
+        "get_all_requests",
+        "Get-all requests sent (app route) or quota fetches (open API)",
+        s.get_all_sent,
+    );
+    gauge(
+        registry,
+        "source_loops",
+        "Connection loops of the source alive (1 while it runs)",
+        s.live_loops,
+    );
+    gauge(
+        registry,
+        "get_all_timers",
+        "Get-all timers alive (one per device while the cloud source runs)",
+        s.live_get_all_timers,
+    );
+}
+
 fn bridge_health(
     registry: &mut Registry,
     store: &StateStore,
@@ -215,6 +260,7 @@ fn bridge_health(
         "Reconnects of the source",
         s.reconnects,
     );
+    source_health(registry, &s.source);
     counter_family(
         registry,
         "frames_skipped",

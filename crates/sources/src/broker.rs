@@ -13,12 +13,11 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, SubscribeFilter};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::cloud::SourceObserver;
 use crate::config::{BrokerConfig, WhenFull};
 use crate::error::SourceError;
 use crate::mqtt;
+use crate::observer::{Live, LiveTask, SourceObserver, unobserved};
 use crate::payload::RawPayload;
-use crate::stats::SourceStats;
 
 /// The broker source, ready to run.
 pub struct BrokerSource {
@@ -26,8 +25,7 @@ pub struct BrokerSource {
     endpoint: MqttEndpoint,
     tls: Option<rustls::ClientConfig>,
     tx: mpsc::Sender<RawPayload>,
-    stats: SourceStats,
-    observer: Option<Arc<dyn SourceObserver>>,
+    observer: Arc<dyn SourceObserver>,
     client_id: String,
 }
 
@@ -54,20 +52,15 @@ impl BrokerSource {
             endpoint,
             tls,
             tx,
-            stats: SourceStats::default(),
-            observer: None,
+            observer: unobserved(),
             client_id,
         })
     }
 
+    /// Reports connects, reconnects, drops and the live-loop gauge to `observer`.
     pub fn with_observer(mut self, observer: Arc<dyn SourceObserver>) -> Self {
-        self.observer = Some(observer);
+        self.observer = observer;
         self
-    }
-
-    /// Counters (connects, failures, payloads, drops) and the live-loop gauge.
-    pub fn stats(&self) -> SourceStats {
-        self.stats.clone()
     }
 
     fn options(&self) -> MqttOptions {
@@ -86,7 +79,7 @@ impl BrokerSource {
 
     /// Runs until `shutdown` (or until the pipeline is gone); reconnects with backoff.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), SourceError> {
-        let _live = self.stats.loop_guard();
+        let _live = Live::new(&self.observer, LiveTask::ConnectionLoop);
         let mut backoff = Backoff::new(self.config.reconnect_min, self.config.reconnect_max);
         let filters: Vec<SubscribeFilter> = self
             .config
@@ -113,7 +106,7 @@ impl BrokerSource {
             match event {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     backoff.reset();
-                    self.stats.connected();
+                    self.observer.connected();
                     tracing::info!(client_id = %self.client_id, "MQTT broker connected");
                     if let Err(e) = client.try_subscribe_many(filters.clone()) {
                         tracing::warn!("subscribe not queued: {e}");
@@ -134,10 +127,7 @@ impl BrokerSource {
                 Ok(_) => {}
                 Err(e) => {
                     let error = mqtt::classify(&e);
-                    self.stats.failed(&error.to_string());
-                    if let Some(o) = &self.observer {
-                        o.reconnecting();
-                    }
+                    self.observer.reconnecting(&error);
                     let delay = backoff.next_delay();
                     tracing::warn!(
                         kind = error.kind(),
@@ -152,14 +142,13 @@ impl BrokerSource {
             }
         }
         let _ = client.try_disconnect();
-        self.stats.disconnected();
+        self.observer.stopped();
         tracing::info!("MQTT broker source stopped");
         Ok(())
     }
 
     /// Hands one payload to the pipeline; `false` once the pipeline is gone.
     async fn forward(&self, topic: String, payload: Bytes) -> bool {
-        self.stats.payload();
         let raw = RawPayload {
             topic,
             payload,
@@ -170,10 +159,7 @@ impl BrokerSource {
             WhenFull::Drop => match self.tx.try_send(raw) {
                 Ok(()) => true,
                 Err(mpsc::error::TrySendError::Full(_)) => {
-                    self.stats.dropped_queue_full();
-                    if let Some(o) = &self.observer {
-                        o.dropped("queue_full");
-                    }
+                    self.observer.dropped("queue_full");
                     true
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => false,

@@ -19,18 +19,10 @@ use crate::credentials::{Identity, MqttCredentials, quota_topic};
 use crate::error::{Action, SourceError};
 use crate::login::Authenticator;
 use crate::mqtt::{self, classify, warn_refused_subscriptions};
+use crate::observer::{Live, LiveTask, SourceObserver, unobserved};
 use crate::payload::RawPayload;
 use crate::schedule::Schedule;
-use crate::stats::SourceStats;
 use connect::tls;
-
-/// Told about events the rest of the bridge counts (e.g. `BridgeStats`).
-pub trait SourceObserver: Send + Sync {
-    /// A connection was lost or failed and a new attempt follows.
-    fn reconnecting(&self) {}
-    /// A payload was dropped (`queue_full`: the pipeline did not keep up).
-    fn dropped(&self, _reason: &'static str) {}
-}
 
 /// The cloud source, ready to run.
 pub struct CloudSource {
@@ -38,8 +30,7 @@ pub struct CloudSource {
     tls: rustls::ClientConfig,
     api: ApiClient,
     tx: mpsc::Sender<RawPayload>,
-    stats: SourceStats,
-    observer: Option<Arc<dyn SourceObserver>>,
+    observer: Arc<dyn SourceObserver>,
     client_id_seed: String,
 }
 
@@ -77,19 +68,15 @@ impl CloudSource {
             tls,
             api,
             tx,
-            stats: SourceStats::default(),
-            observer: None,
+            observer: unobserved(),
             client_id_seed: uuid::Uuid::new_v4().to_string(),
         })
     }
 
+    /// Reports logins, connects, reconnects, get-alls, drops and live gauges to `observer`.
     pub fn with_observer(mut self, observer: Arc<dyn SourceObserver>) -> Self {
-        self.observer = Some(observer);
+        self.observer = observer;
         self
-    }
-
-    pub fn stats(&self) -> SourceStats {
-        self.stats.clone()
     }
 
     /// Runs until `shutdown`; returns early only on a configuration error.
@@ -98,8 +85,8 @@ impl CloudSource {
     /// token means logging in again). When only the API is unreachable, the last good
     /// credentials are reused so a broker that is up can still be reached.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), SourceError> {
-        let _live = self.stats.loop_guard();
-        let mut auth = Authenticator::new(self.api.clone(), &self.config);
+        let _live = Live::new(&self.observer, LiveTask::ConnectionLoop);
+        let mut auth = Authenticator::new(self.api.clone(), &self.config, self.observer.clone());
         let mut backoff =
             connect::Backoff::new(self.config.reconnect_min, self.config.reconnect_max);
         let mut last_good: Option<(MqttCredentials, Identity)> = None;
@@ -117,10 +104,8 @@ impl CloudSource {
                 r = auth.credentials() => r,
                 _ = shutdown.cancelled() => break,
             };
-            self.stats.set_logins(auth.logins);
             let attempt = match (fetched, &last_good) {
                 (Ok(creds), _) => {
-                    self.stats.credential_fetched();
                     if creds.1.devices.is_empty() {
                         tracing::warn!("no devices to subscribe (the device list is empty)");
                     }
@@ -143,7 +128,7 @@ impl CloudSource {
                             slot.insert(Schedule::new(
                                 &id.devices,
                                 self.config.get_all_interval,
-                                &self.stats,
+                                &self.observer,
                             ))
                         }
                     };
@@ -178,10 +163,7 @@ impl CloudSource {
                     error
                 }
             };
-            self.stats.failed(&error.to_string());
-            if let Some(o) = &self.observer {
-                o.reconnecting();
-            }
+            self.observer.reconnecting(&error);
             let mut delay = backoff.next_delay();
             if matches!(error, SourceError::CredentialsRejected { .. }) {
                 // A refused password or key will not change by itself: wait the longest
@@ -198,7 +180,7 @@ impl CloudSource {
                 _ = shutdown.cancelled() => break,
             }
         }
-        self.stats.disconnected();
+        self.observer.stopped();
         tracing::info!("EcoFlow cloud source stopped");
         Ok(())
     }
@@ -246,7 +228,7 @@ impl CloudSource {
                 match event {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
                         was_connected = true;
-                        self.stats.connected();
+                        self.observer.connected();
                         tracing::info!(host = %creds.host, port = creds.port, devices = id.devices.len(), "MQTT connected");
                         for sn in &id.devices {
                             for topic in id.subscriptions(sn) {
@@ -329,7 +311,7 @@ impl CloudSource {
                 let payload = protocol::encode::get_all_request(seq);
                 match client.try_publish(topic, QoS::AtMostOnce, false, payload) {
                     Ok(()) => {
-                        self.stats.get_all_sent();
+                        self.observer.get_all_sent();
                         tracing::debug!(sn, "get-all request sent");
                     }
                     Err(e) => tracing::warn!(sn, "get-all request not queued: {e}"),
@@ -337,7 +319,7 @@ impl CloudSource {
             }
             None => match auth.quota_all(sn).await {
                 Ok(data) => {
-                    self.stats.get_all_sent();
+                    self.observer.get_all_sent();
                     let body = serde_json::json!({ "params": data }).to_string();
                     self.forward(quota_topic(&id.account, sn), Bytes::from(body));
                 }
@@ -347,7 +329,6 @@ impl CloudSource {
     }
 
     fn forward(&self, topic: String, payload: Bytes) {
-        self.stats.payload();
         let raw = RawPayload {
             topic,
             payload,
@@ -356,10 +337,7 @@ impl CloudSource {
         match self.tx.try_send(raw) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.stats.dropped_queue_full();
-                if let Some(o) = &self.observer {
-                    o.dropped("queue_full");
-                }
+                self.observer.dropped("queue_full");
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
                 tracing::debug!("pipeline closed; payload discarded");

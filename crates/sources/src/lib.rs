@@ -13,7 +13,8 @@
 //! - [`broker`]: [`BrokerSource`], fleet mode: the user's own MQTT broker, shared subscriptions.
 //! - `mqtt`: what both MQTT sources share: client options, SUBACK warning, error lines.
 //! - [`schedule`]: per-device get-all timers owned by that loop.
-//! - [`stats`]: [`SourceStats`] counters and live loop/timer gauges.
+//! - [`observer`]: [`SourceObserver`], the events a source reports (logins, connects,
+//!   reconnects with their error, get-alls, drops) and its live loop/timer gauges.
 //! - [`payload`]: [`RawPayload`] and [`decode_raw`] (protobuf or open-API JSON by topic).
 //! - [`record`]: the JSON-lines record file (`{topic, time, hex}`).
 //! - [`error`]: [`SourceError`] and what the loop does about each kind.
@@ -28,16 +29,16 @@ pub mod credentials;
 pub mod error;
 pub mod login;
 mod mqtt;
+pub mod observer;
 pub mod payload;
 pub mod record;
 mod schedule;
 pub mod signing;
-pub mod stats;
 
 pub use broker::BrokerSource;
-pub use cloud::{CloudSource, SourceObserver};
+pub use cloud::CloudSource;
 pub use config::{BrokerConfig, CloudConfig, DEFAULT_API_URL, WayIn, WhenFull};
 pub use error::SourceError;
+pub use observer::{LiveTask, SourceObserver};
 pub use payload::{PayloadError, RawPayload, decode_raw};
 pub use record::{BadLine, RecordLine};
-pub use stats::{SourceStats, SourceStatsSnapshot};

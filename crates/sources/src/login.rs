@@ -2,6 +2,8 @@
 //! certification + device list (protocol §1b). Keeps the app token between calls and
 //! logs in again when the token is refused.
 
+use std::sync::Arc;
+
 use base64::Engine as _;
 use serde_json::{Value as Json, json};
 
@@ -9,6 +11,7 @@ use crate::api::{ApiClient, str_field};
 use crate::config::{CloudConfig, WayIn};
 use crate::credentials::{Identity, MqttCredentials};
 use crate::error::SourceError;
+use crate::observer::SourceObserver;
 use crate::signing;
 use connect::Secret;
 
@@ -34,7 +37,6 @@ pub struct ListedDevice {
 }
 
 /// Fetches MQTT credentials for the configured way in.
-#[derive(Debug)]
 pub struct Authenticator {
     api: ApiClient,
     way_in: WayIn,
@@ -44,12 +46,12 @@ pub struct Authenticator {
     secret_key: Secret,
     devices: Vec<String>,
     token: Option<AppToken>,
-    /// Counts successful logins (app route) — re-login is visible in stats and tests.
-    pub logins: u64,
+    /// Told about each successful login (app route), so re-logins show in the counters.
+    observer: Arc<dyn SourceObserver>,
 }
 
 impl Authenticator {
-    pub fn new(api: ApiClient, config: &CloudConfig) -> Self {
+    pub fn new(api: ApiClient, config: &CloudConfig, observer: Arc<dyn SourceObserver>) -> Self {
         Authenticator {
             api,
             way_in: config.way_in,
@@ -59,7 +61,7 @@ impl Authenticator {
             secret_key: config.secret_key.clone(),
             devices: config.devices.clone(),
             token: None,
-            logins: 0,
+            observer,
         }
     }
 
@@ -138,7 +140,7 @@ impl Authenticator {
         let user_id = data.get("user").and_then(|u| str_field(u, "userId"));
         match (token, user_id) {
             (Some(token), Some(user_id)) => {
-                self.logins += 1;
+                self.observer.logged_in();
                 tracing::info!(user_id = %user_id, "logged in to the EcoFlow app account");
                 Ok(AppToken {
                     token: Secret::new(token),

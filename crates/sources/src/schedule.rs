@@ -5,14 +5,16 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::stats::{LiveGuard, SourceStats};
+use std::sync::Arc;
+
+use crate::observer::{Live, LiveTask, SourceObserver};
 
 /// One device's timer: when its next get-all is due (none while disconnected).
 #[derive(Debug)]
 struct DeviceTimer {
     sn: String,
     due: Option<Instant>,
-    _live: LiveGuard,
+    _live: Live,
 }
 
 /// Per-device get-all schedule.
@@ -23,7 +25,11 @@ pub(crate) struct Schedule {
 }
 
 impl Schedule {
-    pub(crate) fn new(devices: &[String], period: Duration, stats: &SourceStats) -> Self {
+    pub(crate) fn new(
+        devices: &[String],
+        period: Duration,
+        observer: &Arc<dyn SourceObserver>,
+    ) -> Self {
         let mut timers: Vec<DeviceTimer> = Vec::with_capacity(devices.len());
         for sn in devices {
             if timers.iter().any(|t| &t.sn == sn) {
@@ -32,7 +38,7 @@ impl Schedule {
             timers.push(DeviceTimer {
                 sn: sn.clone(),
                 due: None,
-                _live: stats.timer_guard(),
+                _live: Live::new(observer, LiveTask::GetAllTimer),
             });
         }
         Schedule { period, timers }
@@ -80,13 +86,27 @@ impl Schedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    /// Counts live timers, as `BridgeStats` does behind the runtime's observer.
+    #[derive(Default)]
+    struct Timers(AtomicI64);
+
+    impl SourceObserver for Timers {
+        fn live(&self, task: LiveTask, change: i64) {
+            assert_eq!(task, LiveTask::GetAllTimer);
+            self.0.fetch_add(change, Ordering::SeqCst);
+        }
+    }
 
     #[test]
     fn due_on_connect_then_each_period() {
-        let stats = SourceStats::default();
+        let timers = Arc::new(Timers::default());
+        let observer: Arc<dyn SourceObserver> = timers.clone();
+        let live = || timers.0.load(Ordering::SeqCst);
         let devices = vec!["A".to_string(), "B".to_string(), "A".to_string()];
-        let mut s = Schedule::new(&devices, Duration::from_secs(300), &stats);
-        assert_eq!(stats.snapshot().live_timers, 2);
+        let mut s = Schedule::new(&devices, Duration::from_secs(300), &observer);
+        assert_eq!(live(), 2);
         let t0 = Instant::now();
         assert_eq!(s.next_due(), None);
         s.on_connect(t0);
@@ -100,8 +120,8 @@ mod tests {
             s.on_connect(Instant::now());
             s.on_disconnect();
         }
-        assert_eq!(stats.snapshot().live_timers, 2);
+        assert_eq!(live(), 2);
         drop(s);
-        assert_eq!(stats.snapshot().live_timers, 0);
+        assert_eq!(live(), 0);
     }
 }

@@ -10,7 +10,8 @@
 //! - [`sqlite`]: the SQLite history file: WAL, a writer thread fed by a bounded queue, retention.
 //! - [`postgres`]: the optional PostgreSQL history sink (same samples, batched inserts,
 //!   retries with backoff, drops counted in [`BridgeStats`]).
-//! - [`stats`]: [`BridgeStats`], counters of the pipeline (frames, skips, errors, reconnects, drops).
+//! - [`stats`]: [`BridgeStats`], counters of the pipeline (frames, skips, errors, drops) and
+//!   the source's health (logins, connects, reconnects, last error, live loops and timers).
 //!
 //! Why [`PostgresSink`] lives here and not in `sinks`: it is the second history backend,
 //! not another view of the data. It gets exactly the samples the history filter admits
@@ -36,7 +37,7 @@ pub use latest::{ChannelSnapshot, DeviceSnapshot, LatestState};
 pub use postgres::{PostgresConfig, PostgresSink};
 pub use sqlite::HistoryStats;
 pub use state_store::StateStore;
-pub use stats::{BridgeStats, StatsSnapshot};
+pub use stats::{BridgeStats, SourceHealth, StatsSnapshot};
 
 /// Milliseconds since the Unix epoch (0 for times before it).
 pub fn unix_ms(t: std::time::SystemTime) -> i64 {

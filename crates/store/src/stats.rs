@@ -1,8 +1,9 @@
 //! The bridge's own counters: payloads and frames decoded, skips and errors by reason,
-//! reconnects, drops, and when the last message arrived.
+//! reconnects, drops, when the last message arrived, and the source's health (logins,
+//! connects, get-alls, the last error, its live connection loops and get-all timers).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -18,6 +19,12 @@ struct Counters {
     states_decoded: AtomicU64,
     out_of_range: AtomicU64,
     reconnects: AtomicU64,
+    logins: AtomicU64,
+    connects: AtomicU64,
+    get_all_sent: AtomicU64,
+    connected: AtomicBool,
+    live_loops: AtomicI64,
+    live_timers: AtomicI64,
     maps: Mutex<Maps>,
 }
 
@@ -27,6 +34,7 @@ struct Maps {
     errors: BTreeMap<&'static str, u64>,
     dropped: BTreeMap<&'static str, u64>,
     last_message: Option<SystemTime>,
+    last_source_error: Option<String>,
 }
 
 /// Shared, cheap-to-clone pipeline counters.
@@ -53,6 +61,26 @@ pub struct StatsSnapshot {
     pub dropped: BTreeMap<&'static str, u64>,
     /// When the last payload arrived (ms since epoch).
     pub last_message_ms: Option<i64>,
+    pub source: SourceHealth,
+}
+
+/// How the source is doing, as it reported (see `sources::SourceObserver`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SourceHealth {
+    /// Successful app-account logins (a re-login after a refused token adds one).
+    pub logins: u64,
+    /// MQTT connections the broker accepted.
+    pub connects: u64,
+    /// Connected to the broker now.
+    pub connected: bool,
+    /// Get-all requests sent (app route) or quota fetches (open API).
+    pub get_all_sent: u64,
+    /// The last error line (secrets never appear in errors).
+    pub last_error: Option<String>,
+    /// Connection loops alive now: 1 while a source runs, never more.
+    pub live_loops: i64,
+    /// Get-all timers alive now: one per device while the cloud source runs.
+    pub live_get_all_timers: i64,
 }
 
 impl BridgeStats {
@@ -91,8 +119,44 @@ impl BridgeStats {
         *maps.errors.entry(error.reason()).or_default() += 1;
     }
 
+    /// A connection failed or was lost; the source tries again.
     pub fn record_reconnect(&self) {
         self.inner.reconnects.fetch_add(1, Ordering::Relaxed);
+        self.inner.connected.store(false, Ordering::Relaxed);
+    }
+
+    /// The error behind the last reconnect, shown as `source.last_error`.
+    pub fn record_source_error(&self, error: &str) {
+        self.maps().last_source_error = Some(error.to_string());
+    }
+
+    pub fn record_login(&self) {
+        self.inner.logins.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The broker accepted the source's connection.
+    pub fn record_connect(&self) {
+        self.inner.connects.fetch_add(1, Ordering::Relaxed);
+        self.inner.connected.store(true, Ordering::Relaxed);
+    }
+
+    /// The source stopped.
+    pub fn record_disconnect(&self) {
+        self.inner.connected.store(false, Ordering::Relaxed);
+    }
+
+    pub fn record_get_all(&self) {
+        self.inner.get_all_sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One connection loop started (`+1`) or ended (`-1`).
+    pub fn add_live_loops(&self, change: i64) {
+        self.inner.live_loops.fetch_add(change, Ordering::SeqCst);
+    }
+
+    /// Get-all timers started (`+n`) or ended (`-n`).
+    pub fn add_live_get_all_timers(&self, change: i64) {
+        self.inner.live_timers.fetch_add(change, Ordering::SeqCst);
     }
 
     /// Counts one dropped message (`reason`: e.g. `"source_queue_full"`).
@@ -118,6 +182,15 @@ impl BridgeStats {
             errors: maps.errors.clone(),
             dropped: maps.dropped.clone(),
             last_message_ms: maps.last_message.map(unix_ms),
+            source: SourceHealth {
+                logins: c.logins.load(Ordering::Relaxed),
+                connects: c.connects.load(Ordering::Relaxed),
+                connected: c.connected.load(Ordering::Relaxed),
+                get_all_sent: c.get_all_sent.load(Ordering::Relaxed),
+                last_error: maps.last_source_error.clone(),
+                live_loops: c.live_loops.load(Ordering::SeqCst),
+                live_get_all_timers: c.live_timers.load(Ordering::SeqCst),
+            },
         }
     }
 }

@@ -1,12 +1,18 @@
 //! The cloud source against the simulator over real sockets (HTTPS, MQTT/TLS on
 //! 127.0.0.1, ephemeral ports): logins, signatures, TLS trust, states, get-all timing,
 //! broker outages, token expiry and the one-loop/one-timer-per-device guarantee.
+//!
+//! What the source reports is read where users see it: [`BridgeStats`] (behind `/metrics`
+//! and the dashboard), fed by the runtime's [`StatsObserver`] as `oceanbridge run` wires it.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
+use runtime::StatsObserver;
 use simulator::{Simulator, SimulatorConfig};
-use sources::{CloudConfig, CloudSource, RawPayload, SourceStats, WayIn, decode_raw};
+use sources::{CloudConfig, CloudSource, RawPayload, WayIn, decode_raw};
+use store::{BridgeStats, StateStore, StoreConfig};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -52,7 +58,7 @@ fn open_config(sim: &Simulator, secret: &str) -> CloudConfig {
 }
 
 struct Running {
-    stats: SourceStats,
+    stats: BridgeStats,
     rx: mpsc::Receiver<RawPayload>,
     shutdown: CancellationToken,
     task: JoinHandle<Result<(), sources::SourceError>>,
@@ -60,8 +66,10 @@ struct Running {
 
 fn start(config: CloudConfig, ca: Option<&str>) -> Running {
     let (tx, rx) = mpsc::channel(4096);
-    let source = CloudSource::with_ca_pem(config, ca, tx).expect("valid config");
-    let stats = source.stats();
+    let stats = BridgeStats::default();
+    let source = CloudSource::with_ca_pem(config, ca, tx)
+        .expect("valid config")
+        .with_observer(Arc::new(StatsObserver(stats.clone())));
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(source.run(shutdown.clone()));
     Running {
@@ -73,7 +81,7 @@ fn start(config: CloudConfig, ca: Option<&str>) -> Running {
 }
 
 impl Running {
-    async fn stop(self) -> SourceStats {
+    async fn stop(self) -> BridgeStats {
         self.shutdown.cancel();
         let r = tokio::time::timeout(Duration::from_secs(5), self.task)
             .await
@@ -115,6 +123,14 @@ async fn within<T>(fut: impl Future<Output = T>) -> T {
     tokio::time::timeout(WAIT, fut).await.expect("in time")
 }
 
+/// The value of an unlabelled series in the `/metrics` text rendered from `stats`.
+fn metric(stats: &BridgeStats, name: &str) -> Option<f64> {
+    let store = StateStore::open(&StoreConfig::default()).expect("memory store");
+    let text = sinks::metrics::render(&store, stats);
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn app_login_connects_over_tls_and_states_arrive() {
     let sim = simulator(None).await;
@@ -126,14 +142,24 @@ async fn app_login_connects_over_tls_and_states_arrive() {
         "a get-all answer carries many states, got {states}"
     );
     let s = run.stats.snapshot();
-    assert_eq!(s.logins, 1);
-    assert_eq!(s.connects, 1);
-    assert!(s.connected);
+    assert_eq!(s.source.logins, 1);
+    assert_eq!(s.source.connects, 1);
+    assert!(s.source.connected);
     assert_eq!(sim.stats().logins_ok, 1);
-    assert_eq!((s.live_loops, s.live_timers), (1, 1));
+    assert_eq!((s.source.live_loops, s.source.live_get_all_timers), (1, 1));
+    // The same, as `/metrics` shows it.
+    for (name, value) in [
+        ("oceanbridge_source_logins_total", 1.0),
+        ("oceanbridge_source_connects_total", 1.0),
+        ("oceanbridge_source_connected", 1.0),
+        ("oceanbridge_source_loops", 1.0),
+        ("oceanbridge_get_all_timers", 1.0),
+    ] {
+        assert_eq!(metric(&run.stats, name), Some(value), "{name}");
+    }
     let s = run.stop().await.snapshot();
     assert_eq!(
-        (s.live_loops, s.live_timers),
+        (s.source.live_loops, s.source.live_get_all_timers),
         (0, 0),
         "all gone after shutdown"
     );
@@ -152,7 +178,7 @@ async fn wrong_password_backs_off_without_crashing_or_hot_looping() {
     // failures take at least (n − 1) × 0.5 s: checked at every look while waiting for
     // three (a lower bound a loaded machine cannot break; a hot loop breaks it at once).
     until("three refused attempts", || {
-        let failures = run.stats.snapshot().failures;
+        let failures = run.stats.snapshot().reconnects;
         let elapsed = started.elapsed().as_secs_f64();
         assert!(
             (failures as f64 - 1.0) * 0.5 <= elapsed,
@@ -162,15 +188,15 @@ async fn wrong_password_backs_off_without_crashing_or_hot_looping() {
     })
     .await;
     let s = run.stats.snapshot();
-    assert_eq!(s.logins, 0);
-    assert_eq!(s.connects, 0);
-    let last = s.last_error.unwrap_or_default();
+    assert_eq!(s.source.logins, 0);
+    assert_eq!(s.source.connects, 0);
+    let last = s.source.last_error.unwrap_or_default();
     assert!(last.contains("Incorrect password"), "{last}");
     assert!(
         !last.contains("not-the-password"),
         "the secret leaked: {last}"
     );
-    assert_eq!(sim.stats().logins_failed, s.failures);
+    assert_eq!(sim.stats().logins_failed, s.reconnects);
     assert!(!run.task.is_finished(), "keeps retrying, never exits");
     run.stop().await;
     sim.shutdown().await;
@@ -181,10 +207,10 @@ async fn untrusted_certificate_is_a_tls_failure_not_a_crash() {
     let sim = simulator(None).await;
     // Only the public web roots: the simulator's self-signed CA is not trusted.
     let run = start(app_config(&sim), None);
-    until("a failed attempt", || run.stats.snapshot().failures >= 2).await;
+    until("a failed attempt", || run.stats.snapshot().reconnects >= 2).await;
     let s = run.stats.snapshot();
-    assert_eq!(s.connects, 0);
-    let last = s.last_error.unwrap_or_default();
+    assert_eq!(s.source.connects, 0);
+    let last = s.source.last_error.unwrap_or_default();
     assert!(last.contains("TLS failed"), "{last}");
     assert_eq!(sim.stats().logins_ok, 0, "nothing got through");
     run.stop().await;
@@ -202,12 +228,12 @@ async fn open_api_signature_accepted_and_quotas_decode() {
     let states = within(run.next_states()).await;
     assert!(states > 10, "quota/all carries many states, got {states}");
     let s = run.stats.snapshot();
-    assert_eq!(s.connects, 1);
+    assert_eq!(s.source.connects, 1);
     assert_eq!(
-        s.live_timers, 1,
+        s.source.live_get_all_timers, 1,
         "device list gave the simulator's one device"
     );
-    assert!(s.get_all_sent >= 1);
+    assert!(s.source.get_all_sent >= 1);
     assert_eq!(sim.stats().auth_rejected, 0);
     run.stop().await;
     sim.shutdown().await;
@@ -218,10 +244,13 @@ async fn open_api_wrong_secret_is_rejected_signature() {
     let sim = simulator(None).await;
     let ca = sim.ca_cert_pem();
     let run = start(open_config(&sim, "wrong-secret"), Some(&ca));
-    until("a rejected attempt", || run.stats.snapshot().failures >= 1).await;
+    until("a rejected attempt", || {
+        run.stats.snapshot().reconnects >= 1
+    })
+    .await;
     let s = run.stats.snapshot();
-    assert_eq!(s.connects, 0);
-    let last = s.last_error.unwrap_or_default();
+    assert_eq!(s.source.connects, 0);
+    let last = s.source.last_error.unwrap_or_default();
     assert!(last.contains("signature"), "{last}");
     assert!(last.contains("rejected the credentials"), "{last}");
     assert!(sim.stats().auth_rejected >= 1);
@@ -245,8 +274,8 @@ async fn get_all_on_connect_and_on_schedule() {
     })
     .await;
     let s = run.stats.snapshot();
-    assert_eq!(s.connects, 1, "one connection served every get-all");
-    assert!(s.get_all_sent >= 4);
+    assert_eq!(s.source.connects, 1, "one connection served every get-all");
+    assert!(s.source.get_all_sent >= 4);
     run.stop().await;
     sim.shutdown().await;
 }
@@ -258,18 +287,18 @@ async fn broker_down_and_up_reconnects_and_states_resume() {
     let mut run = start(app_config(&sim), Some(&ca));
     within(run.next_states()).await;
     sim.faults().broker_down().expect("embedded broker");
-    until("connection lost", || !run.stats.snapshot().connected).await;
+    until("connection lost", || !run.stats.snapshot().source.connected).await;
     until("a few refused reconnects", || {
-        run.stats.snapshot().failures >= 2
+        run.stats.snapshot().reconnects >= 2
     })
     .await;
     while run.rx.try_recv().is_ok() {}
     sim.faults().broker_up().expect("embedded broker");
-    until("reconnected", || run.stats.snapshot().connects >= 2).await;
+    until("reconnected", || run.stats.snapshot().source.connects >= 2).await;
     let states = within(run.next_states()).await;
     assert!(states > 0);
     let s = run.stats.snapshot();
-    assert_eq!((s.live_loops, s.live_timers), (1, 1));
+    assert_eq!((s.source.live_loops, s.source.live_get_all_timers), (1, 1));
     run.stop().await;
     sim.shutdown().await;
 }
@@ -280,12 +309,15 @@ async fn expired_token_means_login_again() {
     let ca = sim.ca_cert_pem();
     let mut run = start(app_config(&sim), Some(&ca));
     within(run.next_states()).await;
-    assert_eq!(run.stats.snapshot().logins, 1);
+    assert_eq!(run.stats.snapshot().source.logins, 1);
     tokio::time::sleep(Duration::from_millis(700)).await;
     sim.faults().drop_connections().expect("embedded broker");
-    until("reconnected", || run.stats.snapshot().connects >= 2).await;
+    until("reconnected", || run.stats.snapshot().source.connects >= 2).await;
     let s = run.stats.snapshot();
-    assert_eq!(s.logins, 2, "the expired token was replaced by a new login");
+    assert_eq!(
+        s.source.logins, 2,
+        "the expired token was replaced by a new login"
+    );
     assert_eq!(sim.stats().logins_ok, 2);
     assert!(
         sim.stats().auth_rejected >= 1,
@@ -305,7 +337,7 @@ async fn many_reconnects_keep_one_loop_and_one_timer_per_device() {
     let ca = sim.ca_cert_pem();
     let run = start(app_config(&sim), Some(&ca));
     const RECONNECTS: u64 = 6;
-    until("connected", || run.stats.snapshot().connects >= 1).await;
+    until("connected", || run.stats.snapshot().source.connects >= 1).await;
     for n in 1..=RECONNECTS {
         // Let this connection's get-alls (one per device) reach the devices first.
         until("get-alls of this connection answered", || {
@@ -313,12 +345,15 @@ async fn many_reconnects_keep_one_loop_and_one_timer_per_device() {
         })
         .await;
         sim.faults().drop_connections().expect("embedded broker");
-        until("reconnected", || run.stats.snapshot().connects > n).await;
+        until("reconnected", || run.stats.snapshot().source.connects > n).await;
     }
     let s = run.stats.snapshot();
-    assert_eq!(s.connects, RECONNECTS + 1);
-    assert_eq!(s.live_loops, 1, "exactly one connection loop");
-    assert_eq!(s.live_timers, 2, "exactly one get-all timer per device");
+    assert_eq!(s.source.connects, RECONNECTS + 1);
+    assert_eq!(s.source.live_loops, 1, "exactly one connection loop");
+    assert_eq!(
+        s.source.live_get_all_timers, 2,
+        "exactly one get-all timer per device"
+    );
     // One get-all per device per connection (the 300 s period never came round): a
     // duplicated loop or timer would send more.
     let expected = (RECONNECTS + 1) * 2;
@@ -327,11 +362,11 @@ async fn many_reconnects_keep_one_loop_and_one_timer_per_device() {
     })
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(run.stats.snapshot().get_all_sent, expected);
+    assert_eq!(run.stats.snapshot().source.get_all_sent, expected);
     assert_eq!(sim.stats().get_all_answered, expected);
     assert_eq!(sim.stats().mqtt_clients, 1, "one live MQTT client");
     let s = run.stop().await.snapshot();
-    assert_eq!((s.live_loops, s.live_timers), (0, 0));
+    assert_eq!((s.source.live_loops, s.source.live_get_all_timers), (0, 0));
     sim.shutdown().await;
 }
 
@@ -350,12 +385,15 @@ async fn unreachable_api_is_a_network_failure_with_backoff() {
         ..CloudConfig::default()
     };
     let run = start(config, None);
-    until("two failed attempts", || run.stats.snapshot().failures >= 2).await;
+    until("two failed attempts", || {
+        run.stats.snapshot().reconnects >= 2
+    })
+    .await;
     let s = run.stats.snapshot();
-    let last = s.last_error.unwrap_or_default();
+    let last = s.source.last_error.unwrap_or_default();
     assert!(last.contains("cannot connect"), "{last}");
     assert!(last.contains("/auth/login"), "names the endpoint: {last}");
-    assert_eq!((s.connects, s.live_loops), (0, 1));
+    assert_eq!((s.source.connects, s.source.live_loops), (0, 1));
     run.stop().await;
 }
 
@@ -370,14 +408,16 @@ async fn reconnects_do_not_add_tokio_tasks() {
         .build()
         .expect("runtime");
     let (tx, mut rx) = mpsc::channel(4096);
-    let source = CloudSource::with_ca_pem(app_config(&sim), Some(&ca), tx).expect("config");
-    let stats = source.stats();
+    let stats = BridgeStats::default();
+    let source = CloudSource::with_ca_pem(app_config(&sim), Some(&ca), tx)
+        .expect("config")
+        .with_observer(Arc::new(StatsObserver(stats.clone())));
     let shutdown = CancellationToken::new();
     let task = source_rt.spawn(source.run(shutdown.clone()));
     let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
 
     let settle = async |n: u64| {
-        until("connected", || stats.snapshot().connects >= n).await;
+        until("connected", || stats.snapshot().source.connects >= n).await;
         until("get-all answered", || sim.stats().get_all_answered >= n).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
