@@ -10,7 +10,8 @@
 //! - [`decode`]: payload → frames → XOR → dispatch, offline detection; [`decode_payload`]
 //!   returns owned [`StateUpdate`]s.
 //! - [`compact`]: [`UpdateBuf`], the reusable buffer the decoder fills with compact
-//!   updates (catalog index, value, flag): no allocation per state in steady state.
+//!   updates (catalog index, value, flag): no allocation per state in steady state;
+//!   [`PayloadView`], one read-only view of a buffer or a [`DecodedPayload`].
 //! - [`encode`]: the reverse, for the simulator and round-trip tests.
 //! - [`topics`]: MQTT topic names and the serial they carry.
 //! - [`json`]: the flat `decode --json` object.
@@ -33,7 +34,7 @@ pub mod topics;
 pub mod value;
 pub mod wire;
 
-pub use compact::{CompactUpdate, UpdateBuf, ValueRef};
+pub use compact::{CompactUpdate, PayloadView, UpdateBuf, UpdateRef, ValueRef};
 pub use decode::{
     DecodedPayload, DeviceStatus, FrameSkip, SkipReason, StateUpdate, decode_payload,
 };

@@ -17,8 +17,15 @@ pub fn get_reply_topic(user_id: &str, sn: &str) -> String {
 
 /// The device serial a topic is about, for the app and open-API routes.
 pub fn device_sn_from_topic(topic: &str) -> Option<&str> {
-    let parts: Vec<&str> = topic.split('/').collect();
-    match parts.as_slice() {
+    // Every known topic has at most 7 parts; split into a fixed array (no allocation:
+    // this runs for every payload).
+    let mut parts = [""; 8];
+    let mut n = 0;
+    for part in topic.split('/') {
+        *parts.get_mut(n)? = part;
+        n += 1;
+    }
+    match &parts[..n] {
         ["", "app", "device", "property", sn] => Some(sn),
         ["", "app", _user, sn, "thing", "property", _] => Some(sn),
         ["", "open", _account, sn, _] => Some(sn),

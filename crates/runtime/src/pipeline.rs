@@ -3,7 +3,9 @@
 //! source count its events (logins, connects, reconnects, drops, live gauges) in
 //! [`BridgeStats`].
 
-use sources::{LiveTask, RawPayload, SourceError, SourceObserver, decode_raw};
+use protocol::{PayloadView, UpdateBuf};
+use sources::payload::{PayloadKind, payload_kind};
+use sources::{LiveTask, PayloadError, RawPayload, SourceError, SourceObserver, decode_raw};
 use store::{BridgeStats, StateStore};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -17,15 +19,27 @@ pub enum Outcome {
     Rejected(&'static str),
 }
 
-/// Decodes one payload, counts it and applies it to the store.
-pub fn process(raw: &RawPayload, store: &StateStore, stats: &BridgeStats) -> Outcome {
-    match decode_raw(&raw.topic, &raw.payload) {
-        Ok(decoded) => {
-            stats.record_payload(&decoded);
-            store.apply(&decoded, raw.received_at);
-            Outcome::Applied(decoded.updates.len())
+/// Decodes one payload, counts it and applies it to the store. Protobuf frames decode
+/// into `buf`, which the caller keeps between payloads: in steady state that allocates
+/// nothing per state. Open-API JSON decodes into owned states, as before.
+pub fn process(
+    buf: &mut UpdateBuf,
+    raw: &RawPayload,
+    store: &StateStore,
+    stats: &BridgeStats,
+) -> Outcome {
+    let result = match payload_kind(&raw.topic) {
+        PayloadKind::Frames => {
+            let sn = protocol::topics::device_sn_from_topic(&raw.topic).unwrap_or("");
+            buf.decode(&raw.payload, sn)
+                .map(|()| apply_to(&*buf, raw, store, stats))
+                .map_err(PayloadError::Frames)
         }
-        Err(sources::PayloadError::Frames(e)) => {
+        _ => decode_raw(&raw.topic, &raw.payload).map(|d| apply_to(&d, raw, store, stats)),
+    };
+    match result {
+        Ok(states) => Outcome::Applied(states),
+        Err(PayloadError::Frames(e)) => {
             tracing::debug!(topic = %raw.topic, "payload not decoded: {e}");
             stats.record_error(&e);
             Outcome::Rejected(e.reason())
@@ -38,6 +52,18 @@ pub fn process(raw: &RawPayload, store: &StateStore, stats: &BridgeStats) -> Out
     }
 }
 
+/// Counts a decoded payload and applies it; returns how many states went to the store.
+fn apply_to(
+    decoded: &impl PayloadView,
+    raw: &RawPayload,
+    store: &StateStore,
+    stats: &BridgeStats,
+) -> usize {
+    stats.record_payload(decoded);
+    store.apply(decoded, raw.received_at);
+    decoded.len()
+}
+
 /// Drains the channel into the store until the senders are gone or `shutdown` fires.
 pub async fn run(
     mut rx: mpsc::Receiver<RawPayload>,
@@ -45,6 +71,7 @@ pub async fn run(
     stats: BridgeStats,
     shutdown: CancellationToken,
 ) {
+    let mut buf = UpdateBuf::new();
     loop {
         let raw = tokio::select! {
             raw = rx.recv() => match raw {
@@ -53,11 +80,11 @@ pub async fn run(
             },
             _ = shutdown.cancelled() => break,
         };
-        process(&raw, &store, &stats);
+        process(&mut buf, &raw, &store, &stats);
     }
     // Whatever is already queued still goes in (bounded: the channel's capacity).
     while let Ok(raw) = rx.try_recv() {
-        process(&raw, &store, &stats);
+        process(&mut buf, &raw, &store, &stats);
     }
 }
 

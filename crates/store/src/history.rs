@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use catalog::{Kind, StateDef};
-use protocol::Value;
+use protocol::{Value, ValueRef};
+
+use crate::slots::ChannelSlots;
 
 /// One history row.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,7 +56,14 @@ pub fn value_from_columns(
 pub(crate) struct HistoryFilter {
     min_interval: Duration,
     unchanged_every: Duration,
-    last: HashMap<(Arc<str>, usize), (Value, SystemTime)>,
+    last: HashMap<Arc<str>, ChannelSlots<(Value, SystemTime)>>,
+}
+
+/// The filter for one device (looked up once per payload, not per state).
+pub(crate) struct DeviceFilter<'f> {
+    min_interval: Duration,
+    unchanged_every: Duration,
+    last: &'f mut ChannelSlots<(Value, SystemTime)>,
 }
 
 impl HistoryFilter {
@@ -66,32 +75,47 @@ impl HistoryFilter {
         }
     }
 
-    /// True when this value should be stored; remembers it if so.
-    pub(crate) fn admit(
-        &mut self,
-        sn: &Arc<str>,
-        state: &StateDef,
-        value: &Value,
-        at: SystemTime,
-    ) -> bool {
-        let key = (sn.clone(), state.index);
-        let keep = match self.last.get(&key) {
-            None => true,
-            Some((last, last_at)) => {
-                let since = at.duration_since(*last_at).unwrap_or(Duration::ZERO);
-                (last != value && since >= self.min_interval)
-                    || (!self.unchanged_every.is_zero() && since >= self.unchanged_every)
-            }
-        };
-        if keep {
-            self.last.insert(key, (value.clone(), at));
+    pub(crate) fn device(&mut self, sn: &Arc<str>) -> DeviceFilter<'_> {
+        DeviceFilter {
+            min_interval: self.min_interval,
+            unchanged_every: self.unchanged_every,
+            last: self.last.entry(sn.clone()).or_default(),
         }
-        keep
     }
 
     /// Seeds the filter with a value already in the history (after a restart).
     pub(crate) fn seed(&mut self, sn: &Arc<str>, state: &StateDef, value: Value, at: SystemTime) {
-        self.last.insert((sn.clone(), state.index), (value, at));
+        if let Some(slot) = self.device(sn).last.slot_mut(state) {
+            *slot = Some((value, at));
+        }
+    }
+}
+
+impl DeviceFilter<'_> {
+    /// True when this value should be stored; remembers it if so (in place: nothing is
+    /// allocated for a number or short text, nor for an array of unchanged length).
+    pub(crate) fn admit(&mut self, state: &StateDef, value: ValueRef<'_>, at: SystemTime) -> bool {
+        let Some(slot) = self.last.slot_mut(state) else {
+            return true;
+        };
+        match slot {
+            None => {
+                *slot = Some((value.to_value(), at));
+                true
+            }
+            Some((last, last_at)) => {
+                let changed = !value.eq_value(last);
+                let since = || at.duration_since(*last_at).unwrap_or(Duration::ZERO);
+                let keep = (changed
+                    && (self.min_interval.is_zero() || since() >= self.min_interval))
+                    || (!self.unchanged_every.is_zero() && since() >= self.unchanged_every);
+                if keep {
+                    value.assign_to(last);
+                    *last_at = at;
+                }
+                keep
+            }
+        }
     }
 }
 
@@ -105,15 +129,17 @@ mod tests {
         let sn: Arc<str> = "SN1".into();
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
         let mut f = HistoryFilter::new(Duration::from_secs(10), Duration::from_secs(600));
-        assert!(f.admit(&sn, def, &Value::Number(1.0), t0));
+        let mut admit =
+            |sn: &Arc<str>, v: f64, at| f.device(sn).admit(def, ValueRef::Number(v), at);
+        assert!(admit(&sn, 1.0, t0));
         // Same value: skipped until unchanged_every.
-        assert!(!f.admit(&sn, def, &Value::Number(1.0), t0 + Duration::from_secs(20)));
+        assert!(!admit(&sn, 1.0, t0 + Duration::from_secs(20)));
         // Changed but within min_interval: skipped.
-        assert!(!f.admit(&sn, def, &Value::Number(2.0), t0 + Duration::from_secs(5)));
-        assert!(f.admit(&sn, def, &Value::Number(2.0), t0 + Duration::from_secs(11)));
-        assert!(f.admit(&sn, def, &Value::Number(2.0), t0 + Duration::from_secs(611)));
+        assert!(!admit(&sn, 2.0, t0 + Duration::from_secs(5)));
+        assert!(admit(&sn, 2.0, t0 + Duration::from_secs(11)));
+        assert!(admit(&sn, 2.0, t0 + Duration::from_secs(611)));
         // Other devices are independent.
-        assert!(f.admit(&"SN2".into(), def, &Value::Number(2.0), t0));
+        assert!(admit(&"SN2".into(), 2.0, t0));
     }
 
     #[test]

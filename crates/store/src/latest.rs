@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use catalog::{Channel, StateDef};
-use protocol::{DeviceStatus, Value};
+use protocol::{DeviceStatus, Value, ValueRef};
 use serde::Serialize;
 use serde::ser::{SerializeStruct, Serializer};
 
 use crate::config::cadence;
+use crate::slots::{ChannelSlots, channel_slot};
 use crate::unix_ms;
 
 /// The latest value of one state of one device.
@@ -67,26 +68,14 @@ pub struct DeviceSnapshot {
     pub state_count: usize,
 }
 
-/// One device. Values are held per channel and a channel's slots are allocated on its
-/// first report, so memory follows what a device sends (a fleet member that only sends
-/// energy streams costs ten slots, not 216).
+/// One device: its latest values (see [`ChannelSlots`] for the memory layout), when each
+/// channel last reported, and its online status.
 #[derive(Debug)]
-struct DeviceEntry {
+pub(crate) struct DeviceEntry {
     sn: Arc<str>,
-    values: [Option<Box<[Option<LatestState>]>>; 6],
+    values: ChannelSlots<LatestState>,
     channel_updates: [Option<SystemTime>; 6],
     status: Option<(DeviceStatus, SystemTime)>,
-}
-
-/// Index in `STATES` of each channel's first state, in `Channel::ALL` order.
-static CHANNEL_START: std::sync::LazyLock<[usize; 6]> = std::sync::LazyLock::new(|| {
-    Channel::ALL.map(|c| catalog::channel_states(c).first().map_or(0, |s| s.index))
-});
-
-/// `(channel slot, offset within the channel)` of a state.
-fn slot_of(state: &StateDef) -> (usize, usize) {
-    let channel = channel_slot(state.channel);
-    (channel, state.index.saturating_sub(CHANNEL_START[channel]))
 }
 
 /// All devices' latest values (kept behind the store's lock).
@@ -95,47 +84,29 @@ pub(crate) struct Latest {
     devices: BTreeMap<Arc<str>, DeviceEntry>,
 }
 
-fn channel_slot(channel: Channel) -> usize {
-    Channel::ALL
-        .iter()
-        .position(|c| *c == channel)
-        .unwrap_or_default()
-}
-
 impl Latest {
-    fn entry(&mut self, sn: &Arc<str>) -> &mut DeviceEntry {
-        self.devices
-            .entry(sn.clone())
-            .or_insert_with(|| DeviceEntry {
+    /// The entry of device `sn`, created on its first report. Called once per device
+    /// and payload, not per state; a known device's serial is not copied.
+    pub(crate) fn device(&mut self, sn: &str) -> Option<&mut DeviceEntry> {
+        if !self.devices.contains_key(sn) {
+            let sn: Arc<str> = sn.into();
+            let entry = DeviceEntry {
                 sn: sn.clone(),
-                values: Default::default(),
+                values: ChannelSlots::default(),
                 channel_updates: [None; 6],
                 status: None,
-            })
+            };
+            self.devices.insert(sn, entry);
+        }
+        self.devices.get_mut(sn)
     }
 
-    /// Records one value; returns the stored copy.
+    /// Records one value (restoring from history).
     pub(crate) fn set(&mut self, state: LatestState) {
-        let entry = self.entry(&state.device_sn);
-        let slot = &mut entry.channel_updates[channel_slot(state.state.channel)];
-        if slot.is_none_or(|t| t < state.updated_at) {
-            *slot = Some(state.updated_at);
+        if let Some(device) = self.device(&state.device_sn) {
+            let value = ValueRef::from(&state.value);
+            device.update(state.state, value, state.out_of_range, state.updated_at);
         }
-        let (channel, offset) = slot_of(state.state);
-        let values = entry.values[channel].get_or_insert_with(|| {
-            vec![None; catalog::channel_states(state.state.channel).len()].into_boxed_slice()
-        });
-        if let Some(v) = values.get_mut(offset) {
-            *v = Some(state);
-        }
-    }
-
-    pub(crate) fn set_status(&mut self, sn: &Arc<str>, status: DeviceStatus, at: SystemTime) {
-        self.entry(sn).status = Some((status, at));
-    }
-
-    pub(crate) fn status(&self, sn: &str) -> Option<DeviceStatus> {
-        self.devices.get(sn).and_then(|d| d.status).map(|(s, _)| s)
     }
 
     pub(crate) fn latest(&self, sn: &str) -> Vec<LatestState> {
@@ -146,10 +117,7 @@ impl Latest {
     }
 
     pub(crate) fn get(&self, sn: &str, state: &StateDef) -> Option<LatestState> {
-        self.devices.get(sn).and_then(|d| {
-            let (channel, offset) = slot_of(state);
-            d.values[channel].as_ref()?.get(offset).cloned().flatten()
-        })
+        self.devices.get(sn)?.values.get(state).cloned()
     }
 
     pub(crate) fn snapshots(&self, now: SystemTime, stale_after: u32) -> Vec<DeviceSnapshot> {
@@ -161,12 +129,55 @@ impl Latest {
 }
 
 impl DeviceEntry {
+    /// The device's serial, shared by everything that names the device.
+    pub(crate) fn sn(&self) -> &Arc<str> {
+        &self.sn
+    }
+
+    /// Records an online/offline report; true when the status changed.
+    pub(crate) fn set_status(&mut self, status: DeviceStatus, at: SystemTime) -> bool {
+        let changed = self.status.map(|(s, _)| s) != Some(status);
+        self.status = Some((status, at));
+        changed
+    }
+
+    /// Records one value: the state's slot takes it (in place: an unchanged value is not
+    /// copied again) and its channel's update time moves forward.
+    pub(crate) fn update(
+        &mut self,
+        state: &'static StateDef,
+        value: ValueRef<'_>,
+        out_of_range: bool,
+        at: SystemTime,
+    ) {
+        let channel = &mut self.channel_updates[channel_slot(state.channel)];
+        if channel.is_none_or(|t| t < at) {
+            *channel = Some(at);
+        }
+        let Some(slot) = self.values.slot_mut(state) else {
+            return;
+        };
+        match slot {
+            Some(latest) => {
+                value.assign_to(&mut latest.value);
+                latest.out_of_range = out_of_range;
+                latest.updated_at = at;
+            }
+            None => {
+                *slot = Some(LatestState {
+                    device_sn: self.sn.clone(),
+                    state,
+                    value: value.to_value(),
+                    out_of_range,
+                    updated_at: at,
+                })
+            }
+        }
+    }
+
     /// Every stored value, in catalog order.
     fn values(&self) -> impl Iterator<Item = &LatestState> {
-        self.values
-            .iter()
-            .flatten()
-            .flat_map(|c| c.iter().flatten())
+        self.values.values()
     }
 
     fn snapshot(&self, now: SystemTime, stale_after: u32) -> DeviceSnapshot {
@@ -224,12 +235,7 @@ mod tests {
         latest.set(value("bpInfo2.bpSoc", 55.0));
         latest.set(value("EnergyStreamItem.pvPwr", 1300.0));
         let entry = latest.devices.get("SN1").expect("device");
-        let allocated: Vec<usize> = entry
-            .values
-            .iter()
-            .map(|c| c.as_ref().map_or(0, |c| c.len()))
-            .collect();
-        assert_eq!(allocated, [0, 0, 10, 0, 0, 25]);
+        assert_eq!(entry.values.allocated(), [0, 0, 10, 0, 0, 25]);
         let pv = catalog::by_key("EnergyStreamItem.pvPwr").expect("key");
         assert_eq!(
             latest.get("SN1", pv).map(|s| s.value),

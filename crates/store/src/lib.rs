@@ -7,6 +7,8 @@
 //! - [`state_store`]: [`StateStore`], the handle everything else holds (apply, query, subscribe).
 //! - [`event`]: [`StoreEvent`], what subscribers (SSE, Home Assistant) receive.
 //! - [`history`]: which samples are worth keeping (changed values, minimum interval).
+//! - `slots`: one device's per-state storage, allocated a channel at a time (latest values
+//!   and the history filter's last stored values).
 //! - [`sqlite`]: the SQLite history file: WAL, a writer thread fed by a bounded queue, retention.
 //! - [`postgres`]: the optional PostgreSQL history sink (same samples, batched inserts,
 //!   retries with backoff, drops counted in [`BridgeStats`]).
@@ -25,6 +27,7 @@ pub mod event;
 pub mod history;
 pub mod latest;
 pub mod postgres;
+mod slots;
 pub mod sqlite;
 pub mod state_store;
 pub mod stats;

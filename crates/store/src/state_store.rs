@@ -1,10 +1,11 @@
 //! [`StateStore`]: the shared handle the pipeline applies payloads to and the sinks read.
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
-use protocol::{DecodedPayload, DeviceStatus};
+use protocol::{DeviceStatus, PayloadView};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::config::StoreConfig;
@@ -68,14 +69,19 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// One shared `Arc<str>` per serial within a payload.
-fn intern(names: &mut Vec<Arc<str>>, sn: &str) -> Arc<str> {
-    if let Some(n) = names.iter().find(|n| &***n == sn) {
-        return n.clone();
-    }
-    let n: Arc<str> = sn.into();
-    names.push(n.clone());
-    n
+/// The payload's updates as runs of consecutive updates of one device (a payload
+/// normally is one run: one device).
+fn device_runs(decoded: &impl PayloadView) -> impl Iterator<Item = Range<usize>> + '_ {
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        let first = decoded.update(start)?.device_sn;
+        let end = (start + 1..decoded.len())
+            .find(|&i| decoded.update(i).is_none_or(|u| u.device_sn != first))
+            .unwrap_or(decoded.len());
+        let run = start..end;
+        start = end;
+        Some(run)
+    })
 }
 
 impl StateStore {
@@ -126,61 +132,70 @@ impl StateStore {
         &self.inner.config
     }
 
-    /// Applies one decoded payload: latest values, status, history queue, and an event.
-    pub fn apply(&self, decoded: &DecodedPayload, received_at: SystemTime) {
+    /// Applies one decoded payload — a [`protocol::DecodedPayload`] or the pipeline's
+    /// [`protocol::UpdateBuf`]: latest values, status, history queue, and an event.
+    ///
+    /// Each device is looked up once per payload, values are updated in place, and the
+    /// event is only built when someone subscribed, so a steady stream of reports
+    /// allocates per payload, not per state (history samples aside: a changed value is
+    /// copied into its sample).
+    pub fn apply(&self, decoded: &impl PayloadView, received_at: SystemTime) {
         let inner = &self.inner;
-        let mut names: Vec<Arc<str>> = Vec::with_capacity(1);
-        if let (Some(status), Some(sn)) = (decoded.status, &decoded.device_sn) {
-            let sn = intern(&mut names, sn);
-            let sn = &sn;
+        if let (Some(status), Some(sn)) = (decoded.status(), decoded.device_sn()) {
             let changed = {
                 let mut latest = write(&inner.latest);
-                let changed = latest.status(sn) != Some(status);
-                latest.set_status(sn, status, received_at);
-                changed
+                latest
+                    .device(sn)
+                    .map(|d| (d.sn().clone(), d.set_status(status, received_at)))
             };
-            if changed || status == DeviceStatus::Offline {
+            if let Some((device_sn, changed)) = changed
+                && (changed || status == DeviceStatus::Offline)
+            {
                 let _ = inner.events.send(Arc::new(StoreEvent::Status {
-                    device_sn: sn.clone(),
+                    device_sn,
                     status,
                     at: received_at,
                 }));
             }
         }
-        if decoded.updates.is_empty() {
+        if decoded.is_empty() {
             return;
         }
-        let sns: Vec<Arc<str>> = decoded
-            .updates
-            .iter()
-            .map(|u| intern(&mut names, &u.device_sn))
-            .collect();
-        {
+        let updates = |range: &Range<usize>| range.clone().filter_map(|i| decoded.update(i));
+        let runs = {
             let mut latest = write(&inner.latest);
-            for (u, sn) in decoded.updates.iter().zip(&sns) {
-                latest.set(LatestState {
-                    device_sn: sn.clone(),
-                    state: u.state,
-                    value: u.value.clone(),
-                    out_of_range: u.out_of_range,
-                    updated_at: received_at,
-                });
+            let mut runs: Vec<(Arc<str>, Range<usize>)> = Vec::with_capacity(1);
+            for range in device_runs(decoded) {
+                let Some(device) = decoded
+                    .update(range.start)
+                    .and_then(|u| latest.device(u.device_sn))
+                else {
+                    continue;
+                };
+                for u in updates(&range) {
+                    device.update(u.state, u.value, u.out_of_range, received_at);
+                }
+                runs.push((device.sn().clone(), range));
             }
-        }
+            runs
+        };
         let samples: Vec<HistorySample> = {
             let mut filter = lock(&inner.filter);
-            decoded
-                .updates
-                .iter()
-                .zip(&sns)
-                .filter(|(u, sn)| filter.admit(sn, u.state, &u.value, received_at))
-                .map(|(u, sn)| HistorySample {
-                    device_sn: sn.clone(),
-                    state: u.state,
-                    at: received_at,
-                    value: u.value.clone(),
-                })
-                .collect()
+            let mut samples = Vec::new();
+            for (sn, range) in &runs {
+                let mut device = filter.device(sn);
+                for u in updates(range) {
+                    if device.admit(u.state, u.value, received_at) {
+                        samples.push(HistorySample {
+                            device_sn: sn.clone(),
+                            state: u.state,
+                            at: received_at,
+                            value: u.value.to_value(),
+                        });
+                    }
+                }
+            }
+            samples
         };
         if !samples.is_empty() {
             self.feed_taps(&samples);
@@ -188,17 +203,21 @@ impl StateStore {
                 inner.history.push(s);
             }
         }
-        // One event per device in the payload (payloads normally carry one device).
+        // One event per device in the payload (payloads normally carry one device); with
+        // nobody subscribed there is nothing to build.
+        if inner.events.receiver_count() == 0 {
+            return;
+        }
         let mut by_device: Vec<(Arc<str>, Vec<StateChange>)> = Vec::new();
-        for (u, sn) in decoded.updates.iter().zip(&sns) {
-            let change = StateChange {
+        for (sn, range) in &runs {
+            let changes = updates(range).map(|u| StateChange {
                 state: u.state,
-                value: u.value.clone(),
+                value: u.value.to_value(),
                 out_of_range: u.out_of_range,
-            };
+            });
             match by_device.iter_mut().find(|(d, _)| Arc::ptr_eq(d, sn)) {
-                Some((_, changes)) => changes.push(change),
-                None => by_device.push((sn.clone(), vec![change])),
+                Some((_, all)) => all.extend(changes),
+                None => by_device.push((sn.clone(), changes.collect())),
             }
         }
         for (device_sn, changes) in by_device {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use protocol::{DecodeError, DecodedPayload};
+use protocol::{DecodeError, PayloadView};
 use serde::Serialize;
 
 use crate::unix_ms;
@@ -89,25 +89,29 @@ impl BridgeStats {
         self.inner.maps.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Counts one decoded payload: its frames, states, skips and frame errors.
-    pub fn record_payload(&self, decoded: &DecodedPayload) {
+    /// Counts one decoded payload (owned states or the pipeline's buffer): its frames,
+    /// states, skips and frame errors.
+    pub fn record_payload(&self, decoded: &impl PayloadView) {
         let c = &self.inner;
         c.payloads.fetch_add(1, Ordering::Relaxed);
         let good_frames = decoded
-            .frames
-            .saturating_sub(decoded.skipped.len() + decoded.errors.len());
+            .frames()
+            .saturating_sub(decoded.skipped().len() + decoded.errors().len());
         c.frames_decoded
             .fetch_add(good_frames as u64, Ordering::Relaxed);
         c.states_decoded
-            .fetch_add(decoded.updates.len() as u64, Ordering::Relaxed);
-        let oor = decoded.updates.iter().filter(|u| u.out_of_range).count();
+            .fetch_add(decoded.len() as u64, Ordering::Relaxed);
+        let oor = (0..decoded.len())
+            .filter_map(|i| decoded.update(i))
+            .filter(|u| u.out_of_range)
+            .count();
         c.out_of_range.fetch_add(oor as u64, Ordering::Relaxed);
         let mut maps = self.maps();
         maps.last_message = Some(SystemTime::now());
-        for skip in &decoded.skipped {
+        for skip in decoded.skipped() {
             *maps.skipped.entry(skip.reason.label()).or_default() += 1;
         }
-        for error in &decoded.errors {
+        for error in decoded.errors() {
             *maps.errors.entry(error.reason()).or_default() += 1;
         }
     }

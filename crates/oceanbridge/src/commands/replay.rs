@@ -86,6 +86,7 @@ async fn replay(
     let mut states = 0usize;
     let mut applied = 0usize;
     let mut rejected: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut buf = protocol::UpdateBuf::new();
     for raw in &payloads {
         if shutdown.is_cancelled() {
             break;
@@ -103,7 +104,7 @@ async fn replay(
             }
         }
         // Replayed values are stamped with their recorded time, so history lines up.
-        match pipeline::process(raw, &bridge.store, &bridge.stats) {
+        match pipeline::process(&mut buf, raw, &bridge.store, &bridge.stats) {
             Outcome::Applied(n) => {
                 applied += 1;
                 states += n;

@@ -4,10 +4,11 @@
 //!
 //! Once the arenas have grown to the largest payload seen, decoding allocates nothing.
 //! [`crate::decode_payload`] is this path plus a conversion to [`StateUpdate`]s, so
-//! there is one decoder.
+//! there is one decoder; [`PayloadView`] reads either form.
 
 mod message;
 mod plan;
+mod view;
 
 use smol_str::SmolStr;
 
@@ -19,6 +20,7 @@ use crate::value::Value;
 
 pub(crate) use message::decode_message;
 pub(crate) use plan::plan;
+pub use view::{PayloadView, UpdateRef};
 
 /// A run of items in one of the buffer's arenas.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +42,7 @@ impl Span {
         Span::between(start, start)
     }
 
+    #[inline]
     fn range(self) -> std::ops::Range<usize> {
         self.start as usize..(self.start + self.len) as usize
     }
@@ -67,6 +70,7 @@ pub struct CompactUpdate {
 
 impl CompactUpdate {
     /// The catalog state.
+    #[inline]
     pub fn state(&self) -> &'static StateDef {
         &catalog::STATES[usize::from(self.state)]
     }
@@ -77,11 +81,13 @@ impl CompactUpdate {
     }
 
     /// Outside the catalog's [min, max]: published anyway, flagged (rule 3).
+    #[inline]
     pub fn out_of_range(&self) -> bool {
         self.out_of_range
     }
 
     /// Index of the frame the update came from (see [`UpdateBuf::device_sn_of`]).
+    #[inline]
     pub fn frame(&self) -> usize {
         self.frame as usize
     }
@@ -97,6 +103,7 @@ pub enum ValueRef<'a> {
 
 impl ValueRef<'_> {
     /// True when `value` holds the same value (numbers compare as `f64`s).
+    #[inline]
     pub fn eq_value(&self, value: &Value) -> bool {
         match (self, value) {
             (ValueRef::Number(a), Value::Number(b)) => a == b,
@@ -204,11 +211,13 @@ impl UpdateBuf {
     }
 
     /// Every state decoded, frame by frame, in wire order (repeated fields last).
+    #[inline]
     pub fn updates(&self) -> &[CompactUpdate] {
         &self.arenas.updates
     }
 
     /// The value of `update` (an update of this buffer).
+    #[inline]
     pub fn value(&self, update: &CompactUpdate) -> ValueRef<'_> {
         match update.value {
             Repr::Number(n) => ValueRef::Number(n),
@@ -233,11 +242,13 @@ impl UpdateBuf {
         }
     }
 
+    #[inline]
     fn text(&self, span: Span) -> &str {
         self.arenas.text.get(span.range()).unwrap_or_default()
     }
 
     /// The device serial of the frame `update` came from.
+    #[inline]
     pub fn device_sn_of(&self, update: &CompactUpdate) -> &str {
         self.frames
             .get(update.frame())
