@@ -2,8 +2,10 @@
 //! "mqtt"`, one shared-subscription group) on the shared MQTT broker (mosquitto on
 //! 127.0.0.1:1883), both writing history into one PostgreSQL table (127.0.0.1:5432, user
 //! postgres, db test): every frame lands exactly once; after `kill -9` of one process the
-//! other stores every later frame. Topic prefix, group, serials and table are unique per
-//! run. Without the broker or PostgreSQL the test fails under `CI=true` and skips elsewhere.
+//! other stores every later frame. `oceanbridge record` in fleet mode writes the broker's
+//! frames, prefix removed, to its record file. Topic prefix, group, serials and table are
+//! unique per run. Without the broker or PostgreSQL the test fails under `CI=true` and
+//! skips elsewhere.
 
 mod support;
 
@@ -14,7 +16,8 @@ use std::time::Duration;
 
 use simulator::fleet::{FleetConfig, FleetPublisher, MARKER_KEY};
 use support::fleet::{Probes, fleet_on, frames, marker_rows, publish_rounds, run_id};
-use support::{Bridge, STARTUP};
+use support::{Bridge, STARTUP, bin};
+use testkit::Proc;
 use testkit::services::MqttBroker;
 
 const DEVICES: usize = 10;
@@ -189,4 +192,97 @@ async fn two_processes_share_the_stream_and_one_survives_kill_9() {
     fleet.shutdown().await;
     probes.shutdown().await;
     support::fleet::drop_table(&pg_url, &run.table).await;
+}
+
+/// (serial, marker) of every line of a record file, read back with the replay reader.
+fn recorded_markers(path: &Path) -> Vec<(String, u32)> {
+    let Ok(file) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let (good, bad) = sources::record::read_lines(std::io::BufReader::new(file));
+    // A line being written at this moment may be cut short; a bad line elsewhere is not.
+    assert!(bad.len() <= 1, "bad lines in the record file: {bad:?}");
+    good.iter()
+        .filter_map(|raw| {
+            assert!(
+                raw.topic.starts_with("/app/device/property/"),
+                "topic prefix not removed: {}",
+                raw.topic
+            );
+            let decoded = sources::decode_raw(&raw.topic, &raw.payload).expect("frame decodes");
+            let marker = decoded.updates.iter().find(|u| u.state.key == MARKER_KEY)?;
+            Some((
+                marker.device_sn.to_string(),
+                marker.value.as_number()? as u32,
+            ))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_in_fleet_mode_writes_the_brokers_frames() {
+    let broker = testkit::require!(testkit::services::mqtt_broker());
+    let id = run_id();
+    let prefix = format!("obrec/{id}");
+    let dir = testkit::temp_dir("fleet-record");
+    let config = dir.path().join("oceanbridge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[source]\nkind = \"mqtt\"\nurl = \"{}\"\ntopic_prefix = \"{prefix}\"\n",
+            broker.url()
+        ),
+    )
+    .expect("write config");
+    let out = dir.path().join("record.jsonl");
+    let mut cmd = bin();
+    cmd.arg("record")
+        .arg("--config")
+        .arg(&config)
+        .arg("--out")
+        .arg(&out);
+    let mut record = Proc::spawn(cmd);
+    tokio::task::block_in_place(|| record.wait_stderr("MQTT broker connected", STARTUP));
+
+    // Subscribed once a probe lands in the file; then rounds, settled by a later probe.
+    let mut probes = Probes::connect(fleet_on(&broker, &prefix, format!("Q{id}D"), 1)).await;
+    let probe_sn = probes.serial.clone();
+    let has_probe = |from: u32| {
+        recorded_markers(&out)
+            .iter()
+            .any(|(sn, m)| *sn == probe_sn && *m >= from)
+    };
+    probes
+        .until("a probe is recorded", async |_| has_probe(0))
+        .await;
+    let fleet_config = fleet_on(&broker, &prefix, format!("R{id}D"), 1);
+    let fleet = FleetPublisher::connect(fleet_config.clone())
+        .await
+        .expect("fleet publisher connects");
+    publish_rounds(&fleet, DEVICES, 1..6).await;
+    let after = probes.next_marker();
+    probes
+        .until("a probe sent after the rounds is recorded", async |_| {
+            has_probe(after)
+        })
+        .await;
+
+    record.sigterm();
+    let status = tokio::task::block_in_place(|| record.wait_exit(STARTUP));
+    assert!(status.success(), "{status:?}\n{}", record.stderr());
+    assert!(
+        record.stderr().contains("payloads written"),
+        "{}",
+        record.stderr()
+    );
+    let mut got: Vec<(String, u32)> = recorded_markers(&out)
+        .into_iter()
+        .filter(|(sn, _)| sn.starts_with(&fleet_config.serial_prefix))
+        .collect();
+    got.sort();
+    let mut expected = frames(&fleet_config, DEVICES, 1..6);
+    expected.sort();
+    assert_eq!(got, expected, "every frame recorded exactly once");
+    fleet.shutdown().await;
+    probes.shutdown().await;
 }
