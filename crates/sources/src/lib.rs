@@ -1,6 +1,8 @@
 //! Sources: where payloads come from — the EcoFlow cloud (app account or developer open
-//! API, MQTT over TLS) and record files — delivered as [`RawPayload`]s into a bounded
-//! channel, plus [`decode_raw`], which turns either route's payload into catalog states.
+//! API, MQTT over TLS), the user's own broker in fleet mode, and record files — delivered
+//! as [`RawPayload`]s into a bounded channel, plus [`decode_raw`], which picks the decoder
+//! for a payload by its topic (protobuf frames, or open-API JSON mapped by
+//! `protocol::open_api`). The value rules live in `protocol`; this crate is the I/O.
 //!
 //! # Layout
 //! - [`config`]: [`CloudConfig`] (with [`WayIn`]) and fleet mode's [`BrokerConfig`]
@@ -12,7 +14,7 @@
 //! - [`cloud`]: [`CloudSource`], the one connection loop with backoff, re-login and get-all.
 //! - [`broker`]: [`BrokerSource`], fleet mode: the user's own MQTT broker, shared subscriptions.
 //! - `mqtt`: what both MQTT sources share: client options, SUBACK warning, error lines.
-//! - [`schedule`]: per-device get-all timers owned by that loop.
+//! - `schedule`: per-device get-all timers owned by the cloud source's loop.
 //! - [`observer`]: [`SourceObserver`], the events a source reports (logins, connects,
 //!   reconnects with their error, get-alls, drops) and its live loop/timer gauges.
 //! - [`payload`]: [`RawPayload`] and [`decode_raw`] (protobuf or open-API JSON by topic).
