@@ -128,6 +128,38 @@ pub fn get_all_request(seq: i32) -> Vec<u8> {
     .encode_to_vec()
 }
 
+/// The energy stream switch (96/97) that keeps the live energy stream (96/33) flowing,
+/// published on the device's `set` topic (protocol §8): `pdata` = `EnergyStreamSwitch
+/// { ems_open_energy_stream: true }` (bytes `08 01`), `src=32, dest=96, d_src=1, d_dest=1,
+/// cmd_func=96, cmd_id=97, data_len, need_ack=1, seq, version=3, payload_ver=1` — the
+/// app's frame byte for byte (prost writes fields in number order, as the app does).
+/// `seq` is the millisecond clock's low 31 bits.
+pub fn energy_stream_switch(seq: i32) -> Vec<u8> {
+    let pdata = pb::EnergyStreamSwitch {
+        ems_open_energy_stream: Some(true),
+    }
+    .encode_to_vec();
+    let header = pb::Header {
+        data_len: Some(pdata.len() as i32),
+        pdata: Some(pdata),
+        src: Some(32),
+        dest: Some(96),
+        d_src: Some(1),
+        d_dest: Some(1),
+        cmd_func: Some(96),
+        cmd_id: Some(97),
+        need_ack: Some(1),
+        seq: Some(seq),
+        version: Some(3),
+        payload_ver: Some(1),
+        ..Default::default()
+    };
+    pb::Frames {
+        header: vec![header],
+    }
+    .encode_to_vec()
+}
+
 /// Encodes the states of one non-pack channel as its report message's bytes.
 pub fn encode_report(
     channel: Channel,
@@ -272,4 +304,26 @@ fn codes(state: &'static StateDef, value: &Value) -> Result<Vec<u32>, EncodeErro
     list.split(',')
         .map(|c| c.trim().parse().map_err(|_| unknown()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Golden bytes of protocol §8 (the app's frame, as shuette42/ecoflow-energy-ha
+    /// builds it field by field), for seq 0x12345678.
+    #[test]
+    fn energy_stream_switch_is_the_app_frame_byte_for_byte() {
+        let golden = "0a200a020801102018602001280140604861500258017\
+                      0f8acd19101800103880101";
+        let golden: String = golden.split_whitespace().collect();
+        assert_eq!(hex(&energy_stream_switch(0x1234_5678)), golden);
+        // It decodes as one known-but-unmapped 96/97 frame: no states, counted.
+        let decoded = crate::decode_payload(&energy_stream_switch(7), "SN").expect("frames");
+        assert!(decoded.updates.is_empty());
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
 }

@@ -12,7 +12,8 @@
 //! - [`compact`]: [`UpdateBuf`], the reusable buffer the decoder fills with compact
 //!   updates (catalog index, value, flag): no allocation per state in steady state;
 //!   [`PayloadView`], one read-only view of a buffer or a [`DecodedPayload`].
-//! - [`encode`]: the reverse, for the simulator and round-trip tests.
+//! - [`encode`]: the reverse, for the simulator and round-trip tests, plus the frames a
+//!   client publishes: get-all (§3) and the energy stream switch (§8).
 //! - [`topics`]: MQTT topic names and the serial they carry.
 //! - [`json`]: the flat `decode --json` object.
 //! - [`open_api`]: open-API JSON: `a.b`/`a[0]` flattening (signing, quotas) and quota /
@@ -40,8 +41,8 @@ pub use decode::{
 };
 pub use dispatch::{Report, dispatch};
 pub use encode::{
-    EncodeError, FrameSpec, encode_battery_packs, encode_frames, encode_report, get_all_request,
-    offline_payload,
+    EncodeError, FrameSpec, encode_battery_packs, encode_frames, encode_report,
+    energy_stream_switch, get_all_request, offline_payload,
 };
 pub use error::DecodeError;
 pub use value::Value;

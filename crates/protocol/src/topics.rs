@@ -15,6 +15,18 @@ pub fn get_reply_topic(user_id: &str, sn: &str) -> String {
     format!("/app/{user_id}/{sn}/thing/property/get_reply")
 }
 
+/// Commands to a device (the energy stream switch of §8, the set frames of §10):
+/// `/app/<userId>/<SN>/thing/property/set`. Frames seen here are requests, never readings.
+pub fn set_topic(user_id: &str, sn: &str) -> String {
+    format!("/app/{user_id}/{sn}/thing/property/set")
+}
+
+/// True for a `set` topic (protocol §2): what is published there is a command (ours
+/// echoed, or the app's), never a device reading.
+pub fn is_set_topic(topic: &str) -> bool {
+    topic.starts_with("/app/") && topic.ends_with("/thing/property/set")
+}
+
 /// The device serial a topic is about, for the app and open-API routes.
 pub fn device_sn_from_topic(topic: &str) -> Option<&str> {
     // Every known topic has at most 7 parts; split into a fixed array (no allocation:
@@ -49,5 +61,9 @@ mod tests {
         assert_eq!(device_sn_from_topic("/open/acc/HJ31/quota"), Some("HJ31"));
         assert_eq!(device_sn_from_topic("/app/device/property/"), None);
         assert_eq!(device_sn_from_topic("garbage"), None);
+        assert_eq!(device_sn_from_topic(&set_topic("42", "HJ31")), Some("HJ31"));
+        assert!(is_set_topic(&set_topic("42", "HJ31")));
+        assert!(!is_set_topic(&get_reply_topic("42", "HJ31")));
+        assert!(!is_set_topic("/app/42/HJ31/thing/property/set_reply"));
     }
 }

@@ -35,6 +35,8 @@ pub fn process(
                 .map(|()| apply_to(&*buf, raw, store, stats))
                 .map_err(PayloadError::Frames)
         }
+        // A command on a `set` topic (ours echoed, or the app's) is never a reading.
+        PayloadKind::Command => Ok(0),
         _ => decode_raw(&raw.topic, &raw.payload).map(|d| apply_to(&d, raw, store, stats)),
     };
     match result {

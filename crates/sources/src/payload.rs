@@ -45,10 +45,15 @@ pub enum PayloadKind {
     Quota,
     /// Open API `/open/<acc>/<SN>/status`: JSON online/offline.
     Status,
+    /// App route `.../thing/property/set`: a command to the device (our own energy
+    /// stream switch echoed, or the app's), never a reading (protocol §2, §8).
+    Command,
 }
 
 pub fn payload_kind(topic: &str) -> PayloadKind {
-    if topic.starts_with("/open/") {
+    if protocol::topics::is_set_topic(topic) {
+        PayloadKind::Command
+    } else if topic.starts_with("/open/") {
         if topic.ends_with("/status") {
             PayloadKind::Status
         } else {
@@ -64,6 +69,8 @@ pub fn decode_raw(topic: &str, payload: &[u8]) -> Result<DecodedPayload, Payload
     let sn = protocol::topics::device_sn_from_topic(topic).unwrap_or("");
     match payload_kind(topic) {
         PayloadKind::Frames => Ok(protocol::decode_payload(payload, sn)?),
+        // Commands carry no readings: nothing is decoded, whatever the frames hold.
+        PayloadKind::Command => Ok(DecodedPayload::default()),
         kind => {
             if payload.len() > protocol::MAX_PAYLOAD_BYTES {
                 return Err(PayloadError::Frames(DecodeError::Oversized {
@@ -90,6 +97,14 @@ mod tests {
         assert_eq!(payload_kind("/app/device/property/X"), PayloadKind::Frames);
         assert_eq!(payload_kind("/open/a/X/quota"), PayloadKind::Quota);
         assert_eq!(payload_kind("/open/a/X/status"), PayloadKind::Status);
+        assert_eq!(
+            payload_kind("/app/42/X/thing/property/set"),
+            PayloadKind::Command
+        );
+        assert_eq!(
+            payload_kind("/app/42/X/thing/property/set_reply"),
+            PayloadKind::Frames
+        );
         let d = decode_raw("/open/a/X/quota", br#"{"params":{"96_1.bpSoc":5}}"#).unwrap();
         assert_eq!(&*d.updates[0].device_sn, "X");
         assert_eq!(
@@ -103,6 +118,43 @@ mod tests {
                 .unwrap_err()
                 .reason(),
             "empty"
+        );
+    }
+}
+
+#[cfg(test)]
+mod set_topic_tests {
+    use super::*;
+    use catalog::Channel;
+    use protocol::dispatch::MappedReport;
+    use protocol::encode::{FrameSpec, encode_frames, encode_report};
+
+    /// A genuine heartbeat report published on a `set` topic is not a reading (§2, g).
+    #[test]
+    fn frames_on_a_set_topic_are_never_readings() {
+        let soc = catalog::find(Channel::EmsHeartbeatReport, "bpSoc").expect("catalog state");
+        let pdata = encode_report(
+            Channel::EmsHeartbeatReport,
+            &[(soc, protocol::Value::Number(55.0))],
+        )
+        .expect("encodes");
+        let payload = encode_frames(vec![FrameSpec::report(
+            MappedReport::EmsHeartbeat,
+            pdata,
+            "X",
+            1,
+            false,
+        )]);
+        let as_report = decode_raw("/app/device/property/X", &payload).expect("decodes");
+        assert_eq!(as_report.updates.len(), 1);
+        let on_set = decode_raw("/app/42/X/thing/property/set", &payload).expect("ignored");
+        assert!(on_set.updates.is_empty() && on_set.status.is_none());
+        let switch = protocol::encode::energy_stream_switch(9);
+        assert!(
+            decode_raw("/app/42/X/thing/property/set", &switch)
+                .unwrap()
+                .updates
+                .is_empty()
         );
     }
 }
