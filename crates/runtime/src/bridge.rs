@@ -35,7 +35,7 @@ impl BridgeOptions {
     /// The sections of `config` the bridge uses; `web = false` leaves the dashboard off.
     pub fn from_config(config: &Config, web: bool) -> BridgeOptions {
         BridgeOptions {
-            store: config.store.clone(),
+            store: config.store_config(),
             web: web.then(|| config.web.clone()),
             web_fallback_to_free_port: false,
             home_assistant: config.home_assistant.clone(),

@@ -27,11 +27,13 @@ pub const ENV_OVERRIDES: &[(&str, &str, &str)] = &[
 ];
 
 const SECTIONS: &[&str] = &["source", "pipeline", "store", "web", "home_assistant"];
+/// The one top-level key that is not a section: where the bridge keeps its state.
+const DATA_DIR_KEY: &str = "data_dir";
 
 /// What went wrong reading the config; every message names the file, section or key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}: {source}{hint}", hint = create_hint(source))]
     Read {
         path: PathBuf,
         source: std::io::Error,
@@ -45,6 +47,12 @@ pub enum ConfigError {
     Toml(String),
     #[error("unknown section [{0}]; sections are {sections}", sections = SECTIONS.join(", "))]
     UnknownSection(String),
+    #[error("data_dir must be a path (a string)")]
+    DataDir,
+    #[error(
+        "no state directory: $HOME is not set; pass --data-dir DIR (or set OCEANBRIDGE_DATA_DIR)"
+    )]
+    NoDataDir,
     #[error("[{0}] must be a table")]
     NotATable(&'static str),
     #[error("[source] kind = {0}: expected \"cloud\" or \"mqtt\"")]
@@ -92,6 +100,10 @@ impl Default for PipelineConfig {
 /// The whole file after environment overrides, every section typed (missing = defaults).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Config {
+    /// Top-level `data_dir`: the state directory ([`crate::DataDir`]: history, client
+    /// ids, capture). `None` until [`Config::resolve_state`] fills in the default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
     pub source: SourceConfig,
     pub pipeline: PipelineConfig,
     pub store: StoreConfig,
@@ -120,6 +132,11 @@ impl Config {
         let mut table: Table = text
             .parse()
             .map_err(|e: toml::de::Error| ConfigError::Toml(e.message().to_string()))?;
+        let data_dir = match table.remove(DATA_DIR_KEY) {
+            None => None,
+            Some(Value::String(s)) if !s.is_empty() => Some(PathBuf::from(s)),
+            Some(_) => return Err(ConfigError::DataDir),
+        };
         if let Some(key) = table.keys().find(|k| !SECTIONS.contains(&k.as_str())) {
             return Err(ConfigError::UnknownSection(key.clone()));
         }
@@ -142,6 +159,7 @@ impl Config {
             }
         }
         let config = Config {
+            data_dir,
             source: section(&table, "source")?,
             pipeline: section(&table, "pipeline")?,
             store: section(&table, "store")?,
@@ -161,6 +179,46 @@ impl Config {
     /// printed as `<redacted>` (an unset one as `""`).
     pub fn to_redacted_toml(&self) -> Result<String, toml::ser::Error> {
         toml::to_string_pretty(self)
+    }
+
+    /// Fills in the defaults that depend on where the bridge keeps its state, so history
+    /// works out of the box: `data_dir` is `cli` (`--data-dir` / `OCEANBRIDGE_DATA_DIR`),
+    /// else the file's `data_dir`, else [`crate::DataDir::default_path`]; the SQLite
+    /// history is `<data_dir>/history.db` unless `[store] sqlite_path` names a file
+    /// (`""` keeps history in memory only). Returns the state directory.
+    pub fn resolve_state(&mut self, cli: Option<PathBuf>) -> Result<PathBuf, ConfigError> {
+        let dir = cli
+            .filter(|p| !p.as_os_str().is_empty())
+            .or_else(|| self.data_dir.take())
+            .or_else(crate::DataDir::default_path)
+            .ok_or(ConfigError::NoDataDir)?;
+        self.data_dir = Some(dir.clone());
+        if self.store.sqlite_path.is_none() {
+            self.store.sqlite_path = Some(dir.join(crate::data_dir::HISTORY_FILE));
+        }
+        Ok(dir)
+    }
+
+    /// The store settings to open: an empty `sqlite_path` means no history file.
+    pub fn store_config(&self) -> StoreConfig {
+        let mut store = self.store.clone();
+        if store
+            .sqlite_path
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            store.sqlite_path = None;
+        }
+        store
+    }
+}
+
+/// How to get a config file that does not exist yet.
+fn create_hint(e: &std::io::Error) -> &'static str {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        " (create one with `oceanbridge init`)"
+    } else {
+        ""
     }
 }
 
@@ -280,6 +338,32 @@ password = "ha-secret"
         )
         .unwrap_err();
         assert!(e.to_string().contains("shared_group"), "{e}");
+    }
+
+    #[test]
+    fn state_directory_holds_the_history_unless_told_otherwise() {
+        let mut c = Config::from_toml("data_dir = \"/srv/ob\"\n", |_| None).unwrap();
+        let dir = c.resolve_state(None).unwrap();
+        assert_eq!(dir, PathBuf::from("/srv/ob"));
+        let db = PathBuf::from("/srv/ob/history.db");
+        assert_eq!(c.store_config().sqlite_path, Some(db));
+        // --data-dir / OCEANBRIDGE_DATA_DIR wins over the file.
+        let mut c = Config::from_toml("data_dir = \"/srv/ob\"\n", |_| None).unwrap();
+        assert_eq!(c.resolve_state(Some("/x".into())).unwrap(), Path::new("/x"));
+        // A named file stays; an empty one means no history file.
+        let mut c = Config::from_toml("[store]\nsqlite_path = \"h.db\"\n", |_| None).unwrap();
+        c.resolve_state(Some("/x".into())).unwrap();
+        assert_eq!(c.store_config().sqlite_path, Some(PathBuf::from("h.db")));
+        let mut c = Config::from_toml("[store]\nsqlite_path = \"\"\n", |_| None).unwrap();
+        c.resolve_state(Some("/x".into())).unwrap();
+        assert_eq!(c.store_config().sqlite_path, None);
+        // The printed config names the directory and loads again.
+        let printed = c.to_redacted_toml().unwrap();
+        assert!(printed.starts_with("data_dir = \"/x\""), "{printed}");
+        let again = Config::from_toml(&printed, |_| None).unwrap();
+        assert_eq!(again.data_dir, Some(PathBuf::from("/x")));
+        let e = Config::from_toml("data_dir = 3\n", |_| None).unwrap_err();
+        assert!(e.to_string().contains("data_dir"), "{e}");
     }
 
     #[test]

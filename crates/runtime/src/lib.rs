@@ -5,6 +5,8 @@
 //! - [`config`]: `oceanbridge.toml` + `OCEANBRIDGE_*` environment → [`Config`], every
 //!   section typed (the source a [`SourceConfig`]: cloud or fleet-mode broker), and the
 //!   effective config with secrets redacted (`--print-config`).
+//! - [`config_file`]: which config file to read when none is named (`./`, the user's
+//!   config directory, `/etc/oceanbridge/`), and the one-line hint when there is none.
 //! - [`data_dir`]: [`DataDir`], the locked state directory (history, client ids, capture).
 //! - [`source`]: [`Source`], the configured source built from [`SourceConfig`] and run.
 //! - [`pipeline`]: source → bounded channel → decode → stats → store, and
@@ -17,6 +19,7 @@
 
 pub mod bridge;
 pub mod config;
+pub mod config_file;
 pub mod data_dir;
 pub mod pipeline;
 pub mod shutdown;

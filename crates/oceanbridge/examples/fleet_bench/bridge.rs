@@ -70,6 +70,8 @@ impl Bridge {
         let mut child = Command::new(bin)
             .args(["run", "--config"])
             .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.join("state"))
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

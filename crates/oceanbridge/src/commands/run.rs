@@ -1,5 +1,8 @@
-//! `oceanbridge run --config FILE`: the configured source (EcoFlow cloud, or fleet mode's
-//! broker) → decode → store → sinks, until SIGINT/SIGTERM. `--print-config` shows the
+//! `oceanbridge run [--config FILE] [--data-dir DIR]`: the configured source (EcoFlow
+//! cloud, or fleet mode's broker) → decode → store → sinks, until SIGINT/SIGTERM.
+//! Without `--config` the usual places are searched (`runtime::config_file`); the state
+//! directory (history on by default, client ids, capture) is `--data-dir`, else the
+//! file's `data_dir`, else the user's XDG state directory. `--print-config` shows the
 //! effective config, secrets redacted.
 
 use std::path::PathBuf;
@@ -7,15 +10,21 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use runtime::{Bridge, BridgeOptions, Config, Source, StatsObserver};
+use runtime::{Bridge, BridgeOptions, Config, DataDir, Source, StatsObserver};
 use tokio_util::sync::CancellationToken;
 
 /// Arguments of `oceanbridge run`.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// The config file (see oceanbridge.example.toml).
-    #[arg(long, short, value_name = "FILE", default_value = "oceanbridge.toml")]
-    pub config: PathBuf,
+    /// The config file (see oceanbridge.example.toml). Default: the first of
+    /// ./oceanbridge.toml, ~/.config/oceanbridge/oceanbridge.toml,
+    /// /etc/oceanbridge/oceanbridge.toml.
+    #[arg(long, short, value_name = "FILE", env = "OCEANBRIDGE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The state directory: SQLite history, MQTT client ids, frame capture. Default: the
+    /// config's data_dir, else $XDG_STATE_HOME/oceanbridge (~/.local/state/oceanbridge).
+    #[arg(long, value_name = "DIR", env = "OCEANBRIDGE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
     /// Print the effective config (file + OCEANBRIDGE_* environment, secrets redacted) and exit.
     #[arg(long)]
     pub print_config: bool,
@@ -27,19 +36,42 @@ pub struct RunArgs {
     pub no_web: bool,
 }
 
-pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+/// Finds and loads the config file and fills in the state directory defaults.
+pub fn load_config(
+    config: Option<&std::path::Path>,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<(Config, PathBuf)> {
+    let path = runtime::config_file::find(config)?;
     // Every section is parsed and checked before anything is printed or started.
-    let config = Config::load(&args.config)?;
+    let mut config = Config::load(&path)?;
+    let dir = config.resolve_state(data_dir)?;
+    Ok((config, dir))
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let (config, dir) = load_config(args.config.as_deref(), args.data_dir)?;
     if args.print_config {
         print!("{}", config.to_redacted_toml()?);
         return Ok(ExitCode::SUCCESS);
     }
     crate::logging::init(&args.log_level);
+    // Held (locked) for the whole run: one bridge per state directory.
+    let data_dir = DataDir::open(&dir)?;
+    eprintln!(
+        "oceanbridge: state directory {}{}",
+        data_dir.path().display(),
+        match &config.store_config().sqlite_path {
+            Some(db) => format!(" (history {})", db.display()),
+            None => " (history in memory only: [store] sqlite_path = \"\")".into(),
+        }
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config, !args.no_web))
+    let result = runtime.block_on(serve(config, !args.no_web));
+    drop(data_dir);
+    result
 }
 
 async fn serve(config: Config, web: bool) -> anyhow::Result<ExitCode> {

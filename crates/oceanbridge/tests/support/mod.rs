@@ -23,11 +23,24 @@ use testkit::http::{self, Response};
 /// How long the binary may take to print its dashboard line on a loaded machine.
 pub const STARTUP: Duration = Duration::from_secs(60);
 
-/// The binary, with `RUST_LOG` cleared so its log level is the tests' choice.
+/// The binary, with `RUST_LOG` cleared so its log level is the tests' choice, and a
+/// state directory of its own (`OCEANBRIDGE_DATA_DIR` under the target's scratch folder):
+/// `run` locks its state directory, so tests running side by side must not share the
+/// user's default one (and must not write into it).
 pub fn bin() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_oceanbridge"));
-    command.env_remove("RUST_LOG");
     command
+        .env_remove("RUST_LOG")
+        .env("OCEANBRIDGE_DATA_DIR", scratch_data_dir())
+        .env_remove("OCEANBRIDGE_CONFIG");
+    command
+}
+
+/// A fresh state directory path (not created) in the target's scratch folder.
+pub fn scratch_data_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("oceanbridge-state")
+        .join(testkit::unique("run"))
 }
 
 /// The dashboard address from the first `http://127.0.0.1:PORT/` line on stderr.
@@ -54,7 +67,8 @@ impl Bridge {
     }
 
     /// Like [`Bridge::start`] with a prepared command (e.g. a wrapper that sets limits);
-    /// the `run --config` arguments are appended.
+    /// the `run --config` arguments are appended. The state directory is `dir/state`
+    /// unless `env` names `OCEANBRIDGE_DATA_DIR`.
     pub fn start_with(
         mut command: Command,
         dir: &Path,
@@ -64,6 +78,7 @@ impl Bridge {
         let path = dir.join("oceanbridge.toml");
         std::fs::write(&path, config).expect("write config");
         command.arg("run").arg("--config").arg(&path);
+        command.env("OCEANBRIDGE_DATA_DIR", dir.join("state"));
         for (k, v) in env {
             command.env(k, v);
         }
