@@ -188,7 +188,10 @@ fn run_bridges_states_keeps_secrets_and_stops_on_sigterm() {
         "run",
         &format!("[store]\nsqlite_path = \"{}\"\n", db.display()),
     );
-    let mut run = Proc::spawn(run_cmd(&config, SECRET));
+    let data_dir = sim.path("state");
+    let mut cmd = run_cmd(&config, SECRET);
+    cmd.arg("--data-dir").arg(&data_dir);
+    let mut run = Proc::spawn(cmd);
     let addr = web_addr(&run, STARTUP);
     wait_for_states(&run, addr);
     for path in ["/metrics", "/api/devices", "/api/states"] {
@@ -204,6 +207,25 @@ fn run_bridges_states_keeps_secrets_and_stops_on_sigterm() {
     assert!(log.contains("SIGTERM"), "{log}");
     assert!(!log.contains(SECRET), "log exposes the password");
     assert!(db.exists());
+
+    // The raw-frame capture is on by default: the data directory holds what arrived, in
+    // the record format, and `replay` reads it as it is.
+    let segments = runtime::capture::segments(&data_dir.join("capture"));
+    assert_eq!(segments.len(), 1, "{segments:?}");
+    let text = std::fs::read_to_string(&segments[0].path).expect("capture segment");
+    let device = sim.sim().devices()[0].clone();
+    assert!(text.lines().count() >= 3, "{text:.500}");
+    assert!(text.lines().all(|l| l.contains(&*device)), "{text:.500}");
+    let out = bin()
+        .arg("replay")
+        .arg(&segments[0].path)
+        .output()
+        .expect("replay");
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("skipped"),
+        "no bad lines: {out:?}"
+    );
 }
 
 #[test]

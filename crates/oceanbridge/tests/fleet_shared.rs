@@ -114,6 +114,7 @@ async fn start_instance(run: &Run, name: &str) -> Instance {
         rx,
         store,
         stats.clone(),
+        None,
         shutdown.clone(),
     ));
     Instance {

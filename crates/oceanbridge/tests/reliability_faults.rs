@@ -82,6 +82,8 @@ async fn broker_restarted_20_times_reconnects_each_time_with_one_loop_and_no_los
             web_fallback_to_free_port: false,
             home_assistant: Default::default(),
             queue: 1024,
+            capture: Default::default(),
+            capture_dir: None,
         },
         &shutdown,
     )

@@ -1,8 +1,10 @@
 //! The running bridge behind `run`, `demo` and `replay --serve`: store, stats, the
-//! pipeline task, the web dashboard, PostgreSQL history and Home Assistant (each if
-//! configured) — everything except the source, which feeds [`Bridge::sender`].
+//! pipeline task, the rolling raw-frame capture, the web dashboard, PostgreSQL history and
+//! Home Assistant (each if configured) — everything except the source, which feeds
+//! [`Bridge::sender`].
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use sinks::home_assistant::HomeAssistantConfig;
@@ -13,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::capture::{Capture, CaptureConfig};
 use crate::config::Config;
 use crate::pipeline;
 
@@ -29,10 +32,15 @@ pub struct BridgeOptions {
     pub web_fallback_to_free_port: bool,
     pub home_assistant: HomeAssistantConfig,
     pub queue: usize,
+    /// `[capture]`; it runs when enabled and `capture_dir` is set.
+    pub capture: CaptureConfig,
+    /// Where the capture goes (`DataDir::capture_dir`); `None`: no capture.
+    pub capture_dir: Option<PathBuf>,
 }
 
 impl BridgeOptions {
     /// The sections of `config` the bridge uses; `web = false` leaves the dashboard off.
+    /// The capture goes to `<data_dir>/capture/` when the config has a state directory.
     pub fn from_config(config: &Config, web: bool) -> BridgeOptions {
         BridgeOptions {
             store: config.store_config(),
@@ -40,6 +48,12 @@ impl BridgeOptions {
             web_fallback_to_free_port: false,
             home_assistant: config.home_assistant.clone(),
             queue: config.pipeline.queue,
+            capture: config.capture.clone(),
+            // Set once the state directory is resolved (`Config::resolve_state`).
+            capture_dir: config
+                .data_dir
+                .as_ref()
+                .map(|dir| dir.join(crate::data_dir::CAPTURE_DIR)),
         }
     }
 }
@@ -51,6 +65,13 @@ pub enum StartError {
     Store(#[source] store::StoreError),
     #[error("cannot start the PostgreSQL history sink: {0}")]
     Postgres(#[source] store::StoreError),
+    #[error(
+        "cannot start the raw-frame capture in {dir}: {source} (or turn it off: [capture] enabled = false)"
+    )]
+    Capture {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot start the dashboard on {addr}: {source}")]
     Web {
         addr: SocketAddr,
@@ -63,8 +84,11 @@ pub struct Bridge {
     pub store: StateStore,
     pub stats: BridgeStats,
     pub web_addr: Option<SocketAddr>,
+    /// The capture's directory while it runs.
+    pub capture_dir: Option<PathBuf>,
     sender: mpsc::Sender<RawPayload>,
     tasks: JoinSet<()>,
+    capture: Option<Capture>,
 }
 
 impl Bridge {
@@ -82,10 +106,23 @@ impl Bridge {
                 .map_err(StartError::Postgres)?;
             tasks.spawn(sink.join());
         }
+        let capture_dir = options.capture_dir.filter(|_| options.capture.enabled);
+        let capture = match &capture_dir {
+            Some(dir) => Some(
+                Capture::start(options.capture.clone(), dir, stats.clone()).map_err(|source| {
+                    StartError::Capture {
+                        dir: dir.clone(),
+                        source,
+                    }
+                })?,
+            ),
+            None => None,
+        };
         tasks.spawn(pipeline::run(
             rx,
             store.clone(),
             stats.clone(),
+            capture.as_ref().map(Capture::tap),
             shutdown.clone(),
         ));
         let mut web_addr = None;
@@ -131,8 +168,10 @@ impl Bridge {
             store,
             stats,
             web_addr,
+            capture_dir,
             sender,
             tasks,
+            capture,
         })
     }
 
@@ -142,13 +181,14 @@ impl Bridge {
     }
 
     /// After `shutdown` fired: waits for all tasks together (at most [`FINISH_TIMEOUT`];
-    /// stragglers are aborted), then commits queued history on a blocking thread, since
-    /// SQLite's commit must not stall the async workers.
+    /// stragglers are aborted), then commits queued history and the capture's last lines
+    /// on a blocking thread, since file I/O must not stall the async workers.
     pub async fn finish(self) {
         let Bridge {
             store,
             sender,
             mut tasks,
+            capture,
             ..
         } = self;
         drop(sender);
@@ -161,7 +201,14 @@ impl Bridge {
             );
             tasks.shutdown().await;
         }
-        match tokio::task::spawn_blocking(move || store.flush()).await {
+        let flushed = tokio::task::spawn_blocking(move || {
+            // The pipeline task (the capture's only tap) is gone: this returns promptly.
+            if let Some(capture) = capture {
+                capture.finish();
+            }
+            store.flush()
+        });
+        match flushed.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!("history not fully written: {e}"),
             Err(e) => tracing::warn!("history not fully written: the flush failed: {e}"),

@@ -12,6 +12,8 @@ use sources::{BrokerConfig, CloudConfig};
 use store::StoreConfig;
 use toml::{Table, Value};
 
+use crate::capture::CaptureConfig;
+
 /// Environment variables that override (or supply) a config value: `(var, section, key)`.
 /// Secrets belong here rather than in the file. In fleet mode (`[source] kind = "mqtt"`)
 /// only `OCEANBRIDGE_PASSWORD` applies to `[source]`: the others name cloud settings.
@@ -26,7 +28,14 @@ pub const ENV_OVERRIDES: &[(&str, &str, &str)] = &[
     ("OCEANBRIDGE_HA_PASSWORD", "home_assistant", "password"),
 ];
 
-const SECTIONS: &[&str] = &["source", "pipeline", "store", "web", "home_assistant"];
+const SECTIONS: &[&str] = &[
+    "source",
+    "pipeline",
+    "store",
+    "web",
+    "home_assistant",
+    "capture",
+];
 /// The one top-level key that is not a section: where the bridge keeps its state.
 const DATA_DIR_KEY: &str = "data_dir";
 
@@ -109,6 +118,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub web: WebConfig,
     pub home_assistant: HomeAssistantConfig,
+    pub capture: CaptureConfig,
 }
 
 impl Config {
@@ -165,6 +175,7 @@ impl Config {
             store: section(&table, "store")?,
             web: section(&table, "web")?,
             home_assistant: section(&table, "home_assistant")?,
+            capture: section(&table, "capture")?,
         };
         if let SourceConfig::Broker(broker) = &config.source {
             broker.validate().map_err(|e| ConfigError::Section {

@@ -7,6 +7,8 @@
 //!   effective config with secrets redacted (`--print-config`).
 //! - [`config_file`]: which config file to read when none is named (`./`, the user's
 //!   config directory, `/etc/oceanbridge/`), and the one-line hint when there is none.
+//! - [`capture`]: [`Capture`], the rolling raw-frame capture in `<data-dir>/capture/`
+//!   (record format, bounded by size and age, fed without ever blocking the pipeline).
 //! - [`data_dir`]: [`DataDir`], the locked state directory (history, client ids, capture).
 //! - [`source`]: [`Source`], the configured source built from [`SourceConfig`] and run.
 //! - [`pipeline`]: source → bounded channel → decode → stats → store, and
@@ -18,6 +20,7 @@
 //! The binary (`crates/oceanbridge`) is clap glue over this crate.
 
 pub mod bridge;
+pub mod capture;
 pub mod config;
 pub mod config_file;
 pub mod data_dir;
@@ -26,6 +29,7 @@ pub mod shutdown;
 pub mod source;
 
 pub use bridge::{Bridge, BridgeOptions, StartError};
+pub use capture::{Capture, CaptureConfig};
 pub use config::{Config, ConfigError, SourceConfig};
 pub use data_dir::DataDir;
 pub use pipeline::StatsObserver;

@@ -1,7 +1,7 @@
 //! The pipeline: source → bounded channel → decode (protocol / open-API JSON) → stats →
-//! store; the sinks read from the store. Also [`StatsObserver`], the glue that lets a
-//! source count its events (logins, connects, reconnects, drops, live gauges) in
-//! [`BridgeStats`].
+//! store, with a copy of each payload to the rolling capture; the sinks read from the
+//! store. Also [`StatsObserver`], the glue that lets a source count its events (logins,
+//! connects, reconnects, drops, live gauges) in [`BridgeStats`].
 
 use protocol::{PayloadView, UpdateBuf};
 use sources::payload::{PayloadKind, payload_kind};
@@ -9,6 +9,8 @@ use sources::{LiveTask, PayloadError, RawPayload, SourceError, SourceObserver, d
 use store::{BridgeStats, StateStore};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+
+use crate::capture::CaptureTap;
 
 /// What one payload did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,11 +68,13 @@ fn apply_to(
     decoded.len()
 }
 
-/// Drains the channel into the store until the senders are gone or `shutdown` fires.
+/// Drains the channel into the store until the senders are gone or `shutdown` fires;
+/// `capture` (if any) gets a copy of every payload first, as it arrived.
 pub async fn run(
     mut rx: mpsc::Receiver<RawPayload>,
     store: StateStore,
     stats: BridgeStats,
+    capture: Option<CaptureTap>,
     shutdown: CancellationToken,
 ) {
     let mut buf = UpdateBuf::new();
@@ -82,10 +86,16 @@ pub async fn run(
             },
             _ = shutdown.cancelled() => break,
         };
+        if let Some(tap) = &capture {
+            tap.offer(&raw);
+        }
         process(&mut buf, &raw, &store, &stats);
     }
     // Whatever is already queued still goes in (bounded: the channel's capacity).
     while let Ok(raw) = rx.try_recv() {
+        if let Some(tap) = &capture {
+            tap.offer(&raw);
+        }
         process(&mut buf, &raw, &store, &stats);
     }
 }

@@ -1,5 +1,6 @@
-//! The bridge as `run` starts it, on a real SQLite file: payloads queued when shutdown
-//! fires still reach the store and the history file before `finish` returns.
+//! The bridge as `run` starts it, on a real SQLite file with the capture on: payloads
+//! queued when shutdown fires still reach the store, the history file and the capture
+//! before `finish` returns.
 
 use std::time::{Duration, SystemTime};
 
@@ -26,6 +27,8 @@ async fn finish_drains_the_queue_and_commits_history() {
             web_fallback_to_free_port: false,
             home_assistant: Default::default(),
             queue: 64,
+            capture: Default::default(),
+            capture_dir: Some(dir.path().join("capture")),
         },
         &shutdown,
     )
@@ -35,12 +38,14 @@ async fn finish_drains_the_queue_and_commits_history() {
     let sender = bridge.sender();
     let start = SystemTime::now() - Duration::from_secs(60);
     const PAYLOADS: u32 = 40;
+    let mut sent = Vec::new();
     for t in 0..PAYLOADS {
         let raw = RawPayload {
             topic: format!("/app/device/property/{SN}"),
             payload: feed.full_payload(t).into(),
             received_at: start + Duration::from_secs(u64::from(t)),
         };
+        sent.push(raw.clone());
         sender.send(raw).await.expect("pipeline open");
     }
     drop(sender);
@@ -53,6 +58,22 @@ async fn finish_drains_the_queue_and_commits_history() {
     let s = stats.snapshot();
     assert_eq!(s.payloads, u64::from(PAYLOADS), "{s:?}");
     assert!(s.errors.is_empty(), "{s:?}");
+    assert!(s.dropped.is_empty(), "{s:?}");
+
+    // The capture holds every payload as it arrived, in the record format.
+    let captured: Vec<RawPayload> = runtime::capture::segments(&dir.path().join("capture"))
+        .iter()
+        .flat_map(|seg| {
+            let file = std::fs::File::open(&seg.path).expect("segment");
+            let (good, bad) = sources::record::read_lines(std::io::BufReader::new(file));
+            assert!(bad.is_empty(), "{bad:?}");
+            good
+        })
+        .collect();
+    assert_eq!(captured.len(), sent.len());
+    for (got, want) in captured.iter().zip(&sent) {
+        assert_eq!((&got.topic, &got.payload), (&want.topic, &want.payload));
+    }
 
     // The history file holds what was applied: reopened, the last pvPwr is the last sent.
     let reopened = StateStore::open(&store_config).expect("reopen");

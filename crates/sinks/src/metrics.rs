@@ -9,9 +9,10 @@
 //! and `oceanbridge_state_out_of_range{device,key}` is 1 for them.
 //!
 //! Every loss is one counter, `oceanbridge_dropped{reason}`: the pipeline's own drops
-//! (from [`BridgeStats`], e.g. a full source queue), `history_queue_full` (the SQLite
-//! writer's queue), and with PostgreSQL `postgres_queue_full` and `postgres_write_failed`
-//! (samples given up after the retries).
+//! (from [`BridgeStats`], e.g. a full source queue, or `capture_queue_full` and
+//! `capture_write_failed`: copies the raw-frame capture gave up), `history_queue_full`
+//! (the SQLite writer's queue), and with PostgreSQL `postgres_queue_full` and
+//! `postgres_write_failed` (samples given up after the retries).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;

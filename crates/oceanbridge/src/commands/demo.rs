@@ -1,6 +1,7 @@
 //! `oceanbridge demo`: the simulated EcoFlow cloud in-process and the bridge against it
 //! through the same login → certification → MQTT/TLS path a real account uses (the
-//! simulator's CA is trusted explicitly), with the dashboard on 127.0.0.1. No setup.
+//! simulator's CA is trusted explicitly), with the dashboard on 127.0.0.1 and the rolling
+//! raw-frame capture beside the history file. No setup.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -86,6 +87,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             web_fallback_to_free_port: true,
             home_assistant: HomeAssistantConfig::default(),
             queue: 1024,
+            capture: runtime::CaptureConfig::default(),
+            capture_dir: Some(capture_dir(&args.db)),
         },
         &shutdown,
     )
@@ -124,6 +127,16 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         Ok(Err(e)) => Err(anyhow::anyhow!(e)),
         Err(e) => Err(anyhow::anyhow!("source task failed: {e}")),
     }
+}
+
+/// The demo's rolling raw-frame capture: `<db stem>-capture/` beside the history file
+/// (`oceanbridge-demo-capture/` by default; `oceanbridge diagnose --capture-dir` reads it).
+pub fn capture_dir(db: &std::path::Path) -> PathBuf {
+    let stem = db
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "oceanbridge-demo".into());
+    db.with_file_name(format!("{stem}-capture"))
 }
 
 /// The bridge's source config for the simulator: the same fields a real user sets.
@@ -172,6 +185,7 @@ fn banner(addr: SocketAddr, args: &DemoArgs) {
     eprintln!("  Dashboard:  {url}");
     eprintln!("  Metrics:    {url}metrics");
     eprintln!("  History:    {}", args.db.display());
+    eprintln!("  Capture:    {}", capture_dir(&args.db).display());
     eprintln!("{line}");
     eprintln!();
 }

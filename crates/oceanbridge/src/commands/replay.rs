@@ -72,6 +72,8 @@ async fn replay(
             web_fallback_to_free_port: true,
             home_assistant: HomeAssistantConfig::default(),
             queue: 16,
+            capture: Default::default(),
+            capture_dir: None,
         },
         &shutdown,
     )

@@ -1,7 +1,7 @@
 //! `oceanbridge run [--config FILE] [--data-dir DIR]`: the configured source (EcoFlow
 //! cloud, or fleet mode's broker) → decode → store → sinks, until SIGINT/SIGTERM.
 //! Without `--config` the usual places are searched (`runtime::config_file`); the state
-//! directory (history on by default, client ids, capture) is `--data-dir`, else the
+//! directory (history on by default, client ids, the rolling raw-frame capture) is `--data-dir`, else the
 //! file's `data_dir`, else the user's XDG state directory. `--print-config` shows the
 //! effective config, secrets redacted.
 

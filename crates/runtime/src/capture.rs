@@ -1,0 +1,374 @@
+//! The rolling raw-frame capture: every payload the pipeline receives, as it arrived,
+//! written to `<data-dir>/capture/` in the `record` format (one `{"topic","time","hex"}`
+//! JSON line per payload, so `oceanbridge replay` reads a segment as it is). It is what a
+//! user attaches to a bug report (through `oceanbridge diagnose`): the frames the bridge
+//! actually saw, not a description of them.
+//!
+//! Bounded twice: by total size (`max_size`, oldest segments deleted first) and by age
+//! (`max_age`, segments whose last line is older are deleted). Segments rotate by size
+//! (a tenth of `max_size`) and by time (a tenth of `max_age`), so both bounds are kept to
+//! within one segment.
+//!
+//! Never slows the pipeline: the pipeline only offers a payload to a bounded queue
+//! ([`CaptureTap::offer`], no waiting); a full queue drops the copy and counts
+//! `dropped{reason="capture_queue_full"}`. A writer thread does all file I/O (blocking
+//! writes have no place on the async workers) and counts failed writes as
+//! `capture_write_failed`.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytesize::ByteSize;
+use serde::{Deserialize, Serialize};
+use sources::{RawPayload, RecordLine};
+use store::BridgeStats;
+
+/// Segment files are `capture-<unix ms, 15 digits>-<4 digits>.jsonl`: names sort by start time.
+const SEGMENT_PREFIX: &str = "capture-";
+const SEGMENT_SUFFIX: &str = ".jsonl";
+/// Payloads waiting for the writer. A full Fit system sends a few payloads a second;
+/// 4096 rides out a stalled disk for minutes before anything is dropped.
+const QUEUE: usize = 4096;
+/// Segments are not made smaller than this (fewer files), unless `max_size` is smaller.
+const MIN_SEGMENT_BYTES: u64 = 4096;
+
+/// `[capture]`: the rolling raw-frame capture under `<data-dir>/capture/`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CaptureConfig {
+    /// Capture every raw payload (for bug reports). Default on.
+    pub enabled: bool,
+    /// Total size of all segments, e.g. `"20 MiB"` or plain bytes. Default 20 MiB.
+    #[serde(serialize_with = "exact_size")]
+    pub max_size: ByteSize,
+    /// Segments older than this are deleted, e.g. `"24h"`. Default 24 h.
+    #[serde(with = "humantime_serde")]
+    pub max_age: Duration,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        CaptureConfig {
+            enabled: true,
+            max_size: ByteSize::mib(20),
+            max_age: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl CaptureConfig {
+    /// A tenth of `max_size`, at least [`MIN_SEGMENT_BYTES`] unless `max_size` is smaller.
+    fn segment_bytes(&self) -> u64 {
+        let max = self.max_size.as_u64();
+        (max / 10).max(MIN_SEGMENT_BYTES.min(max)).max(1)
+    }
+
+    fn segment_age(&self) -> Duration {
+        (self.max_age / 10).max(Duration::from_secs(1))
+    }
+}
+
+/// Prints a size so that it loads back to the same number of bytes (`ByteSize`'s own
+/// text rounds: 1000000 would print as "976.6 KiB").
+fn exact_size<S: serde::Serializer>(size: &ByteSize, s: S) -> Result<S::Ok, S::Error> {
+    let bytes = size.as_u64();
+    const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+    match UNITS
+        .iter()
+        .find(|(unit, _)| bytes > 0 && bytes.is_multiple_of(*unit))
+    {
+        Some((unit, name)) => s.serialize_str(&format!("{} {name}", bytes / unit)),
+        None => s.serialize_u64(bytes),
+    }
+}
+
+/// One capture segment on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    pub path: PathBuf,
+    pub len: u64,
+    pub modified: SystemTime,
+}
+
+/// The segments in `dir`, oldest first (missing directory: none).
+pub fn segments(dir: &Path) -> Vec<Segment> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<Segment> = entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with(SEGMENT_PREFIX) && name.ends_with(SEGMENT_SUFFIX)
+        })
+        .filter_map(|e| {
+            let meta = e.metadata().ok()?;
+            Some(Segment {
+                path: e.path(),
+                len: meta.len(),
+                modified: meta.modified().unwrap_or(UNIX_EPOCH),
+            })
+        })
+        .collect();
+    found.sort_by(|a, b| a.path.cmp(&b.path));
+    found
+}
+
+/// The running capture: the pipeline's tap and the writer thread.
+#[derive(Debug)]
+pub struct Capture {
+    tap: CaptureTap,
+    writer: JoinHandle<()>,
+}
+
+/// What the pipeline holds: offers payloads, never waits.
+#[derive(Debug, Clone)]
+pub struct CaptureTap {
+    tx: SyncSender<RawPayload>,
+    stats: BridgeStats,
+}
+
+impl CaptureTap {
+    /// Queues a copy of `raw` for the writer; when the queue is full the copy is dropped
+    /// and counted (the pipeline goes on at once).
+    pub fn offer(&self, raw: &RawPayload) {
+        match self.tx.try_send(raw.clone()) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => self.stats.record_dropped("capture_queue_full"),
+            // The writer gave up (it logged why); nothing more to capture.
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+}
+
+impl Capture {
+    /// Creates `dir` if needed, applies the bounds to what earlier runs left and starts
+    /// the writer thread.
+    pub fn start(config: CaptureConfig, dir: &Path, stats: BridgeStats) -> std::io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
+        let writer = Writer {
+            config,
+            dir: dir.to_path_buf(),
+            current: None,
+            stats: stats.clone(),
+        };
+        writer.prune(SystemTime::now());
+        let writer = std::thread::Builder::new()
+            .name("capture".into())
+            .spawn(move || writer.run(rx))?;
+        Ok(Capture {
+            tap: CaptureTap { tx, stats },
+            writer,
+        })
+    }
+
+    pub fn tap(&self) -> CaptureTap {
+        self.tap.clone()
+    }
+
+    /// Writes what is queued and closes the segment. Blocking (file I/O): call it from a
+    /// blocking thread. The pipeline's taps must be gone first, or this waits for them.
+    pub fn finish(self) {
+        drop(self.tap);
+        if self.writer.join().is_err() {
+            tracing::warn!("the capture writer failed");
+        }
+    }
+}
+
+/// The open segment.
+struct Current {
+    path: PathBuf,
+    file: BufWriter<File>,
+    len: u64,
+    started: SystemTime,
+}
+
+struct Writer {
+    config: CaptureConfig,
+    dir: PathBuf,
+    current: Option<Current>,
+    stats: BridgeStats,
+}
+
+impl Writer {
+    fn run(mut self, rx: Receiver<RawPayload>) {
+        loop {
+            match rx.recv_timeout(self.config.segment_age()) {
+                Ok(raw) => {
+                    self.write(&raw);
+                    // Batch what else is queued, then flush: a reader (diagnose) sees
+                    // every line soon after it arrived, and a busy stream still gets few
+                    // write calls.
+                    while let Ok(raw) = rx.try_recv() {
+                        self.write(&raw);
+                    }
+                    self.flush();
+                }
+                // Quiet: old segments still expire while nothing arrives.
+                Err(RecvTimeoutError::Timeout) => {
+                    let now = SystemTime::now();
+                    if self.current.as_ref().is_some_and(|c| self.too_old(c, now)) {
+                        self.close();
+                    }
+                    self.prune(now);
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        self.flush();
+    }
+
+    fn too_old(&self, c: &Current, now: SystemTime) -> bool {
+        now.duration_since(c.started).unwrap_or_default() >= self.config.segment_age()
+    }
+
+    fn close(&mut self) {
+        self.flush();
+        self.current = None;
+    }
+
+    fn write(&mut self, raw: &RawPayload) {
+        let now = SystemTime::now();
+        let mut line = RecordLine::from_raw(raw).to_json();
+        line.push('\n');
+        let rotate = self.current.as_ref().is_some_and(|c| {
+            (c.len > 0 && c.len + line.len() as u64 > self.config.segment_bytes())
+                || self.too_old(c, now)
+        });
+        if rotate {
+            self.close();
+        }
+        if self.current.is_none() {
+            // Room for the new segment first: closed ones plus the open one fit max_size.
+            self.prune(now);
+        }
+        if self.current.is_none() {
+            match self.open_segment(now) {
+                Ok(c) => self.current = Some(c),
+                Err(e) => {
+                    tracing::warn!(
+                        "cannot open a capture segment in {}: {e}",
+                        self.dir.display()
+                    );
+                    self.stats.record_dropped("capture_write_failed");
+                    return;
+                }
+            }
+        }
+        if let Some(c) = &mut self.current {
+            match c.file.write_all(line.as_bytes()) {
+                Ok(()) => c.len += line.len() as u64,
+                Err(e) => {
+                    tracing::warn!("cannot write {}: {e}", c.path.display());
+                    self.stats.record_dropped("capture_write_failed");
+                    self.current = None;
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some(c) = &mut self.current
+            && let Err(e) = c.file.flush()
+        {
+            tracing::warn!("cannot write {}: {e}", c.path.display());
+            self.stats.record_dropped("capture_write_failed");
+            self.current = None;
+        }
+    }
+
+    fn open_segment(&self, now: SystemTime) -> std::io::Result<Current> {
+        let ms = now
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        // Several segments within one millisecond (a tiny max_size): the counter keeps
+        // names distinct and in order; never append to an existing one.
+        let mut n = 0u32;
+        let mut path;
+        loop {
+            path = self
+                .dir
+                .join(format!("{SEGMENT_PREFIX}{ms:015}-{n:04}{SEGMENT_SUFFIX}"));
+            if !path.exists() {
+                break;
+            }
+            n += 1;
+        }
+        let file = owner_only(&path)?;
+        Ok(Current {
+            path,
+            file: BufWriter::new(file),
+            len: 0,
+            started: now,
+        })
+    }
+
+    /// Deletes closed segments past `max_age`, then the oldest ones until the rest leave
+    /// room for a whole open segment within `max_size`.
+    fn prune(&self, now: SystemTime) {
+        let open = self.current.as_ref().map(|c| c.path.as_path());
+        let mut closed: Vec<Segment> = segments(&self.dir)
+            .into_iter()
+            .filter(|s| Some(s.path.as_path()) != open)
+            .collect();
+        let budget = self
+            .config
+            .max_size
+            .as_u64()
+            .saturating_sub(self.config.segment_bytes());
+        let mut total: u64 = closed.iter().map(|s| s.len).sum();
+        closed.retain(|s| {
+            let too_old = now.duration_since(s.modified).unwrap_or_default() > self.config.max_age;
+            if too_old {
+                total -= s.len;
+                remove(&s.path);
+            }
+            !too_old
+        });
+        for s in closed {
+            if total <= budget {
+                break;
+            }
+            total -= s.len;
+            remove(&s.path);
+        }
+    }
+}
+
+fn remove(path: &Path) {
+    if let Err(e) = std::fs::remove_file(path)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(
+            "cannot delete the old capture segment {}: {e}",
+            path.display()
+        );
+    }
+}
+
+#[cfg(unix)]
+fn owner_only(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn owner_only(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new().create_new(true).append(true).open(path)
+}
+
+#[cfg(test)]
+#[path = "capture_tests.rs"]
+mod tests;
