@@ -9,6 +9,8 @@
 //!   config directory, `/etc/oceanbridge/`), and the one-line hint when there is none.
 //! - [`capture`]: [`Capture`], the rolling raw-frame capture in `<data-dir>/capture/`
 //!   (record format, bounded by size and age, fed without ever blocking the pipeline).
+//! - [`log_ring`]: [`LogRing`], a `tracing` layer keeping the last warnings and errors in
+//!   memory (the "last errors" of a diagnostics bundle).
 //! - [`data_dir`]: [`DataDir`], the locked state directory (history, client ids, capture).
 //! - [`source`]: [`Source`], the configured source built from [`SourceConfig`] and run.
 //! - [`pipeline`]: source → bounded channel → decode → stats → store, and
@@ -24,6 +26,7 @@ pub mod capture;
 pub mod config;
 pub mod config_file;
 pub mod data_dir;
+pub mod log_ring;
 pub mod pipeline;
 pub mod shutdown;
 pub mod source;
@@ -32,5 +35,6 @@ pub use bridge::{Bridge, BridgeOptions, StartError};
 pub use capture::{Capture, CaptureConfig};
 pub use config::{Config, ConfigError, SourceConfig};
 pub use data_dir::DataDir;
+pub use log_ring::LogRing;
 pub use pipeline::StatsObserver;
 pub use source::Source;
