@@ -8,8 +8,8 @@
 //!
 //! This binary is thin clap glue over the `runtime` crate (config loading, the pipeline,
 //! the bridge wiring, shutdown). Its modules:
-//! - `commands`: one module per subcommand (`run`, `demo`, `decode`, `record`, `replay`,
-//!   `simulate`, `states`), each an `Args` struct and a `run` function.
+//! - `commands`: one module per subcommand (`run`, `init`, `check-config`, `demo`,
+//!   `decode`, `record`, `replay`, `simulate`, `states`), each an `Args` struct and a `run` function.
 //! - `logging`: the tracing subscriber of the long-running commands (`--log-level`).
 
 mod commands;
@@ -33,6 +33,10 @@ struct Cli {
 enum Command {
     /// Run the bridge against the EcoFlow cloud (or any broker) as configured.
     Run(commands::run::RunArgs),
+    /// Write a commented config file: asks on a terminal, or fully by flags; tests the login.
+    Init(Box<commands::init::InitArgs>),
+    /// Check a config file and print the effective settings, secrets redacted.
+    CheckConfig(commands::check_config::CheckConfigArgs),
     /// Start the simulator and the bridge against it, with the dashboard: no account needed.
     Demo(commands::demo::DemoArgs),
     /// Decode one MQTT payload (hex) and print its states.
@@ -51,6 +55,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => commands::run::run(args),
+        Command::Init(args) => commands::init::run(*args),
+        Command::CheckConfig(args) => commands::check_config::run(args),
         Command::Demo(args) => commands::demo::run(args),
         Command::Decode(args) => commands::decode::run(args),
         Command::Record(args) => commands::record::run(args),

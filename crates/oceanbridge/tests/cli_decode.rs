@@ -176,7 +176,15 @@ fn help_on_every_subcommand() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     for sub in [
-        "run", "demo", "decode", "record", "replay", "simulate", "states",
+        "run",
+        "init",
+        "check-config",
+        "demo",
+        "decode",
+        "record",
+        "replay",
+        "simulate",
+        "states",
     ] {
         assert!(text.contains(sub), "--help lists {sub}");
         let out = bin().args([sub, "--help"]).output().expect("run");

@@ -170,7 +170,7 @@ impl Config {
         }
         let config = Config {
             data_dir,
-            source: section(&table, "source")?,
+            source: source_section(&table, fleet)?,
             pipeline: section(&table, "pipeline")?,
             store: section(&table, "store")?,
             web: section(&table, "web")?,
@@ -244,6 +244,23 @@ fn table_mut<'a>(table: &'a mut Table, name: &'static str) -> Result<&'a mut Tab
     }
 }
 
+/// `[source]` as the type its `kind` names, parsed directly (not through the tagged
+/// enum, which would buffer the table and lose the path to a bad key).
+fn source_section(table: &Table, fleet: bool) -> Result<SourceConfig, ConfigError> {
+    let mut source = table
+        .get("source")
+        .cloned()
+        .unwrap_or_else(|| Value::Table(Table::new()));
+    if let Value::Table(t) = &mut source {
+        t.remove("kind");
+    }
+    Ok(if fleet {
+        SourceConfig::Broker(parse_section(source, "source")?)
+    } else {
+        SourceConfig::Cloud(parse_section(source, "source")?)
+    })
+}
+
 fn section<T: serde::de::DeserializeOwned>(
     table: &Table,
     name: &'static str,
@@ -252,12 +269,27 @@ fn section<T: serde::de::DeserializeOwned>(
         .get(name)
         .cloned()
         .unwrap_or_else(|| Value::Table(Table::new()));
-    value
-        .try_into()
-        .map_err(|e: toml::de::Error| ConfigError::Section {
+    parse_section(value, name)
+}
+
+fn parse_section<T: serde::de::DeserializeOwned>(
+    value: Value,
+    name: &'static str,
+) -> Result<T, ConfigError> {
+    // serde_path_to_error keeps the path to the failing key (`retention`,
+    // `devices[2]`), which toml's own error loses once the file is a table.
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().message().to_string();
+        ConfigError::Section {
             section: name,
-            message: e.message().to_string(),
-        })
+            message: if path == "." || message.contains(&format!("`{path}`")) {
+                message
+            } else {
+                format!("{path}: {message}")
+            },
+        }
+    })
 }
 
 #[cfg(test)]
@@ -388,7 +420,11 @@ password = "ha-secret"
         let e = Config::from_toml("source = 3\n", |_| None).unwrap_err();
         assert!(e.to_string().contains("[source] must be a table"), "{e}");
         let e = Config::from_toml("[store]\nretention = 5\n", |_| None).unwrap_err();
-        assert!(e.to_string().contains("[store]"), "{e}");
+        assert!(e.to_string().starts_with("[store]: retention: "), "{e}");
+        let e = Config::from_toml("[source]\ndevices = [\"A\", 7]\n", |_| None).unwrap_err();
+        assert!(e.to_string().contains("devices[1]"), "{e}");
+        let e = Config::from_toml("[web]\nbnd = \"x\"\n", |_| None).unwrap_err();
+        assert!(e.to_string().contains("bnd"), "{e}");
         let e = Config::from_toml("[web]\nbind = \"nowhere\"\n", |_| None).unwrap_err();
         assert!(e.to_string().contains("[web]"), "{e}");
         let c = Config::from_toml("", |_| None).unwrap();

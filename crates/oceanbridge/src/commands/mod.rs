@@ -1,7 +1,9 @@
 //! One module per subcommand; each has an `Args` struct (clap) and a `run` function.
 
+pub mod check_config;
 pub mod decode;
 pub mod demo;
+pub mod init;
 pub mod record;
 pub mod replay;
 pub mod run;
