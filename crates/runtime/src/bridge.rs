@@ -1,7 +1,7 @@
 //! The running bridge behind `run`, `demo` and `replay --serve`: store, stats, the
-//! pipeline task, the rolling raw-frame capture, the web dashboard, PostgreSQL history and
-//! Home Assistant (each if configured) — everything except the source, which feeds
-//! [`Bridge::sender`].
+//! pipeline task, the stage timer, the rolling raw-frame capture, the web dashboard,
+//! PostgreSQL history and Home Assistant (each if configured) — everything except the
+//! source, which feeds [`Bridge::sender`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -118,6 +118,7 @@ impl Bridge {
             ),
             None => None,
         };
+        tasks.spawn(store.clone().run_stages(shutdown.clone()));
         tasks.spawn(pipeline::run(
             rx,
             store.clone(),

@@ -174,7 +174,7 @@ fn device_health(registry: &mut Registry, devices: &[store::DeviceSnapshot]) {
     );
     registry.register(
         "channel_stale",
-        "1 when a channel has not reported for stale_after_cadences times its cadence",
+        "1 when a channel is stale or unavailable (no pushed report for stale_after_cadences times its cadence)",
         stale,
     );
     registry.register_with_unit(

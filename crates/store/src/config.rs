@@ -32,8 +32,13 @@ pub struct StoreConfig {
     pub postgres_url: Option<Secret>,
     /// Table for the PostgreSQL history (`table` or `schema.table`). Default `oceanbridge_history`.
     pub postgres_table: String,
-    /// A channel is stale when not updated for this many of its cadences. Default 3.
+    /// A channel is stale when no report was pushed for this many of its cadences
+    /// (energy stream 5 s, other channels 60 s; see [`crate::stage`]). Default 2.
     pub stale_after_cadences: u32,
+    /// A channel (and a device whose channels all are) is unavailable after this long
+    /// without a pushed report. Default `"10m"` (protocol §8).
+    #[serde(with = "humantime_serde")]
+    pub unavailable_after: Duration,
     /// Bounded queue between `apply` and the history writer; overflow is counted and dropped.
     /// Default 50 000 samples: the get-all answers of 100 devices (216 states each) arrive
     /// at once at every (re)connect, twice over (the soak lost samples with 10 000).
@@ -51,7 +56,8 @@ impl Default for StoreConfig {
             retention: Duration::from_secs(30 * 24 * 3600),
             postgres_url: None,
             postgres_table: "oceanbridge_history".into(),
-            stale_after_cadences: 3,
+            stale_after_cadences: 2,
+            unavailable_after: Duration::from_secs(10 * 60),
             queue_capacity: 50_000,
             batch_size: 500,
         }
@@ -74,13 +80,14 @@ mod tests {
     #[test]
     fn durations_are_human_and_the_url_is_secret() {
         let c: StoreConfig = serde_json::from_str(
-            r#"{"min_interval": "1m", "unchanged_every": "90s", "retention": "7days",
+            r#"{"min_interval": "1m", "unchanged_every": "90s", "retention": "7days", "unavailable_after": "5m",
                 "postgres_url": "postgres://u:pw-77@h/db"}"#,
         )
         .unwrap();
         assert_eq!(c.min_interval, Duration::from_secs(60));
         assert_eq!(c.unchanged_every, Duration::from_secs(90));
         assert_eq!(c.retention, Duration::from_secs(7 * 24 * 3600));
+        assert_eq!(c.unavailable_after, Duration::from_secs(300));
         assert!(!format!("{c:?}").contains("pw-77"));
         assert_eq!(
             c.postgres_url.as_ref().map(Secret::expose),

@@ -3,8 +3,10 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use catalog::StateDef;
+use catalog::{Channel, StateDef};
 use protocol::{DeviceStatus, Value};
+
+use crate::stage::Stage;
 
 /// One state that was just updated.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,7 +16,7 @@ pub struct StateChange {
     pub out_of_range: bool,
 }
 
-/// One event per applied payload (states) and per status report.
+/// One event per applied payload (states), per status report and per stage transition.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StoreEvent {
     /// New values for some states of a device (every update, changed or not).
@@ -29,14 +31,22 @@ pub enum StoreEvent {
         status: DeviceStatus,
         at: SystemTime,
     },
+    /// A channel (or, with `channel: None`, the device as a whole) changed its stage
+    /// ([`crate::stage`]): fresh on a pushed report, stale and unavailable on its deadlines.
+    Stage {
+        device_sn: Arc<str>,
+        channel: Option<Channel>,
+        stage: Stage,
+        at: SystemTime,
+    },
 }
 
 impl StoreEvent {
     pub fn device_sn(&self) -> &Arc<str> {
         match self {
-            StoreEvent::States { device_sn, .. } | StoreEvent::Status { device_sn, .. } => {
-                device_sn
-            }
+            StoreEvent::States { device_sn, .. }
+            | StoreEvent::Status { device_sn, .. }
+            | StoreEvent::Stage { device_sn, .. } => device_sn,
         }
     }
 }

@@ -3,8 +3,11 @@
 //! # Layout
 //! - [`config`]: [`StoreConfig`] (serde, documented defaults) and channel cadences.
 //! - [`error`]: the [`StoreError`] enum.
-//! - [`latest`]: the in-memory latest values, per-channel update times, stale flags, online status.
-//! - [`state_store`]: [`StateStore`], the handle everything else holds (apply, query, subscribe).
+//! - [`latest`]: the in-memory latest values, per-channel update times and stages, online status.
+//! - [`stage`]: fresh → stale → unavailable per device and channel (protocol §8): the
+//!   documented deadlines, the device rule, the deadline heap the stage timer works off.
+//! - [`state_store`]: [`StateStore`], the handle everything else holds (apply pushed or
+//!   polled payloads, query, subscribe, [`StateStore::run_stages`]).
 //! - [`event`]: [`StoreEvent`], what subscribers (SSE, Home Assistant) receive.
 //! - [`history`]: which samples are worth keeping (changed values, minimum interval).
 //! - `slots`: one device's per-state storage, allocated a channel at a time (latest values
@@ -29,6 +32,7 @@ pub mod latest;
 pub mod postgres;
 mod slots;
 pub mod sqlite;
+pub mod stage;
 pub mod state_store;
 pub mod stats;
 
@@ -39,6 +43,7 @@ pub use history::HistorySample;
 pub use latest::{ChannelSnapshot, DeviceSnapshot, LatestState};
 pub use postgres::{PostgresConfig, PostgresSink};
 pub use sqlite::HistoryStats;
+pub use stage::{Stage, StageTimes};
 pub use state_store::StateStore;
 pub use stats::{BridgeStats, SourceHealth, StatsSnapshot};
 

@@ -6,14 +6,18 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
 use protocol::{DeviceStatus, PayloadView};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{Notify, broadcast, mpsc};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::StoreConfig;
 use crate::error::StoreError;
 use crate::event::{StateChange, StoreEvent};
 use crate::history::{HistoryFilter, HistorySample, value_from_columns};
 use crate::latest::{DeviceSnapshot, Latest, LatestState};
+use crate::slots::channel_slot;
 use crate::sqlite::{HistoryStats, SqliteHistory};
+use crate::stage::{Arrival, StageChange, StageTimes};
 use crate::stats::BridgeStats;
 
 /// Events buffered per subscriber before it lags (and is told how many it missed).
@@ -36,7 +40,10 @@ struct TapSender {
 
 struct Inner {
     config: StoreConfig,
+    times: StageTimes,
     latest: RwLock<Latest>,
+    /// Wakes [`StateStore::run_stages`] when an earlier deadline was scheduled.
+    stage_timer: Notify,
     filter: Mutex<HistoryFilter>,
     events: broadcast::Sender<Arc<StoreEvent>>,
     history: SqliteHistory,
@@ -115,11 +122,15 @@ impl StateStore {
                 updated_at: at,
             });
         }
+        let times = StageTimes::from_config(config);
+        latest.restore_clocks(SystemTime::now(), Instant::now(), times);
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         Ok(StateStore {
             inner: Arc::new(Inner {
                 config: config.clone(),
+                times,
                 latest: RwLock::new(latest),
+                stage_timer: Notify::new(),
                 filter: Mutex::new(filter),
                 events,
                 history,
@@ -132,14 +143,31 @@ impl StateStore {
         &self.inner.config
     }
 
-    /// Applies one decoded payload — a [`protocol::DecodedPayload`] or the pipeline's
-    /// [`protocol::UpdateBuf`]: latest values, status, history queue, and an event.
+    /// Applies one decoded payload that the device *pushed* (an MQTT report or get-all
+    /// answer) — a [`protocol::DecodedPayload`] or the pipeline's [`protocol::UpdateBuf`]:
+    /// latest values, status, history queue, and an event; its channels become fresh.
     ///
     /// Each device is looked up once per payload, values are updated in place, and the
     /// event is only built when someone subscribed, so a steady stream of reports
     /// allocates per payload, not per state (history samples aside: a changed value is
     /// copied into its sample).
     pub fn apply(&self, decoded: &impl PayloadView, received_at: SystemTime) {
+        self.apply_from(
+            decoded,
+            received_at,
+            Arrival::Pushed(Instant::now(), received_at),
+        );
+    }
+
+    /// Like [`StateStore::apply`] for values an HTTP quota poll returned: they update the
+    /// latest values and history, but prove nothing about the device (protocol §8: the
+    /// cloud answers with the last known values even for a device offline for days), so
+    /// no channel becomes fresh; a channel seen only through polls is unavailable.
+    pub fn apply_polled(&self, decoded: &impl PayloadView, received_at: SystemTime) {
+        self.apply_from(decoded, received_at, Arrival::Polled);
+    }
+
+    fn apply_from(&self, decoded: &impl PayloadView, received_at: SystemTime, arrival: Arrival) {
         let inner = &self.inner;
         if let (Some(status), Some(sn)) = (decoded.status(), decoded.device_sn()) {
             let changed = {
@@ -162,9 +190,11 @@ impl StateStore {
             return;
         }
         let updates = |range: &Range<usize>| range.clone().filter_map(|i| decoded.update(i));
+        let mut stage_changes = Vec::new();
         let runs = {
             let mut latest = write(&inner.latest);
             let mut runs: Vec<(Arc<str>, Range<usize>)> = Vec::with_capacity(1);
+            let mut rescheduled = false;
             for range in device_runs(decoded) {
                 let Some(device) = decoded
                     .update(range.start)
@@ -172,13 +202,23 @@ impl StateStore {
                 else {
                     continue;
                 };
+                let mut channels = 0u8;
                 for u in updates(&range) {
                     device.update(u.state, u.value, u.out_of_range, received_at);
+                    channels |= 1 << channel_slot(u.state.channel);
                 }
-                runs.push((device.sn().clone(), range));
+                let sn = device.sn().clone();
+                rescheduled |=
+                    latest.arrived(&sn, channels, arrival, inner.times, &mut stage_changes);
+                runs.push((sn, range));
+            }
+            if rescheduled {
+                inner.stage_timer.notify_one();
             }
             runs
         };
+        // Stage changes first: a subscriber marks a channel available before its values.
+        self.send_stage_changes(stage_changes, received_at);
         let samples: Vec<HistorySample> = {
             let mut filter = lock(&inner.filter);
             let mut samples = Vec::new();
@@ -229,6 +269,41 @@ impl StateStore {
         }
     }
 
+    fn send_stage_changes(&self, changes: Vec<StageChange>, at: SystemTime) {
+        for c in changes {
+            let _ = self.inner.events.send(Arc::new(StoreEvent::Stage {
+                device_sn: c.device_sn,
+                channel: c.channel,
+                stage: c.stage,
+                at,
+            }));
+        }
+    }
+
+    /// The stage timer: moves channels to stale and unavailable when their deadlines
+    /// come due ([`crate::stage`]) and sends [`StoreEvent::Stage`] for each transition,
+    /// until `shutdown` fires. Sleeps until the earliest deadline; no periodic scan.
+    /// The bridge runs one; snapshots ([`StateStore::devices`]) are current without it.
+    pub async fn run_stages(self, shutdown: CancellationToken) {
+        let inner = &self.inner;
+        loop {
+            let mut changes = Vec::new();
+            let next = write(&inner.latest).expire_due(Instant::now(), inner.times, &mut changes);
+            self.send_stage_changes(changes, SystemTime::now());
+            let due = async {
+                match next {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = due => {}
+                () = inner.stage_timer.notified() => {}
+            }
+        }
+    }
+
     fn feed_taps(&self, samples: &[HistorySample]) {
         let mut taps = lock(&self.inner.taps);
         taps.retain(|t| !t.tx.is_closed());
@@ -271,14 +346,15 @@ impl StateStore {
         self.inner.events.subscribe()
     }
 
-    /// Every known device with online status, per-channel update times and stale flags.
+    /// Every known device with online status, per-channel update times and stages.
     pub fn devices(&self) -> Vec<DeviceSnapshot> {
         self.devices_at(SystemTime::now())
     }
 
-    /// [`StateStore::devices`] as seen at `now` (for tests and reports).
+    /// [`StateStore::devices`] with ages measured at `now` (for tests and reports); the
+    /// stages are always those of this moment (they follow the monotonic clock).
     pub fn devices_at(&self, now: SystemTime) -> Vec<DeviceSnapshot> {
-        read(&self.inner.latest).snapshots(now, self.inner.config.stale_after_cadences)
+        read(&self.inner.latest).snapshots(now, Instant::now(), self.inner.times)
     }
 
     /// The latest value of every state of a device that has one, in catalog order.

@@ -1,5 +1,5 @@
 //! The store as the pipeline uses it: apply real decoded payloads, read latest values,
-//! stale flags, online status, and the SQLite history across a restart.
+//! online status, and the SQLite history across a restart.
 
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -221,9 +221,9 @@ fn a_full_queue_drops_and_counts_instead_of_blocking() {
 }
 
 #[test]
-fn stale_channels_and_online_status() {
+fn online_status_and_events() {
     let store = StateStore::open(&config(None)).expect("memory store");
-    let mut feed = Feed::new("SN-STALE", 2);
+    let mut feed = Feed::new("SN-STATUS", 2);
     let mut events = store.subscribe();
     let t0 = SystemTime::now();
     store.apply(&feed.full(0), t0);
@@ -231,31 +231,32 @@ fn stale_channels_and_online_status() {
     assert_eq!(d.online, Some(true));
     assert_eq!(d.packs, vec![0, 1]);
     assert!(d.channels.iter().all(|c| !c.stale));
-    // 20 s later: the 5-second energy stream is stale (3 × 5 s), the 60-second reports not.
-    let d = &store.devices_at(t0 + Duration::from_secs(20))[0];
-    let stale: Vec<&str> = d
-        .channels
-        .iter()
-        .filter(|c| c.stale)
-        .map(|c| c.channel)
-        .collect();
-    assert_eq!(stale, vec!["EnergyStreamItem"]);
-    let d = &store.devices_at(t0 + Duration::from_secs(181))[0];
-    assert!(d.channels.iter().all(|c| c.stale));
     store.apply(&feed.offline(), t0 + Duration::from_secs(2));
     assert_eq!(store.devices()[0].online, Some(false));
-    // Events: the status, then the states, then offline.
+    // Events: the status, the stages of the five channels and the device (fresh), then
+    // the states, then offline. (The stages over time: tests/stages.rs.)
     let mut kinds = Vec::new();
     while let Ok(e) = events.try_recv() {
         kinds.push(match &*e {
             StoreEvent::Status { status, .. } => status.as_str().to_string(),
             StoreEvent::States { changes, .. } => format!("states:{}", changes.len()),
+            StoreEvent::Stage { channel, stage, .. } => format!(
+                "{}:{}",
+                channel.map_or("device", |c| c.as_str()),
+                stage.as_str()
+            ),
         });
     }
     assert_eq!(
         kinds,
         vec![
             "online".to_string(),
+            "CloudBmsInfoReport:fresh".into(),
+            "device:fresh".into(),
+            "EMSHeartbeatReport:fresh".into(),
+            "EnergyStreamItem:fresh".into(),
+            "bpInfo0:fresh".into(),
+            "bpInfo1:fresh".into(),
             format!("states:{}", catalog::STATE_COUNT - 25),
             "offline".into()
         ]

@@ -136,6 +136,7 @@ impl Publisher {
                         .await?;
                 }
             }
+            StoreEvent::Stage { .. } => {}
         }
         Ok(())
     }

@@ -1,8 +1,9 @@
 //! `/api/events`: live updates as server-sent events.
 //!
 //! Events: `hello` (on connect), `states` (`{device, t, states: [{key, value,
-//! out_of_range}]}`), `status` (`{device, online, t}`), and `resync` when this client fell
-//! behind and should re-read `/api/states`. The stream ends when the server shuts down.
+//! out_of_range}]}`), `status` (`{device, online, t}`), `stage` (`{device, channel, stage,
+//! t}`; `channel` null for the device as a whole; `stage` fresh, stale or unavailable), and
+//! `resync` when this client fell behind and should re-read `/api/states`. The stream ends when the server shuts down.
 
 use std::convert::Infallible;
 use std::time::{Duration, SystemTime};
@@ -31,6 +32,16 @@ fn to_sse(event: &StoreEvent) -> Event {
         StoreEvent::Status { device_sn, status, at } => Event::default().event("status").data(
             json!({"device": &**device_sn, "online": *status == DeviceStatus::Online, "t": unix_ms(*at)})
                 .to_string(),
+        ),
+        StoreEvent::Stage {
+            device_sn,
+            channel,
+            stage,
+            at,
+        } => Event::default().event("stage").data(
+            json!({"device": &**device_sn, "channel": channel.map(|c| c.as_str()),
+                   "stage": stage.as_str(), "t": unix_ms(*at)})
+            .to_string(),
         ),
     }
 }
