@@ -335,7 +335,7 @@ password = "ha-secret"
         }
         assert_eq!(printed.matches(REDACTED).count(), 4, "{printed}");
         assert!(printed.contains("kind = \"cloud\""), "{printed}");
-        assert!(printed.contains("get_all_interval = \"5m\""), "{printed}");
+        assert!(printed.contains("get_all_interval = \"1m\""), "{printed}");
         // The printed config loads again, to the same settings.
         let again = Config::from_toml(&printed, |_| None).unwrap();
         assert_eq!(cloud(&again).devices, ["HJ31"]);

@@ -126,6 +126,11 @@ impl DataDir {
         self.path.join(CLIENT_IDS_FILE)
     }
 
+    /// The persisted MQTT client ids, ready for `CloudSource::with_client_ids`.
+    pub fn client_ids(&self) -> crate::client_ids::ClientIdFile {
+        crate::client_ids::ClientIdFile::open(&self.client_ids_file())
+    }
+
     /// The rolling raw-frame capture (JSON-lines segments in the `record` format).
     pub fn capture_dir(&self) -> PathBuf {
         self.path.join(CAPTURE_DIR)

@@ -12,6 +12,7 @@
 //! - [`log_ring`]: [`LogRing`], a `tracing` layer keeping the last warnings and errors in
 //!   memory (the "last errors" of a diagnostics bundle).
 //! - [`data_dir`]: [`DataDir`], the locked state directory (history, client ids, capture).
+//! - [`client_ids`]: [`ClientIdFile`], the kept MQTT client ids (`client-ids.json`).
 //! - [`source`]: [`Source`], the configured source built from [`SourceConfig`] and run.
 //! - [`pipeline`]: source → bounded channel → decode → stats → store, and
 //!   [`StatsObserver`], which lets a source count into [`store::BridgeStats`].
@@ -23,6 +24,7 @@
 
 pub mod bridge;
 pub mod capture;
+pub mod client_ids;
 pub mod config;
 pub mod config_file;
 pub mod data_dir;
@@ -33,6 +35,7 @@ pub mod source;
 
 pub use bridge::{Bridge, BridgeOptions, StartError};
 pub use capture::{Capture, CaptureConfig};
+pub use client_ids::ClientIdFile;
 pub use config::{Config, ConfigError, SourceConfig};
 pub use data_dir::DataDir;
 pub use log_ring::LogRing;

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use sources::SourceObserver;
 use sources::{BrokerSource, CloudSource, RawPayload, SourceError};
+use sources::{ClientIdStore, SourceHandle, SourceObserver};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -30,6 +30,24 @@ impl Source {
         match self {
             Source::Cloud(s) => Source::Cloud(s.with_observer(observer)),
             Source::Broker(s) => Source::Broker(s.with_observer(observer)),
+        }
+    }
+
+    /// Keeps the cloud source's MQTT client ids in `store` (e.g. [`crate::DataDir::client_ids`]),
+    /// one per account across restarts (protocol §9). Fleet mode has its own id setting.
+    pub fn with_client_ids(self, store: Arc<dyn ClientIdStore>) -> Source {
+        match self {
+            Source::Cloud(s) => Source::Cloud(s.with_client_ids(store)),
+            other => other,
+        }
+    }
+
+    /// The handle to ask the running source for fresh data (nudge a stale device,
+    /// reconnect); take it before `run`. Fleet mode: a handle that does nothing.
+    pub fn handle(&self) -> SourceHandle {
+        match self {
+            Source::Cloud(s) => s.handle(),
+            Source::Broker(_) => SourceHandle::detached(),
         }
     }
 

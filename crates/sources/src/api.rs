@@ -123,9 +123,10 @@ impl ApiClient {
                 message: format!("HTTP {status} {detail}"),
             })
         } else {
-            Err(SourceError::Api {
+            Err(SourceError::Refused {
                 endpoint,
-                message: detail,
+                code,
+                message,
             })
         }
     }

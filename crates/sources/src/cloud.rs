@@ -1,46 +1,64 @@
 //! [`CloudSource`]: the EcoFlow cloud source. ONE connection loop (`run` consumes the
-//! source) that logs in, connects MQTT over TLS, subscribes each device, sends get-all
-//! on connect and every period, forwards payloads into a bounded channel, and on any
-//! failure logs one line, backs off (exponential + jitter) and tries again — fetching
-//! new credentials (and logging in again) when the old ones were refused.
+//! source) that fetches MQTT credentials (certification), connects to the broker that
+//! certification names, subscribes each device, keeps the data flowing (energy stream
+//! switch and get-all, protocol §8; see `schedule`), forwards payloads into a bounded
+//! channel, and on any failure logs one line, backs off (exponential + jitter) and tries
+//! again with fresh credentials. Credentials are renewed before they get old (§9) and at
+//! once after one "not authorised"; the client id is kept per installation (`client_id`).
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use bytes::Bytes;
-use rumqttc::{AsyncClient, Event, Packet, QoS};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::ApiClient;
+use crate::client_id::{ClientIdStore, MemoryClientIds};
 use crate::config::{CloudConfig, WayIn};
-use crate::credentials::{Identity, MqttCredentials, quota_topic};
+use crate::credentials::{Identity, MqttCredentials};
 use crate::error::{Action, SourceError};
+use crate::handle::{Request, SourceHandle};
 use crate::login::Authenticator;
-use crate::mqtt::{self, classify, warn_refused_subscriptions};
 use crate::observer::{Live, LiveTask, SourceObserver, unobserved};
 use crate::payload::RawPayload;
 use crate::schedule::Schedule;
 use connect::tls;
 
+mod connection;
+
 /// The cloud source, ready to run.
 pub struct CloudSource {
-    config: CloudConfig,
-    tls: rustls::ClientConfig,
+    pub(crate) config: CloudConfig,
+    pub(crate) tls: rustls::ClientConfig,
     api: ApiClient,
-    tx: mpsc::Sender<RawPayload>,
-    observer: Arc<dyn SourceObserver>,
-    client_id_seed: String,
+    pub(crate) tx: mpsc::Sender<RawPayload>,
+    pub(crate) observer: Arc<dyn SourceObserver>,
+    client_ids: Arc<dyn ClientIdStore>,
+    handle: SourceHandle,
+    requests: Option<mpsc::Receiver<Request>>,
+    /// Devices whose "not linked to this key" (1006) was already logged as a warning.
+    pub(crate) not_linked_warned: Mutex<HashSet<String>>,
 }
 
 /// How one connection attempt ended.
-enum Ended {
+pub(crate) enum Ended {
     Shutdown,
+    /// The credentials are due for renewal: fetch new ones and connect again at once.
+    Renew,
     Failed {
         error: SourceError,
         was_connected: bool,
     },
+}
+
+/// Credentials in use, and when they are due for renewal.
+#[derive(Clone)]
+struct Current {
+    creds: MqttCredentials,
+    id: Identity,
+    certified_at: Instant,
 }
 
 impl CloudSource {
@@ -63,13 +81,17 @@ impl CloudSource {
         config.validate().map_err(SourceError::Config)?;
         let tls = tls::client_config(extra_ca_pem)?;
         let api = ApiClient::new(&config.api_url, tls.clone(), config.http_timeout)?;
+        let (handle, requests) = SourceHandle::channel();
         Ok(CloudSource {
             config,
             tls,
             api,
             tx,
             observer: unobserved(),
-            client_id_seed: uuid::Uuid::new_v4().to_string(),
+            client_ids: Arc::new(MemoryClientIds::default()),
+            handle,
+            requests: Some(requests),
+            not_linked_warned: Mutex::new(HashSet::new()),
         })
     }
 
@@ -79,18 +101,37 @@ impl CloudSource {
         self
     }
 
+    /// Keeps MQTT client ids in `store` (the runtime's state directory), so one id per
+    /// account survives restarts (protocol §9). Default: memory, for this process only.
+    pub fn with_client_ids(mut self, store: Arc<dyn ClientIdStore>) -> Self {
+        self.client_ids = store;
+        self
+    }
+
+    /// The handle to ask this source for fresh data once it runs (take it before `run`).
+    pub fn handle(&self) -> SourceHandle {
+        self.handle.clone()
+    }
+
     /// Runs until `shutdown`; returns early only on a configuration error.
     ///
     /// Each attempt fetches MQTT credentials first (certification; a refused or expired
     /// token means logging in again). When only the API is unreachable, the last good
     /// credentials are reused so a broker that is up can still be reached.
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), SourceError> {
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), SourceError> {
         let _live = Live::new(&self.observer, LiveTask::ConnectionLoop);
+        let mut requests = match self.requests.take() {
+            Some(rx) => rx,
+            None => mpsc::channel(1).1,
+        };
         let mut auth = Authenticator::new(self.api.clone(), &self.config, self.observer.clone());
         let mut backoff =
             connect::Backoff::new(self.config.reconnect_min, self.config.reconnect_max);
-        let mut last_good: Option<(MqttCredentials, Identity)> = None;
+        let mut last_good: Option<Current> = None;
         let mut schedule: Option<Schedule> = None;
+        // One fetch of new credentials at once after "not authorised" (§9); a second
+        // refusal in a row waits the backoff like any failure.
+        let mut refused_once = false;
         tracing::info!(
             way_in = self.config.way_in.as_str(),
             api = %self.api.base_url(),
@@ -104,19 +145,28 @@ impl CloudSource {
                 r = auth.credentials() => r,
                 _ = shutdown.cancelled() => break,
             };
-            let attempt = match (fetched, &last_good) {
-                (Ok(creds), _) => {
-                    if creds.1.devices.is_empty() {
+            let (attempt, renew_at) = match (fetched, &last_good) {
+                (Ok((creds, id)), _) => {
+                    if id.devices.is_empty() {
                         tracing::warn!("no devices to subscribe (the device list is empty)");
                     }
-                    last_good = Some(creds.clone());
-                    Ok(creds)
+                    let now = Instant::now();
+                    last_good = Some(Current {
+                        creds: creds.clone(),
+                        id: id.clone(),
+                        certified_at: now,
+                    });
+                    (Ok((creds, id)), now + self.config.recertify_after)
                 }
                 (Err(e), Some(previous)) if e.action() == Action::Retry => {
                     tracing::warn!("{e}; reusing the MQTT credentials we have");
-                    Ok(previous.clone())
+                    // Renewal cannot work while the API is down: try again no sooner than
+                    // the longest backoff, so old credentials never make a tight loop.
+                    let due = (previous.certified_at + self.config.recertify_after)
+                        .max(Instant::now() + self.config.reconnect_max);
+                    (Ok((previous.creds.clone(), previous.id.clone())), due)
                 }
-                (Err(e), _) => Err(e),
+                (Err(e), _) => (Err(e), Instant::now()),
             };
             let error = match attempt {
                 Ok((creds, id)) => {
@@ -128,24 +178,48 @@ impl CloudSource {
                             slot.insert(Schedule::new(
                                 &id.devices,
                                 self.config.get_all_interval,
+                                self.switch_period(&id),
                                 &self.observer,
                             ))
                         }
                     };
-                    match self
-                        .connect_once(&creds, &id, schedule, &auth, &shutdown)
-                        .await
-                    {
+                    let ended = self
+                        .connect_once(
+                            &creds,
+                            &id,
+                            schedule,
+                            &auth,
+                            &mut requests,
+                            renew_at,
+                            &shutdown,
+                        )
+                        .await;
+                    match ended {
                         Ended::Shutdown => break,
+                        Ended::Renew => {
+                            tracing::info!(
+                                "MQTT credentials are {} old; fetching new ones",
+                                humantime::format_duration(self.config.recertify_after)
+                            );
+                            backoff.reset();
+                            continue;
+                        }
                         Ended::Failed {
                             error,
                             was_connected,
                         } => {
                             if was_connected {
                                 backoff.reset();
+                                refused_once = false;
                             }
                             if error.action() == Action::Relogin {
                                 last_good = None;
+                            }
+                            if matches!(error, SourceError::MqttNotAuthorized(_)) && !refused_once {
+                                refused_once = true;
+                                tracing::warn!("{error}; fetching new MQTT credentials at once");
+                                self.observer.reconnecting(&error);
+                                continue;
                             }
                             error
                         }
@@ -156,7 +230,7 @@ impl CloudSource {
                         tracing::error!("{error}");
                         return Err(error);
                     }
-                    if matches!(error, SourceError::CredentialsRejected { .. }) {
+                    if error.is_refusal() {
                         auth.forget_token();
                         last_good = None;
                     }
@@ -165,7 +239,7 @@ impl CloudSource {
             };
             self.observer.reconnecting(&error);
             let mut delay = backoff.next_delay();
-            if matches!(error, SourceError::CredentialsRejected { .. }) {
+            if error.is_refusal() {
                 // A refused password or key will not change by itself: wait the longest
                 // delay, so the account is not hammered (and locked) by retries.
                 delay = delay.max(self.config.reconnect_max);
@@ -185,163 +259,15 @@ impl CloudSource {
         Ok(())
     }
 
-    fn client_id(&self, id: &Identity) -> String {
-        match id.way_in {
-            WayIn::App => format!("ANDROID_{}_{}", self.client_id_seed, id.account),
-            WayIn::OpenApi => format!("OPEN_{}_{}", self.client_id_seed, id.account),
-        }
+    /// How often the energy stream switch goes out; `None` where none is sent (open API,
+    /// or switched off).
+    fn switch_period(&self, id: &Identity) -> Option<Duration> {
+        (self.config.energy_stream_switch && id.way_in == WayIn::App)
+            .then_some(self.config.energy_stream_interval)
     }
 
-    /// One MQTT connection, from connect to failure (or shutdown).
-    async fn connect_once(
-        &self,
-        creds: &MqttCredentials,
-        id: &Identity,
-        schedule: &mut Schedule,
-        auth: &Authenticator,
-        shutdown: &CancellationToken,
-    ) -> Ended {
-        if creds.protocol != "mqtts" && creds.protocol != "ssl" && creds.protocol != "tls" {
-            tracing::debug!(protocol = %creds.protocol, "certification names a non-TLS protocol; using TLS anyway");
-        }
-        let mut options = mqtt::options(
-            self.client_id(id),
-            &creds.host,
-            creds.port,
-            self.config.keepalive,
-            Some(&self.tls),
-        );
-        options.set_credentials(creds.username.clone(), creds.password.expose().to_string());
-        let capacity = 16 + id.devices.len() * 8;
-        let (client, mut eventloop) = AsyncClient::new(options, capacity);
-        let mut network = rumqttc::NetworkOptions::new();
-        network.set_connection_timeout(self.config.http_timeout.as_secs().max(1));
-        eventloop.set_network_options(network);
-
-        let schedule = Mutex::new(schedule);
-        let connected = Notify::new();
-        let mut was_connected = false;
-
-        let driver = async {
-            loop {
-                let event = eventloop.poll().await;
-                match event {
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                        was_connected = true;
-                        self.observer.connected();
-                        tracing::info!(host = %creds.host, port = creds.port, devices = id.devices.len(), "MQTT connected");
-                        for sn in &id.devices {
-                            for topic in id.subscriptions(sn) {
-                                if let Err(e) = client.try_subscribe(topic, QoS::AtMostOnce) {
-                                    return SourceError::Mqtt(format!("subscribe: {e}"));
-                                }
-                            }
-                        }
-                        if let Ok(mut s) = schedule.lock() {
-                            s.on_connect(Instant::now());
-                        }
-                        connected.notify_one();
-                    }
-                    Ok(Event::Incoming(Packet::Publish(p))) => {
-                        self.forward(p.topic, p.payload);
-                    }
-                    Ok(Event::Incoming(Packet::SubAck(ack))) => warn_refused_subscriptions(&ack),
-                    Ok(_) => {}
-                    Err(e) => return classify(&e),
-                }
-            }
-        };
-
-        let ticker = async {
-            loop {
-                let due = schedule.lock().ok().and_then(|s| s.next_due());
-                match due {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => connected.notified().await,
-                }
-                let devices = match schedule.lock() {
-                    Ok(mut s) => s.take_due(Instant::now()),
-                    Err(_) => Vec::new(),
-                };
-                for sn in devices {
-                    self.get_all(&client, auth, id, &sn).await;
-                }
-            }
-        };
-
-        let result = tokio::select! {
-            error = driver => Ended::Failed { error, was_connected: false },
-            _ = ticker => Ended::Shutdown,
-            _ = shutdown.cancelled() => Ended::Shutdown,
-        };
-        if let Ok(mut s) = schedule.lock() {
-            s.on_disconnect();
-        }
-        if matches!(result, Ended::Shutdown) && was_connected && client.try_disconnect().is_ok() {
-            // Say goodbye properly (bounded): the broker then drops the session at once.
-            let goodbye = async {
-                loop {
-                    match eventloop.poll().await {
-                        Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_) => break,
-                        Ok(_) => {}
-                    }
-                }
-            };
-            let _ = tokio::time::timeout(Duration::from_millis(500), goodbye).await;
-        }
-        match result {
-            Ended::Failed { error, .. } => Ended::Failed {
-                error,
-                was_connected,
-            },
-            Ended::Shutdown => Ended::Shutdown,
-        }
-    }
-
-    /// Sends the get-all request (app route) or fetches all quotas over HTTPS (open API).
-    async fn get_all(&self, client: &AsyncClient, auth: &Authenticator, id: &Identity, sn: &str) {
-        match id.get_topic(sn) {
-            Some(topic) => {
-                // Protocol §3: seq = the millisecond clock, low 32 bits.
-                let millis = SystemTime::now()
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .map(|d| d.as_millis())
-                    .unwrap_or_default();
-                let seq = (millis & 0xffff_ffff) as u32 as i32;
-                let payload = protocol::encode::get_all_request(seq);
-                match client.try_publish(topic, QoS::AtMostOnce, false, payload) {
-                    Ok(()) => {
-                        self.observer.get_all_sent();
-                        tracing::debug!(sn, "get-all request sent");
-                    }
-                    Err(e) => tracing::warn!(sn, "get-all request not queued: {e}"),
-                }
-            }
-            None => match auth.quota_all(sn).await {
-                Ok(data) => {
-                    self.observer.get_all_sent();
-                    let body = serde_json::json!({ "params": data }).to_string();
-                    self.forward(quota_topic(&id.account, sn), Bytes::from(body));
-                }
-                Err(e) => tracing::warn!(sn, "open-API quota/all failed: {e}"),
-            },
-        }
-    }
-
-    fn forward(&self, topic: String, payload: Bytes) {
-        let raw = RawPayload {
-            topic,
-            payload,
-            received_at: SystemTime::now(),
-        };
-        match self.tx.try_send(raw) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.observer.dropped("queue_full");
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                tracing::debug!("pipeline closed; payload discarded");
-            }
-        }
+    /// The client id of this installation for the route and account (kept, §9).
+    pub(crate) fn client_id(&self, id: &Identity) -> String {
+        crate::client_id::client_id(&self.client_ids, id.way_in, &id.account)
     }
 }

@@ -61,11 +61,12 @@ impl Identity {
     pub fn subscriptions(&self, sn: &str) -> Vec<String> {
         match self.way_in {
             WayIn::App => {
+                // Not `set`: what is published there is a command (our own switch
+                // echoed back), never a reading (§2, §8).
                 let base = format!("/app/{}/{sn}/thing/property", self.account);
                 vec![
                     protocol::topics::property_topic(sn),
                     format!("{base}/get_reply"),
-                    format!("{base}/set"),
                     format!("{base}/set_reply"),
                 ]
             }
@@ -73,6 +74,14 @@ impl Identity {
                 quota_topic(&self.account, sn),
                 format!("/open/{}/{sn}/status", self.account),
             ],
+        }
+    }
+
+    /// Where the energy stream switch goes (app route only, §8).
+    pub fn set_topic(&self, sn: &str) -> Option<String> {
+        match self.way_in {
+            WayIn::App => Some(protocol::topics::set_topic(&self.account, sn)),
+            WayIn::OpenApi => None,
         }
     }
 
@@ -119,6 +128,11 @@ mod tests {
         let subs = app.subscriptions("SN1");
         assert_eq!(subs[0], "/app/device/property/SN1");
         assert_eq!(subs[1], "/app/42/SN1/thing/property/get_reply");
+        assert!(!subs.iter().any(|t| t.ends_with("/set")), "{subs:?}");
+        assert_eq!(
+            app.set_topic("SN1").as_deref(),
+            Some("/app/42/SN1/thing/property/set")
+        );
         assert_eq!(
             app.get_topic("SN1").as_deref(),
             Some("/app/42/SN1/thing/property/get")

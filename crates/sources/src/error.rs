@@ -15,9 +15,24 @@ pub enum SourceError {
     /// DNS, connect, TLS or timeout: the network path failed.
     #[error("{endpoint}: {message}")]
     Network { endpoint: String, message: String },
-    /// The API answered with an error code or a body we cannot use.
+    /// The API answered a body we cannot use, or a server error.
     #[error("{endpoint}: {message}")]
     Api { endpoint: String, message: String },
+    /// The API answered a non-zero `code` (protocol §9 lists what they mean).
+    #[error("{endpoint}: code {code}: {message}")]
+    Refused {
+        endpoint: String,
+        code: String,
+        message: String,
+    },
+    /// The API refused the request for a reason retrying soon will not fix (protocol §9:
+    /// 8521 twice, 8513, 8512, 1006); `advice` says what the user should do.
+    #[error("{endpoint}: code {code}: {advice}")]
+    Denied {
+        endpoint: String,
+        code: String,
+        advice: String,
+    },
     /// The MQTT broker refused or dropped the connection.
     #[error("MQTT: {0}")]
     Mqtt(String),
@@ -42,11 +57,13 @@ impl SourceError {
         match self {
             SourceError::Config(_) => Action::Fatal,
             SourceError::CredentialsRejected { .. }
+            | SourceError::Denied { .. }
             | SourceError::TokenRejected { .. }
             | SourceError::MqttNotAuthorized(_) => Action::Relogin,
-            SourceError::Network { .. } | SourceError::Api { .. } | SourceError::Mqtt(_) => {
-                Action::Retry
-            }
+            SourceError::Network { .. }
+            | SourceError::Api { .. }
+            | SourceError::Refused { .. }
+            | SourceError::Mqtt(_) => Action::Retry,
         }
     }
 
@@ -55,12 +72,24 @@ impl SourceError {
         match self {
             SourceError::Config(_) => "config",
             SourceError::CredentialsRejected { .. } => "credentials_rejected",
+            SourceError::Denied { .. } => "denied",
             SourceError::TokenRejected { .. } => "token_rejected",
             SourceError::Network { .. } => "network",
-            SourceError::Api { .. } => "api",
+            SourceError::Api { .. } | SourceError::Refused { .. } => "api",
             SourceError::Mqtt(_) => "mqtt",
             SourceError::MqttNotAuthorized(_) => "mqtt_not_authorized",
         }
+    }
+}
+
+impl SourceError {
+    /// A refusal that will not change by itself (password, keys, permissions): the loop
+    /// waits its longest delay before the next try, so the account is not hammered.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            SourceError::CredentialsRejected { .. } | SourceError::Denied { .. }
+        )
     }
 }
 

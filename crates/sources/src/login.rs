@@ -12,6 +12,7 @@ use crate::config::{CloudConfig, WayIn};
 use crate::credentials::{Identity, MqttCredentials};
 use crate::error::SourceError;
 use crate::observer::SourceObserver;
+use crate::refusal;
 use crate::signing;
 use connect::Secret;
 
@@ -126,13 +127,28 @@ impl Authenticator {
         let headers = [("lang", "en_US"), ("platform", "android")];
         let data = match self.api.post_json(LOGIN_PATH, &body, &headers).await {
             Ok(data) => data,
-            // A refused login is about the account, not the token. A server error or an
-            // answer that is not the API's JSON envelope ("HTTP …") is no refusal: retry.
-            Err(SourceError::Api { endpoint, message }) if !message.starts_with("HTTP ") => {
-                return Err(SourceError::CredentialsRejected { endpoint, message });
+            // A refused login is about the account (or its region, §9), not the token. A
+            // server error or an answer that is not the API's JSON envelope is no refusal:
+            // retry.
+            Err(SourceError::Refused {
+                endpoint,
+                code,
+                message,
+            }) => {
+                return Err(refusal::login_refused(
+                    endpoint,
+                    &code,
+                    &message,
+                    self.api.base_url(),
+                ));
             }
             Err(SourceError::TokenRejected { endpoint, message }) => {
-                return Err(SourceError::CredentialsRejected { endpoint, message });
+                return Err(refusal::login_refused(
+                    endpoint,
+                    "",
+                    &message,
+                    self.api.base_url(),
+                ));
             }
             Err(e) => return Err(e),
         };
@@ -173,8 +189,26 @@ impl Authenticator {
         MqttCredentials::from_certification(APP_CERT_PATH, &data)
     }
 
-    /// A signed open-API GET; a refused signature is a credentials error.
+    /// A signed open-API GET (protocol §9: no `Content-Type`, a long random nonce). An
+    /// 8521 is retried once at once with a fresh nonce and timestamp (it also comes
+    /// intermittently); 8521 again, 8513, 8512 and 1006 become one line saying what to do.
     pub async fn open_get(&self, path: &str, query: &[(&str, &str)]) -> Result<Json, SourceError> {
+        let result = match self.open_get_once(path, query).await {
+            Err(SourceError::Refused { code, .. }) if code == refusal::SIGNATURE_WRONG => {
+                tracing::debug!(path, "signature refused (8521); retrying once, fresh nonce");
+                self.open_get_once(path, query).await
+            }
+            other => other,
+        };
+        result.map_err(|e| match e {
+            SourceError::TokenRejected { endpoint, message } => {
+                SourceError::CredentialsRejected { endpoint, message }
+            }
+            e => refusal::open_api_refusal(e, self.api.base_url()),
+        })
+    }
+
+    async fn open_get_once(&self, path: &str, query: &[(&str, &str)]) -> Result<Json, SourceError> {
         let params: serde_json::Map<String, Json> = query
             .iter()
             .map(|(k, v)| (k.to_string(), Json::String(v.to_string())))
@@ -190,18 +224,7 @@ impl Authenticator {
             ("timestamp", signed.timestamp.as_str()),
             ("sign", signed.sign.as_str()),
         ];
-        match self.api.get(path, query, &headers).await {
-            Err(SourceError::TokenRejected { endpoint, message }) => {
-                Err(SourceError::CredentialsRejected { endpoint, message })
-            }
-            Err(SourceError::Api { endpoint, message })
-                if message.to_ascii_lowercase().contains("sign")
-                    || message.to_ascii_lowercase().contains("access") =>
-            {
-                Err(SourceError::CredentialsRejected { endpoint, message })
-            }
-            other => other,
-        }
+        self.api.get(path, query, &headers).await
     }
 
     async fn open_credentials(&mut self) -> Result<(MqttCredentials, Identity), SourceError> {

@@ -28,6 +28,8 @@ pub trait SourceObserver: Send + Sync {
     fn stopped(&self) {}
     /// A get-all request went out (app route) or all quotas were fetched (open API).
     fn get_all_sent(&self) {}
+    /// The energy stream switch (protocol §8) went out to one device.
+    fn stream_switch_sent(&self) {}
     /// A payload was dropped (`queue_full`: the pipeline did not keep up).
     fn dropped(&self, _reason: &'static str) {}
     /// `change` (+1 or -1) of `task` started or ended; see [`Live`].

@@ -58,9 +58,16 @@ pub fn sign_with(
     }
 }
 
-/// Signs a request now, with a random 6-digit nonce and the millisecond clock.
+/// Digits of the nonce. Peers use 6 random digits; at a few requests a minute that
+/// collides with a recent nonce often enough to draw 8521 (protocol §9), 18 digits never.
+pub const NONCE_DIGITS: usize = 18;
+
+/// Signs a request now, with a random 18-digit nonce and the millisecond clock.
 pub fn sign(params: &Json, access_key: &str, secret_key: &str) -> SignedHeaders {
-    let nonce = format!("{:06}", rand::random_range(0..1_000_000u32));
+    let nonce = format!(
+        "{:018}",
+        rand::random_range(0..1_000_000_000_000_000_000u64)
+    );
     let timestamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis())
@@ -81,6 +88,17 @@ mod tests {
         assert_eq!(
             s,
             "params.a[0]=1&params.a[1]=x&params.b=2&sn=HJ31&accessKey=AK&nonce=123456&timestamp=1700000000000"
+        );
+    }
+
+    /// §9: booleans as `true`/`false`, null as `null` (how the server reads the JSON).
+    #[test]
+    fn booleans_and_null_are_signed_the_json_way() {
+        let p = json!({"enabled": true, "off": false, "none": null, "n": 1.5});
+        let s = string_to_sign(&p, "AK", "1", "2");
+        assert_eq!(
+            s,
+            "enabled=true&n=1.5&none=null&off=false&accessKey=AK&nonce=1&timestamp=2"
         );
     }
 
@@ -108,6 +126,8 @@ mod tests {
         assert_ne!(a.sign, c.sign);
         assert_eq!(a.sign.len(), 64);
         let n = sign(&json!({}), "AK", "SK");
-        assert_eq!(n.nonce.len(), 6);
+        assert_eq!(n.nonce.len(), NONCE_DIGITS);
+        assert!(n.nonce.bytes().all(|b| b.is_ascii_digit()));
+        assert_ne!(sign(&json!({}), "AK", "SK").nonce, n.nonce);
     }
 }

@@ -23,15 +23,15 @@ pub fn flatten(value: &Json, arrays: Arrays) -> Vec<(String, &Json)> {
     out
 }
 
-/// The signing form: every array indexed, nulls left out, strings as they are, other
-/// scalars as JSON text (`true`, `1.5`).
+/// The signing form: every array indexed, strings as they are, other scalars as JSON
+/// text (`true`, `false`, `null`, `1.5`) — protocol §9: a boolean or null signed any other
+/// way draws 8521.
 pub fn flatten_text(value: &Json) -> Vec<(String, String)> {
     flatten(value, Arrays::Indexed)
         .into_iter()
-        .filter_map(|(key, leaf)| match leaf {
-            Json::Null => None,
-            Json::String(s) => Some((key, s.clone())),
-            other => Some((key, other.to_string())),
+        .map(|(key, leaf)| match leaf {
+            Json::String(s) => (key, s.clone()),
+            other => (key, other.to_string()),
         })
         .collect()
 }
@@ -73,7 +73,7 @@ mod tests {
     }
 
     #[test]
-    fn signing_form_indexes_every_array_and_drops_nulls() {
+    fn signing_form_indexes_every_array_and_spells_null() {
         let body = json!({"sn": "X", "params": {"a": 1, "list": [true, "b"]}, "n": null});
         let mut flat = flatten_text(&body);
         flat.sort();
@@ -81,6 +81,7 @@ mod tests {
         assert_eq!(
             flat,
             vec![
+                pair("n", "null"),
                 pair("params.a", "1"),
                 pair("params.list[0]", "true"),
                 pair("params.list[1]", "b"),

@@ -9,6 +9,10 @@ use connect::Secret;
 
 use super::{DAY, check_duration, check_timers};
 
+/// Bounds of `energy_stream_interval` (protocol §8: again every 10–25 s).
+const STREAM_MIN: Duration = Duration::from_secs(10);
+const STREAM_MAX: Duration = Duration::from_secs(25);
+
 /// The EcoFlow API the real devices talk to.
 pub const DEFAULT_API_URL: &str = "https://api.ecoflow.com";
 
@@ -54,10 +58,28 @@ pub struct CloudConfig {
     pub access_key: String,
     /// Developer secret key (`OCEANBRIDGE_SECRET_KEY`).
     pub secret_key: Secret,
-    /// Time between get-all requests per device (one is also sent at each connect).
-    /// Default `"5m"`.
+    /// Time between get-all requests per device (open API: quota/all polls); one is also
+    /// sent at each connect and at once when a device goes stale. Default `"1m"`: the slow
+    /// channels report every 30–60 s on their own (§7), so a get-all a minute bounds their
+    /// age after a lost report to about a minute; peers use 30 s (twice the traffic for
+    /// values that come anyway), the ioBroker adapter 5 min (a lost report then leaves a
+    /// value 5 min old, past the point where it shows as stale).
     #[serde(with = "humantime_serde")]
     pub get_all_interval: Duration,
+    /// App route: publish the energy stream switch (96/97, protocol §8) after every
+    /// connect and every `energy_stream_interval`, per device. Without it the cloud stops
+    /// sending the live energy flow a few seconds after the EcoFlow app closes. Default
+    /// `true`; `false` exists for tests that show the stream stopping.
+    pub energy_stream_switch: bool,
+    /// Time between energy stream switches per device, 10 s to 25 s (the cloud keeps the
+    /// stream on for about 25 s after one; peers use 20 s). Default `"20s"`.
+    #[serde(with = "humantime_serde")]
+    pub energy_stream_interval: Duration,
+    /// Fetch new MQTT credentials (certification) and reconnect after this long on one
+    /// set: they have been seen to stop working within a day or two (§9). A refused
+    /// connection ("not authorised") also fetches new ones at once. Default `"20h"`.
+    #[serde(with = "humantime_serde")]
+    pub recertify_after: Duration,
     /// First reconnect delay; doubles per failure (with jitter). Default `"1s"`.
     #[serde(with = "humantime_serde")]
     pub reconnect_min: Duration,
@@ -84,7 +106,10 @@ impl Default for CloudConfig {
             password: Secret::default(),
             access_key: String::new(),
             secret_key: Secret::default(),
-            get_all_interval: Duration::from_secs(300),
+            get_all_interval: Duration::from_secs(60),
+            energy_stream_switch: true,
+            energy_stream_interval: Duration::from_secs(20),
+            recertify_after: Duration::from_secs(20 * 3600),
             reconnect_min: Duration::from_secs(1),
             reconnect_max: Duration::from_secs(60),
             keepalive: Duration::from_secs(60),
@@ -141,6 +166,14 @@ impl CloudConfig {
             return Err("source.devices holds an empty serial or one with '/'".into());
         }
         check_duration("source.get_all_interval", self.get_all_interval, DAY)?;
+        if !(STREAM_MIN..=STREAM_MAX).contains(&self.energy_stream_interval) {
+            return Err(format!(
+                "source.energy_stream_interval = {:?} must be within 10s..=25s (the cloud \
+                 stops the energy stream about 25 s after the last switch, protocol §8)",
+                humantime::format_duration(self.energy_stream_interval).to_string()
+            ));
+        }
+        check_duration("source.recertify_after", self.recertify_after, 30 * DAY)?;
         check_duration("source.http_timeout", self.http_timeout, DAY)?;
         check_timers(
             "source.",
@@ -183,6 +216,19 @@ mod tests {
         assert!(with(|c| c.get_all_interval = Duration::ZERO).contains("get_all_interval"));
         assert!(with(|c| c.http_timeout = Duration::ZERO).contains("http_timeout"));
         assert!(with(|c| c.reconnect_max = Duration::from_millis(1)).contains("reconnect_max"));
+        assert!(
+            with(|c| c.energy_stream_interval = Duration::from_secs(26))
+                .contains("energy_stream_interval")
+        );
+        assert!(
+            with(|c| c.energy_stream_interval = Duration::from_secs(9))
+                .contains("energy_stream_interval")
+        );
+        assert!(with(|c| c.recertify_after = Duration::ZERO).contains("recertify_after"));
+        let d = CloudConfig::default();
+        assert!(d.energy_stream_switch);
+        assert_eq!(d.energy_stream_interval, Duration::from_secs(20));
+        assert_eq!(d.get_all_interval, Duration::from_secs(60));
         let e = serde_json::from_str::<CloudConfig>(r#"{"get_all_interval": 300}"#).unwrap_err();
         assert!(e.to_string().contains("duration"), "{e}");
     }
