@@ -126,7 +126,7 @@ fn print_config_redacts_every_secret() {
     assert_eq!(text.matches("<redacted>").count(), 4, "{text}");
     assert!(text.contains("me@example.com"));
     assert!(
-        text.contains("get_all_interval = \"5m\""),
+        text.contains("get_all_interval = \"1m\""),
         "defaults shown:\n{text}"
     );
 }

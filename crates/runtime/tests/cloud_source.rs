@@ -5,131 +5,18 @@
 //! What the source reports is read where users see it: [`BridgeStats`] (behind `/metrics`
 //! and the dashboard), fed by the runtime's [`StatsObserver`] as `oceanbridge run` wires it.
 
-use std::future::Future;
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use runtime::StatsObserver;
 use simulator::{Simulator, SimulatorConfig};
-use sources::{CloudConfig, CloudSource, RawPayload, WayIn, decode_raw};
-use store::{BridgeStats, StateStore, StoreConfig};
+use sources::{CloudConfig, CloudSource, WayIn};
+use store::BridgeStats;
+use support::*;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-
-/// Generous: machines running the tests are loaded.
-const WAIT: Duration = Duration::from_secs(60);
-
-async fn simulator(token_ttl: Option<Duration>) -> Simulator {
-    let config = SimulatorConfig {
-        token_ttl: token_ttl.unwrap_or(Duration::from_secs(3600)),
-        ..SimulatorConfig::default()
-    };
-    Simulator::start(config).await.expect("simulator starts")
-}
-
-fn app_config(sim: &Simulator) -> CloudConfig {
-    let defaults = SimulatorConfig::default();
-    CloudConfig {
-        way_in: WayIn::App,
-        api_url: sim.http_base_url(),
-        email: defaults.email,
-        password: defaults.password.as_str().into(),
-        devices: sim.devices().to_vec(),
-        reconnect_min: Duration::from_millis(100),
-        reconnect_max: Duration::from_millis(500),
-        http_timeout: Duration::from_secs(5),
-        ..CloudConfig::default()
-    }
-}
-
-fn open_config(sim: &Simulator, secret: &str) -> CloudConfig {
-    CloudConfig {
-        way_in: WayIn::OpenApi,
-        api_url: sim.http_base_url(),
-        access_key: SimulatorConfig::default().access_key,
-        secret_key: secret.into(),
-        devices: Vec::new(),
-        reconnect_min: Duration::from_millis(100),
-        reconnect_max: Duration::from_millis(500),
-        http_timeout: Duration::from_secs(5),
-        ..CloudConfig::default()
-    }
-}
-
-struct Running {
-    stats: BridgeStats,
-    rx: mpsc::Receiver<RawPayload>,
-    shutdown: CancellationToken,
-    task: JoinHandle<Result<(), sources::SourceError>>,
-}
-
-fn start(config: CloudConfig, ca: Option<&str>) -> Running {
-    let (tx, rx) = mpsc::channel(4096);
-    let stats = BridgeStats::default();
-    let source = CloudSource::with_ca_pem(config, ca, tx)
-        .expect("valid config")
-        .with_observer(Arc::new(StatsObserver(stats.clone())));
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(source.run(shutdown.clone()));
-    Running {
-        stats,
-        rx,
-        shutdown,
-        task,
-    }
-}
-
-impl Running {
-    async fn stop(self) -> BridgeStats {
-        self.shutdown.cancel();
-        let r = tokio::time::timeout(Duration::from_secs(5), self.task)
-            .await
-            .expect("source stops promptly on shutdown")
-            .expect("source task does not panic");
-        assert!(r.is_ok(), "{r:?}");
-        self.stats
-    }
-
-    /// Receives payloads until one decodes to catalog states; returns how many states.
-    async fn next_states(&mut self) -> usize {
-        loop {
-            let raw = tokio::time::timeout(WAIT, self.rx.recv())
-                .await
-                .expect("payload within the wait")
-                .expect("channel open");
-            if let Ok(d) = decode_raw(&raw.topic, &raw.payload)
-                && !d.updates.is_empty()
-            {
-                return d.updates.len();
-            }
-        }
-    }
-}
-
-/// Polls `check` every 20 ms until it holds (bounded by `WAIT`).
-async fn until(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !check() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn within<T>(fut: impl Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, fut).await.expect("in time")
-}
-
-/// The value of an unlabelled series in the `/metrics` text rendered from `stats`.
-fn metric(stats: &BridgeStats, name: &str) -> Option<f64> {
-    let store = StateStore::open(&StoreConfig::default()).expect("memory store");
-    let text = sinks::metrics::render(&store, stats);
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn app_login_connects_over_tls_and_states_arrive() {

@@ -69,17 +69,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let result = runtime.block_on(serve(config, !args.no_web));
+    let result = runtime.block_on(serve(config, !args.no_web, &data_dir));
     drop(data_dir);
     result
 }
 
-async fn serve(config: Config, web: bool) -> anyhow::Result<ExitCode> {
+async fn serve(config: Config, web: bool, data_dir: &DataDir) -> anyhow::Result<ExitCode> {
     let shutdown = CancellationToken::new();
     runtime::shutdown::cancel_on_signal(shutdown.clone());
     let bridge = Bridge::start(BridgeOptions::from_config(&config, web), &shutdown).await?;
+    // One MQTT client id per installation and account, kept across restarts (§9).
     let source = Source::new(config.source, bridge.sender())?
-        .with_observer(Arc::new(StatsObserver(bridge.stats.clone())));
+        .with_observer(Arc::new(StatsObserver(bridge.stats.clone())))
+        .with_client_ids(Arc::new(data_dir.client_ids()));
     if let Some(addr) = bridge.web_addr {
         eprintln!("oceanbridge: dashboard http://{addr}/  metrics http://{addr}/metrics");
     }

@@ -1,0 +1,142 @@
+//! The cloud source keeps the data flowing and copes with the cloud's access rules
+//! (protocol §8, §9), against the simulator over real sockets: the energy stream switch
+//! after every connect and on its period, nudges and reconnects through `SourceHandle`,
+//! credentials renewed before they get old, and one client id per installation kept in
+//! the state directory across reconnects and restarts.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use runtime::DataDir;
+use sources::ClientIdStore;
+use support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switch_after_every_connect_and_on_its_period() {
+    let sim = simulator(None).await;
+    let ca = sim.ca_cert_pem();
+    let mut config = app_config(&sim);
+    config.energy_stream_interval = Duration::from_secs(10);
+    let run = start(config, Some(&ca));
+    until("switch sent at connect", || run.switches() >= 1).await;
+    sim.faults().drop_connections().expect("embedded broker");
+    until("reconnected", || run.stats.snapshot().source.connects >= 2).await;
+    until("switch sent again at the new connect", || {
+        run.switches() >= 2
+    })
+    .await;
+    until("switch repeated on its period", || run.switches() >= 3).await;
+    let s = run.stop().await.snapshot();
+    assert_eq!(s.source.connects, 2);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switched_off_sends_no_switch() {
+    let sim = simulator(None).await;
+    let ca = sim.ca_cert_pem();
+    let mut config = app_config(&sim);
+    config.energy_stream_switch = false;
+    let run = start(config, Some(&ca));
+    // Connect sends the switch before the get-all: once the get-all is answered, a
+    // switch would have been counted.
+    until("get-all answered", || sim.stats().get_all_answered >= 1).await;
+    assert_eq!(run.switches(), 0);
+    run.stop().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nudge_sends_switch_and_get_all_at_once() {
+    let sim = simulator(None).await;
+    let ca = sim.ca_cert_pem();
+    let mut config = app_config(&sim);
+    // Neither timer comes round during the test: whatever follows the first is the nudge.
+    config.get_all_interval = Duration::from_secs(3600);
+    config.energy_stream_interval = Duration::from_secs(25);
+    let run = start(config, Some(&ca));
+    until("get-all answered at connect", || {
+        sim.stats().get_all_answered >= 1
+    })
+    .await;
+    assert_eq!(run.switches(), 1);
+    run.handle.nudge(&sim.devices()[0]);
+    run.handle.nudge("NOT-OUR-DEVICE");
+    until("get-all answered after the nudge", || {
+        sim.stats().get_all_answered >= 2
+    })
+    .await;
+    assert_eq!(run.switches(), 2, "the nudge re-sent the switch");
+    let s = run.stop().await.snapshot();
+    assert_eq!((s.source.connects, s.source.get_all_sent), (1, 2));
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnect_request_waits_for_a_connection_old_enough() {
+    let sim = simulator(None).await;
+    let ca = sim.ca_cert_pem();
+    let mut config = app_config(&sim);
+    config.energy_stream_interval = Duration::from_secs(10);
+    let run = start(config, Some(&ca));
+    until("connected", || run.stats.snapshot().source.connects >= 1).await;
+    // Too young: ignored (a device silent for its own reasons can never cause a loop).
+    run.handle.reconnect();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    run.handle.reconnect();
+    until("reconnected on request", || {
+        run.stats.snapshot().source.connects >= 2
+    })
+    .await;
+    until("switch at the new connection", || run.switches() >= 2).await;
+    let s = run.stop().await.snapshot();
+    assert_eq!(s.source.connects, 2, "the early request did nothing");
+    assert_eq!(s.source.live_loops, 0);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_are_renewed_before_they_get_old() {
+    let sim = simulator(None).await;
+    let ca = sim.ca_cert_pem();
+    let mut config = app_config(&sim);
+    config.recertify_after = Duration::from_millis(500);
+    let run = start(config, Some(&ca));
+    until("renewed twice", || {
+        run.stats.snapshot().source.connects >= 3
+    })
+    .await;
+    let s = run.stop().await.snapshot();
+    assert!(sim.stats().certifications >= 3, "{:?}", sim.stats());
+    assert_eq!(s.reconnects, 0, "a renewal is no failure");
+    assert_eq!(s.source.logins, 1, "the app token is reused");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_id_across_reconnects_and_restarts() {
+    let sim = simulator(None).await;
+    let ca = sim.ca_cert_pem();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = DataDir::open(&dir.path().join("state")).expect("state dir");
+    for restart in 0..3u64 {
+        let ids: Arc<dyn ClientIdStore> = Arc::new(state.client_ids());
+        let run = start_with(app_config(&sim), Some(&ca), |s| s.with_client_ids(ids));
+        until("connected", || run.stats.snapshot().source.connects >= 1).await;
+        sim.faults().drop_connections().expect("embedded broker");
+        until("reconnected", || run.stats.snapshot().source.connects >= 2).await;
+        run.stop().await;
+        assert_eq!(sim.stats().mqtt_connections, (restart + 1) * 2);
+    }
+    let text = std::fs::read_to_string(state.client_ids_file()).expect("kept");
+    let kept: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&text).expect("an id map");
+    assert_eq!(kept.len(), 1, "{text}");
+    let (key, id) = kept.iter().next().expect("one");
+    let user = sim.user_id();
+    assert_eq!(key, &format!("app:{user}"));
+    assert!(sources::client_id::is_app_form(id, user), "{id}");
+    sim.shutdown().await;
+}
