@@ -142,7 +142,11 @@ async fn open_api_wrong_secret_is_rejected_signature() {
     // §9: 8521 is retried once with a fresh nonce, then the line says what to check.
     assert!(last.contains("code 8521"), "{last}");
     assert!(last.contains("source.secret_key"), "{last}");
-    assert!(sim.stats().auth_rejected >= 2, "retried once: {:?}", sim.stats());
+    assert!(
+        sim.stats().auth_rejected >= 2,
+        "retried once: {:?}",
+        sim.stats()
+    );
     run.stop().await;
     sim.shutdown().await;
 }
