@@ -3,12 +3,14 @@
 //! Durations are written like `"4s"`, `"250ms"`, `"24h"` (humantime).
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use connect::MqttEndpoint;
 use serde::{Deserialize, Serialize};
 
 use crate::SimulatorError;
+use crate::field::FieldConfig;
 
 /// Everything the simulator needs; every field has a default, so `{}` is a valid config.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -32,6 +34,9 @@ pub struct SimulatorConfig {
     pub http_bind: SocketAddr,
     /// Serve HTTPS with the generated certificate (true) or plain HTTP (false). Default true.
     pub http_tls: bool,
+    /// Listen address of the other region's API (with `field.regions`). Default
+    /// `127.0.0.1:0`.
+    pub other_region_http_bind: SocketAddr,
     /// MQTT-over-TLS listen address of the embedded broker. Default `127.0.0.1:0`.
     pub mqtt_bind: SocketAddr,
     /// Simulated seconds per real second (e.g. 60 = one simulated hour per minute). Default 1.
@@ -58,6 +63,12 @@ pub struct SimulatorConfig {
     pub open_quota: bool,
     /// Report cadences.
     pub cadence: Cadence,
+    /// How closely the simulated cloud behaves like the real one (protocol §8–9).
+    pub field: FieldConfig,
+    /// Where the CA and the server key are kept, so a restarted simulator presents the
+    /// same certificates (a running bridge keeps trusting it). Default: none, a fresh
+    /// CA each start.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl SimulatorConfig {
@@ -95,7 +106,7 @@ impl SimulatorConfig {
         if !(-14 * 60..=14 * 60).contains(&self.utc_offset_minutes) {
             return bad("utc_offset_minutes must be within ±840");
         }
-        Ok(())
+        self.field.validate(&self.devices)
     }
 }
 
@@ -111,6 +122,7 @@ impl Default for SimulatorConfig {
             secret_key: "oceanbridge-demo-secret-key".to_string(),
             http_bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             http_tls: true,
+            other_region_http_bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             mqtt_bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             speed: 1.0,
             token_ttl: Duration::from_secs(24 * 3600),
@@ -123,6 +135,8 @@ impl Default for SimulatorConfig {
             xor: true,
             open_quota: true,
             cadence: Cadence::default(),
+            field: FieldConfig::default(),
+            state_dir: None,
         }
     }
 }
@@ -241,6 +255,8 @@ mod tests {
         assert!(c.http_tls);
         assert_eq!(c.token_ttl, Duration::from_secs(86400));
         assert_eq!(c.cadence.energy_stream, Duration::from_secs(4));
+        assert_eq!(c.field, FieldConfig::default());
+        assert_eq!(c.state_dir, None);
     }
 
     #[test]

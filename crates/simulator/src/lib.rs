@@ -3,7 +3,10 @@
 //! It serves the app login and certification endpoints and the developer open API over
 //! HTTPS (self-signed certificate made at start), runs an MQTT broker behind TLS that checks
 //! the certification credentials, and drives simulated Fit systems whose physics publish
-//! genuine protobuf frames at the device's cadences. Fault switches break it on purpose.
+//! genuine protobuf frames at the device's cadences. By default it is as hostile as the
+//! real cloud (protocol §8–9, the `[field]` section): the energy stream needs the switch,
+//! client ids are checked, logins expire, signing is strict, the account lives in one of
+//! two regions. `GET /sim/stats` tells what it saw. Fault switches break it on purpose.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), simulator::SimulatorError> {
@@ -19,20 +22,25 @@
 //!
 //! # Layout
 //! - [`config`]: [`SimulatorConfig`], [`ExternalBroker`], [`Cadence`] (serde, defaults, checks).
+//! - [`field`]: [`FieldConfig`] (the field behaviours, [`field::PENDING_BRIDGE`]), the
+//!   switch-frame and client-id rules, [`FieldStats`] (`GET /sim/stats`).
 //! - [`open_api`]: the open-API HMAC-SHA256 signature check (pure; the bridge's client
 //!   signs with its own code in `sources::signing`, so one misreading cannot pass both).
 //! - [`faults`]: [`Faults`], the fault switches.
 //! - [`stats`]: [`SimulatorStats`], counters of what happened.
 //! - [`fleet`]: many devices' frames (encoder only, no physics) published into a broker, for load.
 //! - [`physics`]: the pure, clock-driven model of a Fit (PV, load, packs, grid meter).
-//! - [`credentials`]: [`MqttCredentials`]: the random MQTT logins and tokens (OS RNG or an error).
+//! - [`credentials`]: [`MqttCredentials`]: the random MQTT logins (expiring ones handed out
+//!   per certification) and tokens (OS RNG or an error).
 //! - `reports`: model → catalog states → report bytes, and the open-API JSON quota form.
 //! - `device`: the device tasks: cadences, get-all answers, offline message, one-shot faults.
 //! - `mqtt`: the MQTT side chosen at start — the embedded broker or an external one.
 //! - `broker`: the embedded MQTT/TLS broker (rumqttc's v4 codec) and its control.
 //! - `outlet`: publishing into the embedded or an external broker.
-//! - `http`: login, certification and the signed open API (axum over hyper, TLS or plain).
-//! - `tls`: the CA and server certificate generated at start (rcgen, rustls with ring).
+//! - `http`: login, certification and the signed open API (axum over hyper, TLS or plain),
+//!   the other region's API, `/sim/stats`.
+//! - `tls`: the CA and server certificate generated at start or kept in the state dir
+//!   (rcgen, rustls with ring).
 //! - `clock`: simulated time at `speed` × real time.
 //! - [`error`]: the error type, [`SimulatorError`].
 //! - this file: [`Simulator`]: start (the steps above in order), accessors, shutdown.
@@ -41,6 +49,7 @@ pub mod config;
 pub mod credentials;
 pub mod error;
 pub mod faults;
+pub mod field;
 pub mod fleet;
 pub mod open_api;
 pub mod physics;
@@ -67,10 +76,14 @@ pub use config::{Cadence, ExternalBroker, SimulatorConfig};
 pub use credentials::MqttCredentials;
 pub use error::SimulatorError;
 pub use faults::Faults;
+pub use field::FieldConfig;
+pub use field::stats::FieldStats;
+pub use http::{WRONG_REGION_CODE, WRONG_REGION_MESSAGE};
 pub use stats::SimulatorStats;
 
 use broker::Broker;
-use credentials::Logins;
+use credentials::{CredentialBook, Logins};
+use field::stats::FieldLog;
 use stats::Counters;
 
 /// The two states that carry a direction and so go below their catalog minimum of 0, as
@@ -81,9 +94,12 @@ pub const SIGNED_FLOWS: [&str; 2] = ["EnergyStreamItem.gridPwr", "EnergyStreamIt
 /// A running simulated EcoFlow cloud. Call [`Simulator::shutdown`] to stop it cleanly.
 pub struct Simulator {
     http_base_url: String,
+    other_region_url: Option<String>,
     mqtt_addr: SocketAddr,
     ca_cert_pem: String,
     logins: Logins,
+    field_log: Arc<FieldLog>,
+    views: Vec<device::DeviceView>,
     user_id: String,
     devices: Vec<String>,
     faults: Faults,
@@ -113,15 +129,25 @@ impl Simulator {
         let delay_micros = Arc::new(AtomicU64::new(0));
         let devices_stop = CancellationToken::new();
         let infra_stop = CancellationToken::new();
-        let identity = tls::generate()?;
+        let identity = tls::load_or_generate(config.state_dir.as_deref())?;
         let logins = Logins::generate()?;
-        // Client publishes (get-all requests) from the broker to every device.
+        let book = Arc::new(CredentialBook::new(
+            logins.clone(),
+            config.field.credential_ttl(),
+        ));
+        let field_log = Arc::new(FieldLog::new(
+            &config.field,
+            &config.user_id,
+            &config.access_key,
+        ));
+        // Client publishes (get-all requests, switches) from the broker to every device.
         let (inbound, _) = broadcast::channel(256);
 
         let mqtt = mqtt::start(
             &config,
             &identity.acceptor,
-            &logins,
+            &book,
+            &field_log,
             inbound.clone(),
             counters.clone(),
             infra_stop.clone(),
@@ -134,6 +160,7 @@ impl Simulator {
             &mqtt.outlet,
             &inbound,
             open_account,
+            &field_log,
             &counters,
             &delay_micros,
             &devices_stop,
@@ -142,12 +169,13 @@ impl Simulator {
             &config,
             mqtt.app,
             mqtt.open,
-            devices.views,
+            mqtt.broker.is_some().then_some(book),
+            field_log.clone(),
+            devices.views.clone(),
             counters.clone(),
             delay_micros.clone(),
         );
-        let (http_base_url, http_task) =
-            http::start(&config, state, &identity.acceptor, infra_stop.clone()).await?;
+        let http = http::start(&config, state, &identity.acceptor, infra_stop.clone()).await?;
         let faults = Faults::new(
             mqtt.broker.as_ref().map(Broker::control),
             devices.commands,
@@ -155,10 +183,13 @@ impl Simulator {
             counters.clone(),
         );
         Ok(Simulator {
-            http_base_url,
+            http_base_url: http.base_url,
+            other_region_url: http.other_region_url,
             mqtt_addr: mqtt.addr,
             ca_cert_pem: identity.ca_pem,
             logins,
+            field_log,
+            views: devices.views,
             user_id: config.user_id,
             devices: config.devices,
             faults,
@@ -166,7 +197,7 @@ impl Simulator {
             devices_stop,
             infra_stop,
             device_tasks: devices.tasks,
-            infra_tasks: mqtt.link.into_iter().chain([http_task]).collect(),
+            infra_tasks: mqtt.link.into_iter().chain(http.tasks).collect(),
             broker: mqtt.broker,
         })
     }
@@ -174,6 +205,12 @@ impl Simulator {
     /// Base URL of the HTTP API, e.g. `https://127.0.0.1:41234`.
     pub fn http_base_url(&self) -> String {
         self.http_base_url.clone()
+    }
+
+    /// Base URL of the other region's API (`field.regions`), where this account does not
+    /// exist (protocol §9).
+    pub fn other_region_url(&self) -> Option<String> {
+        self.other_region_url.clone()
     }
 
     /// The MQTT endpoint the certification answer points to.
@@ -186,12 +223,13 @@ impl Simulator {
         self.ca_cert_pem.clone()
     }
 
-    /// The MQTT login handed out by the app certification endpoint.
+    /// The MQTT login the app route's first certification hands out (it expires after
+    /// `field.credential_ttl` like any other).
     pub fn app_credentials(&self) -> MqttCredentials {
         self.logins.app.clone()
     }
 
-    /// The MQTT login handed out by the open-API certification endpoint.
+    /// The MQTT login the open API's first certification hands out.
     pub fn open_credentials(&self) -> MqttCredentials {
         self.logins.open.clone()
     }
@@ -214,6 +252,12 @@ impl Simulator {
     /// What happened so far.
     pub fn stats(&self) -> SimulatorStats {
         self.counters.snapshot()
+    }
+
+    /// What the field rules saw (the `GET /sim/stats` answer).
+    pub fn field_stats(&self) -> FieldStats {
+        let devices = self.views.iter().map(|d| (d.sn().to_string(), d.online()));
+        self.field_log.snapshot(devices, self.counters.snapshot())
     }
 
     /// Stops everything: devices send their offline message, then connections close and

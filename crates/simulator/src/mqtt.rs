@@ -10,8 +10,9 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::broker::{Broker, Message};
-use crate::credentials::{Logins, MqttCredentials, random_hex};
+use crate::broker::{Broker, ConnectRules, Message};
+use crate::credentials::{CredentialBook, MqttCredentials, random_hex};
+use crate::field::stats::FieldLog;
 use crate::outlet::{self, Outlet};
 use crate::stats::Counters;
 use crate::{ExternalBroker, SimulatorConfig, SimulatorError, dial_addr};
@@ -41,30 +42,52 @@ pub(crate) struct MqttSide {
     pub(crate) open: MqttInfo,
 }
 
-/// Starts the embedded broker, or links to `config.external_broker`; client publishes
-/// (get-all requests) go to `inbound`.
+/// The host name a certification answer gives for a broker dialled at `addr`: with
+/// `distinct` a loopback IP is named `localhost`, so it differs from the API's host
+/// (protocol §9: connect to the broker certification names, not to the API host).
+fn broker_host(addr: SocketAddr, distinct: bool) -> String {
+    if distinct && addr.ip().is_loopback() {
+        "localhost".to_string()
+    } else {
+        addr.ip().to_string()
+    }
+}
+
+/// Starts the embedded broker (accepting the logins in `book`), or links to
+/// `config.external_broker`; client publishes (get-all requests, switches) go to `inbound`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn start(
     config: &SimulatorConfig,
     acceptor: &tokio_rustls::TlsAcceptor,
-    logins: &Logins,
+    book: &Arc<CredentialBook>,
+    field: &Arc<FieldLog>,
     inbound: broadcast::Sender<Message>,
     counters: Arc<Counters>,
     stop: CancellationToken,
 ) -> Result<MqttSide, SimulatorError> {
     match &config.external_broker {
         None => {
+            let rules = ConnectRules {
+                user_id: config.user_id.clone(),
+                app_client_id_form: config.field.app_client_id_form,
+                takeover: config.field.client_id_takeover,
+            };
             let broker = Broker::start(
                 config.mqtt_bind,
                 acceptor.clone(),
-                logins.accepted(),
+                book.clone(),
+                rules,
+                field.clone(),
                 inbound,
                 counters,
                 stop,
             )
             .await?;
             let addr = dial_addr(broker.addr());
+            let host = broker_host(addr, config.field.distinct_broker_host);
+            let logins = book.base();
             let info = |c: &MqttCredentials| MqttInfo {
-                url: addr.ip().to_string(),
+                url: host.clone(),
                 port: addr.port(),
                 protocol: "mqtts".to_string(),
                 account: c.username.clone(),

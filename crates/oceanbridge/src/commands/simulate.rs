@@ -1,6 +1,8 @@
 //! `oceanbridge simulate`: run the simulated EcoFlow cloud standalone (HTTPS login and
 //! certification, the signed open API, an MQTT/TLS broker, living PowerOcean Fit devices)
-//! and print how to connect to it. Ctrl-C (or SIGTERM) stops it cleanly.
+//! and print how to connect to it. Ctrl-C (or SIGTERM) stops it cleanly. It behaves like
+//! the real cloud by default (the `[field]` section, docs/simulator.md); `--lenient`
+//! turns every field rule off.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -8,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use simulator::{ExternalBroker, Simulator, SimulatorConfig};
+use simulator::{ExternalBroker, FieldConfig, Simulator, SimulatorConfig};
 
 /// Arguments of `oceanbridge simulate`.
 #[derive(Debug, clap::Args)]
@@ -66,6 +68,17 @@ pub struct SimulateArgs {
     /// Stop after this many seconds (default: run until Ctrl-C).
     #[arg(long)]
     pub duration: Option<f64>,
+    /// Keep the CA and server key here, so a restarted simulator presents the same
+    /// certificates (a running bridge keeps trusting it).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// The kind cloud of old: every field rule of the `[field]` section off (stream
+    /// without the switch, any client id, logins forever, lax signing, one region).
+    #[arg(long)]
+    pub lenient: bool,
+    /// Lifetime of the MQTT logins certification hands out (e.g. "30s", "24h"; "0s" = forever).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub credential_ttl: Option<Duration>,
 }
 
 pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
@@ -117,6 +130,15 @@ fn build_config(args: &SimulateArgs) -> anyhow::Result<SimulatorConfig> {
     set(&mut c.password, &args.password);
     set(&mut c.access_key, &args.access_key);
     set(&mut c.secret_key, &args.secret_key);
+    if args.lenient {
+        c.field = FieldConfig::lenient();
+    }
+    if let Some(ttl) = args.credential_ttl {
+        c.field.credential_ttl = ttl;
+    }
+    if let Some(dir) = &args.state_dir {
+        c.state_dir = Some(dir.clone());
+    }
     if let Some(ttl) = args.token_ttl {
         c.token_ttl = Duration::try_from_secs_f64(ttl).context("--token-ttl: seconds, > 0")?;
     }
@@ -161,6 +183,24 @@ async fn simulate(config: SimulatorConfig, args: SimulateArgs) -> anyhow::Result
     Ok(ExitCode::SUCCESS)
 }
 
+/// One line saying which field rules are on (protocol §8–9).
+fn field_summary(f: &FieldConfig) -> String {
+    let on = |b: bool| if b { "on" } else { "off" };
+    let ttl = f.credential_ttl().map_or("never".to_string(), |t| {
+        humantime::format_duration(t).to_string()
+    });
+    format!(
+        "stream switch {}, app client-id form {}, open client ids/day {}, regions {}, \
+         strict signing {}, intermittent 8521 {:.0} %, logins expire after {ttl}",
+        on(f.energy_stream_switch),
+        on(f.app_client_id_form),
+        f.open_client_ids_per_day,
+        on(f.regions),
+        on(f.strict_signing),
+        f.intermittent_8521 * 100.0,
+    )
+}
+
 fn write_ca(path: &Path, pem: &str) -> anyhow::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -178,6 +218,10 @@ fn print_banner(sim: &Simulator, c: &SimulatorConfig, ca_file: &Path) {
     println!("oceanbridge simulator — a stand-in for the EcoFlow cloud (Ctrl-C to stop)");
     println!();
     println!("  HTTP API        {base}");
+    if let Some(other) = sim.other_region_url() {
+        println!("    other region  {other}   (this account does not exist there)");
+    }
+    println!("    what it saw   GET  {base}/sim/stats");
     println!(
         "    app login     POST {base}/auth/login   email {}  password {}",
         c.email, c.password
@@ -222,6 +266,7 @@ fn print_banner(sim: &Simulator, c: &SimulatorConfig, ca_file: &Path) {
         "  Topics          /app/device/property/<SN>   get-all: /app/{}/<SN>/thing/property/get",
         sim.user_id()
     );
+    println!("  Field rules     {}", field_summary(&c.field));
     println!();
     println!(
         "  Point the bridge at it:  api_url = \"{base}\", ca_file = \"{ca}\", the e-mail/password above,"

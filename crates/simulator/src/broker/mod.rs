@@ -1,4 +1,5 @@
-//! The embedded MQTT 3.1.1 broker behind TLS: checks the certification credentials, routes
+//! The embedded MQTT 3.1.1 broker behind TLS: checks the certification credentials (and
+//! their expiry) and the client-id rules of protocol §9, routes
 //! publishes to subscribers, hands client publishes (get-all requests) to the devices, and
 //! obeys the fault switches. Packets are parsed with rumqttc's MQTT v4 codec.
 //!
@@ -26,23 +27,30 @@ pub(crate) use control::BrokerControl;
 pub(crate) use router::{Message, Router};
 
 use crate::SimulatorError;
+use crate::credentials::CredentialBook;
+use crate::field::stats::FieldLog;
 use crate::stats::Counters;
+
+/// The field rules the broker applies at CONNECT (protocol §9).
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectRules {
+    /// The account's user id (the last part of an app-route client id).
+    pub(crate) user_id: String,
+    /// App route: only `ANDROID_<UUID v4 upper case>_<userId>`.
+    pub(crate) app_client_id_form: bool,
+    /// A second connection with a live client id drops the first.
+    pub(crate) takeover: bool,
+}
 
 /// What every session needs.
 pub(crate) struct BrokerCtx {
     acceptor: tokio_rustls::TlsAcceptor,
-    credentials: Vec<(String, String)>,
+    book: Arc<CredentialBook>,
+    rules: ConnectRules,
+    field: Arc<FieldLog>,
     router: Arc<Router>,
     control: BrokerControl,
     counters: Arc<Counters>,
-}
-
-impl BrokerCtx {
-    fn accepts(&self, user: &str, password: &str) -> bool {
-        self.credentials
-            .iter()
-            .any(|(u, p)| u == user && p == password)
-    }
 }
 
 /// A running embedded broker.
@@ -54,11 +62,15 @@ pub(crate) struct Broker {
 }
 
 impl Broker {
-    /// Binds `bind` and serves MQTT over TLS until `shutdown`.
+    /// Binds `bind` and serves MQTT over TLS until `shutdown`, accepting the logins in
+    /// `book` under `rules`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn start(
         bind: SocketAddr,
         acceptor: tokio_rustls::TlsAcceptor,
-        credentials: Vec<(String, String)>,
+        book: Arc<CredentialBook>,
+        rules: ConnectRules,
+        field: Arc<FieldLog>,
         inbound: broadcast::Sender<Message>,
         counters: Arc<Counters>,
         shutdown: CancellationToken,
@@ -79,7 +91,9 @@ impl Broker {
         let control = BrokerControl::new();
         let ctx = Arc::new(BrokerCtx {
             acceptor,
-            credentials,
+            book,
+            rules,
+            field,
             router: router.clone(),
             control: control.clone(),
             counters,

@@ -45,18 +45,24 @@ impl Router {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Adds a session; an existing session with the same client id is closed (takeover),
-    /// as the EcoFlow broker does.
+    /// Adds a session; with `takeover` an existing session with the same client id is
+    /// closed, as the EcoFlow broker does (protocol §9). The third value says whether one was.
     pub(crate) fn register(
         &self,
         client_id: &str,
         tx: mpsc::Sender<Message>,
-    ) -> (u64, CancellationToken) {
+        takeover: bool,
+    ) -> (u64, CancellationToken, bool) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let kill = CancellationToken::new();
         let mut sessions = self.lock();
-        for old in sessions.values().filter(|s| s.client_id == client_id) {
+        let mut took_over = false;
+        for old in sessions
+            .values()
+            .filter(|s| takeover && s.client_id == client_id && !s.kill.is_cancelled())
+        {
             old.kill.cancel();
+            took_over = true;
         }
         sessions.insert(
             id,
@@ -67,7 +73,7 @@ impl Router {
                 kill: kill.clone(),
             },
         );
-        (id, kill)
+        (id, kill, took_over)
     }
 
     pub(crate) fn unregister(&self, id: u64) {
@@ -117,9 +123,9 @@ mod tests {
         let router = Router::new(inbound);
         let (tx1, mut rx1) = mpsc::channel(4);
         let (tx2, mut rx2) = mpsc::channel(4);
-        let (a, kill_a) = router.register("client", tx1);
+        let (a, kill_a, _) = router.register("client", tx1, true);
         router.subscribe(a, "/app/device/property/+");
-        let (b, _kill_b) = router.register("other", tx2);
+        let (b, _kill_b, _) = router.register("other", tx2, true);
         router.subscribe(b, "/app/#");
         let msg = Message {
             topic: "/app/device/property/SN1".into(),
@@ -134,7 +140,13 @@ mod tests {
         assert!(feed.try_recv().is_ok());
         let (tx3, _rx3) = mpsc::channel(4);
         assert!(!kill_a.is_cancelled());
-        router.register("client", tx3);
+        let (tx4, _rx4) = mpsc::channel(4);
+        assert!(
+            !router.register("client", tx4, false).2,
+            "no takeover when off"
+        );
+        assert!(!kill_a.is_cancelled());
+        assert!(router.register("client", tx3, true).2);
         assert!(kill_a.is_cancelled());
     }
 }

@@ -1,5 +1,6 @@
-//! One client connection: TLS handshake, CONNECT with the certification credentials, then
-//! subscribe/publish/ping until the client leaves, a fault drops it, or shutdown.
+//! One client connection: TLS handshake, CONNECT with the certification credentials and a
+//! client id the field rules accept (protocol §9), then subscribe/publish/ping until the
+//! client leaves, a fault or a takeover drops it, its login expires, or shutdown.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,9 @@ use tracing::debug;
 
 use super::BrokerCtx;
 use super::router::Message;
+use crate::credentials::LoginCheck;
+use crate::field::client_id;
+use crate::field::stats::{APP, Refusal};
 use crate::stats::{bump, drop_one};
 
 /// Largest packet a client may send: twice the bridge's 1 MiB payload limit, so a test
@@ -73,16 +77,20 @@ where
     let Packet::Connect(connect) = first else {
         return Err(SessionEnd::Protocol);
     };
-    let authorised = connect
-        .login
-        .as_ref()
-        .is_some_and(|l| ctx.accepts(&l.username, &l.password));
-    if !authorised {
-        bump(&ctx.counters.mqtt_refused);
-        let nack = ConnAck::new(ConnectReturnCode::BadUserNamePassword, false);
-        write_packet(&mut wr, Packet::ConnAck(nack)).await?;
-        return Ok(());
-    }
+    let login = connect.login.as_ref();
+    let check = login.map_or(LoginCheck::Unknown, |l| {
+        ctx.book.check(&l.username, &l.password)
+    });
+    let (route, expires) = match check {
+        LoginCheck::Valid { route, expires } => (route, expires),
+        LoginCheck::Expired(route) => {
+            return refuse(&mut wr, ctx, Some(route), Refusal::ExpiredCredentials).await;
+        }
+        LoginCheck::Unknown => {
+            let route = login.and_then(|l| ctx.book.route_of(&l.username));
+            return refuse(&mut wr, ctx, route, Refusal::BadCredentials).await;
+        }
+    };
     let client_id = if connect.client_id.is_empty() {
         format!(
             "auto-{}",
@@ -93,8 +101,18 @@ where
     } else {
         connect.client_id.clone()
     };
+    if route == APP
+        && ctx.rules.app_client_id_form
+        && !client_id::app_form_ok(&connect.client_id, &ctx.rules.user_id)
+    {
+        return refuse(&mut wr, ctx, Some(route), Refusal::ClientIdForm).await;
+    }
+    if !ctx.field.admit_client_id(route, &client_id) {
+        return refuse(&mut wr, ctx, Some(route), Refusal::ClientIdLimit).await;
+    }
     let (tx, mut rx) = mpsc::channel::<Message>(1024);
-    let (id, kill) = ctx.router.register(&client_id, tx);
+    let (id, kill, took_over) = ctx.router.register(&client_id, tx, ctx.rules.takeover);
+    ctx.field.connected(route, took_over);
     let mut generation = ctx.control.generation();
     generation.borrow_and_update();
     bump(&ctx.counters.mqtt_connections);
@@ -131,6 +149,11 @@ where
                     return Ok(());
                 }
                 _ = kill.cancelled() => return Ok(()),
+                _ = async { match expires { Some(e) => sleep_until(e).await, None => std::future::pending().await } } => {
+                    // Protocol §9: an expired login loses its connections.
+                    ctx.field.expired_drop(route);
+                    return Ok(());
+                }
                 _ = generation.changed() => return Ok(()),
                 _ = async { match deadline { Some(d) => sleep_until(d).await, None => std::future::pending().await } } => {
                     return Err(SessionEnd::Io);
@@ -154,6 +177,26 @@ where
     drop_one(&ctx.counters.mqtt_clients);
     let _ = wr.shutdown().await;
     result
+}
+
+/// Answers a CONNECT with a refusal and counts it: "bad user name or password" for an
+/// unknown login, "not authorised" for the field rules (expired login, client id), as the
+/// EcoFlow broker answers them (protocol §9).
+async fn refuse<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    ctx: &BrokerCtx,
+    route: Option<&'static str>,
+    why: Refusal,
+) -> Result<(), SessionEnd> {
+    bump(&ctx.counters.mqtt_refused);
+    if let Some(route) = route {
+        ctx.field.refused(route, why);
+    }
+    let code = match why {
+        Refusal::BadCredentials => ConnectReturnCode::BadUserNamePassword,
+        _ => ConnectReturnCode::NotAuthorized,
+    };
+    write_packet(wr, Packet::ConnAck(ConnAck::new(code, false))).await
 }
 
 /// Handles one packet; false means the client said goodbye.

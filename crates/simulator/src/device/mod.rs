@@ -25,6 +25,7 @@ use crate::broker::Message;
 use crate::clock::{self, SimClock};
 use crate::config::Cadence;
 use crate::faults::DeviceCommand;
+use crate::field::stats::FieldLog;
 use crate::outlet::Outlet;
 use crate::physics::{FitModel, PhysicsConfig};
 use crate::reports::{self, Context};
@@ -96,6 +97,12 @@ pub(crate) struct DeviceSetup {
     pub(crate) counters: Arc<Counters>,
     pub(crate) delay_micros: Arc<AtomicU64>,
     pub(crate) first_seq: i32,
+    /// Switch frames, stream and get-all requests are recorded (and the stream gated) here.
+    pub(crate) field_log: Arc<FieldLog>,
+    /// While offline, the model stands still: `quota/all` keeps the last values (§8).
+    pub(crate) offline_keeps_last_values: bool,
+    /// Offline from the start (field.offline_devices).
+    pub(crate) start_offline: bool,
 }
 
 struct Device {
@@ -109,6 +116,8 @@ struct Device {
     seq: i32,
     bms_index: usize,
     running: bool,
+    field_log: Arc<FieldLog>,
+    offline_keeps_last_values: bool,
 }
 
 /// Starts the device task; it runs until `shutdown`, then says goodbye (offline message).
@@ -119,7 +128,7 @@ pub(crate) fn spawn(
     let view = DeviceView {
         sn: setup.sn,
         shared: Arc::new(Shared {
-            online: AtomicBool::new(true),
+            online: AtomicBool::new(!setup.start_offline),
             model: Mutex::new(setup.model),
             utc_offset_minutes: setup.utc_offset_minutes,
             pv_peak_w: setup.pv_peak_w,
@@ -135,7 +144,9 @@ pub(crate) fn spawn(
         delay_micros: setup.delay_micros,
         seq: setup.first_seq,
         bms_index: 0,
-        running: true,
+        running: !setup.start_offline,
+        field_log: setup.field_log,
+        offline_keeps_last_values: setup.offline_keeps_last_values,
     };
     let timers = Timers::new(&setup.cadence, setup.speed);
     let task = tokio::spawn(device.run(timers, setup.inbound, setup.commands, shutdown));
@@ -152,12 +163,14 @@ pub(crate) struct Devices {
 }
 
 /// Starts one task per `config.devices`, all on one simulated clock, publishing through
-/// `outlet` and hearing get-all requests on `inbound`; they stop with `stop`.
+/// `outlet` and hearing get-all requests and switches on `inbound`; they stop with `stop`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn spawn_all(
     config: &SimulatorConfig,
     outlet: &Outlet,
     inbound: &broadcast::Sender<Message>,
     open_account: Option<String>,
+    field_log: &Arc<FieldLog>,
     counters: &Arc<Counters>,
     delay_micros: &Arc<AtomicU64>,
     stop: &CancellationToken,
@@ -189,6 +202,9 @@ pub(crate) fn spawn_all(
                 counters: counters.clone(),
                 delay_micros: delay_micros.clone(),
                 first_seq: 1000 * (i as i32 + 1),
+                field_log: field_log.clone(),
+                offline_keeps_last_values: config.field.offline_keeps_last_values,
+                start_offline: config.field.offline_devices.contains(sn),
             },
             stop.clone(),
         );

@@ -1,7 +1,8 @@
 //! One simulated Fit system on the wire: advances its physics on the simulated clock,
-//! publishes the four reports at their cadences on `/app/device/property/<SN>`, answers
-//! get-all requests on `get_reply`, pushes the open-API status and quota routes, and sends
-//! the offline message when stopped.
+//! publishes the four reports at their cadences on `/app/device/property/<SN>` (the energy
+//! stream only while a client keeps it switched on, protocol §8), answers get-all
+//! requests on `get_reply`, hears the switch on `set`, pushes the open-API status and
+//! quota routes, and sends the offline message when stopped.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use super::Device;
 use crate::broker::Message;
 use crate::config::Cadence;
 use crate::faults::DeviceCommand;
+use crate::field::switch::{self, SetFrame};
 use crate::reports;
 use crate::stats::{add, bump};
 
@@ -68,7 +70,7 @@ impl Device {
     ) {
         let mut commands_open = true;
         let mut inbound_open = true;
-        self.publish_status(true).await;
+        self.publish_status(self.running).await;
         loop {
             let running = self.running;
             tokio::select! {
@@ -87,7 +89,11 @@ impl Device {
                     Err(broadcast::error::RecvError::Lagged(_)) => {}
                     Err(broadcast::error::RecvError::Closed) => inbound_open = false,
                 },
-                _ = t.energy.tick(), if running => self.report(MappedReport::EnergyStream).await,
+                _ = t.energy.tick(), if running => {
+                    if self.field_log.stream_tick(self.sn()) {
+                        self.report(MappedReport::EnergyStream).await;
+                    }
+                }
                 _ = t.heartbeat.tick(), if running => {
                     self.report(MappedReport::EmsHeartbeat).await;
                     self.publish_open_quota().await;
@@ -98,8 +104,11 @@ impl Device {
                     self.bms_index = self.bms_index.wrapping_add(1);
                 }
                 _ = t.physics.tick() => {
-                    let now = self.clock.now();
-                    self.view.shared.model().advance_to(now);
+                    // Offline, the cloud keeps the last values (§8): the model stands still.
+                    if self.running || !self.offline_keeps_last_values {
+                        let now = self.clock.now();
+                        self.view.shared.model().advance_to(now);
+                    }
                 }
             }
         }
@@ -159,17 +168,35 @@ impl Device {
         }
     }
 
-    /// Answers `/app/<userId>/<SN>/thing/property/get` with every report on `get_reply`.
+    /// Hears this device's `set` topic (the §8 switch) and answers
+    /// `/app/<userId>/<SN>/thing/property/get` with every report on `get_reply` — without
+    /// the energy stream while it is switched off (get-all refreshes the slow channels).
     async fn on_inbound(&mut self, msg: Message) {
         let parts: Vec<&str> = msg.topic.split('/').collect();
-        let ["", "app", user_id, sn, "thing", "property", "get"] = parts.as_slice() else {
+        let ["", "app", user_id, sn, "thing", "property", verb] = parts.as_slice() else {
             return;
         };
-        if *sn != self.sn() || !self.running {
+        if *sn != self.sn() {
+            return;
+        }
+        match *verb {
+            "set" => match switch::classify(&msg.payload) {
+                SetFrame::StreamOn => self.field_log.switch_frame(sn, true),
+                SetFrame::BadSwitch => self.field_log.switch_frame(sn, false),
+                SetFrame::Other => {}
+            },
+            "get" => self.field_log.get_all(sn),
+            _ => return,
+        }
+        if *verb != "get" || !self.running {
             return;
         }
         let reply_topic = protocol::topics::get_reply_topic(user_id, sn);
+        let streaming = self.field_log.stream_on(sn);
         for report in MappedReport::ALL {
+            if report == MappedReport::EnergyStream && !streaming {
+                continue;
+            }
             if let Some(payload) = self.report_payload(report) {
                 self.send(reply_topic.clone(), payload, 1).await;
             }

@@ -10,7 +10,8 @@ use axum::response::Json;
 use base64::Engine;
 use serde_json::{Value as JsonValue, json};
 
-use super::{Shared, certification_data, envelope, ok};
+use super::{Shared, envelope, ok};
+use crate::field::stats::APP;
 use crate::stats::bump;
 
 pub(super) async fn login(State(st): State<Shared>, body: Bytes) -> Json<JsonValue> {
@@ -74,6 +75,14 @@ pub(super) async fn certification(
         bump(&st.counters.auth_rejected);
         return envelope("1001", "Parameter error: userId", JsonValue::Null);
     }
-    bump(&st.counters.certifications);
-    ok(certification_data(&st.app_mqtt))
+    match st.certification(APP) {
+        Ok(data) => {
+            bump(&st.counters.certifications);
+            ok(data)
+        }
+        Err(e) => {
+            tracing::error!("certification refused: {e}");
+            envelope("500", "Internal error", JsonValue::Null)
+        }
+    }
 }

@@ -2,12 +2,18 @@
 //! cloud's envelope `{"code","message","data"}`; `code` "0" is success.
 //!
 //! # Layout
-//! - this file: [`HttpState`], the routes, [`start`] (bind, serve, the base URL).
+//! - this file: [`HttpState`], the routes (plus `GET /sim/stats`), [`start`] (bind, serve,
+//!   the base URLs of the account's region and of the other one).
 //! - `app`: the app route — login and MQTT certification.
-//! - `open`: the developer open API — signature check, certification, device list, quotas.
+//! - `open`: the developer open API — strict signature check (§9), certification, device
+//!   list, quotas.
+//! - `region`: the other region's API, where the account does not exist (§9).
 
 mod app;
 mod open;
+mod region;
+
+pub use region::{WRONG_REGION_CODE, WRONG_REGION_MESSAGE};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -28,8 +34,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
-use crate::credentials::random_hex;
+use crate::credentials::{CredentialBook, MqttCredentials, random_hex};
 use crate::device::DeviceView;
+use crate::field::FieldConfig;
+use crate::field::stats::FieldLog;
 use crate::mqtt::MqttInfo;
 use crate::stats::Counters;
 use crate::{SimulatorConfig, SimulatorError, dial_addr};
@@ -48,6 +56,14 @@ pub(crate) struct HttpState {
     counters: Arc<Counters>,
     delay_micros: Arc<AtomicU64>,
     tokens: Mutex<HashMap<String, Instant>>,
+    /// The field rules (signing, unlinked devices).
+    field: FieldConfig,
+    field_log: Arc<FieldLog>,
+    /// Hands out (expiring) MQTT logins; `None` with an external broker, whose fixed
+    /// login `app_mqtt`/`open_mqtt` carry.
+    book: Option<Arc<CredentialBook>>,
+    /// Open-API nonces seen within `field.timestamp_window`.
+    nonces: Mutex<HashMap<String, Instant>>,
 }
 
 type Shared = Arc<HttpState>;
@@ -66,22 +82,25 @@ fn ok(data: JsonValue) -> Json<JsonValue> {
     envelope("0", "Success", data)
 }
 
-fn certification_data(m: &MqttInfo) -> JsonValue {
+fn certification_data(m: &MqttInfo, login: &MqttCredentials) -> JsonValue {
     json!({
         "url": m.url,
         "port": m.port.to_string(),
         "protocol": m.protocol,
-        "certificateAccount": m.account,
-        "certificatePassword": m.password,
+        "certificateAccount": login.username,
+        "certificatePassword": login.password,
     })
 }
 
 impl HttpState {
     /// The account and keys of `config`, the MQTT answers, and the devices to serve.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         config: &SimulatorConfig,
         app_mqtt: MqttInfo,
         open_mqtt: MqttInfo,
+        book: Option<Arc<CredentialBook>>,
+        field_log: Arc<FieldLog>,
         devices: Vec<DeviceView>,
         counters: Arc<Counters>,
         delay_micros: Arc<AtomicU64>,
@@ -99,7 +118,30 @@ impl HttpState {
             counters,
             delay_micros,
             tokens: Mutex::new(HashMap::new()),
+            field: config.field.clone(),
+            field_log,
+            book,
+            nonces: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The certification answer of `route` (`APP` or `OPEN`): where the broker is and a
+    /// login for it (fresh from the book when logins expire).
+    fn certification(&self, route: &'static str) -> Result<JsonValue, SimulatorError> {
+        let m = if route == crate::field::stats::APP {
+            &self.app_mqtt
+        } else {
+            &self.open_mqtt
+        };
+        let login = match &self.book {
+            Some(book) => book.issue(route)?,
+            None => MqttCredentials {
+                username: m.account.clone(),
+                password: m.password.clone(),
+            },
+        };
+        self.field_log.certified(route);
+        Ok(certification_data(m, &login))
     }
 
     async fn delay(&self) {
@@ -139,6 +181,7 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/iot-open/sign/certification", get(open::certification))
         .route("/iot-open/sign/device/list", get(open::device_list))
         .route("/iot-open/sign/device/quota/all", get(open::quota_all))
+        .route("/sim/stats", get(sim_stats))
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,
@@ -148,29 +191,62 @@ pub(crate) fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
-/// Serves `state` on `config.http_bind` (HTTPS with `tls` when `config.http_tls`) until
-/// `shutdown`. Returns the base URL clients use and the server task.
+/// `GET /sim/stats`: what the simulator saw (issue 12 §1g).
+async fn sim_stats(axum::extract::State(st): axum::extract::State<Shared>) -> Json<JsonValue> {
+    let devices = st.devices.iter().map(|d| (d.sn().to_string(), d.online()));
+    let stats = st.field_log.snapshot(devices, st.counters.snapshot());
+    Json(serde_json::to_value(stats).unwrap_or(JsonValue::Null))
+}
+
+/// The started HTTP side.
+pub(crate) struct HttpSide {
+    /// Base URL of the account's region, e.g. `https://127.0.0.1:41234`.
+    pub(crate) base_url: String,
+    /// Base URL of the other region's API (with `field.regions`).
+    pub(crate) other_region_url: Option<String>,
+    pub(crate) tasks: Vec<JoinHandle<()>>,
+}
+
+/// Serves `state` on `config.http_bind` (HTTPS with `tls` when `config.http_tls`), and the
+/// other region on `config.other_region_http_bind` when `field.regions`, until `shutdown`.
 pub(crate) async fn start(
     config: &SimulatorConfig,
     state: HttpState,
     tls: &tokio_rustls::TlsAcceptor,
     shutdown: CancellationToken,
-) -> Result<(String, JoinHandle<()>), SimulatorError> {
+) -> Result<HttpSide, SimulatorError> {
     let acceptor = config.http_tls.then(|| tls.clone());
+    let scheme = if config.http_tls { "https" } else { "http" };
+    let bind_err = |addr| {
+        move |source| SimulatorError::Bind {
+            what: "HTTP API",
+            addr,
+            source,
+        }
+    };
+    let state = Arc::new(state);
     let (addr, task) = serve(
         config.http_bind,
-        router(Arc::new(state)),
-        acceptor,
-        shutdown,
+        router(state.clone()),
+        acceptor.clone(),
+        shutdown.clone(),
     )
     .await
-    .map_err(|source| SimulatorError::Bind {
-        what: "HTTP API",
-        addr: config.http_bind,
-        source,
-    })?;
-    let scheme = if config.http_tls { "https" } else { "http" };
-    Ok((format!("{scheme}://{}", dial_addr(addr)), task))
+    .map_err(bind_err(config.http_bind))?;
+    let mut side = HttpSide {
+        base_url: format!("{scheme}://{}", dial_addr(addr)),
+        other_region_url: None,
+        tasks: vec![task],
+    };
+    if config.field.regions {
+        let bind = config.other_region_http_bind;
+        let (addr, task) = serve(bind, region::router(state), acceptor, shutdown)
+            .await
+            .map_err(bind_err(bind))?;
+        side.other_region_url = Some(format!("{scheme}://{}", dial_addr(addr)));
+        side.tasks.push(task);
+    }
+    Ok(side)
 }
 
 /// Binds `bind` and serves `app` (over TLS when `tls` is given) until `shutdown`.

@@ -1,22 +1,39 @@
 //! The developer open API: every request signed (HMAC-SHA256 over the parameters, the
-//! access key, a nonce and a fresh timestamp); certification, device list, all quotas.
+//! access key, a nonce and a fresh timestamp) and checked as strictly as the real cloud
+//! (protocol §9); certification, device list, all quotas.
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, header};
 use axum::response::Json;
 use serde_json::{Value as JsonValue, json};
+use tokio::time::Instant;
 
-use super::{HttpState, Shared, certification_data, envelope, ok};
+use super::{HttpState, Shared, envelope, ok};
+use crate::field::stats::OPEN;
 use crate::open_api;
 use crate::stats::bump;
 
-/// Largest accepted clock skew of an open-API request's `timestamp`.
-const MAX_SKEW_MS: i128 = 15 * 60 * 1000;
+/// 8521, the cloud's answer to every signing mistake (protocol §9).
+fn wrong_signature() -> Json<JsonValue> {
+    envelope("8521", "signature is wrong", JsonValue::Null)
+}
 
-/// Checks the open-API headers and signature; `Err` is the answer to send.
+/// A fraction-`p` coin from the OS generator (false when it fails: no error injected).
+fn coin(p: f64) -> bool {
+    let mut b = [0u8; 4];
+    p > 0.0
+        && getrandom::fill(&mut b).is_ok()
+        && f64::from(u32::from_le_bytes(b)) < p * 4_294_967_296.0
+}
+
+/// Checks the open-API headers and signature; `Err` is the answer to send. With
+/// `field.strict_signing` (protocol §9): a `Content-Type` on a GET, a stale timestamp, a
+/// missing or reused nonce all answer 8521; without it the lax checks of before (8524 for
+/// a bad timestamp or nonce). A correct request may still get 8521 now and then
+/// (`field.intermittent_8521`). An unknown access key answers 8513.
 fn check_signature(
     st: &HttpState,
     headers: &HeaderMap,
@@ -37,24 +54,56 @@ fn check_signature(
     if access_key != st.access_key {
         return Err(envelope("8513", "accessKey is invalid", JsonValue::Null));
     }
+    let strict = st.field.strict_signing;
+    if strict && headers.contains_key(header::CONTENT_TYPE) {
+        return Err(wrong_signature());
+    }
+    let window_ms = st.field.timestamp_window.as_millis() as i128;
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i128);
     let fresh = timestamp
         .parse::<i128>()
-        .is_ok_and(|ts| (ts - now_ms).abs() <= MAX_SKEW_MS);
+        .is_ok_and(|ts| (ts - now_ms).abs() <= window_ms);
     if nonce.is_empty() || !fresh {
-        return Err(envelope(
-            "8524",
-            "timestamp or nonce is invalid",
-            JsonValue::Null,
-        ));
+        return Err(if strict {
+            wrong_signature()
+        } else {
+            envelope("8524", "timestamp or nonce is invalid", JsonValue::Null)
+        });
     }
     let params: Vec<(String, String)> = query.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     if !open_api::verify(&params, access_key, &st.secret_key, nonce, timestamp, sign) {
-        return Err(envelope("8521", "signature is wrong", JsonValue::Null));
+        return Err(wrong_signature());
+    }
+    if strict && !remember_nonce(st, nonce) {
+        return Err(wrong_signature());
+    }
+    if coin(st.field.intermittent_8521) {
+        return Err(wrong_signature());
     }
     Ok(())
+}
+
+/// Records `nonce`; false when it was already used within the timestamp window.
+fn remember_nonce(st: &HttpState, nonce: &str) -> bool {
+    let mut nonces = st
+        .nonces
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let now = Instant::now();
+    let window = st.field.timestamp_window;
+    nonces.retain(|_, seen| now.duration_since(*seen) < window);
+    nonces.insert(nonce.to_string(), now).is_none()
+}
+
+/// The answer's code when it is an error, for the `/sim/stats` record.
+fn code_of(answer: &Json<JsonValue>) -> &str {
+    answer
+        .0
+        .get("code")
+        .and_then(JsonValue::as_str)
+        .unwrap_or("?")
 }
 
 macro_rules! signed {
@@ -62,6 +111,7 @@ macro_rules! signed {
         $st.delay().await;
         if let Err(answer) = check_signature(&$st, &$headers, &$query) {
             bump(&$st.counters.auth_rejected);
+            $st.field_log.signing_error(code_of(&answer));
             return answer;
         }
     };
@@ -73,8 +123,16 @@ pub(super) async fn certification(
     Query(query): Query<HashMap<String, String>>,
 ) -> Json<JsonValue> {
     signed!(st, headers, query);
-    bump(&st.counters.certifications);
-    ok(certification_data(&st.open_mqtt))
+    match st.certification(OPEN) {
+        Ok(data) => {
+            bump(&st.counters.certifications);
+            ok(data)
+        }
+        Err(e) => {
+            tracing::error!("certification refused: {e}");
+            envelope("500", "Internal error", JsonValue::Null)
+        }
+    }
 }
 
 pub(super) async fn device_list(
@@ -98,6 +156,9 @@ pub(super) async fn device_list(
     ok(JsonValue::Array(list))
 }
 
+/// `quota/all`: every current value of a device linked to the key — for an offline device
+/// its last values, as the real cloud answers (protocol §8). An unknown or unlinked
+/// device gets 1006 (protocol §9).
 pub(super) async fn quota_all(
     State(st): State<Shared>,
     headers: HeaderMap,
@@ -105,8 +166,16 @@ pub(super) async fn quota_all(
 ) -> Json<JsonValue> {
     signed!(st, headers, query);
     let sn = query.get("sn").map(String::as_str).unwrap_or("");
-    match st.devices.iter().find(|d| d.sn() == sn) {
+    let linked = !st.field.unlinked_devices.iter().any(|u| u == sn);
+    match st.devices.iter().find(|d| d.sn() == sn).filter(|_| linked) {
         Some(d) => ok(JsonValue::Object(d.quota())),
-        None => envelope("1006", "device not found", JsonValue::Null),
+        None => {
+            st.field_log.signing_error("1006");
+            envelope(
+                "1006",
+                "current device is not allowed to get device info",
+                JsonValue::Null,
+            )
+        }
     }
 }

@@ -11,12 +11,14 @@ use rumqttc::{
     AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
 };
 use serde_json::{Value, json};
-use simulator::{Simulator, SimulatorConfig};
+use simulator::{FieldConfig, Simulator, SimulatorConfig};
 
-/// A config for tests: ephemeral ports, fast cadences.
+/// A config for tests of the living device and the wire: ephemeral ports, and the
+/// lenient cloud on purpose (the field rules have their own tests in `field.rs`).
 pub fn config(speed: f64) -> SimulatorConfig {
     SimulatorConfig {
         speed,
+        field: FieldConfig::lenient(),
         ..SimulatorConfig::default()
     }
 }
