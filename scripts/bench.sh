@@ -9,10 +9,11 @@
 #     on the system mosquitto and on a private one tuned like a fleet broker (needs the binary)
 # (d) idle RSS and start-up time of `oceanbridge run`
 # (e) history ingest into PostgreSQL (only when 127.0.0.1:5432 answers or BENCH_POSTGRES_URL is set)
+# (f) end-to-end throughput per core through mosquitto at rising rates, up to the first loss
 #
 # Loopback only; needs mosquitto listening on 127.0.0.1:1883 (apt install mosquitto).
 # Bounded: after the (release) build, about 1–2 minutes with the defaults.
-# Knobs: BENCH_RATE=1000 BENCH_SECS=10 BENCH_DEVICES=10000 BENCH_ROUNDS=20 BENCH_ONLY=decode|latency|fleet|fleet-tuned|idle|postgres
+# Knobs: BENCH_RATE=1000 BENCH_SECS=10 BENCH_DEVICES=10000 BENCH_ROUNDS=20 BENCH_ONLY=decode|latency|fleet|fleet-tuned|idle|postgres|throughput
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"

@@ -8,11 +8,19 @@
 //! become one series per item (label `index`). Out-of-range values are still exported,
 //! and `oceanbridge_state_out_of_range{device,key}` is 1 for them.
 //!
+//! [`MetricsSet`] picks what a scrape carries: every state (default) or only the health
+//! set — per device its online status, state count, out-of-range count, last-update age
+//! and per channel stale flag and age — which keeps a 10 000-device scrape small;
+//! [`Scope::device`] (`/metrics?device=<SN>`) narrows either to one device. The bridge's
+//! own counters are always there.
+//!
 //! Every loss is one counter, `oceanbridge_dropped{reason}`: the pipeline's own drops
 //! (from [`BridgeStats`], e.g. a full source queue, or `capture_queue_full` and
 //! `capture_write_failed`: copies the raw-frame capture gave up), `history_queue_full`
 //! (the SQLite writer's queue), and with PostgreSQL `postgres_queue_full` and
-//! `postgres_write_failed` (samples given up after the retries).
+//! `postgres_write_failed` (samples given up after the retries); the PostgreSQL sink's
+//! progress is `postgres_samples_written`, `postgres_pending_samples` and
+//! `postgres_lag_seconds`.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
@@ -25,6 +33,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 use protocol::Value;
+use serde::{Deserialize, Serialize};
 use store::{BridgeStats, StateStore};
 
 use crate::units::{base_unit, display_unit, snake_case, to_base};
@@ -84,17 +93,81 @@ fn gauge(registry: &mut Registry, name: &str, help: &str, value: i64) {
     registry.register(name, help, g);
 }
 
-/// Renders all metrics as OpenMetrics text.
+/// Which series a scrape carries (`[web] metrics`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricsSet {
+    /// Every numeric state of every device, plus the health set. The default.
+    #[default]
+    All,
+    /// Only the health set and the bridge's counters (for fleets: a few series a device).
+    Health,
+}
+
+/// What one scrape asks for.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Scope<'a> {
+    pub set: MetricsSet,
+    /// Only this device's series (`?device=<SN>`); the bridge's counters stay.
+    pub device: Option<&'a str>,
+}
+
+/// Renders every metric of every device as OpenMetrics text.
 pub fn render(store: &StateStore, stats: &BridgeStats) -> String {
+    render_scoped(store, stats, Scope::default())
+}
+
+/// Renders the metrics `scope` asks for as OpenMetrics text.
+pub fn render_scoped(store: &StateStore, stats: &BridgeStats, scope: Scope<'_>) -> String {
     let now = SystemTime::now();
     let mut registry = Registry::with_prefix("oceanbridge");
+    let mut devices = store.devices_at(now);
+    if let Some(sn) = scope.device {
+        devices.retain(|d| d.device_sn == sn);
+    }
+    let out_of_range = match scope.set {
+        MetricsSet::All => state_series(&mut registry, store, &devices),
+        MetricsSet::Health => out_of_range_counts(store, &devices),
+    };
+    device_health(&mut registry, &devices, &out_of_range, now);
+    bridge_health(&mut registry, store, stats, now);
+    let mut out = String::new();
+    if encode(&mut out, &registry).is_err() {
+        tracing::error!("encoding metrics failed");
+    }
+    out
+}
+
+/// How many of each device's latest values lie outside the catalog range.
+fn out_of_range_counts(store: &StateStore, devices: &[store::DeviceSnapshot]) -> Vec<usize> {
+    devices
+        .iter()
+        .map(|d| {
+            store
+                .latest(&d.device_sn)
+                .iter()
+                .filter(|l| l.out_of_range)
+                .count()
+        })
+        .collect()
+}
+
+/// Registers one series per numeric state (and array item) of each device, plus
+/// `state_out_of_range`; returns each device's out-of-range count.
+fn state_series(
+    registry: &mut Registry,
+    store: &StateStore,
+    devices: &[store::DeviceSnapshot],
+) -> Vec<usize> {
     // One family per (name, unit); states of several channels share it (label `channel`).
     let mut families: BTreeMap<(String, Option<&'static str>), (&'static str, StateFamily)> =
         BTreeMap::new();
     let out_of_range = Family::<Labels, FloatGauge>::default();
-    let devices = store.devices_at(now);
-    for device in &devices {
-        for latest in store.latest(&device.device_sn) {
+    let mut counts = Vec::with_capacity(devices.len());
+    for device in devices {
+        let latest_states = store.latest(&device.device_sn);
+        counts.push(latest_states.iter().filter(|l| l.out_of_range).count());
+        for latest in latest_states {
             let state = latest.state;
             let unit = display_unit(state);
             let family = &families
@@ -137,24 +210,39 @@ pub fn render(store: &StateStore, stats: &BridgeStats) -> String {
         "1 when the state's latest value lies outside the catalog's [min, max]",
         out_of_range,
     );
-    device_health(&mut registry, &devices);
-    bridge_health(&mut registry, store, stats, now);
-    let mut out = String::new();
-    if encode(&mut out, &registry).is_err() {
-        tracing::error!("encoding metrics failed");
-    }
-    out
+    counts
 }
 
-fn device_health(registry: &mut Registry, devices: &[store::DeviceSnapshot]) {
+/// The health set: per device online, state count, out-of-range count and last-update
+/// age; per channel stale flag and age.
+fn device_health(
+    registry: &mut Registry,
+    devices: &[store::DeviceSnapshot],
+    out_of_range: &[usize],
+    now: SystemTime,
+) {
     let online = Family::<Labels, FloatGauge>::default();
+    let states = Family::<Labels, Gauge>::default();
+    let oor = Family::<Labels, Gauge>::default();
+    let last = Family::<Labels, FloatGauge>::default();
     let stale = Family::<Labels, FloatGauge>::default();
     let age = Family::<Labels, FloatGauge>::default();
-    for d in devices {
+    let now_ms = store::unix_ms(now);
+    for (d, n_oor) in devices.iter().zip(out_of_range) {
+        let device = vec![("device", d.device_sn.clone())];
         if let Some(on) = d.online {
             online
-                .get_or_create(&vec![("device", d.device_sn.clone())])
+                .get_or_create(&device)
                 .set(if on { 1.0 } else { 0.0 });
+        }
+        states
+            .get_or_create(&device)
+            .set(i64::try_from(d.state_count).unwrap_or(i64::MAX));
+        oor.get_or_create(&device)
+            .set(i64::try_from(*n_oor).unwrap_or(i64::MAX));
+        if let Some(ms) = d.last_update_ms {
+            last.get_or_create(&device)
+                .set(now_ms.saturating_sub(ms).max(0) as f64 / 1000.0);
         }
         for c in &d.channels {
             let l = vec![
@@ -171,6 +259,22 @@ fn device_health(registry: &mut Registry, devices: &[store::DeviceSnapshot]) {
         "device_online",
         "1 when the device last reported online, 0 offline",
         online,
+    );
+    registry.register(
+        "device_states",
+        "How many of the 216 catalog states of the device have a value",
+        states,
+    );
+    registry.register(
+        "device_states_out_of_range",
+        "How many of the device's latest values lie outside the catalog range",
+        oor,
+    );
+    registry.register_with_unit(
+        "device_last_update_age",
+        "Time since the device last reported any state",
+        Unit::Seconds,
+        last,
     );
     registry.register(
         "channel_stale",
@@ -295,6 +399,28 @@ fn bridge_health(
         "Samples lost to history write errors",
         history.failed,
     );
+    if let Some(pg) = &s.postgres {
+        counter(
+            registry,
+            "postgres_samples_written",
+            "Samples committed to the PostgreSQL history",
+            pg.written,
+        );
+        gauge(
+            registry,
+            "postgres_pending_samples",
+            "Samples queued for PostgreSQL, neither written nor given up yet",
+            i64::try_from(pg.pending).unwrap_or(i64::MAX),
+        );
+        let lag = Gauge::<f64, AtomicU64>::default();
+        lag.set(pg.lag_ms as f64 / 1000.0);
+        registry.register_with_unit(
+            "postgres_lag",
+            "How long the oldest sample of the last committed PostgreSQL batch waited",
+            Unit::Seconds,
+            lag,
+        );
+    }
     if let Some(last) = s.last_message_ms {
         let age = Gauge::<f64, AtomicU64>::default();
         let now_ms = store::unix_ms(now);

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use connect::{Backoff, Secret};
 use tokio::sync::mpsc;
@@ -199,6 +199,11 @@ impl Writer {
             match self.try_insert(batch).await {
                 Ok(()) => {
                     self.written.fetch_add(rows as u64, Ordering::Relaxed);
+                    let oldest = batch.iter().flat_map(|b| b.iter()).map(|s| s.at).min();
+                    let lag_ms = oldest
+                        .map(|at| unix_ms(SystemTime::now()).saturating_sub(unix_ms(at)))
+                        .unwrap_or(0);
+                    self.stats.postgres_written(rows as u64, lag_ms);
                     self.backoff.reset();
                     return true;
                 }
@@ -236,6 +241,7 @@ impl Writer {
     fn give_up(&self, rows: usize, when: &str) {
         tracing::error!(samples = rows, "postgres history: batch dropped {when}");
         self.stats.add_dropped(WRITE_FAILED, rows as u64);
+        self.stats.postgres_given_up(rows as u64);
         self.given_up.fetch_add(rows as u64, Ordering::Relaxed);
     }
 }
@@ -254,6 +260,7 @@ impl PostgresSink {
         let client = connect(&config.url, &table).await?;
         let HistoryTap { receiver, sent } =
             store.tap_history(config.queue_capacity, stats.clone(), QUEUE_FULL);
+        stats.postgres_started(sent.clone());
         let written = Arc::new(AtomicU64::new(0));
         let given_up = Arc::new(AtomicU64::new(0));
         let writer = Writer {

@@ -1,6 +1,7 @@
 //! The bridge's own counters: payloads and frames decoded, skips and errors by reason,
 //! reconnects, drops, when the last message arrived, and the source's health (logins,
-//! connects, get-alls, the last error, its live connection loops and get-all timers).
+//! connects, get-alls, the last error, its live connection loops and get-all timers), and
+//! the PostgreSQL history sink's progress (written, pending, lag) when one runs.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -25,7 +26,19 @@ struct Counters {
     connected: AtomicBool,
     live_loops: AtomicI64,
     live_timers: AtomicI64,
+    postgres: PostgresProgress,
     maps: Mutex<Maps>,
+}
+
+/// What the PostgreSQL sink reports as it goes (all zero while no sink runs).
+#[derive(Debug, Default)]
+struct PostgresProgress {
+    /// The tap's count of samples handed over (queued ones included); set at start.
+    sent: Mutex<Option<Arc<AtomicU64>>>,
+    written: AtomicU64,
+    given_up: AtomicU64,
+    /// Sample time → commit time of the oldest sample of the last committed batch.
+    lag_ms: AtomicI64,
 }
 
 #[derive(Debug, Default)]
@@ -62,6 +75,19 @@ pub struct StatsSnapshot {
     /// When the last payload arrived (ms since epoch).
     pub last_message_ms: Option<i64>,
     pub source: SourceHealth,
+    /// The PostgreSQL history sink, when one runs.
+    pub postgres: Option<PostgresHealth>,
+}
+
+/// How far the PostgreSQL history sink is behind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PostgresHealth {
+    /// Samples committed.
+    pub written: u64,
+    /// Samples queued or in flight: handed to the sink, neither written nor given up.
+    pub pending: u64,
+    /// For the last committed batch: how long its oldest sample waited (ms).
+    pub lag_ms: i64,
 }
 
 /// How the source is doing, as it reported (see `sources::SourceObserver`).
@@ -83,10 +109,15 @@ pub struct SourceHealth {
     pub live_get_all_timers: i64,
 }
 
+/// A panic while holding one of these locks cannot leave the data inconsistent (plain
+/// counters and values): keep counting.
+fn lock_ignoring_poison<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl BridgeStats {
     fn maps(&self) -> std::sync::MutexGuard<'_, Maps> {
-        // A panic while holding the lock cannot leave the maps inconsistent; keep counting.
-        self.inner.maps.lock().unwrap_or_else(|e| e.into_inner())
+        lock_ignoring_poison(&self.inner.maps)
     }
 
     /// Counts one decoded payload (owned states or the pipeline's buffer): its frames,
@@ -173,6 +204,38 @@ impl BridgeStats {
         *self.maps().dropped.entry(reason).or_default() += n;
     }
 
+    /// A PostgreSQL sink started; `sent` counts the samples its tap hands over. Its
+    /// progress appears in snapshots from now on.
+    pub fn postgres_started(&self, sent: Arc<AtomicU64>) {
+        *lock_ignoring_poison(&self.inner.postgres.sent) = Some(sent);
+    }
+
+    /// The PostgreSQL sink committed `n` samples; the oldest waited `lag_ms`.
+    pub fn postgres_written(&self, n: u64, lag_ms: i64) {
+        let p = &self.inner.postgres;
+        p.written.fetch_add(n, Ordering::Relaxed);
+        p.lag_ms.store(lag_ms.max(0), Ordering::Relaxed);
+    }
+
+    /// The PostgreSQL sink gave up on `n` samples (also counted as dropped).
+    pub fn postgres_given_up(&self, n: u64) {
+        self.inner.postgres.given_up.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn postgres_health(&self) -> Option<PostgresHealth> {
+        let p = &self.inner.postgres;
+        let sent = lock_ignoring_poison(&p.sent)
+            .as_ref()?
+            .load(Ordering::Relaxed);
+        let written = p.written.load(Ordering::Relaxed);
+        let done = written + p.given_up.load(Ordering::Relaxed);
+        Some(PostgresHealth {
+            written,
+            pending: sent.saturating_sub(done),
+            lag_ms: p.lag_ms.load(Ordering::Relaxed),
+        })
+    }
+
     pub fn snapshot(&self) -> StatsSnapshot {
         let c = &self.inner;
         let maps = self.maps();
@@ -195,6 +258,7 @@ impl BridgeStats {
                 live_loops: c.live_loops.load(Ordering::SeqCst),
                 live_get_all_timers: c.live_timers.load(Ordering::SeqCst),
             },
+            postgres: self.postgres_health(),
         }
     }
 }

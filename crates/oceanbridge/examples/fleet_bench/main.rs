@@ -1,11 +1,13 @@
 //! Fleet benchmarks of the real `oceanbridge run` binary on the local mosquitto
 //! (127.0.0.1:1883, loopback only): (b) end-to-end latency broker → store → SSE at a fixed
 //! rate, (c) many devices at 1 msg/s each (loss, RSS, CPU) — on the system mosquitto and on
-//! a private one tuned like a fleet broker — and (d) idle RSS and start-up time.
+//! a private one tuned like a fleet broker, with `/metrics` scrapes (all states, health set,
+//! one device) — (d) idle RSS and start-up time, (e) PostgreSQL ingest and (f) throughput
+//! per core at the point of first loss.
 //! Prints one markdown table. `scripts/bench.sh` builds and runs it.
 //!
 //! ```text
-//! fleet_bench [--bin PATH] [--only latency|fleet|fleet-tuned|idle] [--rate 1000] [--secs 10]
+//! fleet_bench [--bin PATH] [--only latency|fleet|fleet-tuned|idle|postgres|throughput] [--rate 1000] [--secs 10]
 //!             [--devices 10000] [--rounds 20] [--qos 0] [--postgres URL]
 //! ```
 
@@ -13,6 +15,8 @@ mod bridge;
 mod broker;
 mod postgres;
 mod scenarios;
+mod scrape;
+mod throughput;
 
 use std::path::PathBuf;
 
@@ -89,7 +93,7 @@ fn parse_args() -> Result<Args, Error> {
             "--postgres" => args.postgres = Some(value()?),
             "-h" | "--help" => {
                 println!(
-                    "fleet_bench [--bin PATH] [--only latency|fleet|fleet-tuned|idle] [--rate N] [--secs N] [--devices N] [--rounds N] [--qos 0|1] [--postgres URL]"
+                    "fleet_bench [--bin PATH] [--only latency|fleet|fleet-tuned|idle|postgres|throughput] [--rate N] [--secs N] [--devices N] [--rounds N] [--qos 0|1] [--postgres URL]"
                 );
                 std::process::exit(0);
             }
@@ -153,12 +157,13 @@ fn main() -> std::process::ExitCode {
         ) -> std::pin::Pin<
             Box<dyn std::future::Future<Output = Result<Vec<Row>, Error>> + 'a>,
         >;
-        let all: [(&str, Scenario); 5] = [
+        let all: [(&str, Scenario); 6] = [
             ("latency", |a| Box::pin(scenarios::latency(a))),
             ("fleet", |a| Box::pin(scenarios::fleet_default(a))),
             ("fleet-tuned", |a| Box::pin(scenarios::fleet_tuned(a))),
             ("idle", |a| Box::pin(scenarios::idle(a))),
             ("postgres", |a| Box::pin(postgres::ingest(a))),
+            ("throughput", |a| Box::pin(throughput::throughput(a))),
         ];
         for (name, scenario) in all {
             if !wanted(name) || (name == "postgres" && args.postgres.is_none()) {

@@ -326,9 +326,8 @@ async fn fleet(args: &Args, port: u16, label: &'static str) -> Result<Vec<Row>, 
     let drained = start.elapsed();
     let cpu = bridge.cpu_time().saturating_sub(cpu0);
     let (rss, hwm) = bridge.rss_kib();
-    let scrape_start = Instant::now();
-    let metrics = http_get(addr, "/metrics").await?;
-    let scrape = scrape_start.elapsed();
+    let one_device = format!("C{id}D{:07}", args.devices / 2);
+    let (scrapes, metrics) = crate::scrape::rows(addr, label, &one_device).await?;
     let dropped: f64 = metrics
         .lines()
         .filter(|l| !l.starts_with('#') && l.contains("dropped_total"))
@@ -374,12 +373,10 @@ async fn fleet(args: &Args, port: u16, label: &'static str) -> Result<Vec<Row>, 
                 100.0 * cpu.as_secs_f64() / drained.as_secs_f64()
             ),
         ),
-        Row::new(
-            label,
-            "GET /metrics with all devices",
-            format!("{} ({} KiB)", ms(scrape), metrics.len() / 1024),
-        ),
-    ])
+    ]
+    .into_iter()
+    .chain(scrapes)
+    .collect())
 }
 
 fn fleet_published(acked: u64, flushed: bool) -> String {

@@ -27,6 +27,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::SinkError;
+use crate::metrics::{MetricsSet, Scope};
 
 /// Where the dashboard listens. All fields have defaults.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -37,6 +38,9 @@ pub struct WebConfig {
     /// When set, every API call, SSE stream and `/metrics` needs
     /// `Authorization: Bearer <token>` or `?token=<token>`. Never printed. Default none.
     pub token: Option<Secret>,
+    /// What `/metrics` carries: `"all"` (every state of every device, plus health) or
+    /// `"health"` (per device status, counts, ages; for large fleets). Default `"all"`.
+    pub metrics: MetricsSet,
 }
 
 impl Default for WebConfig {
@@ -44,6 +48,7 @@ impl Default for WebConfig {
         WebConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             token: None,
+            metrics: MetricsSet::All,
         }
     }
 }
@@ -54,6 +59,7 @@ pub struct AppState {
     pub store: StateStore,
     pub stats: BridgeStats,
     pub token: Option<Arc<str>>,
+    pub metrics: MetricsSet,
     pub shutdown: CancellationToken,
 }
 
@@ -82,6 +88,7 @@ pub async fn serve(
             .token
             .filter(|t| !t.is_empty())
             .map(|t| t.expose().into()),
+        metrics: config.metrics,
         shutdown: shutdown.clone(),
     });
     // No Nagle delay: SSE events and small JSON answers are latency-bound (with Nagle a
@@ -120,8 +127,21 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn metrics(State(app): State<AppState>) -> Response {
-    let body = crate::metrics::render(&app.store, &app.stats);
+/// `/metrics?device=<SN>`: one device's series only; `?set=health|all` overrides
+/// `[web] metrics` for this scrape (a Prometheus job can ask for either).
+#[derive(Deserialize)]
+struct MetricsQuery {
+    device: Option<String>,
+    set: Option<MetricsSet>,
+}
+
+async fn metrics(State(app): State<AppState>, Query(q): Query<MetricsQuery>) -> Response {
+    // An unknown `set` is a 400 naming the accepted values (axum's Query rejection).
+    let scope = Scope {
+        set: q.set.unwrap_or(app.metrics),
+        device: q.device.as_deref(),
+    };
+    let body = crate::metrics::render_scoped(&app.store, &app.stats, scope);
     ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body).into_response()
 }
 

@@ -27,13 +27,25 @@ pub struct Harness {
 impl Harness {
     /// A memory store with `steps` full payloads applied, and the web server on port 0.
     pub async fn start(token: Option<&str>, steps: u32) -> Harness {
+        Harness::start_with(
+            WebConfig {
+                token: token.map(Into::into),
+                ..WebConfig::default()
+            },
+            steps,
+        )
+        .await
+    }
+
+    /// Like [`Harness::start`] with the given web settings (bound to port 0 regardless).
+    pub async fn start_with(web: WebConfig, steps: u32) -> Harness {
         let store = StateStore::open(&StoreConfig::default()).expect("memory store");
         let stats = BridgeStats::default();
         let shutdown = CancellationToken::new();
         let (addr, server) = serve(
             WebConfig {
                 bind: "127.0.0.1:0".parse().expect("addr"),
-                token: token.map(Into::into),
+                ..web
             },
             store.clone(),
             stats.clone(),
