@@ -11,6 +11,8 @@
 //!   (record format, bounded by size and age, fed without ever blocking the pipeline).
 //! - [`log_ring`]: [`LogRing`], a `tracing` layer keeping the last warnings and errors in
 //!   memory (the "last errors" of a diagnostics bundle).
+//! - [`diagnostics`]: the bug-report bundle (version, redacted config, ages, counters,
+//!   last errors, the capture) with serials, ids and e-mails masked; `.tar.gz` or `.zip`.
 //! - [`data_dir`]: [`DataDir`], the locked state directory (history, client ids, capture).
 //! - [`client_ids`]: [`ClientIdFile`], the kept MQTT client ids (`client-ids.json`).
 //! - [`source`]: [`Source`], the configured source built from [`SourceConfig`] and run.
@@ -28,6 +30,7 @@ pub mod client_ids;
 pub mod config;
 pub mod config_file;
 pub mod data_dir;
+pub mod diagnostics;
 pub mod log_ring;
 pub mod pipeline;
 pub mod shutdown;

@@ -1,0 +1,270 @@
+//! The diagnostics bundle a user attaches to a bug report (`oceanbridge diagnose`,
+//! `GET /api/diagnostics`): version, the redacted config, per-device and per-channel ages
+//! (and stages), the counters and `/metrics`, the last warnings and errors, and the
+//! rolling raw-frame capture — every file of it with serial numbers, user and account
+//! ids and e-mail addresses masked ([`mask`]).
+//!
+//! Built from a running bridge ([`Live`]: its store, counters and log ring), or, when no
+//! bridge runs, from what is on disk: the capture is replayed through the pipeline into a
+//! fresh in-memory store, which gives the ages and counters as of the capture's payloads.
+//!
+//! # Layout
+//! - this file: [`Inputs`], [`build`] → [`Bundle`] (named files, masked).
+//! - [`mask`]: [`Masker`], what is secret and how it is hidden.
+//! - [`archive`]: [`Bundle`] → `.tar.gz` or `.zip` bytes ([`Format`]).
+
+pub mod archive;
+pub mod mask;
+
+use std::io::BufReader;
+use std::path::Path;
+use std::time::SystemTime;
+
+use protocol::UpdateBuf;
+use serde_json::json;
+use sources::{RawPayload, RecordLine};
+use store::{BridgeStats, StateStore, StoreConfig, unix_ms};
+
+pub use archive::Format;
+pub use mask::Masker;
+
+use crate::capture;
+use crate::config::{Config, SourceConfig};
+use crate::log_ring::LogRing;
+use crate::pipeline;
+
+/// The bridge's version and, when known at build time, its commit.
+pub fn version() -> String {
+    match option_env!("OCEANBRIDGE_COMMIT") {
+        Some(commit) => format!(
+            "oceanbridge {} (commit {commit})",
+            env!("CARGO_PKG_VERSION")
+        ),
+        None => format!("oceanbridge {}", env!("CARGO_PKG_VERSION")),
+    }
+}
+
+/// A running bridge's state.
+#[derive(Clone, Copy)]
+pub struct Live<'a> {
+    pub store: &'a StateStore,
+    pub stats: &'a BridgeStats,
+    pub log: Option<&'a LogRing>,
+}
+
+/// What a bundle is made of; every part is optional.
+#[derive(Default)]
+pub struct Inputs<'a> {
+    pub config: Option<&'a Config>,
+    /// The config as text when there is no [`Config`] (already redacted).
+    pub config_text: Option<&'a str>,
+    pub live: Option<Live<'a>>,
+    pub capture_dir: Option<&'a Path>,
+    /// Lines for the README: how the bundle was made (e.g. "no bridge answered at …").
+    pub notes: Vec<String>,
+}
+
+/// Named files, masked, ready for [`archive::write`].
+#[derive(Debug, Clone, Default)]
+pub struct Bundle {
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+impl Bundle {
+    pub fn file(&self, name: &str) -> Option<&[u8]> {
+        self.files
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| b.as_slice())
+    }
+}
+
+/// One capture segment, read.
+struct Segment {
+    name: String,
+    payloads: Vec<RawPayload>,
+    bad_lines: usize,
+}
+
+fn read_capture(dir: &Path) -> Vec<Segment> {
+    capture::segments(dir)
+        .into_iter()
+        .filter_map(|seg| {
+            let file = std::fs::File::open(&seg.path).ok()?;
+            // The newest line may be half-written while the bridge runs: counted, skipped.
+            let (payloads, bad) = sources::record::read_lines(BufReader::new(file));
+            Some(Segment {
+                name: seg.path.file_name()?.to_string_lossy().into_owned(),
+                payloads,
+                bad_lines: bad.len(),
+            })
+        })
+        .collect()
+}
+
+/// Learns what the config says is secret: devices, e-mail, keys, broker user.
+fn learn_config(masker: &mut Masker, config: &Config) {
+    match &config.source {
+        SourceConfig::Cloud(c) => {
+            c.devices.iter().for_each(|d| masker.add(d));
+            masker.add(&c.email);
+            masker.add(&c.access_key);
+        }
+        SourceConfig::Broker(b) => {
+            b.username.iter().for_each(|u| masker.add(u));
+            b.client_id.iter().for_each(|c| masker.add(c));
+        }
+    }
+    if let Some(user) = &config.home_assistant.username {
+        masker.add(user);
+    }
+}
+
+/// Learns the serials a store holds: devices and every `…Sn` state.
+fn learn_store(masker: &mut Masker, store: &StateStore) {
+    for device in store.devices() {
+        masker.add(&device.device_sn);
+        for latest in store.latest(&device.device_sn) {
+            if latest.state.name.ends_with("Sn")
+                && let protocol::Value::Text(t) = &latest.value
+            {
+                masker.add(t);
+            }
+        }
+    }
+}
+
+/// Builds the bundle. File I/O (the capture): call it from a blocking thread.
+pub fn build(inputs: Inputs<'_>) -> Bundle {
+    let now = SystemTime::now();
+    let segments = inputs.capture_dir.map(read_capture).unwrap_or_default();
+    let mut masker = Masker::new();
+    if let Some(config) = inputs.config {
+        learn_config(&mut masker, config);
+    }
+    for raw in segments.iter().flat_map(|s| &s.payloads) {
+        masker.learn_topic(&raw.topic);
+        masker.learn_payload(&raw.topic, &raw.payload);
+    }
+
+    // Without a running bridge, the capture replayed into a fresh store stands in for it.
+    let replayed = inputs.live.is_none().then(|| {
+        let store = StateStore::open(&StoreConfig::default()).ok();
+        let stats = BridgeStats::default();
+        if let Some(store) = &store {
+            let mut buf = UpdateBuf::new();
+            for raw in segments.iter().flat_map(|s| &s.payloads) {
+                pipeline::process(&mut buf, raw, store, &stats);
+            }
+        }
+        (store, stats)
+    });
+    let (store, stats, log, state_from) = match (&inputs.live, &replayed) {
+        (Some(live), _) => (Some(live.store), live.stats, live.log, "the running bridge"),
+        (None, Some((store, stats))) => (
+            store.as_ref(),
+            stats,
+            None,
+            "the capture, replayed: ages count from each payload's capture time; stages are the replay's, not what the bridge saw",
+        ),
+        (None, None) => unreachable!("replayed is set whenever live is not"),
+    };
+    if let Some(store) = store {
+        learn_store(&mut masker, store);
+    }
+
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut text =
+        |name: &str, body: String| files.push((name.to_string(), masker.text(&body).into_bytes()));
+    let captured: usize = segments.iter().map(|s| s.payloads.len()).sum();
+    let bad: usize = segments.iter().map(|s| s.bad_lines).sum();
+    text(
+        "README.txt",
+        readme(&inputs, state_from, segments.len(), captured, bad, now),
+    );
+    text("version.txt", format!("{}\n", version()));
+    let config = match (inputs.config, inputs.config_text) {
+        (Some(c), _) => c
+            .to_redacted_toml()
+            .unwrap_or_else(|e| format!("# the config could not be printed: {e}\n")),
+        (None, Some(t)) => t.to_string(),
+        (None, None) => "# no config file was found\n".to_string(),
+    };
+    text("config.toml", config);
+    let devices = store.map(|s| s.devices_at(now)).unwrap_or_default();
+    text(
+        "devices.json",
+        pretty(&json!({"from": state_from, "now_ms": unix_ms(now), "devices": devices})),
+    );
+    text(
+        "counters.json",
+        pretty(&json!({"from": state_from, "counters": stats.snapshot()})),
+    );
+    if let Some(store) = store {
+        text("metrics.txt", sinks::metrics::render(store, stats));
+    }
+    let errors = match log {
+        Some(ring) => pretty(&json!(ring.snapshot())),
+        None => pretty(&json!({
+            "note": "only a running bridge keeps its last warnings and errors; see its log (journalctl -u oceanbridge)"
+        })),
+    };
+    text("last-errors.json", errors);
+    for segment in &segments {
+        let mut body = String::new();
+        for raw in &segment.payloads {
+            let masked = RawPayload {
+                topic: masker.text(&raw.topic),
+                payload: masker.payload(&raw.payload).into(),
+                received_at: raw.received_at,
+            };
+            body.push_str(&RecordLine::from_raw(&masked).to_json());
+            body.push('\n');
+        }
+        text(&format!("capture/{}", segment.name), body);
+    }
+    Bundle { files }
+}
+
+fn pretty(value: &serde_json::Value) -> String {
+    let mut s = serde_json::to_string_pretty(value).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+fn readme(
+    inputs: &Inputs<'_>,
+    state_from: &str,
+    segments: usize,
+    captured: usize,
+    bad: usize,
+    now: SystemTime,
+) -> String {
+    let mut s = format!(
+        "oceanbridge diagnostics bundle\n\
+         made {} by {}\n\n\
+         Serial numbers, user and account ids and e-mail addresses are masked in every\n\
+         file (HJ31********0123); secrets (passwords, keys, tokens) never leave the config.\n\n\
+         version.txt       the bridge's version\n\
+         config.toml       the effective config, secrets redacted\n\
+         devices.json      per device and channel: last update, age, stage — from {state_from}\n\
+         counters.json     payloads, frames, skips, errors, drops, source health\n\
+         metrics.txt       the /metrics page\n\
+         last-errors.json  the last warnings and errors\n\
+         capture/          {captured} raw payloads in {segments} segment(s) (oceanbridge replay reads them)\n",
+        humantime::format_rfc3339_seconds(now),
+        version(),
+    );
+    if bad > 0 {
+        s.push_str(&format!(
+            "\n{bad} capture line(s) could not be read (e.g. one being written) and were left out.\n"
+        ));
+    }
+    if inputs.capture_dir.is_none() {
+        s.push_str("\nNo capture directory was given: capture/ is empty.\n");
+    }
+    for note in &inputs.notes {
+        s.push_str(&format!("\n{note}\n"));
+    }
+    s
+}
