@@ -14,6 +14,11 @@
 //! [`Scope::device`] (`/metrics?device=<SN>`) narrows either to one device. The bridge's
 //! own counters are always there.
 //!
+//! Stages (`docs/stages.md`, part of the health set): `oceanbridge_device_stage{device}`
+//! and `oceanbridge_channel_stage{device,channel}` are 0 fresh, 1 stale, 2 unavailable;
+//! `oceanbridge_channel_last_push_age_seconds` is the time since the channel's last pushed
+//! report (a quota poll does not count), next to `oceanbridge_channel_last_update_age_seconds`.
+//!
 //! Every loss is one counter, `oceanbridge_dropped{reason}`: the pipeline's own drops
 //! (from [`BridgeStats`], e.g. a full source queue, or `capture_queue_full` and
 //! `capture_write_failed`: copies the raw-frame capture gave up), `history_queue_full`
@@ -213,8 +218,8 @@ fn state_series(
     counts
 }
 
-/// The health set: per device online, state count, out-of-range count and last-update
-/// age; per channel stale flag and age.
+/// The health set: per device online, state count, out-of-range count, last-update age
+/// and stage; per channel stale flag, stage, last-update and last-push ages.
 fn device_health(
     registry: &mut Registry,
     devices: &[store::DeviceSnapshot],
@@ -225,8 +230,11 @@ fn device_health(
     let states = Family::<Labels, Gauge>::default();
     let oor = Family::<Labels, Gauge>::default();
     let last = Family::<Labels, FloatGauge>::default();
+    let device_stage = Family::<Labels, FloatGauge>::default();
     let stale = Family::<Labels, FloatGauge>::default();
+    let stage = Family::<Labels, FloatGauge>::default();
     let age = Family::<Labels, FloatGauge>::default();
+    let push_age = Family::<Labels, FloatGauge>::default();
     let now_ms = store::unix_ms(now);
     for (d, n_oor) in devices.iter().zip(out_of_range) {
         let device = vec![("device", d.device_sn.clone())];
@@ -244,14 +252,23 @@ fn device_health(
             last.get_or_create(&device)
                 .set(now_ms.saturating_sub(ms).max(0) as f64 / 1000.0);
         }
+        if let Some(s) = d.stage {
+            device_stage
+                .get_or_create(&device)
+                .set(f64::from(s.level()));
+        }
         for c in &d.channels {
             let l = vec![
                 ("device", d.device_sn.clone()),
                 ("channel", c.channel.to_string()),
             ];
             stale.get_or_create(&l).set(if c.stale { 1.0 } else { 0.0 });
+            stage.get_or_create(&l).set(f64::from(c.stage.level()));
             if let Some(a) = c.age_secs {
                 age.get_or_create(&l).set(a);
+            }
+            if let Some(a) = c.push_age_secs {
+                push_age.get_or_create(&l).set(a);
             }
         }
     }
@@ -275,6 +292,22 @@ fn device_health(
         "Time since the device last reported any state",
         Unit::Seconds,
         last,
+    );
+    registry.register(
+        "device_stage",
+        "Stage of the device's freshest channel: 0 fresh, 1 stale, 2 unavailable",
+        device_stage,
+    );
+    registry.register(
+        "channel_stage",
+        "Stage of the channel: 0 fresh, 1 stale (no pushed report for stale_after_cadences cadences), 2 unavailable (none for unavailable_after)",
+        stage,
+    );
+    registry.register_with_unit(
+        "channel_last_push_age",
+        "Time since the device last pushed a report of the channel (quota polls do not count)",
+        Unit::Seconds,
+        push_age,
     );
     registry.register(
         "channel_stale",

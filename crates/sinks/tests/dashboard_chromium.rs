@@ -334,3 +334,106 @@ async fn dashboard_takes_the_token_once_from_the_url() {
     driver.quit().await;
     h.stop().await;
 }
+
+/// What the page shows of a state row: `[class, title, opacity of its value cell]`.
+async fn row_look(driver: &Driver, key: &str) -> Json {
+    driver
+        .script(&format!(
+            "const r = document.querySelector('#states tr[data-key=\"{key}\"]'); \
+             if (!r) return null; \
+             return [r.className, r.getAttribute('title') || '', \
+                     Number(getComputedStyle(r.cells[2]).opacity)];"
+        ))
+        .await
+}
+
+/// Polls `row_look` until `ok` holds; panics with the last look.
+async fn wait_row(driver: &Driver, key: &str, ok: impl Fn(&Json) -> bool) -> Json {
+    let mut last = Json::Null;
+    let found = testkit::wait_for_async(Duration::from_secs(30), async || {
+        last = row_look(driver, key).await;
+        ok(&last).then(|| last.clone())
+    })
+    .await;
+    found.unwrap_or_else(|| panic!("{key} never looked right; last {last}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_greys_stale_and_unavailable_values() {
+    let chromium = testkit::require!(testkit::services::chromium());
+    let _one_browser = BROWSER.lock().await;
+    // The stream 30 s old (stale), the other channels an hour old (unavailable).
+    let mut h = Harness::start_aged(None).await;
+    let mut driver = Driver::start(&chromium).await;
+    driver.open_session().await;
+    driver.navigate(&format!("http://{}/", h.addr)).await;
+    let class = |look: &Json| look[0].as_str().unwrap_or_default().to_string();
+    let title = |look: &Json| look[1].as_str().unwrap_or_default().to_string();
+    let opacity = |look: &Json| look[2].as_f64().unwrap_or(1.0);
+
+    let pv = wait_row(&driver, "EnergyStreamItem.pvPwr", |l| {
+        class(l).contains("stale")
+    })
+    .await;
+    assert!(opacity(&pv) < 0.9, "a stale value is greyed: {pv}");
+    assert!(
+        title(&pv).starts_with("stale: last report from the device ")
+            && title(&pv).ends_with(" s ago"),
+        "the tooltip says the age: {pv}"
+    );
+    let hb = row_look(&driver, "EMSHeartbeatReport.pvInDayEnergy").await;
+    assert!(class(&hb).contains("unavailable"), "{hb}");
+    assert!(
+        opacity(&hb) < opacity(&pv),
+        "unavailable greyer than stale: {hb}"
+    );
+    assert!(
+        title(&hb).ends_with(" min ago") || title(&hb).ends_with(" h ago"),
+        "{hb}"
+    );
+    let absent = row_look(&driver, "bpInfo2.bpSoc").await;
+    assert_eq!(
+        class(&absent),
+        "clickable",
+        "no value, nothing to grey: {absent}"
+    );
+    let flow = driver
+        .script(
+            "const c = document.getElementById('flow-card'); \
+             return [c.className, document.getElementById('flow-stage').textContent, \
+                     document.getElementById('stage').hidden, \
+                     document.getElementById('stage').textContent];",
+        )
+        .await;
+    assert!(
+        flow[0].as_str().unwrap_or_default().contains("stale"),
+        "{flow}"
+    );
+    assert!(
+        flow[1].as_str().unwrap_or_default().starts_with("stale: "),
+        "{flow}"
+    );
+    assert_eq!(flow[2], json!(false), "the device badge is shown: {flow}");
+    assert_eq!(flow[3], json!("stale"));
+
+    // A pushed stream frame (over SSE): the stream's values are current again.
+    driver.wait_live().await;
+    h.apply_stream(SystemTime::now());
+    let pv = wait_row(&driver, "EnergyStreamItem.pvPwr", |l| {
+        !class(l).contains("stale") && !l.is_null()
+    })
+    .await;
+    assert_eq!(title(&pv), "");
+    assert_eq!(opacity(&pv), 1.0);
+    let hb = row_look(&driver, "EMSHeartbeatReport.pvInDayEnergy").await;
+    assert!(
+        class(&hb).contains("unavailable"),
+        "still unavailable: {hb}"
+    );
+    let badge = driver
+        .script("return document.getElementById('stage').hidden;")
+        .await;
+    assert_eq!(badge, json!(true), "the device is fresh again");
+    driver.quit().await;
+    h.stop().await;
+}

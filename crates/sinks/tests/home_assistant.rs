@@ -3,163 +3,21 @@
 //! config is checked against HA's schema rules, then availability, states, retained
 //! configs and removal at shutdown.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
-use connect::MqttEndpoint;
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use common::mqtt::{clear_retained, collect_until, endpoint, retained, subscribe};
 use serde_json::Value as Json;
 use sinks::home_assistant::{self, HomeAssistantConfig};
 use store::{StateStore, StoreConfig};
 use testkit::feed::{Feed, powers};
-use testkit::services::MqttBroker;
 use testkit::unique;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 const SN1: &str = "HJ31ZDH5ZF220123";
 const SN2: &str = "HJ31ZDH5ZF220999";
-
-/// Subscribes to `filter`; returns (topic, payload) messages as they arrive, once the
-/// broker has acknowledged the subscription.
-async fn subscribe(
-    broker: &MqttBroker,
-    filter: &str,
-) -> (AsyncClient, mpsc::UnboundedReceiver<(String, String)>) {
-    let mut opts = MqttOptions::new(unique("ob_test_sub"), broker.host.clone(), broker.port);
-    opts.set_max_packet_size(256 * 1024, 256 * 1024);
-    let (client, mut eventloop) = AsyncClient::new(opts, 100);
-    client
-        .subscribe(filter, QoS::AtLeastOnce)
-        .await
-        .expect("subscribe");
-    let (tx, rx) = mpsc::unbounded_channel();
-    let (subscribed_tx, subscribed) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        let mut subscribed_tx = Some(subscribed_tx);
-        loop {
-            match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::SubAck(_))) => {
-                    if let Some(tx) = subscribed_tx.take() {
-                        let _ = tx.send(());
-                    }
-                }
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    let payload = String::from_utf8_lossy(&p.payload).to_string();
-                    if tx.send((p.topic.clone(), payload)).is_err() {
-                        break;
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    // Expected after disconnect(); otherwise the waits below fail.
-                    eprintln!("test subscriber: {e}");
-                    break;
-                }
-            }
-        }
-    });
-    tokio::time::timeout(Duration::from_secs(30), subscribed)
-        .await
-        .expect("SUBACK within 30 s")
-        .expect("subscriber running");
-    (client, rx)
-}
-
-/// Collects messages into `seen` until `done(seen)` or the deadline.
-async fn collect_until(
-    rx: &mut mpsc::UnboundedReceiver<(String, String)>,
-    seen: &mut BTreeMap<String, String>,
-    within: Duration,
-    done: impl Fn(&BTreeMap<String, String>) -> bool,
-) -> bool {
-    let deadline = tokio::time::Instant::now() + within;
-    while !done(seen) {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some((t, p))) => {
-                seen.insert(t, p);
-            }
-            _ => return false,
-        }
-    }
-    true
-}
-
-/// Everything retained under `base/#`. The broker queues a new subscription's retained
-/// messages before anything published after it, so once a marker published after the
-/// SUBACK has come back, every retained message has arrived (no quiet period to guess).
-async fn retained(broker: &MqttBroker, base: &str) -> BTreeMap<String, String> {
-    let (client, mut rx) = subscribe(broker, &format!("{base}/#")).await;
-    let marker = format!("{base}/test-marker/{}", unique("m"));
-    client
-        .publish(&marker, QoS::AtLeastOnce, false, "end")
-        .await
-        .expect("publish the marker");
-    let mut seen = BTreeMap::new();
-    assert!(
-        collect_until(&mut rx, &mut seen, Duration::from_secs(30), |s| s
-            .contains_key(&marker))
-        .await,
-        "the marker after the retained messages never arrived"
-    );
-    let _ = client.disconnect().await;
-    seen.remove(&marker);
-    seen.retain(|_, p| !p.is_empty());
-    seen
-}
-
-/// Clears everything retained under `base/#` (empty retained publishes), so the shared
-/// broker keeps nothing of this run.
-async fn clear_retained(broker: &MqttBroker, base: &str) {
-    let topics = retained(broker, base).await;
-    if topics.is_empty() {
-        return;
-    }
-    let opts = MqttOptions::new(unique("ob_test_clear"), broker.host.clone(), broker.port);
-    let (client, mut eventloop) = AsyncClient::new(opts, 100);
-    let publish = async {
-        for topic in topics.keys() {
-            client
-                .publish(topic, QoS::AtLeastOnce, true, Vec::new())
-                .await
-                .expect("queue the clearing publish");
-        }
-    };
-    // Disconnect only once the broker has acknowledged every clearing publish: then it has
-    // applied them, and the check below (another connection) cannot overtake them.
-    let drive = async {
-        let mut acked = 0;
-        loop {
-            match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::PubAck(_))) => {
-                    acked += 1;
-                    if acked == topics.len() {
-                        client.disconnect().await.expect("queue disconnect");
-                    }
-                }
-                Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => break,
-                Ok(_) => {}
-                Err(e) => panic!("clearing connection: {e}"),
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(30), async {
-        tokio::join!(publish, drive)
-    })
-    .await
-    .expect("cleared within 30 s");
-    let left = retained(broker, base).await;
-    assert!(
-        left.is_empty(),
-        "cleanup left {:?}",
-        left.keys().take(5).collect::<Vec<_>>()
-    );
-}
-
-/// The test broker as the sink's config wants it.
-fn endpoint(broker: &MqttBroker) -> MqttEndpoint {
-    MqttEndpoint::parse(&broker.url()).expect("the test broker's URL")
-}
 
 fn configs(seen: &BTreeMap<String, String>, discovery: &str) -> BTreeMap<String, Json> {
     seen.iter()

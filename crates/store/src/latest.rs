@@ -146,6 +146,16 @@ impl Latest {
             .collect()
     }
 
+    pub(crate) fn snapshot(
+        &self,
+        sn: &str,
+        now: SystemTime,
+        mono: Instant,
+        times: StageTimes,
+    ) -> Option<DeviceSnapshot> {
+        Some(self.devices.get(sn)?.snapshot(now, mono, times))
+    }
+
     /// New values arrived for the channels in `channels` (bit = channel slot) of device
     /// `sn`; stage transitions go to `changes`. True when a deadline was scheduled that
     /// the stage timer may not know yet.
@@ -293,9 +303,9 @@ impl DeviceEntry {
             }
             let silence = clock
                 .last_push
-                .map(|(pushed, _)| mono.saturating_duration_since(pushed));
+                .map(|pushed| mono.saturating_duration_since(pushed));
             let stage = times.stage(*channel, silence);
-            let wall_push = clock.last_push.map(|(_, wall)| wall);
+            let wall_push = clock.last_push_wall;
             channels.push(ChannelSnapshot {
                 channel: channel.as_str(),
                 pack: channel.pack_index(),

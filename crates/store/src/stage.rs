@@ -129,8 +129,11 @@ pub struct StageChange {
 /// One channel's pushes and stage.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct PushClock {
-    /// The last pushed report: monotonic (drives the stage) and wall time (shown).
-    pub(crate) last_push: Option<(Instant, SystemTime)>,
+    /// The last pushed report on the monotonic clock (drives the stage; `None` for a
+    /// restored time further back than the monotonic clock reaches: unavailable).
+    pub(crate) last_push: Option<Instant>,
+    /// The last pushed report's wall time (shown).
+    pub(crate) last_push_wall: Option<SystemTime>,
     /// The stage last reported; `None` while the channel has no values at all.
     pub(crate) stage: Option<Stage>,
     /// The deadline of this channel's live heap entry (older entries are ignored).
@@ -219,7 +222,8 @@ impl DeviceClocks {
         let clock = &mut self.channels[slot];
         let stage = match arrival {
             Arrival::Pushed(now, wall) => {
-                clock.last_push = Some((now, wall));
+                clock.last_push = Some(now);
+                clock.last_push_wall = Some(wall);
                 if let Some(deadline) = ctx.times.next_deadline(channel, now, Stage::Fresh) {
                     ctx.schedule(clock, slot, deadline);
                 }
@@ -247,10 +251,11 @@ impl DeviceClocks {
     ) {
         let channel = Channel::ALL[slot];
         let clock = &mut self.channels[slot];
-        clock.last_push = now.checked_sub(age).map(|t| (t, wall));
+        clock.last_push = now.checked_sub(age);
+        clock.last_push_wall = Some(wall);
         let stage = ctx.times.stage(channel, clock.last_push.map(|_| age));
         clock.stage = Some(stage);
-        if let Some((pushed, _)) = clock.last_push
+        if let Some(pushed) = clock.last_push
             && let Some(deadline) = ctx.times.next_deadline(channel, pushed, stage)
         {
             ctx.schedule(clock, slot, deadline);
@@ -266,7 +271,7 @@ impl DeviceClocks {
             return; // superseded by an earlier entry for the same channel
         }
         clock.due = None;
-        let Some((pushed, _)) = clock.last_push else {
+        let Some(pushed) = clock.last_push else {
             return;
         };
         let stage = ctx

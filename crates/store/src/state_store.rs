@@ -357,6 +357,16 @@ impl StateStore {
         read(&self.inner.latest).snapshots(now, Instant::now(), self.inner.times)
     }
 
+    /// What [`StateStore::devices`] says about one device (without building the others).
+    pub fn device(&self, device_sn: &str) -> Option<DeviceSnapshot> {
+        read(&self.inner.latest).snapshot(
+            device_sn,
+            SystemTime::now(),
+            Instant::now(),
+            self.inner.times,
+        )
+    }
+
     /// The latest value of every state of a device that has one, in catalog order.
     pub fn latest(&self, device_sn: &str) -> Vec<LatestState> {
         read(&self.inner.latest).latest(device_sn)

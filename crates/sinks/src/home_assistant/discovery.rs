@@ -25,9 +25,21 @@ impl Topics {
         format!("{}/bridge/availability", self.prefix)
     }
 
-    /// A device's availability, following its online/offline reports.
+    /// A device's availability: `offline` when it reported itself offline or all its
+    /// channels are unavailable (`docs/stages.md`).
     pub fn device_availability(&self, sn: &str) -> String {
         format!("{}/{}/availability", self.prefix, topic_safe(sn))
+    }
+
+    /// A channel's availability: `offline` while the channel is unavailable (a stale
+    /// channel is still available: its values are old, not gone).
+    pub fn channel_availability(&self, sn: &str, channel: Channel) -> String {
+        format!(
+            "{}/{}/{}/availability",
+            self.prefix,
+            topic_safe(sn),
+            channel.as_str()
+        )
     }
 
     pub fn state(&self, sn: &str, state: &StateDef) -> String {
@@ -247,6 +259,7 @@ pub fn entity(topics: &Topics, sn: &str, state: &'static StateDef, origin_versio
         json!([
             {"topic": topics.bridge_availability()},
             {"topic": topics.device_availability(sn)},
+            {"topic": topics.channel_availability(sn, state.channel)},
         ]),
     );
     c.insert("availability_mode".into(), json!("all"));

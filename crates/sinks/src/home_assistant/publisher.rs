@@ -1,13 +1,13 @@
 //! [`Publisher`]: what the sink says to Home Assistant — device and pack configs (once per
-//! connection), current values, state changes, availability, and the empty retained
-//! messages that remove the entities again.
+//! connection), current values, state changes, availability (bridge, device, channel:
+//! `docs/stages.md`), and the empty retained messages that remove the entities again.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use protocol::DeviceStatus;
+use catalog::Channel;
 use rumqttc::{AsyncClient, QoS};
-use store::{StateStore, StoreEvent};
+use store::{DeviceSnapshot, Stage, StateStore, StoreEvent};
 
 use super::discovery::{Topics, entity, state_payload, states_of};
 use crate::error::SinkError;
@@ -16,6 +16,24 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// A device (`pack: None`) or battery pack announced to HA.
 type Announced = BTreeSet<(Arc<str>, Option<usize>)>;
+
+/// A device is available unless it reported itself offline or every channel is unavailable.
+fn device_available(online: Option<bool>, stage: Option<Stage>) -> &'static str {
+    if online == Some(false) || stage == Some(Stage::Unavailable) {
+        "offline"
+    } else {
+        "online"
+    }
+}
+
+/// A channel is available unless unavailable: stale values are old, not gone.
+fn channel_available(stage: Stage) -> &'static str {
+    if stage == Stage::Unavailable {
+        "offline"
+    } else {
+        "online"
+    }
+}
 
 /// Publishes through an MQTT client; remembers what it announced on this connection.
 pub(super) struct Publisher {
@@ -65,6 +83,23 @@ impl Publisher {
         Ok(())
     }
 
+    /// The availability of a device and each of its channels, as the store sees them now.
+    async fn publish_availability(&self, device: &DeviceSnapshot) -> Result<(), SinkError> {
+        let sn = &device.device_sn;
+        let status = device_available(device.online, device.stage);
+        self.publish(self.topics.device_availability(sn), status.into())
+            .await?;
+        for c in &device.channels {
+            let Some(channel) = Channel::from_name(c.channel) else {
+                continue;
+            };
+            let topic = self.topics.channel_availability(sn, channel);
+            self.publish(topic, channel_available(c.stage).into())
+                .await?;
+        }
+        Ok(())
+    }
+
     /// (Re-)announces everything the store knows, with availability.
     pub(super) async fn announce_all(&mut self, store: &StateStore) -> Result<(), SinkError> {
         self.announced.clear();
@@ -72,14 +107,11 @@ impl Publisher {
             .await?;
         for device in store.devices() {
             let sn: Arc<str> = device.device_sn.as_str().into();
-            let online = device.online.unwrap_or(true);
             self.announce(store, &sn, None).await?;
-            for pack in device.packs {
-                self.announce(store, &sn, Some(pack)).await?;
+            for pack in &device.packs {
+                self.announce(store, &sn, Some(*pack)).await?;
             }
-            let status = if online { "online" } else { "offline" };
-            self.publish(self.topics.device_availability(&sn), status.into())
-                .await?;
+            self.publish_availability(&device).await?;
         }
         Ok(())
     }
@@ -91,36 +123,37 @@ impl Publisher {
         event: &StoreEvent,
     ) -> Result<(), SinkError> {
         match event {
-            StoreEvent::Status {
-                device_sn, status, ..
+            StoreEvent::Status { device_sn, .. }
+            | StoreEvent::Stage {
+                device_sn,
+                channel: None,
+                ..
             } => {
                 self.announce(store, device_sn, None).await?;
-                self.publish(
-                    self.topics.device_availability(device_sn),
-                    status.as_str().into(),
-                )
-                .await?;
+                if let Some(device) = store.device(device_sn) {
+                    let status = device_available(device.online, device.stage);
+                    self.publish(self.topics.device_availability(device_sn), status.into())
+                        .await?;
+                }
+            }
+            StoreEvent::Stage {
+                device_sn,
+                channel: Some(channel),
+                stage,
+                ..
+            } => {
+                let topic = self.topics.channel_availability(device_sn, *channel);
+                self.publish(topic, channel_available(*stage).into())
+                    .await?;
             }
             StoreEvent::States {
                 device_sn, changes, ..
             } => {
                 if !self.announced.contains(&(device_sn.clone(), None)) {
                     self.announce(store, device_sn, None).await?;
-                    let online = store
-                        .devices()
-                        .iter()
-                        .find(|d| *d.device_sn == **device_sn)
-                        .and_then(|d| d.online);
-                    let status = if online == Some(false) {
-                        DeviceStatus::Offline
-                    } else {
-                        DeviceStatus::Online
-                    };
-                    self.publish(
-                        self.topics.device_availability(device_sn),
-                        status.as_str().into(),
-                    )
-                    .await?;
+                    if let Some(device) = store.device(device_sn) {
+                        self.publish_availability(&device).await?;
+                    }
                 }
                 let mut packs: Vec<usize> = changes
                     .iter()
@@ -136,7 +169,6 @@ impl Publisher {
                         .await?;
                 }
             }
-            StoreEvent::Stage { .. } => {}
         }
         Ok(())
     }
@@ -146,11 +178,19 @@ impl Publisher {
     pub(super) async fn remove_announced(&mut self) -> Result<usize, SinkError> {
         let mut n = 0;
         for (sn, pack) in std::mem::take(&mut self.announced) {
+            let mut channels = Vec::new();
             for state in states_of(pack) {
                 let e = entity(&self.topics, &sn, state, VERSION);
                 self.publish(e.config_topic, String::new()).await?;
                 self.publish(e.state_topic, String::new()).await?;
+                if !channels.contains(&state.channel) {
+                    channels.push(state.channel);
+                }
                 n += 1;
+            }
+            for channel in channels {
+                let topic = self.topics.channel_availability(&sn, channel);
+                self.publish(topic, String::new()).await?;
             }
             if pack.is_none() {
                 self.publish(self.topics.device_availability(&sn), String::new())

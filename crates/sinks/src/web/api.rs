@@ -10,7 +10,7 @@ use catalog::StateDef;
 use protocol::Value;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use store::{LatestState, StateStore, from_unix_ms, unix_ms};
+use store::{ChannelSnapshot, LatestState, Stage, StateStore, from_unix_ms, unix_ms};
 
 use super::AppState;
 use crate::units::display_unit;
@@ -68,9 +68,16 @@ pub struct StateRow {
     pub out_of_range: bool,
     pub updated_ms: Option<i64>,
     pub age_secs: Option<f64>,
+    /// The stage of the state's channel (`None` while it has no value; `docs/stages.md`).
+    pub stage: Option<Stage>,
 }
 
-fn row(state: &'static StateDef, latest: Option<&LatestState>, now: SystemTime) -> StateRow {
+fn row(
+    state: &'static StateDef,
+    latest: Option<&LatestState>,
+    channels: &[ChannelSnapshot],
+    now: SystemTime,
+) -> StateRow {
     StateRow {
         key: state.key,
         channel: state.channel.as_str(),
@@ -88,10 +95,16 @@ fn row(state: &'static StateDef, latest: Option<&LatestState>, now: SystemTime) 
                 .unwrap_or_default()
                 .as_secs_f64()
         }),
+        stage: latest.and_then(|_| {
+            channels
+                .iter()
+                .find(|c| c.channel == state.channel.as_str())
+                .map(|c| c.stage)
+        }),
     }
 }
 
-/// All catalog states of a device, with values where known.
+/// All catalog states of a device, with values where known, and its channels' stages.
 pub async fn states(State(app): State<AppState>, Query(q): Query<DeviceQuery>) -> Response {
     let now = SystemTime::now();
     let device = pick_device(&app.store, q.device);
@@ -99,11 +112,20 @@ pub async fn states(State(app): State<AppState>, Query(q): Query<DeviceQuery>) -
         .as_deref()
         .map(|d| app.store.latest(d))
         .unwrap_or_default();
+    let channels = device
+        .as_deref()
+        .and_then(|d| app.store.device(d))
+        .map(|d| d.channels)
+        .unwrap_or_default();
     let rows: Vec<StateRow> = catalog::STATES
         .iter()
-        .map(|s| row(s, latest.iter().find(|l| l.state.index == s.index), now))
+        .map(|s| {
+            let l = latest.iter().find(|l| l.state.index == s.index);
+            row(s, l, &channels, now)
+        })
         .collect();
-    Json(json!({"device": device, "now_ms": unix_ms(now), "states": rows})).into_response()
+    Json(json!({"device": device, "now_ms": unix_ms(now), "channels": channels, "states": rows}))
+        .into_response()
 }
 
 #[derive(Debug, Deserialize)]

@@ -3,16 +3,20 @@
 
 #![allow(dead_code)]
 
+pub mod mqtt;
+
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 use sinks::web::{WebConfig, serve};
 use store::{BridgeStats, StateStore, StoreConfig};
-use testkit::feed;
+use testkit::{TempDir, feed};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub const SN: &str = "HJ31ZDH5ZF220123";
+/// The second device of [`Harness::start_aged`]: silent for an hour.
+pub const SN_OLD: &str = "HJ31ZDH5ZF220999";
 
 pub struct Harness {
     pub store: StateStore,
@@ -22,6 +26,8 @@ pub struct Harness {
     pub shutdown: CancellationToken,
     pub server: JoinHandle<()>,
     pub step: u32,
+    /// The history file's directory ([`Harness::start_aged`]).
+    pub dir: Option<TempDir>,
 }
 
 impl Harness {
@@ -40,6 +46,53 @@ impl Harness {
     /// Like [`Harness::start`] with the given web settings (bound to port 0 regardless).
     pub async fn start_with(web: WebConfig, steps: u32) -> Harness {
         let store = StateStore::open(&StoreConfig::default()).expect("memory store");
+        let mut h = Harness::serve(store, web, None).await;
+        let t0 = SystemTime::now() - Duration::from_secs(u64::from(steps) * 5);
+        for _ in 0..steps {
+            let at = t0 + Duration::from_secs(u64::from(h.step) * 5);
+            h.apply_full(at);
+        }
+        h.flush().await;
+        h
+    }
+
+    /// A bridge restarted on a history file where every channel was last stored an hour
+    /// ago and the energy stream 30 s ago: the stream is stale, the other channels are
+    /// unavailable and so the device is stale (docs/stages.md) — at once, without waiting.
+    /// A second device, [`SN_OLD`], was last heard of an hour ago: unavailable.
+    pub async fn start_aged(token: Option<&str>) -> Harness {
+        let dir = testkit::temp_dir("sinks-aged");
+        let config = StoreConfig {
+            sqlite_path: Some(dir.path().join("history.sqlite")),
+            ..StoreConfig::default()
+        };
+        let mut feed = feed::Feed::new(SN, 2);
+        {
+            let store = StateStore::open(&config).expect("history store");
+            let now = SystemTime::now();
+            store.apply(&feed.full(0), now - Duration::from_secs(3600));
+            store.apply(&feed.stream(1), now - Duration::from_secs(30));
+            let old = feed::Feed::new(SN_OLD, 1).full(0);
+            store.apply(&old, now - Duration::from_secs(3600));
+            let flushed = store.clone();
+            tokio::task::spawn_blocking(move || flushed.flush())
+                .await
+                .expect("join")
+                .expect("history flush");
+        }
+        let store = StateStore::open(&config).expect("reopened history store");
+        let web = WebConfig {
+            token: token.map(Into::into),
+            ..WebConfig::default()
+        };
+        let mut h = Harness::serve(store, web, Some(dir)).await;
+        h.feed = feed;
+        h.step = 2;
+        h
+    }
+
+    /// Serves `store` on port 0 and runs its stage timer.
+    async fn serve(store: StateStore, web: WebConfig, dir: Option<TempDir>) -> Harness {
         let stats = BridgeStats::default();
         let shutdown = CancellationToken::new();
         let (addr, server) = serve(
@@ -53,7 +106,8 @@ impl Harness {
         )
         .await
         .expect("serve");
-        let mut h = Harness {
+        tokio::spawn(store.clone().run_stages(shutdown.clone()));
+        Harness {
             store,
             stats,
             feed: feed::Feed::new(SN, 2),
@@ -61,14 +115,8 @@ impl Harness {
             shutdown,
             server,
             step: 0,
-        };
-        let t0 = SystemTime::now() - Duration::from_secs(u64::from(steps) * 5);
-        for _ in 0..steps {
-            let at = t0 + Duration::from_secs(u64::from(h.step) * 5);
-            h.apply_full(at);
+            dir,
         }
-        h.flush().await;
-        h
     }
 
     /// Waits until the history has committed everything applied so far.
@@ -84,6 +132,13 @@ impl Harness {
         let decoded = self.feed.full(self.step);
         self.stats.record_payload(&decoded);
         self.store.apply(&decoded, at);
+        self.step += 1;
+    }
+
+    /// A full report as an open-API quota poll returns it: values, no proof of life.
+    pub fn apply_polled_full(&mut self, at: SystemTime) {
+        let decoded = self.feed.full(self.step);
+        self.store.apply_polled(&decoded, at);
         self.step += 1;
     }
 

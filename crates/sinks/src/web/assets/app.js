@@ -17,6 +17,7 @@ const app = {
   device: null,
   rows: [],          // catalog rows from /api/states
   byKey: new Map(),  // key -> row
+  channels: new Map(), // channel -> {stage, last_push_ms, ...} (docs/stages.md)
   events: null,
   renderPending: false,
 };
@@ -77,6 +78,31 @@ function fmtAge(s) {
   if (s < 5400) return Math.round(s / 60) + ' min';
   return Math.round(s / 3600) + ' h';
 }
+// --- stages: fresh / stale / unavailable per channel (docs/stages.md) -----------------
+function channelOf(key) { return key.split('.')[0]; }
+function stageOf(channel) {
+  const c = app.channels.get(channel);
+  return c ? c.stage : null;
+}
+function stageTitle(channel) {
+  const c = app.channels.get(channel);
+  if (!c || c.stage === 'fresh') return '';
+  if (!c.last_push_ms) return c.stage + ': no report from the device yet (values from a quota poll or the history)';
+  return c.stage + ': last report from the device ' + fmtAge((Date.now() - c.last_push_ms) / 1000) + ' ago';
+}
+// Greys `node` (class stale / unavailable) and explains why in its tooltip.
+function markStage(node, channel) {
+  const stage = stageOf(channel);
+  node.classList.remove('stale', 'unavailable');
+  node.removeAttribute('data-stage');
+  node.removeAttribute('title');
+  if (stage && stage !== 'fresh') {
+    node.classList.add(stage);
+    node.setAttribute('data-stage', stage);
+    node.setAttribute('title', stageTitle(channel));
+  }
+}
+
 function num(key) {
   const r = app.byKey.get(key);
   return r && typeof r.value === 'number' ? r.value : null;
@@ -112,6 +138,8 @@ function renderFlow() {
     grid === null ? '' : grid > 0 ? 'importing' : grid < 0 ? 'exporting' : 'idle');
   setFlow('battery', bat, bat !== null && bat < 0 ? 'backward' : 'forward',
     bat === null ? '' : bat > 0 ? 'discharging' : bat < 0 ? 'charging' : 'idle');
+  markStage($('flow-card'), 'EnergyStreamItem');
+  $('flow-stage').textContent = stageTitle('EnergyStreamItem');
 }
 
 function renderPacks() {
@@ -124,6 +152,7 @@ function renderPacks() {
   for (const [label, key] of items) {
     const soc = num(key);
     const div = el('div', { class: 'pack', 'data-key': key });
+    markStage(div, channelOf(key));
     div.append(el('div', {}, label + ': ' + (soc === null ? '–' : soc + ' %')));
     const bar = el('div', { class: 'bar' });
     bar.append(el('div', { style: 'width:' + Math.max(0, Math.min(100, soc || 0)) + '%' }));
@@ -138,6 +167,7 @@ function renderToday() {
   for (const [key, label] of ENERGY) {
     const v = num(key);
     const tr = el('tr');
+    if (v !== null) markStage(tr, channelOf(key));
     tr.append(el('td', {}, label), el('td', { class: 'num', id: 'today-' + key.split('.')[1] }, v === null ? '–' : (v / 1000).toFixed(2) + ' kWh'));
     body.append(tr);
   }
@@ -167,8 +197,7 @@ function renderTable() {
       tr.addEventListener('click', () => { $('chart-state').value = r.key; loadChart(); });
     }
     const age = r.updated_ms ? (now - r.updated_ms) / 1000 : null;
-    // Stale: not updated for 3 cadences (energy stream 5 s, other reports 60 s).
-    if (age !== null && age > 3 * (r.channel === 'EnergyStreamItem' ? 5 : 60)) tr.classList.add('stale');
+    if (r.value !== null && r.value !== undefined) markStage(tr, r.channel);
     tr.append(
       el('td', {}, r.key),
       el('td', {}, r.human_name),
@@ -264,6 +293,15 @@ async function loadDevices() {
   const badge = $('online');
   badge.className = 'badge ' + (dev && dev.online === false ? 'bad' : dev ? 'ok' : '');
   badge.textContent = !dev ? 'no device yet' : dev.online === false ? 'offline' : 'online';
+  showDeviceStage(dev ? dev.stage : null);
+}
+
+function showDeviceStage(stage) {
+  const b = $('stage');
+  b.hidden = !stage || stage === 'fresh';
+  b.textContent = stage === 'unavailable' ? 'unavailable' : 'stale';
+  b.className = 'badge ' + (stage === 'unavailable' ? 'bad' : 'old');
+  b.setAttribute('data-stage', stage || '');
 }
 
 async function loadStates() {
@@ -279,6 +317,7 @@ async function loadStates() {
     }
   }
   app.rows = s.states;
+  if (device === app.device) app.channels = new Map((s.channels || []).map((c) => [c.channel, c]));
   app.rowsDevice = device;
   app.byKey = new Map(app.rows.map((r) => [r.key, r]));
   const list = $('numeric-states');
@@ -315,6 +354,16 @@ function connectEvents() {
       $('online').textContent = m.online ? 'online' : 'offline';
       $('online').className = 'badge ' + (m.online ? 'ok' : 'bad');
     }
+  });
+  es.addEventListener('stage', (ev) => {
+    const m = JSON.parse(ev.data);
+    if (m.device !== app.device) return;
+    if (m.channel === null) { showDeviceStage(m.stage); return; }
+    const c = app.channels.get(m.channel) || { channel: m.channel };
+    c.stage = m.stage;
+    if (m.stage === 'fresh') c.last_push_ms = m.t;
+    app.channels.set(m.channel, c);
+    scheduleRender();
   });
   es.addEventListener('resync', () => { loadStates().catch(console.warn); });
 }
