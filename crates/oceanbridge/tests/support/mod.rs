@@ -206,11 +206,28 @@ pub struct Publisher {
     acked: Arc<AtomicU64>,
 }
 
+/// A client id of the form the app route accepts (protocol §9), one per `tag`.
+pub fn app_client_id(sim: &Simulator, tag: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    tag.hash(&mut h);
+    let n = h.finish();
+    format!(
+        "ANDROID_{:08X}-0000-4000-8000-{:012X}_{}",
+        n >> 32,
+        n & 0xFFFF_FFFF_FFFF,
+        sim.user_id()
+    )
+}
+
 impl Publisher {
-    pub async fn connect(sim: &Simulator, client_id: &str) -> Publisher {
+    /// Connects with the app route's login and a client id of the accepted form made
+    /// from `tag`.
+    pub async fn connect(sim: &Simulator, tag: &str) -> Publisher {
         let tls = connect::tls::client_config(Some(&sim.ca_cert_pem())).expect("TLS config");
         let creds = sim.app_credentials();
         let addr = sim.mqtt_addr();
+        let client_id = app_client_id(sim, tag);
         let mut options = rumqttc::MqttOptions::new(client_id, addr.ip().to_string(), addr.port());
         options
             .set_credentials(creds.username, creds.password)
