@@ -176,6 +176,20 @@ impl Bridge {
         })
     }
 
+    /// Asks the source behind `handle` for fresh data whenever a device or channel goes
+    /// stale (protocol §8; see [`crate::refresh`]). Runs until `shutdown`.
+    pub fn refresh_on_stale(
+        &mut self,
+        handle: sources::SourceHandle,
+        shutdown: &CancellationToken,
+    ) {
+        self.tasks.spawn(crate::refresh::run(
+            self.store.subscribe(),
+            handle,
+            shutdown.clone(),
+        ));
+    }
+
     /// Where a source sends its payloads.
     pub fn sender(&self) -> mpsc::Sender<RawPayload> {
         self.sender.clone()

@@ -20,6 +20,8 @@
 //!   [`StatsObserver`], which lets a source count into [`store::BridgeStats`].
 //! - [`bridge`]: [`Bridge`], the started store, pipeline task, web dashboard, PostgreSQL
 //!   history and Home Assistant sink; a source feeds [`Bridge::sender`].
+//! - [`refresh`]: stale → nudge the source (switch + get-all), whole device silent →
+//!   reconnect, through [`sources::SourceHandle`] (protocol §8).
 //! - [`shutdown`]: one cancellation token, cancelled by SIGINT/SIGTERM or a time limit.
 //!
 //! The binary (`crates/oceanbridge`) is clap glue over this crate.
@@ -33,6 +35,7 @@ pub mod data_dir;
 pub mod diagnostics;
 pub mod log_ring;
 pub mod pipeline;
+pub mod refresh;
 pub mod shutdown;
 pub mod source;
 

@@ -1,17 +1,20 @@
 //! The cloud source keeps the data flowing and copes with the cloud's access rules
 //! (protocol §8, §9), against the simulator over real sockets: the energy stream switch
 //! after every connect and on its period, nudges and reconnects through `SourceHandle`,
-//! credentials renewed before they get old, and one client id per installation kept in
-//! the state directory across reconnects and restarts.
+//! credentials renewed before they get old, one client id per installation kept in the
+//! state directory across reconnects and restarts, and a stale channel in the store
+//! nudging the source (the runtime's wiring).
 
 mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use runtime::DataDir;
-use sources::ClientIdStore;
+use runtime::{Bridge, BridgeOptions, DataDir, StatsObserver};
+use sources::{ClientIdStore, CloudSource};
+use store::StoreConfig;
 use support::*;
+use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switch_after_every_connect_and_on_its_period() {
@@ -138,5 +141,49 @@ async fn one_client_id_across_reconnects_and_restarts() {
     let user = sim.user_id();
     assert_eq!(key, &format!("app:{user}"));
     assert!(sources::client_id::is_app_form(id, user), "{id}");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_channel_nudges_the_source() {
+    let sim = simulator(None).await;
+    let ca = sim.ca_cert_pem();
+    let shutdown = CancellationToken::new();
+    let mut bridge = Bridge::start(
+        BridgeOptions {
+            store: StoreConfig::default(),
+            web: None,
+            web_fallback_to_free_port: false,
+            home_assistant: Default::default(),
+            queue: 1024,
+            capture: Default::default(),
+            capture_dir: None,
+        },
+        &shutdown,
+    )
+    .await
+    .expect("bridge starts");
+    let mut config = app_config(&sim);
+    // No timer comes round during the test: a second get-all is a nudge.
+    config.get_all_interval = Duration::from_secs(3600);
+    config.energy_stream_interval = Duration::from_secs(25);
+    let source = CloudSource::with_ca_pem(config, Some(&ca), bridge.sender())
+        .expect("config")
+        .with_observer(Arc::new(StatsObserver(bridge.stats.clone())));
+    bridge.refresh_on_stale(source.handle(), &shutdown);
+    let task = tokio::spawn(source.run(shutdown.clone()));
+    let stats = bridge.stats.clone();
+    let sn = sim.devices()[0].clone();
+    until("states arrive", || !bridge.store.latest(&sn).is_empty()).await;
+    assert_eq!(stats.snapshot().source.get_all_sent, 1);
+    // The device falls silent: its energy stream goes stale after two cadences (10 s).
+    sim.faults().stop_device(&sn).expect("device");
+    until("a stale channel nudged the source", || {
+        stats.snapshot().source.get_all_sent >= 2
+    })
+    .await;
+    shutdown.cancel();
+    let _ = within(task).await;
+    bridge.finish().await;
     sim.shutdown().await;
 }

@@ -74,7 +74,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .await
         .context("cannot start the simulator")?;
 
-    let bridge = Bridge::start(
+    let mut bridge = Bridge::start(
         BridgeOptions {
             store: StoreConfig {
                 sqlite_path: Some(args.db.clone()),
@@ -98,6 +98,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let ca = sim.ca_cert_pem();
     let source = CloudSource::with_ca_pem(source_config, Some(&ca), bridge.sender())?
         .with_observer(Arc::new(StatsObserver(bridge.stats.clone())));
+    bridge.refresh_on_stale(source.handle(), &shutdown);
     let source_task = tokio::spawn(source.run(shutdown.clone()));
 
     if let Some(addr) = bridge.web_addr {

@@ -77,11 +77,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 async fn serve(config: Config, web: bool, data_dir: &DataDir) -> anyhow::Result<ExitCode> {
     let shutdown = CancellationToken::new();
     runtime::shutdown::cancel_on_signal(shutdown.clone());
-    let bridge = Bridge::start(BridgeOptions::from_config(&config, web), &shutdown).await?;
+    let mut bridge = Bridge::start(BridgeOptions::from_config(&config, web), &shutdown).await?;
     // One MQTT client id per installation and account, kept across restarts (§9).
     let source = Source::new(config.source, bridge.sender())?
         .with_observer(Arc::new(StatsObserver(bridge.stats.clone())))
         .with_client_ids(Arc::new(data_dir.client_ids()));
+    bridge.refresh_on_stale(source.handle(), &shutdown);
     if let Some(addr) = bridge.web_addr {
         eprintln!("oceanbridge: dashboard http://{addr}/  metrics http://{addr}/metrics");
     }
