@@ -6,6 +6,7 @@ use catalog::{Channel, StateDef};
 
 use crate::MAX_PAYLOAD_BYTES;
 use crate::compact::{UpdateBuf, decode_message, plan};
+use crate::control::DeviceSettings;
 use crate::dispatch::{MappedReport, Report, dispatch};
 use crate::error::DecodeError;
 use crate::schema::tables;
@@ -93,6 +94,8 @@ pub struct DecodedPayload {
     /// Frames whose pdata did not decode; other frames of the payload still count.
     pub errors: Vec<DecodeError>,
     pub frames: usize,
+    /// Settings reported in a 96/8 frame of this payload (not catalog states, §10).
+    pub settings: Option<DeviceSettings>,
 }
 
 impl DecodedPayload {
@@ -206,19 +209,13 @@ fn decode_frame(h: &Header<'_>, fallback_sn: &str, buf: &mut UpdateBuf) {
     }
     let report = match dispatch(cmd_func, cmd_id) {
         Report::Mapped(r) => r,
+        Report::Settings => return decode_settings(h, cmd_func, cmd_id, buf),
         Report::KnownUnmapped(name) => return skip(buf, SkipReason::UnmappedCmdPair(name)),
         Report::Unknown => return skip(buf, SkipReason::UnknownCmdPair),
     };
     let before = buf.arenas.updates.len();
-    // XOR rule: `enc_type == 1` and `src != 32` → every byte XOR the low byte of `seq`.
     let mut scratch = std::mem::take(&mut buf.xor);
-    let mut pdata = h.pdata.unwrap_or_default();
-    if h.enc_type == Some(1) && h.src != Some(32) {
-        let key = h.seq.unwrap_or(0) as u8;
-        scratch.clear();
-        scratch.extend(pdata.iter().map(|b| b ^ key));
-        pdata = &scratch;
-    }
+    let pdata = unxor(h, &mut scratch);
     let result = match report {
         MappedReport::BatteryPacks => decode_packs(pdata, frame, cmd_func, cmd_id, buf),
         other => decode_message(pdata, plan(other.channel()), frame, &mut buf.arenas),
@@ -235,6 +232,41 @@ fn decode_frame(h: &Header<'_>, fallback_sn: &str, buf: &mut UpdateBuf) {
                 source,
             });
         }
+    }
+}
+
+/// XOR rule: `enc_type == 1` and `src != 32` → every byte XOR the low byte of `seq`
+/// (into `scratch`, kept for the next frame).
+fn unxor<'a>(h: &Header<'a>, scratch: &'a mut Vec<u8>) -> &'a [u8] {
+    let pdata = h.pdata.unwrap_or_default();
+    if h.enc_type == Some(1) && h.src != Some(32) {
+        let key = h.seq.unwrap_or(0) as u8;
+        scratch.clear();
+        scratch.extend(pdata.iter().map(|b| b ^ key));
+        scratch
+    } else {
+        pdata
+    }
+}
+
+/// A 96/8 settings report: merged into the payload's settings (a later frame wins).
+fn decode_settings(h: &Header<'_>, cmd_func: i32, cmd_id: i32, buf: &mut UpdateBuf) {
+    let mut scratch = std::mem::take(&mut buf.xor);
+    let result = DeviceSettings::decode(unxor(h, &mut scratch));
+    buf.xor = scratch;
+    match result {
+        Ok(s) => {
+            buf.settings
+                .get_or_insert_with(DeviceSettings::default)
+                .merge(&s);
+            buf.status = Some(DeviceStatus::Online);
+        }
+        Err(source) => buf.errors.push(DecodeError::BadPdata {
+            cmd_func,
+            cmd_id,
+            message: "EmsChangeReport",
+            source,
+        }),
     }
 }
 

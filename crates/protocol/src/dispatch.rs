@@ -7,6 +7,9 @@ use catalog::Channel;
 pub enum Report {
     /// A report mapped to catalog states.
     Mapped(MappedReport),
+    /// 96/8 `EmsChangeReport`: the device's settings (protocol §10), decoded into
+    /// [`crate::control::DeviceSettings`], not catalog states.
+    Settings,
     /// A known report with no catalog states (counted, not an error).
     KnownUnmapped(&'static str),
     /// A pair the protocol does not know (counted, not an error).
@@ -90,6 +93,14 @@ const KNOWN_UNMAPPED: [((i32, i32), &str); 13] = [
 
 /// Looks up what a `(cmd_func, cmd_id)` pair carries.
 pub fn dispatch(cmd_func: i32, cmd_id: i32) -> Report {
+    if (cmd_func, cmd_id)
+        == (
+            crate::control::CMD_FUNC,
+            crate::control::SETTINGS_REPORT_CMD_ID,
+        )
+    {
+        return Report::Settings;
+    }
     if let Some(r) = MappedReport::ALL
         .into_iter()
         .find(|r| r.cmd() == (cmd_func, cmd_id))

@@ -14,6 +14,8 @@
 //!   [`PayloadView`], one read-only view of a buffer or a [`DecodedPayload`].
 //! - [`encode`]: the reverse, for the simulator and round-trip tests, plus the frames a
 //!   client publishes: get-all (§3) and the energy stream switch (§8).
+//! - [`control`]: settings (protocol §10): [`SetRequest`] checks, the 96/98, 96/112 and
+//!   96/115 set frames, and the 96/8 read-back as [`DeviceSettings`] (not catalog states).
 //! - [`topics`]: MQTT topic names and the serial they carry.
 //! - [`json`]: the flat `decode --json` object.
 //! - [`open_api`]: open-API JSON: `a.b`/`a[0]` flattening (signing, quotas) and quota /
@@ -23,6 +25,7 @@
 //! Nothing here touches sockets, files, clocks or config; any byte string is safe input.
 
 pub mod compact;
+pub mod control;
 pub mod decode;
 pub mod dispatch;
 pub mod encode;
@@ -36,6 +39,7 @@ pub mod value;
 pub mod wire;
 
 pub use compact::{CompactUpdate, PayloadView, UpdateBuf, UpdateRef, ValueRef};
+pub use control::{DeviceSettings, FeedMode, SetContext, SetError, SetRequest, WorkMode};
 pub use decode::{
     DecodedPayload, DeviceStatus, FrameSkip, SkipReason, StateUpdate, decode_payload,
 };

@@ -51,6 +51,8 @@ pub struct Tables {
     pub frames: FieldIndex,
     pub header: FieldIndex,
     pub bp_change: FieldIndex,
+    /// 96/8 `EmsChangeReport`: the settings read-back (protocol §10), not catalog states.
+    pub settings: FieldIndex,
     channels: Vec<ChannelTable>,
 }
 
@@ -83,6 +85,7 @@ static TABLES: LazyLock<Tables> = LazyLock::new(|| Tables {
     frames: FieldIndex::new(schema("Frames")),
     header: FieldIndex::new(schema("Header")),
     bp_change: FieldIndex::new(schema("BPChangeReport")),
+    settings: FieldIndex::new(schema("EmsChangeReport")),
     channels: Channel::ALL
         .iter()
         .map(|&c| ChannelTable::new(c, message_for(c)))

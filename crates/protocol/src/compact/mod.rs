@@ -14,6 +14,7 @@ use smol_str::SmolStr;
 
 use catalog::StateDef;
 
+use crate::control::DeviceSettings;
 use crate::decode::{self, DecodedPayload, DeviceStatus, FrameSkip, StateUpdate};
 use crate::error::DecodeError;
 use crate::value::Value;
@@ -159,6 +160,8 @@ pub struct UpdateBuf {
     pub(crate) status: Option<DeviceStatus>,
     pub(crate) skipped: Vec<FrameSkip>,
     pub(crate) errors: Vec<DecodeError>,
+    /// Settings from 96/8 frames (protocol §10), outside the catalog.
+    pub(crate) settings: Option<DeviceSettings>,
     /// Scratch for XOR-ed pdata.
     pub(crate) xor: Vec<u8>,
 }
@@ -201,6 +204,7 @@ impl UpdateBuf {
         self.status = None;
         self.skipped.clear();
         self.errors.clear();
+        self.settings = None;
     }
 
     /// Starts a frame whose device is `device_sn`; returns its index.
@@ -280,6 +284,11 @@ impl UpdateBuf {
         self.frames.len()
     }
 
+    /// Settings a 96/8 frame of the payload reported (not catalog states).
+    pub fn settings(&self) -> Option<&DeviceSettings> {
+        self.settings.as_ref()
+    }
+
     /// The buffer's content as a [`DecodedPayload`] of [`StateUpdate`]s.
     pub fn to_payload(&self) -> DecodedPayload {
         let mut sn: Option<(u32, SmolStr)> = None;
@@ -312,6 +321,7 @@ impl UpdateBuf {
             skipped: self.skipped.clone(),
             errors: self.errors.clone(),
             frames: self.frames(),
+            settings: self.settings,
         }
     }
 }

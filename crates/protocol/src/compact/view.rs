@@ -6,6 +6,7 @@ use catalog::StateDef;
 use smol_str::SmolStr;
 
 use super::{UpdateBuf, ValueRef};
+use crate::control::DeviceSettings;
 use crate::decode::{DecodedPayload, DeviceStatus, FrameSkip};
 use crate::error::DecodeError;
 use crate::value::Value;
@@ -36,9 +37,16 @@ pub trait PayloadView {
     }
     /// The `i`-th decoded state (`i < len()`), in decode order.
     fn update(&self, i: usize) -> Option<UpdateRef<'_>>;
+    /// Settings a 96/8 frame reported (protocol §10; not catalog states).
+    fn settings(&self) -> Option<&DeviceSettings>;
 }
 
 impl PayloadView for DecodedPayload {
+    #[inline]
+    fn settings(&self) -> Option<&DeviceSettings> {
+        self.settings.as_ref()
+    }
+
     #[inline]
     fn status(&self) -> Option<DeviceStatus> {
         self.status
@@ -81,6 +89,11 @@ impl PayloadView for DecodedPayload {
 }
 
 impl PayloadView for UpdateBuf {
+    #[inline]
+    fn settings(&self) -> Option<&DeviceSettings> {
+        UpdateBuf::settings(self)
+    }
+
     #[inline]
     fn status(&self) -> Option<DeviceStatus> {
         self.status

@@ -89,6 +89,8 @@ fn map_key(key: &str) -> Result<(Channel, &'static StateDef), SkipReason> {
     let rest = key.split_once('.').map(|(_, r)| r).unwrap_or("");
     let report = match dispatch(cmd_func, cmd_id) {
         Report::Mapped(r) => r,
+        // Settings keys are kept as extra values like other non-catalog keys.
+        Report::Settings => return Err(SkipReason::UnmappedCmdPair("EmsChangeReport")),
         Report::KnownUnmapped(name) => return Err(SkipReason::UnmappedCmdPair(name)),
         Report::Unknown => return Err(SkipReason::UnknownCmdPair),
     };

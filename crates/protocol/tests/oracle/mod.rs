@@ -115,6 +115,23 @@ fn decode_frame(h: &Header<'_>, fallback_sn: &str, out: &mut DecodedPayload) {
     }
     let report = match dispatch(cmd_func, cmd_id) {
         Report::Mapped(r) => r,
+        // Settings are checked by protocol's own golden tests; the oracle reuses that
+        // decoder so the two agree on the rest of the payload.
+        Report::Settings => {
+            match protocol::DeviceSettings::decode(&unxor(h)) {
+                Ok(s) => {
+                    out.settings.get_or_insert_with(Default::default).merge(&s);
+                    out.status = Some(DeviceStatus::Online);
+                }
+                Err(source) => out.errors.push(DecodeError::BadPdata {
+                    cmd_func,
+                    cmd_id,
+                    message: "EmsChangeReport",
+                    source,
+                }),
+            }
+            return;
+        }
         Report::KnownUnmapped(name) => {
             let reason = SkipReason::UnmappedCmdPair(name);
             out.skipped.push(FrameSkip {
