@@ -283,3 +283,19 @@ fn print_banner(sim: &Simulator, c: &SimulatorConfig, ca_file: &Path) {
     }
     println!();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shipped example is valid and says what the defaults are.
+    #[test]
+    fn the_example_config_is_the_defaults() {
+        let text = include_str!("../../../../simulator.example.toml");
+        let c: SimulatorConfig = toml::from_str(text).expect("simulator.example.toml parses");
+        let d = SimulatorConfig::default();
+        assert_eq!(c.field, d.field);
+        assert_eq!(c.cadence.energy_stream, d.cadence.energy_stream);
+        assert_eq!((c.devices, c.packs, c.speed), (d.devices, d.packs, d.speed));
+    }
+}
