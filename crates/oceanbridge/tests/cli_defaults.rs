@@ -1,6 +1,7 @@
 //! `oceanbridge run` out of the box: with no `[store]` section the history goes to the
 //! state directory and survives a restart (the dashboard's chart has data at once), one
-//! bridge per state directory, and without any config file one line says how to make one.
+//! bridge per state directory, /healthz and /readyz answer, `--version` names the commit,
+//! and without any config file one line says how to make one.
 
 mod support;
 
@@ -48,6 +49,14 @@ async fn history_is_on_by_default_in_the_state_directory_and_survives_a_restart(
     })
     .await;
     assert!(points.is_some(), "no history points:\n{}", first.stderr());
+    // The probes a container or watchdog uses: up, and ready once connected and fresh.
+    assert_eq!(first.get("/healthz", None).await.status, 200);
+    let ready = wait_for_async(Duration::from_secs(60), async || {
+        let r = first.get("/readyz", None).await;
+        (r.status == 200).then_some(r.body)
+    })
+    .await;
+    assert!(ready.is_some(), "never ready:\n{}", first.stderr());
 
     // A second bridge on the same state directory is refused with one clear line.
     let out = bin()
@@ -156,4 +165,20 @@ fn run_without_any_config_says_how_to_make_one() {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("oceanbridge init"), "{err}");
     assert!(err.contains("/etc/oceanbridge/oceanbridge.toml"), "{err}");
+}
+
+#[test]
+fn version_names_the_commit() {
+    let out = bin().arg("--version").output().expect("runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    let commit = text
+        .split("(commit ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("no commit in {text:?}"));
+    assert!(
+        commit == "unknown" || (commit.len() >= 7 && commit.chars().all(|c| c.is_ascii_hexdigit())),
+        "{text}"
+    );
 }

@@ -5,10 +5,12 @@
 //! - this file: [`WebConfig`], [`serve`], [`router`], the token check.
 //! - [`api`]: `/api/devices`, `/api/states`, `/api/history`, `/api/export.csv`.
 //! - [`sse`]: the `/api/events` stream.
+//! - [`health`]: `/healthz` (process up) and `/readyz` (connected, devices fresh), public.
 //! - [`assets`]: the embedded dashboard (`index.html`, `app.js`, `style.css`).
 
 pub mod api;
 pub mod assets;
+pub mod health;
 pub mod sse;
 
 use std::net::SocketAddr;
@@ -108,8 +110,8 @@ pub async fn serve(
     Ok((addr, handle))
 }
 
-/// All routes. The dashboard's static files are public (they hold no data); everything
-/// else goes through the token check.
+/// All routes. The dashboard's static files and the health probes are public (they hold
+/// no data); everything else goes through the token check.
 pub fn router(state: AppState) -> Router {
     let protected = Router::new()
         .route("/api/devices", get(api::devices))
@@ -123,6 +125,8 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(assets::index))
         .route("/app.js", get(assets::app_js))
         .route("/style.css", get(assets::style_css))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         .merge(protected)
         .with_state(state)
 }
