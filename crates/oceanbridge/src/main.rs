@@ -9,7 +9,7 @@
 //! This binary is thin clap glue over the `runtime` crate (config loading, the pipeline,
 //! the bridge wiring, shutdown). Its modules:
 //! - `commands`: one module per subcommand (`run`, `init`, `check-config`, `demo`,
-//!   `decode`, `record`, `replay`, `simulate`, `states`), each an `Args` struct and a `run` function.
+//!   `decode`, `record`, `replay`, `simulate`, `states`, `diagnose`), each an `Args` struct and a `run` function.
 //! - `logging`: the tracing subscriber of the long-running commands (`--log-level`).
 
 mod commands;
@@ -57,6 +57,9 @@ enum Command {
     Simulate(Box<commands::simulate::SimulateArgs>),
     /// List the 216 catalog states.
     States(commands::states::StatesArgs),
+    /// Write a bundle for a bug report: version, redacted config, ages, counters, last
+    /// errors and the captured frames, serial numbers and ids masked.
+    Diagnose(commands::diagnose::DiagnoseArgs),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => commands::replay::run(args),
         Command::Simulate(args) => commands::simulate::run(*args),
         Command::States(args) => commands::states::run(args),
+        Command::Diagnose(args) => commands::diagnose::run(args),
     };
     match result {
         Ok(code) => code,

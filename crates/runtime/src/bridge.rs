@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sinks::home_assistant::HomeAssistantConfig;
@@ -17,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::capture::{Capture, CaptureConfig};
 use crate::config::Config;
+use crate::diagnostics::{DiagnosticsContext, LiveBundle};
 use crate::pipeline;
 
 /// How long [`Bridge::finish`] waits for all tasks together before abandoning them.
@@ -36,6 +38,8 @@ pub struct BridgeOptions {
     pub capture: CaptureConfig,
     /// Where the capture goes (`DataDir::capture_dir`); `None`: no capture.
     pub capture_dir: Option<PathBuf>,
+    /// Serve `GET /api/diagnostics` with this context; `None`: the route answers 404.
+    pub diagnostics: Option<DiagnosticsContext>,
 }
 
 impl BridgeOptions {
@@ -54,6 +58,10 @@ impl BridgeOptions {
                 .data_dir
                 .as_ref()
                 .map(|dir| dir.join(crate::data_dir::CAPTURE_DIR)),
+            diagnostics: Some(DiagnosticsContext {
+                config: Some(config.clone()),
+                ..DiagnosticsContext::default()
+            }),
         }
     }
 }
@@ -129,10 +137,19 @@ impl Bridge {
         let mut web_addr = None;
         if let Some(web) = options.web {
             let wanted = web.bind;
+            let diagnostics = options.diagnostics.map(|context| {
+                Arc::new(LiveBundle {
+                    context,
+                    store: store.clone(),
+                    stats: stats.clone(),
+                    capture_dir: capture_dir.clone(),
+                }) as Arc<dyn sinks::web::diagnostics::DiagnosticsBundle>
+            });
             let served = match sinks::web::serve(
                 web.clone(),
                 store.clone(),
                 stats.clone(),
+                diagnostics.clone(),
                 shutdown.clone(),
             )
             .await
@@ -140,8 +157,14 @@ impl Bridge {
                 Err(sinks::SinkError::Bind { .. }) if options.web_fallback_to_free_port => {
                     let mut free = web;
                     free.bind.set_port(0);
-                    let r = sinks::web::serve(free, store.clone(), stats.clone(), shutdown.clone())
-                        .await;
+                    let r = sinks::web::serve(
+                        free,
+                        store.clone(),
+                        stats.clone(),
+                        diagnostics,
+                        shutdown.clone(),
+                    )
+                    .await;
                     if r.is_ok() {
                         tracing::warn!("{wanted} is taken; the dashboard uses a free port instead");
                     }

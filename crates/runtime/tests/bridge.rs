@@ -29,6 +29,7 @@ async fn finish_drains_the_queue_and_commits_history() {
             queue: 64,
             capture: Default::default(),
             capture_dir: Some(dir.path().join("capture")),
+            diagnostics: None,
         },
         &shutdown,
     )

@@ -158,6 +158,7 @@ async fn stale_channel_nudges_the_source() {
             queue: 1024,
             capture: Default::default(),
             capture_dir: None,
+            diagnostics: None,
         },
         &shutdown,
     )

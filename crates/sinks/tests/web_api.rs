@@ -328,6 +328,7 @@ async fn bearer_token_guards_data_but_not_the_page() {
         "/api/export.csv",
         "/api/events",
         "/api/history?state=EnergyStreamItem.pvPwr",
+        "/api/diagnostics",
     ] {
         let r = get(h.addr, path, &[]).await;
         assert_eq!(r.status, 401, "{path}");
@@ -343,6 +344,10 @@ async fn bearer_token_guards_data_but_not_the_page() {
     assert_eq!(ok.status, 200);
     let ok = get(h.addr, "/metrics?token=s3cret-token", &[]).await;
     assert_eq!(ok.status, 200);
+    // Past the token: a server without a bundle provider says so (run/demo have one).
+    let none = get(h.addr, "/api/diagnostics?token=s3cret-token", &[]).await;
+    assert_eq!(none.status, 404);
+    assert!(none.body.contains("oceanbridge run"), "{}", none.body);
     let mut sse = EventStream::open(h.addr, "/api/events?token=s3cret-token", &[]).await;
     assert_eq!(sse.status, 200);
     assert_eq!(
@@ -372,6 +377,7 @@ async fn dashboard_assets_are_embedded_and_self_contained() {
         "chart",
         "states",
         "search",
+        "diagnostics",
     ] {
         assert!(page.body.contains(&format!("id=\"{id}\"")), "{id}");
     }

@@ -52,15 +52,15 @@ pub enum DemoWayIn {
 }
 
 pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
-    crate::logging::init(&args.log_level);
+    let log = crate::logging::init(&args.log_level);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(demo(args))
+    runtime.block_on(demo(args, log))
 }
 
-async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
+async fn demo(args: DemoArgs, log: runtime::LogRing) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let shutdown = CancellationToken::new();
     runtime::shutdown::cancel_on_signal(shutdown.clone());
@@ -89,6 +89,11 @@ async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
             queue: 1024,
             capture: runtime::CaptureConfig::default(),
             capture_dir: Some(capture_dir(&args.db)),
+            diagnostics: Some(runtime::diagnostics::DiagnosticsContext {
+                config: None,
+                log: Some(log),
+                notes: vec!["Made by `oceanbridge demo` (the built-in simulator).".into()],
+            }),
         },
         &shutdown,
     )

@@ -3,6 +3,7 @@
 pub mod check_config;
 pub mod decode;
 pub mod demo;
+pub mod diagnose;
 pub mod init;
 pub mod record;
 pub mod replay;

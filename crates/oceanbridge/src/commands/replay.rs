@@ -74,6 +74,7 @@ async fn replay(
             queue: 16,
             capture: Default::default(),
             capture_dir: None,
+            diagnostics: None,
         },
         &shutdown,
     )

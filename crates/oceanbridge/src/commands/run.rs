@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use runtime::{Bridge, BridgeOptions, Config, DataDir, Source, StatsObserver};
+use runtime::{Bridge, BridgeOptions, Config, DataDir, LogRing, Source, StatsObserver};
 use tokio_util::sync::CancellationToken;
 
 /// Arguments of `oceanbridge run`.
@@ -54,7 +54,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         print!("{}", config.to_redacted_toml()?);
         return Ok(ExitCode::SUCCESS);
     }
-    crate::logging::init(&args.log_level);
+    let log = crate::logging::init(&args.log_level);
     // Held (locked) for the whole run: one bridge per state directory.
     let data_dir = DataDir::open(&dir)?;
     eprintln!(
@@ -69,15 +69,25 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let result = runtime.block_on(serve(config, !args.no_web, &data_dir));
+    let result = runtime.block_on(serve(config, !args.no_web, &data_dir, log));
     drop(data_dir);
     result
 }
 
-async fn serve(config: Config, web: bool, data_dir: &DataDir) -> anyhow::Result<ExitCode> {
+async fn serve(
+    config: Config,
+    web: bool,
+    data_dir: &DataDir,
+    log: LogRing,
+) -> anyhow::Result<ExitCode> {
     let shutdown = CancellationToken::new();
     runtime::shutdown::cancel_on_signal(shutdown.clone());
-    let mut bridge = Bridge::start(BridgeOptions::from_config(&config, web), &shutdown).await?;
+    let mut options = BridgeOptions::from_config(&config, web);
+    // GET /api/diagnostics shows this process's last warnings and errors too.
+    if let Some(context) = &mut options.diagnostics {
+        context.log = Some(log);
+    }
+    let mut bridge = Bridge::start(options, &shutdown).await?;
     // One MQTT client id per installation and account, kept across restarts (§9).
     let source = Source::new(config.source, bridge.sender())?
         .with_observer(Arc::new(StatsObserver(bridge.stats.clone())))

@@ -12,8 +12,10 @@
 //! - this file: [`Inputs`], [`build`] → [`Bundle`] (named files, masked).
 //! - [`mask`]: [`Masker`], what is secret and how it is hidden.
 //! - [`archive`]: [`Bundle`] → `.tar.gz` or `.zip` bytes ([`Format`]).
+//! - [`live`]: [`LiveBundle`], a running bridge's bundle for `GET /api/diagnostics`.
 
 pub mod archive;
+pub mod live;
 pub mod mask;
 
 use std::io::BufReader;
@@ -26,6 +28,7 @@ use sources::{RawPayload, RecordLine};
 use store::{BridgeStats, StateStore, StoreConfig, unix_ms};
 
 pub use archive::Format;
+pub use live::{DiagnosticsContext, LiveBundle};
 pub use mask::Masker;
 
 use crate::capture;

@@ -6,10 +6,12 @@
 //! - [`api`]: `/api/devices`, `/api/states`, `/api/history`, `/api/export.csv`.
 //! - [`sse`]: the `/api/events` stream.
 //! - [`health`]: `/healthz` (process up) and `/readyz` (connected, devices fresh), public.
+//! - [`diagnostics`]: `/api/diagnostics`, the bug-report bundle as a download.
 //! - [`assets`]: the embedded dashboard (`index.html`, `app.js`, `style.css`).
 
 pub mod api;
 pub mod assets;
+pub mod diagnostics;
 pub mod health;
 pub mod sse;
 
@@ -62,15 +64,18 @@ pub struct AppState {
     pub stats: BridgeStats,
     pub token: Option<Arc<str>>,
     pub metrics: MetricsSet,
+    /// Builds `/api/diagnostics`; `None`: the route answers 404.
+    pub diagnostics: diagnostics::Provider,
     pub shutdown: CancellationToken,
 }
 
 /// Binds `config.bind` and serves until `shutdown` fires. Returns the bound address
-/// (useful with port 0) and the server task.
+/// (useful with port 0) and the server task. `diagnostics` builds `/api/diagnostics`.
 pub async fn serve(
     config: WebConfig,
     store: StateStore,
     stats: BridgeStats,
+    diagnostics: diagnostics::Provider,
     shutdown: CancellationToken,
 ) -> Result<(SocketAddr, JoinHandle<()>), SinkError> {
     let listener = tokio::net::TcpListener::bind(config.bind)
@@ -91,6 +96,7 @@ pub async fn serve(
             .filter(|t| !t.is_empty())
             .map(|t| t.expose().into()),
         metrics: config.metrics,
+        diagnostics,
         shutdown: shutdown.clone(),
     });
     // No Nagle delay: SSE events and small JSON answers are latency-bound (with Nagle a
@@ -119,6 +125,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/history", get(api::history))
         .route("/api/export.csv", get(api::export_csv))
         .route("/api/events", get(sse::events))
+        .route("/api/diagnostics", get(diagnostics::download))
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()

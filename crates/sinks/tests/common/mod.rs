@@ -102,6 +102,7 @@ impl Harness {
             },
             store.clone(),
             stats.clone(),
+            None,
             shutdown.clone(),
         )
         .await

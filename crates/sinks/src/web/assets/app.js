@@ -369,6 +369,8 @@ function connectEvents() {
 }
 
 async function start() {
+  // The bug-report bundle: a download, so the token rides in the URL like the CSV's.
+  $('diagnostics').href = withToken('/api/diagnostics');
   try {
     await loadDevices();
     await loadStates();
