@@ -31,6 +31,16 @@ async fn switch_after_every_connect_and_on_its_period() {
     })
     .await;
     until("switch repeated on its period", || run.switches() >= 3).await;
+    // The simulator (strict: the stream flows only while switched on) took each one as
+    // the exact §8 frame, and the stream flows.
+    let sn = &sim.devices()[0];
+    until("the simulator saw three switches", || {
+        sim.field_stats().devices[sn].switch_frames >= 3
+    })
+    .await;
+    let device = &sim.field_stats().devices[sn];
+    assert_eq!(device.bad_switch_frames, 0, "{device:?}");
+    assert!(device.stream_on && device.stream_frames > 0, "{device:?}");
     let s = run.stop().await.snapshot();
     assert_eq!(s.source.connects, 2);
     sim.shutdown().await;
@@ -141,6 +151,11 @@ async fn one_client_id_across_reconnects_and_restarts() {
     let user = sim.user_id();
     assert_eq!(key, &format!("app:{user}"));
     assert!(sources::client_id::is_app_form(id, user), "{id}");
+    // What the broker saw: that one id, six connections, nothing refused, no takeover.
+    let account = &sim.field_stats().accounts["app"];
+    assert_eq!(account.client_ids, std::slice::from_ref(id), "{account:?}");
+    assert!(account.refused.is_empty(), "{account:?}");
+    assert_eq!(account.takeovers, 0, "{account:?}");
     sim.shutdown().await;
 }
 
@@ -186,5 +201,72 @@ async fn stale_channel_nudges_the_source() {
     shutdown.cancel();
     let _ = within(task).await;
     bridge.finish().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_region_login_names_the_other_api_host() {
+    let sim = simulator(None).await;
+    let ca = sim.ca_cert_pem();
+    let mut config = app_config(&sim);
+    config.api_url = sim
+        .other_region_url()
+        .expect("the simulator plays two regions");
+    let run = start(config, Some(&ca));
+    until("a refused login", || run.stats.snapshot().reconnects >= 1).await;
+    let s = run.stats.snapshot();
+    let last = s.source.last_error.unwrap_or_default();
+    assert!(last.contains("region"), "{last}");
+    // The simulator's hosts are neither region's: the line names both.
+    assert!(
+        last.contains("\"https://api.ecoflow.com\" or \"https://api-e.ecoflow.com\""),
+        "{last}"
+    );
+    assert!(!last.contains('\n'), "one line: {last}");
+    assert_eq!(s.source.connects, 0);
+    assert!(sim.field_stats().accounts["app"].wrong_region >= 1);
+    run.stop().await;
+    sim.shutdown().await;
+}
+
+/// What one get-all costs and brings (the figures behind `get_all_interval`'s default):
+/// its answer carries the slow channels (heartbeat, packs) in one payload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_all_answer_refreshes_the_slow_channels() {
+    let sim = simulator(None).await;
+    let ca = sim.ca_cert_pem();
+    let mut config = app_config(&sim);
+    config.get_all_interval = Duration::from_secs(3600);
+    let mut run = start(config, Some(&ca));
+    // The answer comes as one payload per report; take them until the slow channels
+    // are all there.
+    let mut bytes = 0usize;
+    let mut states = 0usize;
+    let mut channels = std::collections::BTreeSet::new();
+    let slow = ["EMSHeartbeatReport", "bpInfo0", "bpInfo1"];
+    while !slow.iter().all(|c| channels.contains(c)) {
+        let raw = within(run.rx.recv()).await.expect("channel open");
+        if !raw.topic.ends_with("/get_reply") {
+            continue;
+        }
+        bytes += raw.payload.len();
+        let decoded = sources::decode_raw(&raw.topic, &raw.payload).expect("decodes");
+        states += decoded.updates.len();
+        channels.extend(decoded.updates.iter().map(|u| u.state.channel.as_str()));
+    }
+    eprintln!(
+        "one get-all answer: {bytes} bytes, {} states, channels {channels:?}; per device \
+         and day: {} KB at 30 s, {} KB at 1 min, {} KB at 5 min",
+        states,
+        bytes * 2880 / 1000,
+        bytes * 1440 / 1000,
+        bytes * 288 / 1000
+    );
+    assert_eq!(
+        run.stats.snapshot().source.get_all_sent,
+        1,
+        "one get-all brought them"
+    );
+    run.stop().await;
     sim.shutdown().await;
 }
