@@ -19,19 +19,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// `--version`: the package version and the git commit it was built from (build.rs).
-const VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (commit ",
-    env!("OCEANBRIDGE_COMMIT"),
-    ")"
-);
-
 /// Bridge an EcoFlow PowerOcean Fit to Home Assistant, Prometheus, a live dashboard
 /// and an embedded history store — online against the EcoFlow cloud, or fully offline
 /// against the built-in simulator.
 #[derive(Debug, Parser)]
-#[command(name = "oceanbridge", version = VERSION, about, long_about = None)]
+#[command(name = "oceanbridge", version = runtime::VERSION, about, long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -39,6 +39,18 @@ pub mod refresh;
 pub mod shutdown;
 pub mod source;
 
+/// The git commit this build came from (`build.rs`: `OCEANBRIDGE_COMMIT` if the builder
+/// set it, else `git rev-parse`, else `"unknown"`), for `--version` and bug reports.
+pub const COMMIT: &str = env!("OCEANBRIDGE_COMMIT");
+
+/// `0.1.0 (commit 1a2b3c4d5e6f)`: what `oceanbridge --version` prints after the name.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("OCEANBRIDGE_COMMIT"),
+    ")"
+);
+
 pub use bridge::{Bridge, BridgeOptions, StartError};
 pub use capture::{Capture, CaptureConfig};
 pub use client_ids::ClientIdFile;

@@ -36,15 +36,9 @@ use crate::config::{Config, SourceConfig};
 use crate::log_ring::LogRing;
 use crate::pipeline;
 
-/// The bridge's version and, when known at build time, its commit.
+/// The bridge's version and commit, as `oceanbridge --version` prints it.
 pub fn version() -> String {
-    match option_env!("OCEANBRIDGE_COMMIT") {
-        Some(commit) => format!(
-            "oceanbridge {} (commit {commit})",
-            env!("CARGO_PKG_VERSION")
-        ),
-        None => format!("oceanbridge {}", env!("CARGO_PKG_VERSION")),
-    }
+    format!("oceanbridge {}", crate::VERSION)
 }
 
 /// A running bridge's state.
