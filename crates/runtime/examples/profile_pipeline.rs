@@ -36,6 +36,7 @@ fn main() {
                     topic: topic.clone(),
                     payload: payload.into(),
                     received_at: SystemTime::now(),
+                    origin: sources::Origin::Push,
                 })
             };
             push(feed.stream_payload(round));

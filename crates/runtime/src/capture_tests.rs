@@ -8,6 +8,7 @@ fn payload(i: usize, len: usize) -> RawPayload {
         topic: format!("/app/device/property/HJ31{i:012}"),
         payload: Bytes::from(vec![(i % 251) as u8; len]),
         received_at: SystemTime::now(),
+        origin: sources::Origin::Push,
     }
 }
 

@@ -5,7 +5,9 @@
 
 use protocol::{PayloadView, UpdateBuf};
 use sources::payload::{PayloadKind, payload_kind};
-use sources::{LiveTask, PayloadError, RawPayload, SourceError, SourceObserver, decode_raw};
+use sources::{
+    LiveTask, Origin, PayloadError, RawPayload, SourceError, SourceObserver, decode_raw,
+};
 use store::{BridgeStats, StateStore};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -64,7 +66,12 @@ fn apply_to(
     stats: &BridgeStats,
 ) -> usize {
     stats.record_payload(decoded);
-    store.apply(decoded, raw.received_at);
+    // Protocol §8: a quota poll's values prove nothing about the device; they update the
+    // latest values, never a channel's freshness.
+    match raw.origin {
+        Origin::Push => store.apply(decoded, raw.received_at),
+        Origin::Poll => store.apply_polled(decoded, raw.received_at),
+    }
     decoded.len()
 }
 

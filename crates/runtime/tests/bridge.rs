@@ -45,6 +45,7 @@ async fn finish_drains_the_queue_and_commits_history() {
             topic: format!("/app/device/property/{SN}"),
             payload: feed.full_payload(t).into(),
             received_at: start + Duration::from_secs(u64::from(t)),
+            origin: sources::Origin::Push,
         };
         sent.push(raw.clone());
         sender.send(raw).await.expect("pipeline open");

@@ -2,8 +2,9 @@
 //! (protocol §8, §9), against the simulator over real sockets: the energy stream switch
 //! after every connect and on its period, nudges and reconnects through `SourceHandle`,
 //! credentials renewed before they get old, one client id per installation kept in the
-//! state directory across reconnects and restarts, and a stale channel in the store
-//! nudging the source (the runtime's wiring).
+//! state directory across reconnects and restarts, a stale channel in the store nudging
+//! the source (the runtime's wiring), and open-API quota polls that bring values but
+//! never freshness (only the pushed quota message does).
 
 mod support;
 
@@ -11,8 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use runtime::{Bridge, BridgeOptions, DataDir, StatsObserver};
+use simulator::{Simulator, SimulatorConfig};
 use sources::{ClientIdStore, CloudSource};
-use store::StoreConfig;
+use store::{Stage, StoreConfig};
 use support::*;
 use tokio_util::sync::CancellationToken;
 
@@ -159,26 +161,28 @@ async fn one_client_id_across_reconnects_and_restarts() {
     sim.shutdown().await;
 }
 
+/// A bridge with a memory store and no sinks.
+fn options() -> BridgeOptions {
+    BridgeOptions {
+        store: StoreConfig::default(),
+        web: None,
+        web_fallback_to_free_port: false,
+        home_assistant: Default::default(),
+        queue: 1024,
+        capture: Default::default(),
+        capture_dir: None,
+        diagnostics: None,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_channel_nudges_the_source() {
     let sim = simulator(None).await;
     let ca = sim.ca_cert_pem();
     let shutdown = CancellationToken::new();
-    let mut bridge = Bridge::start(
-        BridgeOptions {
-            store: StoreConfig::default(),
-            web: None,
-            web_fallback_to_free_port: false,
-            home_assistant: Default::default(),
-            queue: 1024,
-            capture: Default::default(),
-            capture_dir: None,
-            diagnostics: None,
-        },
-        &shutdown,
-    )
-    .await
-    .expect("bridge starts");
+    let mut bridge = Bridge::start(options(), &shutdown)
+        .await
+        .expect("bridge starts");
     let mut config = app_config(&sim);
     // No timer comes round during the test: a second get-all is a nudge.
     config.get_all_interval = Duration::from_secs(3600);
@@ -269,4 +273,65 @@ async fn get_all_answer_refreshes_the_slow_channels() {
     );
     run.stop().await;
     sim.shutdown().await;
+}
+
+/// Issue 12 §2f, protocol §8: on the open-API route a `quota/all` poll's values reach the
+/// store through the pipeline, but only a pushed MQTT quota message makes the device
+/// fresh (the cloud answers a poll with the last values even for a dead device).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_api_quota_polls_alone_never_make_a_device_fresh() {
+    for pushes in [false, true] {
+        let sim = Simulator::start(SimulatorConfig {
+            speed: 10.0,
+            open_quota: pushes,
+            ..SimulatorConfig::default()
+        })
+        .await
+        .expect("simulator starts");
+        let ca = sim.ca_cert_pem();
+        let shutdown = CancellationToken::new();
+        let bridge = Bridge::start(options(), &shutdown)
+            .await
+            .expect("bridge starts");
+        let mut config = open_config(&sim, &SimulatorConfig::default().secret_key);
+        config.get_all_interval = Duration::from_secs(1);
+        let source = CloudSource::with_ca_pem(config, Some(&ca), bridge.sender())
+            .expect("config")
+            .with_observer(Arc::new(StatsObserver(bridge.stats.clone())));
+        let task = tokio::spawn(source.run(shutdown.clone()));
+        let sn = sim.devices()[0].clone();
+        let store = bridge.store.clone();
+        if pushes {
+            until("a pushed quota message makes the device fresh", || {
+                store
+                    .device(&sn)
+                    .is_some_and(|d| d.stage == Some(Stage::Fresh))
+            })
+            .await;
+        } else {
+            // Five polls applied (each moves the last update): over 4 s, longer than a
+            // pushed heartbeat's cadence (3 s here), yet nothing turned fresh.
+            let mut updates = std::collections::BTreeSet::new();
+            until("five quota polls applied", || {
+                let last = store.device(&sn).and_then(|d| d.last_update_ms);
+                updates.extend(last);
+                updates.len() >= 5
+            })
+            .await;
+            let device = store.device(&sn).expect("the polled device");
+            assert!(device.state_count > 0, "{device:?}");
+            assert_eq!(device.stage, Some(Stage::Unavailable), "{device:?}");
+            assert!(
+                device
+                    .channels
+                    .iter()
+                    .all(|c| c.stage == Stage::Unavailable && c.last_push_ms.is_none()),
+                "{device:?}"
+            );
+        }
+        shutdown.cancel();
+        let _ = within(task).await;
+        bridge.finish().await;
+        sim.shutdown().await;
+    }
 }

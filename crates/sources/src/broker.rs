@@ -17,7 +17,7 @@ use crate::config::{BrokerConfig, WhenFull};
 use crate::error::SourceError;
 use crate::mqtt;
 use crate::observer::{Live, LiveTask, SourceObserver, unobserved};
-use crate::payload::RawPayload;
+use crate::payload::{Origin, RawPayload};
 
 /// The broker source, ready to run.
 pub struct BrokerSource {
@@ -153,6 +153,7 @@ impl BrokerSource {
             topic,
             payload,
             received_at: SystemTime::now(),
+            origin: Origin::Push,
         };
         match self.config.when_full {
             WhenFull::Wait => self.tx.send(raw).await.is_ok(),

@@ -54,5 +54,5 @@ pub use config::{BrokerConfig, CloudConfig, DEFAULT_API_URL, WayIn, WhenFull};
 pub use error::SourceError;
 pub use handle::SourceHandle;
 pub use observer::{LiveTask, SourceObserver};
-pub use payload::{PayloadError, RawPayload, decode_raw};
+pub use payload::{Origin, PayloadError, RawPayload, decode_raw};
 pub use record::{BadLine, RecordLine};

@@ -13,6 +13,29 @@ pub struct RawPayload {
     pub topic: String,
     pub payload: Bytes,
     pub received_at: SystemTime,
+    /// How it came: pushed by the device or fetched by a poll (protocol §8: only a push
+    /// proves the device is alive).
+    pub origin: Origin,
+}
+
+/// Where a payload's values come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// An MQTT message: a device report or get-all answer (app route), an open-API
+    /// `quota`/`status` message, a fleet broker's message (and a recorded push).
+    #[default]
+    Push,
+    /// An HTTP quota poll (open API `quota/all`): the cloud's last known values, even for
+    /// a device that has been offline for days; updates values, never freshness.
+    Poll,
+}
+
+impl Origin {
+    /// True for [`Origin::Push`] (record files write no `origin` for those).
+    pub fn is_push(&self) -> bool {
+        *self == Origin::Push
+    }
 }
 
 /// Why a raw payload yielded nothing.

@@ -1,6 +1,7 @@
 //! The record file: one JSON object per line, `{"topic", "time", "hex"}` (time = Unix
-//! seconds with fractions). Writing for `record`, reading (with line-numbered, skippable
-//! errors) for `replay`.
+//! seconds with fractions), plus `"origin": "poll"` for a quota poll's answer (a push has
+//! no `origin`, so older files read as they always did). Writing for `record`, reading
+//! (with line-numbered, skippable errors) for `replay`.
 
 use std::io::BufRead;
 use std::time::{Duration, UNIX_EPOCH};
@@ -8,7 +9,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::payload::RawPayload;
+use crate::payload::{Origin, RawPayload};
 
 /// One line of a record file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -18,6 +19,9 @@ pub struct RecordLine {
     pub time: f64,
     /// The payload bytes as lowercase hex.
     pub hex: String,
+    /// `poll` for a quota poll's answer; absent for a push.
+    #[serde(default, skip_serializing_if = "Origin::is_push")]
+    pub origin: Origin,
 }
 
 impl RecordLine {
@@ -31,6 +35,7 @@ impl RecordLine {
             topic: raw.topic.clone(),
             time,
             hex: hex::encode(&raw.payload),
+            origin: raw.origin,
         }
     }
 
@@ -48,6 +53,7 @@ impl RecordLine {
             topic: self.topic,
             payload: Bytes::from(bytes),
             received_at: UNIX_EPOCH + Duration::from_secs_f64(self.time),
+            origin: self.origin,
         })
     }
 }
@@ -107,6 +113,7 @@ mod tests {
             topic: "/app/device/property/X".into(),
             payload: Bytes::from_static(&[1, 2, 0xff]),
             received_at: UNIX_EPOCH + Duration::from_millis(1_700_000_000_250),
+            origin: Origin::Push,
         };
         let line = RecordLine::from_raw(&raw).to_json();
         let file = format!(
@@ -118,6 +125,16 @@ mod tests {
         assert_eq!(good[0].topic, raw.topic);
         let ms = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap().as_millis();
         assert_eq!(ms(good[0].received_at), 1_700_000_000_250);
+        assert_eq!(good[0].origin, Origin::Push);
+        assert!(!line.contains("origin"), "a push writes no origin: {line}");
+        let polled = RawPayload {
+            origin: Origin::Poll,
+            ..raw.clone()
+        };
+        let line = RecordLine::from_raw(&polled).to_json();
+        assert!(line.contains(r#""origin":"poll""#), "{line}");
+        let (again, _) = read_lines(line.as_bytes());
+        assert_eq!(again, vec![polled]);
         let lines: Vec<usize> = bad.iter().map(|b| b.line).collect();
         assert_eq!(lines, vec![3, 4]);
         assert!(bad[0].reason.contains("hex"), "{:?}", bad[0]);

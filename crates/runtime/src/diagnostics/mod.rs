@@ -214,6 +214,7 @@ pub fn build(inputs: Inputs<'_>) -> Bundle {
                 topic: masker.text(&raw.topic),
                 payload: masker.payload(&raw.payload).into(),
                 received_at: raw.received_at,
+                origin: raw.origin,
             };
             body.push_str(&RecordLine::from_raw(&masked).to_json());
             body.push('\n');

@@ -18,7 +18,7 @@ use crate::error::SourceError;
 use crate::handle::Request;
 use crate::login::Authenticator;
 use crate::mqtt::{self, classify, warn_refused_subscriptions};
-use crate::payload::RawPayload;
+use crate::payload::{Origin, RawPayload};
 use crate::refusal::DEVICE_NOT_LINKED;
 use crate::schedule::{Job, Schedule};
 
@@ -92,7 +92,7 @@ impl CloudSource {
                         wake.notify_one();
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
-                        self.forward(p.topic, p.payload);
+                        self.forward(p.topic, p.payload, Origin::Push);
                     }
                     Ok(Event::Incoming(Packet::SubAck(ack))) => warn_refused_subscriptions(&ack),
                     Ok(_) => {}
@@ -229,7 +229,8 @@ impl CloudSource {
                 Ok(data) => {
                     self.observer.get_all_sent();
                     let body = serde_json::json!({ "params": data }).to_string();
-                    self.forward(quota_topic(&id.account, sn), Bytes::from(body));
+                    let topic = quota_topic(&id.account, sn);
+                    self.forward(topic, Bytes::from(body), Origin::Poll);
                 }
                 Err(e @ SourceError::Denied { .. }) if is_not_linked(&e) => {
                     // Said once per device; it will not change until the user acts.
@@ -249,11 +250,12 @@ impl CloudSource {
         }
     }
 
-    pub(super) fn forward(&self, topic: String, payload: Bytes) {
+    pub(super) fn forward(&self, topic: String, payload: Bytes, origin: Origin) {
         let raw = RawPayload {
             topic,
             payload,
             received_at: SystemTime::now(),
+            origin,
         };
         match self.tx.try_send(raw) {
             Ok(()) => {}
