@@ -106,7 +106,11 @@ async fn untrusted_certificate_is_a_tls_failure_not_a_crash() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_api_signature_accepted_and_quotas_decode() {
-    let sim = simulator(None).await;
+    // A correct signature must never be refused here, so no intermittent 8521 (protocol
+    // §9; the retry through them is field_proof's and field_source's business).
+    let mut config = SimulatorConfig::default();
+    config.field.intermittent_8521 = 0.0;
+    let sim = Simulator::start(config).await.expect("simulator starts");
     let ca = sim.ca_cert_pem();
     let mut run = start(
         open_config(&sim, &SimulatorConfig::default().secret_key),
