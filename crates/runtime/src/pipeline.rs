@@ -144,3 +144,47 @@ impl SourceObserver for StatsObserver {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use protocol::{DeviceSettings, FrameSpec, encode_frames};
+    use sources::RawPayload;
+    use store::{BridgeStats, StateStore, StoreConfig};
+
+    use super::{Outcome, process};
+
+    /// A 96/8 report (protocol §10) on the device's property topic reaches the store's
+    /// settings channel through the same path as every report, with no catalog state.
+    #[test]
+    fn a_settings_report_reaches_the_store() {
+        let sn = "HJ31ZDH5ZF220999";
+        let settings = DeviceSettings {
+            work_mode: Some(2),
+            backup_reserve: Some(15),
+            surplus_threshold: Some(85),
+            ..Default::default()
+        };
+        let payload = encode_frames(vec![FrameSpec {
+            cmd_func: 96,
+            cmd_id: 8,
+            pdata: settings.encode(),
+            device_sn: Some(sn.into()),
+            seq: 1,
+            src: 2,
+            xor: true,
+        }]);
+        let raw = RawPayload {
+            topic: protocol::topics::property_topic(sn),
+            payload: payload.into(),
+            received_at: SystemTime::now(),
+            origin: sources::Origin::Push,
+        };
+        let store = StateStore::open(&StoreConfig::default()).expect("store");
+        let mut buf = protocol::UpdateBuf::new();
+        let outcome = process(&mut buf, &raw, &store, &BridgeStats::default());
+        assert_eq!(outcome, Outcome::Applied(0));
+        assert_eq!(store.settings(sn), Some(settings));
+    }
+}

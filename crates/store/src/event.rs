@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use catalog::{Channel, StateDef};
-use protocol::{DeviceStatus, Value};
+use protocol::{DeviceSettings, DeviceStatus, Value};
 
 use crate::stage::Stage;
 
@@ -16,7 +16,8 @@ pub struct StateChange {
     pub out_of_range: bool,
 }
 
-/// One event per applied payload (states), per status report and per stage transition.
+/// One event per applied payload (states), per status report, per settings report and
+/// per stage transition.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StoreEvent {
     /// New values for some states of a device (every update, changed or not).
@@ -39,6 +40,13 @@ pub enum StoreEvent {
         stage: Stage,
         at: SystemTime,
     },
+    /// The device reported its settings (a 96/8 `EmsChangeReport`, protocol §10): the
+    /// device's settings merged from every report so far. Sent for every report, changed
+    /// or not, so a write waiting for its read-back sees the answer to its get-all.
+    Settings {
+        device_sn: Arc<str>,
+        settings: DeviceSettings,
+    },
 }
 
 impl StoreEvent {
@@ -46,7 +54,8 @@ impl StoreEvent {
         match self {
             StoreEvent::States { device_sn, .. }
             | StoreEvent::Status { device_sn, .. }
-            | StoreEvent::Stage { device_sn, .. } => device_sn,
+            | StoreEvent::Stage { device_sn, .. }
+            | StoreEvent::Settings { device_sn, .. } => device_sn,
         }
     }
 }

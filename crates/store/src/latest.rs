@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use catalog::{Channel, StateDef};
-use protocol::{DeviceStatus, Value, ValueRef};
+use protocol::{DeviceSettings, DeviceStatus, Value, ValueRef};
 use serde::Serialize;
 use serde::ser::{SerializeStruct, Serializer};
 
@@ -77,6 +77,11 @@ pub struct DeviceSnapshot {
     pub packs: Vec<usize>,
     /// How many of the 216 catalog states have a value.
     pub state_count: usize,
+    /// The settings the device last reported (96/8, protocol §10; not catalog states);
+    /// `None` before its first settings report.
+    pub settings: Option<DeviceSettings>,
+    /// When the last settings report arrived.
+    pub settings_ms: Option<i64>,
 }
 
 /// One device: its latest values (see [`ChannelSlots`] for the memory layout), when each
@@ -88,6 +93,8 @@ pub(crate) struct DeviceEntry {
     channel_updates: [Option<SystemTime>; 6],
     clocks: DeviceClocks,
     status: Option<(DeviceStatus, SystemTime)>,
+    /// Settings merged from every 96/8 report, and when the last one arrived.
+    settings: Option<(DeviceSettings, SystemTime)>,
 }
 
 /// All devices' latest values and stage deadlines (kept behind the store's lock).
@@ -109,6 +116,7 @@ impl Latest {
                 channel_updates: [None; 6],
                 clocks: DeviceClocks::default(),
                 status: None,
+                settings: None,
             };
             self.devices.insert(sn, entry);
         }
@@ -128,6 +136,10 @@ impl Latest {
             .get(sn)
             .map(|d| d.values().cloned().collect())
             .unwrap_or_default()
+    }
+
+    pub(crate) fn settings(&self, sn: &str) -> Option<DeviceSettings> {
+        self.devices.get(sn)?.settings()
     }
 
     pub(crate) fn get(&self, sn: &str, state: &StateDef) -> Option<LatestState> {
@@ -240,6 +252,23 @@ impl DeviceEntry {
         &self.sn
     }
 
+    /// Merges a settings report (fields it leaves out keep their last value); returns
+    /// the device's settings after the merge.
+    pub(crate) fn set_settings(
+        &mut self,
+        reported: &DeviceSettings,
+        at: SystemTime,
+    ) -> DeviceSettings {
+        let mut merged = self.settings.map(|(s, _)| s).unwrap_or_default();
+        merged.merge(reported);
+        self.settings = Some((merged, at));
+        merged
+    }
+
+    pub(crate) fn settings(&self) -> Option<DeviceSettings> {
+        self.settings.map(|(s, _)| s)
+    }
+
     /// Records an online/offline report; true when the status changed.
     pub(crate) fn set_status(&mut self, status: DeviceStatus, at: SystemTime) -> bool {
         let changed = self.status.map(|(s, _)| s) != Some(status);
@@ -331,6 +360,8 @@ impl DeviceEntry {
             channels,
             packs,
             state_count: self.values().count(),
+            settings: self.settings.map(|(s, _)| s),
+            settings_ms: self.settings.map(|(_, at)| unix_ms(at)),
         }
     }
 }

@@ -9,6 +9,12 @@
 //! - [`state_store`]: [`StateStore`], the handle everything else holds (apply pushed or
 //!   polled payloads, query, subscribe, [`StateStore::run_stages`]).
 //! - [`event`]: [`StoreEvent`], what subscribers (SSE, Home Assistant) receive.
+//! - [`control`]: the control interface (issue 14, protocol §10): [`ControlPort`], the
+//!   [`Origin`] of a write and its [`Outcome`]; the runtime's controller implements it,
+//!   the web API and Home Assistant hold it. The settings a device reports (96/8) are
+//!   kept per device beside the latest values ([`StateStore::settings`]).
+//! - [`audit`]: the control audit table in the SQLite history ([`AuditEntry`],
+//!   [`StateStore::append_audit`], [`StateStore::audit`]).
 //! - [`history`]: which samples are worth keeping (changed values, minimum interval).
 //! - `slots`: one device's per-state storage, allocated a channel at a time (latest values
 //!   and the history filter's last stored values).
@@ -24,7 +30,9 @@
 //! column mapping ([`HistorySample::number`], [`HistorySample::text`]), and is configured
 //! under `[store]`. The sinks (Home Assistant, Prometheus, web) only read the store.
 
+pub mod audit;
 pub mod config;
+pub mod control;
 pub mod error;
 pub mod event;
 pub mod history;
@@ -36,7 +44,9 @@ pub mod stage;
 pub mod state_store;
 pub mod stats;
 
+pub use audit::AuditEntry;
 pub use config::{StoreConfig, cadence};
+pub use control::{ControlPort, Origin, Outcome, SetFuture};
 pub use error::StoreError;
 pub use event::{StateChange, StoreEvent};
 pub use history::HistorySample;

@@ -107,6 +107,7 @@ impl SqliteHistory {
              CREATE INDEX IF NOT EXISTS history_by_time ON history(ts_ms);",
         )
         .map_err(wrap)?;
+        crate::audit::create_table(&conn).map_err(wrap)?;
         let conn = Arc::new(Mutex::new(conn));
         let counters = Arc::new(Counters::default());
         let (tx, rx) = std::sync::mpsc::sync_channel(queue_capacity.max(1));
@@ -130,6 +131,11 @@ impl SqliteHistory {
             counters,
             thread: Some(thread),
         })
+    }
+
+    /// The connection, for direct writes that must not wait in the queue (the audit).
+    pub(crate) fn connection(&self) -> MutexGuard<'_, Connection> {
+        lock(&self.conn)
     }
 
     /// Queues a sample; a full queue drops it (counted).

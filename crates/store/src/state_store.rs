@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
-use protocol::{DeviceStatus, PayloadView};
+use protocol::{DeviceSettings, DeviceStatus, PayloadView};
 use tokio::sync::{Notify, broadcast, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -139,6 +139,10 @@ impl StateStore {
         })
     }
 
+    pub(crate) fn sqlite(&self) -> &SqliteHistory {
+        &self.inner.history
+    }
+
     pub fn config(&self) -> &StoreConfig {
         &self.inner.config
     }
@@ -185,6 +189,9 @@ impl StateStore {
                     at: received_at,
                 }));
             }
+        }
+        if let (Some(reported), Some(sn)) = (decoded.settings(), decoded.device_sn()) {
+            self.apply_settings(sn, reported, received_at);
         }
         if decoded.is_empty() {
             return;
@@ -265,6 +272,23 @@ impl StateStore {
                 device_sn,
                 at: received_at,
                 changes,
+            }));
+        }
+    }
+
+    /// A 96/8 settings report (protocol §10): merged into the device's settings and
+    /// announced as [`StoreEvent::Settings`]. Not a catalog channel: no stage, no history.
+    fn apply_settings(&self, sn: &str, reported: &DeviceSettings, at: SystemTime) {
+        let merged = {
+            let mut latest = write(&self.inner.latest);
+            latest
+                .device(sn)
+                .map(|d| (d.sn().clone(), d.set_settings(reported, at)))
+        };
+        if let Some((device_sn, settings)) = merged {
+            let _ = self.inner.events.send(Arc::new(StoreEvent::Settings {
+                device_sn,
+                settings,
             }));
         }
     }
@@ -370,6 +394,11 @@ impl StateStore {
     /// The latest value of every state of a device that has one, in catalog order.
     pub fn latest(&self, device_sn: &str) -> Vec<LatestState> {
         read(&self.inner.latest).latest(device_sn)
+    }
+
+    /// The settings device `device_sn` last reported (96/8, merged), if any.
+    pub fn settings(&self, device_sn: &str) -> Option<DeviceSettings> {
+        read(&self.inner.latest).settings(device_sn)
     }
 
     /// The latest value of one state.

@@ -245,6 +245,7 @@ fn online_status_and_events() {
                 channel.map_or("device", |c| c.as_str()),
                 stage.as_str()
             ),
+            StoreEvent::Settings { .. } => "settings".into(),
         });
     }
     assert_eq!(

@@ -169,6 +169,9 @@ impl Publisher {
                         .await?;
                 }
             }
+            // The settings entities (select/number with command topics) are issue 14's
+            // Home Assistant part; until they exist a settings report publishes nothing.
+            StoreEvent::Settings { .. } => {}
         }
         Ok(())
     }

@@ -2,7 +2,9 @@
 //!
 //! Events: `hello` (on connect), `states` (`{device, t, states: [{key, value,
 //! out_of_range}]}`), `status` (`{device, online, t}`), `stage` (`{device, channel, stage,
-//! t}`; `channel` null for the device as a whole; `stage` fresh, stale or unavailable), and
+//! t}`; `channel` null for the device as a whole; `stage` fresh, stale or unavailable),
+//! `settings` (`{device, settings: {work_mode, backup_reserve, …}}`, the 96/8 read-back of
+//! protocol §10), and
 //! `resync` when this client fell behind and should re-read `/api/states`. The stream ends when the server shuts down.
 
 use std::convert::Infallible;
@@ -43,6 +45,12 @@ fn to_sse(event: &StoreEvent) -> Event {
                    "stage": stage.as_str(), "t": unix_ms(*at)})
             .to_string(),
         ),
+        StoreEvent::Settings {
+            device_sn,
+            settings,
+        } => Event::default()
+            .event("settings")
+            .data(json!({"device": &**device_sn, "settings": settings}).to_string()),
     }
 }
 
