@@ -9,7 +9,8 @@
 //! This binary is thin clap glue over the `runtime` crate (config loading, the pipeline,
 //! the bridge wiring, shutdown). Its modules:
 //! - `commands`: one module per subcommand (`run`, `init`, `check-config`, `demo`,
-//!   `decode`, `record`, `replay`, `simulate`, `states`, `diagnose`), each an `Args` struct and a `run` function.
+//!   `decode`, `record`, `replay`, `simulate`, `states`, `diagnose`, hidden
+//!   `generate-assets`: man pages and completions), each an `Args` struct and a `run` function.
 //! - `logging`: the tracing subscriber of the long-running commands (`--log-level`).
 
 mod commands;
@@ -17,7 +18,7 @@ mod logging;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
 /// Bridge an EcoFlow PowerOcean Fit to Home Assistant, Prometheus, a live dashboard
 /// and an embedded history store — online against the EcoFlow cloud, or fully offline
@@ -52,6 +53,9 @@ enum Command {
     /// Write a bundle for a bug report: version, redacted config, ages, counters, last
     /// errors and the captured frames, serial numbers and ids masked.
     Diagnose(commands::diagnose::DiagnoseArgs),
+    /// Write the man pages and shell completions (the package build runs this).
+    #[command(hide = true)]
+    GenerateAssets(commands::assets::AssetsArgs),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
         Command::Simulate(args) => commands::simulate::run(*args),
         Command::States(args) => commands::states::run(args),
         Command::Diagnose(args) => commands::diagnose::run(args),
+        Command::GenerateAssets(args) => commands::assets::run(args, Cli::command()),
     };
     match result {
         Ok(code) => code,

@@ -1,5 +1,6 @@
 //! One module per subcommand; each has an `Args` struct (clap) and a `run` function.
 
+pub mod assets;
 pub mod check_config;
 pub mod decode;
 pub mod demo;

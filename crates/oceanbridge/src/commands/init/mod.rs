@@ -311,7 +311,8 @@ fn absolute(p: &Path) -> PathBuf {
 }
 
 /// Writes the file atomically, owner-only (it may hold a password); a replaced file keeps
-/// its owner, group and permissions (the package's /etc file is root:oceanbridge 0640).
+/// its owner, group and permissions (the package's /etc file is root-only 0600: systemd
+/// hands the service a copy through LoadCredential).
 fn write_config(path: &Path, text: &str) -> anyhow::Result<()> {
     let previous = std::fs::metadata(path).ok();
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -1,0 +1,173 @@
+//! The Home Assistant add-on's entry point (packaging/ha-addon/run.sh) outside Home
+//! Assistant: a sample options file (tests/package/addon-options.json, a password with
+//! quotes, a backslash and shell syntax) and the Supervisor's MQTT service answer
+//! (tests/package/supervisor-mqtt.json, read through curl as a file:// URL) become the
+//! config the real binary accepts — checked with `run --print-config` through the script
+//! itself — with every secret in the environment, never in the written file. The add-on
+//! image is not built here (no container daemon); docs/install.md says so.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use testkit::{Missing, require};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// bash, jq and curl: what the add-on's base image brings and run.sh uses.
+fn tools() -> Result<(), Missing> {
+    for tool in ["bash", "jq", "curl"] {
+        let found = Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !found {
+            return Err(Missing::new(
+                format!("{tool} (the add-on's run script needs it)"),
+                format!("apt-get install {tool} (.ci/run does)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// run.sh with the paths of a scratch folder; `supervisor` = a folder holding
+/// `services/mqtt`, or none (no MQTT service).
+fn run_script(dir: &Path, options: &Path, supervisor: Option<&Path>, args: &[&str]) -> Command {
+    let mut command = Command::new("bash");
+    command
+        .arg(repo().join("packaging/ha-addon/run.sh"))
+        .args(args)
+        .env("ADDON_OPTIONS", options)
+        .env("ADDON_CONFIG", dir.join("oceanbridge.toml"))
+        .env("ADDON_STATE_DIR", dir.join("state"))
+        .env("OCEANBRIDGE_BIN", env!("CARGO_BIN_EXE_oceanbridge"))
+        .env(
+            "SUPERVISOR_API",
+            match supervisor {
+                Some(path) => format!("file://{}", path.display()),
+                None => format!("file://{}", dir.join("no-supervisor").display()),
+            },
+        )
+        .env_remove("SUPERVISOR_TOKEN")
+        .env_remove("RUST_LOG");
+    for (var, _, _) in runtime::config::ENV_OVERRIDES {
+        command.env_remove(var);
+    }
+    command
+}
+
+#[test]
+fn the_addon_run_script_turns_the_options_into_a_config_the_binary_accepts() {
+    require!(tools());
+    let dir = testkit::temp_dir("addon");
+    let supervisor = dir.path().join("supervisor");
+    std::fs::create_dir_all(supervisor.join("services")).expect("mkdir");
+    std::fs::copy(
+        repo().join("tests/package/supervisor-mqtt.json"),
+        supervisor.join("services/mqtt"),
+    )
+    .expect("copy the Supervisor answer");
+    let options = repo().join("tests/package/addon-options.json");
+
+    let out = run_script(dir.path(), &options, Some(&supervisor), &["--print-config"])
+        .output()
+        .expect("runs bash");
+    let effective = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{effective}\n{err}");
+    let state = dir.path().join("state").display().to_string();
+    for line in [
+        format!("data_dir = {state:?}"),
+        "way_in = \"app\"".into(),
+        "email = \"me+solar@example.com\"".into(),
+        "api_url = \"https://api-e.ecoflow.com\"".into(),
+        "\"HJ31ZDH5ZF220123\"".into(),
+        "\"HJ31ZDH5ZF220456\"".into(),
+        "bind = \"0.0.0.0:8080\"".into(),
+        "metrics = \"health\"".into(),
+        "broker = \"mqtt://core-mosquitto:1883\"".into(),
+        "username = \"addons\"".into(),
+        format!("sqlite_path = {:?}", format!("{state}/history.db")),
+    ] {
+        assert!(effective.contains(&line), "missing {line}:\n{effective}");
+    }
+    // Both passwords arrived (through the environment) and print redacted.
+    assert_eq!(
+        effective.matches("password = \"<redacted>\"").count(),
+        2,
+        "{effective}"
+    );
+    assert!(effective.contains("enabled = true"), "{effective}");
+
+    // The written file: owner-only, no secret in it, and it parses on its own.
+    let written = dir.path().join("oceanbridge.toml");
+    let text = std::fs::read_to_string(&written).expect("config written");
+    for secret in ["p\"w", "Mq", "password"] {
+        assert!(!text.contains(secret), "{secret} in the file:\n{text}");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&written)
+            .expect("stat")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+    }
+    let parsed: toml::Table = toml::from_str(&text).expect("valid TOML");
+    assert_eq!(parsed["store"]["retention"].as_str(), Some("90days"));
+}
+
+#[test]
+fn the_addon_run_script_says_what_is_wrong_with_the_options() {
+    require!(tools());
+    let dir = testkit::temp_dir("addon-bad");
+    let options = dir.path().join("options.json");
+
+    // No password for the app way in: one clear line, nothing started.
+    std::fs::write(
+        &options,
+        r#"{"way_in":"app","email":"a@b","password":"","devices":["HJ31ZDH5ZF220123"],
+            "api_url":"https://api.ecoflow.com","home_assistant":false,
+            "history_retention":"30days","metrics":"all","log_level":"info"}"#,
+    )
+    .expect("write");
+    let out = run_script(dir.path(), &options, None, &["--print-config"])
+        .output()
+        .expect("runs bash");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("way_in app needs email and password"), "{err}");
+
+    // Discovery asked for but no MQTT service: the bridge still runs, discovery off.
+    std::fs::write(
+        &options,
+        r#"{"way_in":"open_api","access_key":"ak","secret_key":"sk","devices":[],
+            "api_url":"https://api.ecoflow.com","home_assistant":true,
+            "history_retention":"30days","metrics":"all","log_level":"info"}"#,
+    )
+    .expect("write");
+    let out = run_script(dir.path(), &options, None, &["--print-config"])
+        .output()
+        .expect("runs bash");
+    let effective = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{effective}\n{err}");
+    assert!(err.contains("MQTT discovery is off"), "{err}");
+    assert!(effective.contains("way_in = \"open_api\""), "{effective}");
+    assert!(
+        effective.contains("secret_key = \"<redacted>\""),
+        "{effective}"
+    );
+
+    // Not JSON at all.
+    std::fs::write(&options, "way_in: app\n").expect("write");
+    let out = run_script(dir.path(), &options, None, &[])
+        .output()
+        .expect("runs bash");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("is not a JSON object"), "{err}");
+}

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Home Assistant add-on entry point: the add-on options (/data/options.json, written by
+# the Supervisor) → /data/oceanbridge.toml, secrets → OCEANBRIDGE_* environment (never
+# in the file), the Supervisor's MQTT service → [home_assistant]; then runs the bridge
+# with its state in /data/state. Plain bash + jq + curl (no bashio) so a test runs it
+# outside Home Assistant: every path below can be overridden by the environment.
+set -euo pipefail
+
+options=${ADDON_OPTIONS:-/data/options.json}
+config=${ADDON_CONFIG:-/data/oceanbridge.toml}
+state=${ADDON_STATE_DIR:-/data/state}
+bin=${OCEANBRIDGE_BIN:-/usr/bin/oceanbridge}
+supervisor=${SUPERVISOR_API:-http://supervisor}
+
+die() { echo "oceanbridge add-on: $*" >&2; exit 1; }
+[ -r "$options" ] || die "cannot read the options file $options"
+jq -e 'type == "object"' "$options" >/dev/null 2>&1 || die "$options is not a JSON object"
+opt() { jq -r --arg k "$1" '.[$k] // "" | tostring' "$options"; }
+
+way_in=$(opt way_in)
+case "$way_in" in
+  app) [ -n "$(opt email)" ] && [ -n "$(opt password)" ] || die "way_in app needs email and password" ;;
+  open_api) [ -n "$(opt access_key)" ] && [ -n "$(opt secret_key)" ] || die "way_in open_api needs access_key and secret_key" ;;
+  *) die "way_in must be app or open_api, not \"$way_in\"" ;;
+esac
+
+# Secrets go to the environment (runtime::config ENV_OVERRIDES), not into the file.
+export_if_set() { local v; v=$(opt "$2"); if [ -n "$v" ]; then export "$1=$v"; fi; }
+export_if_set OCEANBRIDGE_PASSWORD password
+export_if_set OCEANBRIDGE_SECRET_KEY secret_key
+export_if_set OCEANBRIDGE_WEB_TOKEN web_token
+
+# The broker of the Supervisor's MQTT service (the Mosquitto add-on), if asked for.
+mqtt_json=""
+if [ "$(opt home_assistant)" = true ]; then
+  if mqtt_json=$(curl -fsS -H "Authorization: Bearer ${SUPERVISOR_TOKEN:-}" "$supervisor/services/mqtt" 2>/dev/null) &&
+    jq -e '.data.host' <<<"$mqtt_json" >/dev/null 2>&1; then
+    mqtt_password=$(jq -r '.data.password // ""' <<<"$mqtt_json")
+    if [ -n "$mqtt_password" ]; then export OCEANBRIDGE_HA_PASSWORD="$mqtt_password"; fi
+  else
+    echo "oceanbridge add-on: no MQTT service from the Supervisor (install the Mosquitto add-on); MQTT discovery is off" >&2
+    mqtt_json=""
+  fi
+fi
+
+umask 077
+mkdir -p "$(dirname "$config")"
+# Every string goes through jq's tojson: a JSON string is a valid TOML basic string.
+jq -r --argjson mqtt "${mqtt_json:-null}" '
+  def q: tostring | tojson;
+  "# Written by the add-on from its options at every start; edit the options instead.",
+  "[source]",
+  "way_in = \(.way_in | q)",
+  "api_url = \(.api_url | q)",
+  (if .way_in == "app" then "email = \(.email | q)" else "access_key = \(.access_key | q)" end),
+  "devices = [\((.devices // []) | map(q) | join(", "))]",
+  "",
+  "[store]",
+  "retention = \(.history_retention | q)",
+  "",
+  "[web]",
+  "bind = \"0.0.0.0:8080\"",
+  "metrics = \(.metrics | q)",
+  "",
+  "[home_assistant]",
+  (if $mqtt == null then "enabled = false" else
+    "enabled = true",
+    "broker = \((if ($mqtt.data.ssl // false) then "mqtts" else "mqtt" end) + "://" + $mqtt.data.host + ":" + ($mqtt.data.port | tostring) | q)",
+    (if ($mqtt.data.username // "") != "" then "username = \($mqtt.data.username | q)" else empty end)
+  end)
+' "$options" >"$config.new"
+mv "$config.new" "$config"
+
+level=$(opt log_level)
+exec "$bin" run --config "$config" --data-dir "$state" --log-level "${level:-info}" "$@"
