@@ -3,7 +3,8 @@
 //! quotes, a backslash and shell syntax) and the Supervisor's MQTT service answer
 //! (tests/package/supervisor-mqtt.json, read through curl as a file:// URL) become the
 //! config the real binary accepts — checked with `run --print-config` through the script
-//! itself — with every secret in the environment, never in the written file. The add-on
+//! itself — with every secret in the environment, never in the written file; and
+//! prepare.sh makes the local add-on folder with the whole source. The add-on
 //! image is not built here (no container daemon); docs/install.md says so.
 
 use std::path::{Path, PathBuf};
@@ -170,4 +171,54 @@ fn the_addon_run_script_says_what_is_wrong_with_the_options() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("is not a JSON object"), "{err}");
+}
+
+/// The local add-on folder holds what the Supervisor builds from: the recipe files, the
+/// whole repository at HEAD as src.tar.gz (Cargo.lock for `--locked`) and the commit.
+#[test]
+fn the_addon_folder_is_prepared_with_the_whole_source() {
+    require!(tools());
+    let git = Command::new("git")
+        .args(["-C"])
+        .arg(repo())
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output();
+    let head = require!(
+        git.ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .ok_or_else(|| Missing::new("git and a git checkout", "run from a clone"))
+    );
+    let dir = testkit::temp_dir("addon-prepare");
+    let dest = dir.path().join("oceanbridge");
+    let out = Command::new("bash")
+        .arg(repo().join("packaging/ha-addon/prepare.sh"))
+        .arg(&dest)
+        .output()
+        .expect("runs bash");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for file in [
+        "config.yaml",
+        "build.yaml",
+        "Dockerfile",
+        "run.sh",
+        "DOCS.md",
+    ] {
+        assert!(dest.join(file).is_file(), "{file} missing");
+    }
+    let commit = std::fs::read_to_string(dest.join("COMMIT")).expect("COMMIT");
+    assert_eq!(commit.trim(), head);
+    let listing = Command::new("tar")
+        .arg("tzf")
+        .arg(dest.join("src.tar.gz"))
+        .output()
+        .expect("runs tar");
+    let names = String::from_utf8_lossy(&listing.stdout);
+    for path in ["Cargo.lock", "Cargo.toml", "crates/oceanbridge/src/main.rs"] {
+        assert!(names.lines().any(|l| l == path), "{path} not in src.tar.gz");
+    }
 }
