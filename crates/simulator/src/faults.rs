@@ -1,5 +1,6 @@
 //! Fault switches: break the simulated cloud on purpose (drop connections, broker down/up,
-//! delay, malformed frame, unknown cmd pair, out-of-range value, stop/start a device).
+//! delay, malformed frame, unknown cmd pair, out-of-range value, stop/start a device, make
+//! a device ignore §10 sets).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,6 +26,8 @@ pub(crate) enum DeviceCommand {
     Stop,
     /// Come back online and resume reporting.
     Start,
+    /// Ignore §10 sets from now on (true) or take them again (false).
+    IgnoreSets(bool),
 }
 
 /// The fault switches of a running simulator (cheap to clone; all methods return at once).
@@ -114,6 +117,13 @@ impl Faults {
     /// Starts a stopped device `sn` again.
     pub fn start_device(&self, sn: &str) -> Result<(), SimulatorError> {
         self.command(sn, DeviceCommand::Start)
+    }
+
+    /// Makes device `sn` ignore §10 set frames (`true`: still counted as received in
+    /// `/sim/stats`, never applied, 96/8 keeps the old values — the bridge must report
+    /// "not applied") or take them again (`false`). Config: `field.ignore_sets`.
+    pub fn ignore_sets(&self, sn: &str, ignore: bool) -> Result<(), SimulatorError> {
+        self.command(sn, DeviceCommand::IgnoreSets(ignore))
     }
 
     fn command(&self, sn: &str, command: DeviceCommand) -> Result<(), SimulatorError> {

@@ -29,11 +29,14 @@
 //! - [`faults`]: [`Faults`], the fault switches.
 //! - [`stats`]: [`SimulatorStats`], counters of what happened.
 //! - [`fleet`]: many devices' frames (encoder only, no physics) published into a broker, for load.
-//! - [`physics`]: the pure, clock-driven model of a Fit (PV, load, packs, grid meter).
+//! - [`physics`]: the pure, clock-driven model of a Fit (PV, load, packs, grid meter) and
+//!   the §10 settings that steer it (reserve floor, backup charging, feed-in cap).
 //! - [`credentials`]: [`MqttCredentials`]: the random MQTT logins (expiring ones handed out
 //!   per certification) and tokens (OS RNG or an error).
 //! - `reports`: model → catalog states → report bytes, and the open-API JSON quota form.
-//! - `device`: the device tasks: cadences, get-all answers, offline message, one-shot faults.
+//! - `device`: the device tasks: cadences, get-all answers, offline message, one-shot
+//!   faults, the §10 sets taken and the 96/8 settings report.
+//! - `sets`: a payload on a device's `set` topic → a §10 `SetRequest` or why it is ignored.
 //! - `mqtt`: the MQTT side chosen at start — the embedded broker or an external one.
 //! - `broker`: the embedded MQTT/TLS broker (rumqttc's v4 codec) and its control.
 //! - `outlet`: publishing into the embedded or an external broker.
@@ -62,6 +65,7 @@ mod http;
 mod mqtt;
 mod outlet;
 mod reports;
+mod sets;
 mod tls;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

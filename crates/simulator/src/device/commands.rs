@@ -1,5 +1,5 @@
 //! The one-shot commands a device carries out for the fault switches (a malformed
-//! payload, an unknown command pair, out-of-range values) and stop/start.
+//! payload, an unknown command pair, out-of-range values), stop/start and ignoring sets.
 
 use std::sync::atomic::Ordering;
 
@@ -63,6 +63,7 @@ impl Device {
                     self.go_offline().await;
                 }
             }
+            DeviceCommand::IgnoreSets(ignore) => self.set_ignoring(ignore),
             DeviceCommand::Start => {
                 if !self.running {
                     self.running = true;

@@ -6,9 +6,11 @@
 //! - this file: [`DeviceView`], [`DeviceSetup`], [`spawn`] one device, [`spawn_all`].
 //! - `task`: one device on the wire — cadences, reports, get-all answers, the open-API
 //!   routes, going offline.
-//! - `commands`: the one-shot fault commands and stop/start.
+//! - `commands`: the one-shot fault commands, stop/start and ignoring sets.
+//! - `sets`: the §10 sets a device takes and its 96/8 settings report.
 
 mod commands;
+mod sets;
 mod task;
 
 use std::collections::HashMap;
@@ -103,6 +105,8 @@ pub(crate) struct DeviceSetup {
     pub(crate) offline_keeps_last_values: bool,
     /// Offline from the start (field.offline_devices).
     pub(crate) start_offline: bool,
+    /// Ignores §10 sets from the start (field.ignore_sets).
+    pub(crate) ignore_sets: bool,
 }
 
 struct Device {
@@ -118,6 +122,10 @@ struct Device {
     running: bool,
     field_log: Arc<FieldLog>,
     offline_keeps_last_values: bool,
+    /// Sets are counted but not applied (to test "not applied").
+    ignore_sets: bool,
+    /// The settings revision last reported in 96/8.
+    settings_reported: u64,
 }
 
 /// Starts the device task; it runs until `shutdown`, then says goodbye (offline message).
@@ -134,7 +142,7 @@ pub(crate) fn spawn(
             pv_peak_w: setup.pv_peak_w,
         }),
     };
-    let device = Device {
+    let mut device = Device {
         view: view.clone(),
         clock: setup.clock,
         xor: setup.xor,
@@ -147,7 +155,10 @@ pub(crate) fn spawn(
         running: !setup.start_offline,
         field_log: setup.field_log,
         offline_keeps_last_values: setup.offline_keeps_last_values,
+        ignore_sets: false,
+        settings_reported: 0,
     };
+    device.set_ignoring(setup.ignore_sets);
     let timers = Timers::new(&setup.cadence, setup.speed);
     let task = tokio::spawn(device.run(timers, setup.inbound, setup.commands, shutdown));
     (view, task)
@@ -205,6 +216,7 @@ pub(crate) fn spawn_all(
                 field_log: field_log.clone(),
                 offline_keeps_last_values: config.field.offline_keeps_last_values,
                 start_offline: config.field.offline_devices.contains(sn),
+                ignore_sets: config.field.ignore_sets.contains(sn),
             },
             stop.clone(),
         );

@@ -1,7 +1,8 @@
 //! One simulated Fit system on the wire: advances its physics on the simulated clock,
 //! publishes the four reports at their cadences on `/app/device/property/<SN>` (the energy
 //! stream only while a client keeps it switched on, protocol §8), answers get-all
-//! requests on `get_reply`, hears the switch on `set`, pushes the open-API status and
+//! requests on `get_reply` (96/8 settings included), hears the switch and the §10 sets
+//! on `set`, reports 96/8 when its settings change, pushes the open-API status and
 //! quota routes, and sends the offline message when stopped.
 
 use std::sync::atomic::Ordering;
@@ -109,6 +110,8 @@ impl Device {
                         let now = self.clock.now();
                         self.view.shared.model().advance_to(now);
                     }
+                    // The device may have raised a too-low reserve by itself (§10).
+                    self.report_settings_change().await;
                 }
             }
         }
@@ -168,7 +171,7 @@ impl Device {
         }
     }
 
-    /// Hears this device's `set` topic (the §8 switch) and answers
+    /// Hears this device's `set` topic (the §8 switch, the §10 sets) and answers
     /// `/app/<userId>/<SN>/thing/property/get` with every report on `get_reply` — without
     /// the energy stream while it is switched off (get-all refreshes the slow channels).
     async fn on_inbound(&mut self, msg: Message) {
@@ -183,7 +186,7 @@ impl Device {
             "set" => match switch::classify(&msg.payload) {
                 SetFrame::StreamOn => self.field_log.switch_frame(sn, true),
                 SetFrame::BadSwitch => self.field_log.switch_frame(sn, false),
-                SetFrame::Other => {}
+                SetFrame::Other => self.on_set(&msg.payload).await,
             },
             "get" => self.field_log.get_all(sn),
             _ => return,
@@ -201,6 +204,9 @@ impl Device {
                 self.send(reply_topic.clone(), payload, 1).await;
             }
         }
+        // The settings last (§10: PowerOcean systems answer a get-all with 96/8 too).
+        let settings = self.settings_payload();
+        self.send(reply_topic, settings, 1).await;
         bump(&self.counters.get_all_answered);
     }
 

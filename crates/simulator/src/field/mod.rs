@@ -101,6 +101,11 @@ pub struct FieldConfig {
     /// f. Serials that are offline from the start (they reported up to the start time,
     /// then went silent). Default none.
     pub offline_devices: Vec<String>,
+    /// Serials that ignore §10 set frames: counted as received in `/sim/stats`, never
+    /// applied, their 96/8 keeps the old values (issue 14: a bridge must then say "not
+    /// applied"). Not a field rule — a test switch; at run time `Faults::ignore_sets`.
+    /// Default none.
+    pub ignore_sets: Vec<String>,
 }
 
 impl Default for FieldConfig {
@@ -136,6 +141,7 @@ impl FieldConfig {
             credential_ttl: Duration::from_secs(24 * 3600),
             offline_keeps_last_values: true,
             offline_devices: Vec::new(),
+            ignore_sets: Vec::new(),
         }
     }
 
@@ -177,6 +183,7 @@ impl FieldConfig {
         for (what, list) in [
             ("unlinked_devices", &self.unlinked_devices),
             ("offline_devices", &self.offline_devices),
+            ("ignore_sets", &self.ignore_sets),
         ] {
             if let Some(sn) = list.iter().find(|sn| !devices.contains(sn)) {
                 return bad(format!("field.{what}: {sn} is not one of the devices"));
@@ -224,6 +231,7 @@ mod tests {
             (r#"{"intermittent_8521": 1.5}"#, "intermittent_8521"),
             (r#"{"offline_devices": ["B"]}"#, "offline_devices: B"),
             (r#"{"unlinked_devices": ["C"]}"#, "unlinked_devices: C"),
+            (r#"{"ignore_sets": ["D"]}"#, "ignore_sets: D"),
         ] {
             let c: FieldConfig = serde_json::from_str(json).unwrap();
             let e = c.validate(&devices).unwrap_err().to_string();

@@ -1,6 +1,6 @@
 //! What the simulator saw of its clients, as `GET /sim/stats` serves it ([`FieldStats`]),
-//! and the live record behind it ([`FieldLog`]): per device the switch frames and the
-//! stream, per account the client ids and refused connections, signing errors by code.
+//! and the live record behind it ([`FieldLog`]): per device the switch frames, the
+//! stream and the §10 sets, per account the client ids and refused connections, signing errors by code.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use super::FieldConfig;
 use super::client_id::DailyIds;
 use crate::SimulatorStats;
+use crate::sets::Ignored;
 
 /// The `GET /sim/stats` answer.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -47,6 +48,17 @@ pub struct DeviceFieldStats {
     pub stream_stops: u64,
     /// Get-all requests received.
     pub get_all_requests: u64,
+    /// Payloads on the `set` topic other than 96/97 frames (protocol §10 sets and
+    /// anything else), whatever became of them.
+    pub sets_received: u64,
+    /// Sets applied (each followed by a 96/8 report).
+    pub sets_applied: u64,
+    /// Sets ignored, in total and by reason: `not_a_frame`, `envelope`,
+    /// `unknown_command`, `bad_pdata`, `bad_value`, `offline`, `ignoring_sets`.
+    pub sets_ignored: u64,
+    pub sets_ignored_by_reason: BTreeMap<String, u64>,
+    /// The device is switched to ignore sets (`field.ignore_sets`, `Faults::ignore_sets`).
+    pub ignores_sets: bool,
 }
 
 /// One account (route), as the broker and HTTP side saw it.
@@ -212,6 +224,27 @@ impl FieldLog {
         })
     }
 
+    /// A set arrived for `sn`: applied (`None`) or ignored for `why`.
+    pub(crate) fn set_frame(&self, sn: &str, why: Option<Ignored>) {
+        self.device(sn, |d| {
+            d.stats.sets_received += 1;
+            match why {
+                None => d.stats.sets_applied += 1,
+                Some(why) => {
+                    d.stats.sets_ignored += 1;
+                    *d.stats
+                        .sets_ignored_by_reason
+                        .entry(why.as_str().to_string())
+                        .or_default() += 1;
+                }
+            }
+        });
+    }
+
+    pub(crate) fn ignoring_sets(&self, sn: &str, ignore: bool) {
+        self.device(sn, |d| d.stats.ignores_sets = ignore);
+    }
+
     pub(crate) fn get_all(&self, sn: &str) {
         self.device(sn, |d| d.stats.get_all_requests += 1);
     }
@@ -304,6 +337,9 @@ mod tests {
         log.switch_frame("SN", true);
         assert!(log.stream_tick("SN"));
         log.get_all("SN");
+        log.set_frame("SN", None);
+        log.set_frame("SN", Some(Ignored::Envelope));
+        log.ignoring_sets("SN", true);
         assert!(log.admit_client_id(OPEN, "a") && log.admit_client_id(OPEN, "b"));
         assert!(!log.admit_client_id(OPEN, "c"));
         log.refused(OPEN, Refusal::ClientIdLimit);
@@ -318,6 +354,9 @@ mod tests {
         );
         assert_eq!((d.stream_withheld, d.get_all_requests), (1, 1));
         assert!(d.stream_on && d.last_switch_unix_ms.is_some());
+        assert_eq!((d.sets_received, d.sets_applied, d.sets_ignored), (2, 1, 1));
+        assert_eq!(d.sets_ignored_by_reason["envelope"], 1);
+        assert!(d.ignores_sets);
         assert_eq!(s.accounts[OPEN].client_ids, vec!["a", "b"]);
         assert_eq!(s.accounts[OPEN].refused["client_id_limit"], 1);
         assert_eq!(s.accounts[APP].client_ids_today, 20);

@@ -3,12 +3,19 @@
 //! whose state of charge integrates their power within charge/discharge limits, a
 //! self-consumption controller, and the 3-phase grid meter that balances the rest.
 //!
+//! The user's settings (protocol §10, [`settings`]) steer the controller: the backup
+//! reserve is the discharge floor, backup mode charges to 100 % (from the grid if need be)
+//! and holds, the feed-in mode caps export by curtailing PV.
+//!
 //! Sign conventions: `battery_w` > 0 discharges, < 0 charges; `grid_w` > 0 imports, < 0
 //! exports. At every instant `grid_w + pv_w + battery_w = load_w + heating_w` exactly.
 
 pub mod profile;
+pub mod settings;
 
 use profile::{Clouds, Household, Noise, clear_sky};
+use protocol::SetRequest;
+use settings::Controls;
 
 /// Capacity of one pack in Wh.
 pub const PACK_CAPACITY_WH: f64 = 5000.0;
@@ -64,7 +71,13 @@ impl Pack {
 
     /// What the pack can give now, W (tapers in the last 5 % above the lower limit).
     pub fn discharge_limit_w(&self) -> f64 {
-        let taper = ((self.soc - SOC_LOWER_LIMIT) / 5.0).clamp(0.0, 1.0);
+        self.discharge_limit_above(SOC_LOWER_LIMIT)
+    }
+
+    /// What the pack gives with the controller's floor at `floor` percent (the backup
+    /// reserve), W: tapers in the last 5 % above it.
+    pub fn discharge_limit_above(&self, floor: f64) -> f64 {
+        let taper = ((self.soc - floor.max(SOC_LOWER_LIMIT)) / 5.0).clamp(0.0, 1.0);
         PACK_MAX_DISCHARGE_W * taper
     }
 
@@ -122,6 +135,7 @@ pub struct FitModel {
     packs: Vec<Pack>,
     flows: Flows,
     day: DayEnergy,
+    controls: Controls,
     now: f64,
 }
 
@@ -157,6 +171,7 @@ impl FitModel {
                 ..Flows::default()
             },
             day: DayEnergy::default(),
+            controls: Controls::default(),
             now: epoch_s,
         };
         model.settle(0.0);
@@ -178,6 +193,18 @@ impl FitModel {
 
     pub fn day(&self) -> &DayEnergy {
         &self.day
+    }
+
+    /// The settings (protocol §10) and their revision.
+    pub fn controls(&self) -> &Controls {
+        &self.controls
+    }
+
+    /// Applies a set (protocol §10) from now on; the flows follow at once (the next
+    /// report after the 96/8 already shows them).
+    pub fn apply_set(&mut self, request: &SetRequest) {
+        self.controls.apply(request, self.now);
+        self.settle(0.0);
     }
 
     /// Mean state of charge of the packs, percent.
@@ -213,6 +240,7 @@ impl FitModel {
             if dt > 0.0 {
                 self.settle(dt);
             }
+            self.controls.check_reserve(self.now);
             if self.now >= next_midnight {
                 self.day = DayEnergy::default();
             }
@@ -225,7 +253,7 @@ impl FitModel {
         let day_of_year = (self.local_seconds(self.now) / 86400.0).rem_euclid(365.2425);
         self.clouds.step(dt, &mut self.noise);
         let pv_noise = 1.0 + 0.01 * self.noise.gauss().clamp(-3.0, 3.0);
-        let pv_w = (self.config.pv_peak_w
+        let mut pv_w = (self.config.pv_peak_w
             * 0.85
             * clear_sky(hour, day_of_year)
             * self.clouds.factor
@@ -235,21 +263,28 @@ impl FitModel {
         let heating_w = 0.0;
         let bp_heating_w = 0.0;
 
-        // Self-consumption: the battery covers the deficit or soaks up the surplus.
+        // Self-consumption: the battery covers the deficit down to the reserve or soaks
+        // up the surplus; in backup mode it charges at full rate whatever the sun does.
+        let set = self.controls.settings;
         let net = load_w + heating_w + bp_heating_w - pv_w;
+        let charging = set.charges_to_full() || net <= 0.0;
         let limits: Vec<f64> = self
             .packs
             .iter()
             .map(|p| {
-                if net > 0.0 {
-                    p.discharge_limit_w()
-                } else {
+                if charging {
                     p.charge_limit_w()
+                } else {
+                    p.discharge_limit_above(set.discharge_floor())
                 }
             })
             .collect();
         let total_limit: f64 = limits.iter().sum::<f64>().min(INVERTER_MAX_W);
-        let battery_w = net.signum() * net.abs().min(total_limit);
+        let battery_w = if set.charges_to_full() {
+            -total_limit
+        } else {
+            net.signum() * net.abs().min(total_limit)
+        };
         let limit_sum: f64 = limits.iter().sum();
         for (pack, limit) in self.packs.iter_mut().zip(&limits) {
             let share = if limit_sum > 0.0 {
@@ -260,7 +295,13 @@ impl FitModel {
             pack.power_w = battery_w * share;
             integrate_pack(pack, dt);
         }
-        let grid_w = net - battery_w;
+        let mut grid_w = net - battery_w;
+        // The feed-in mode caps export: the inverter curtails PV rather than export more.
+        let cap = set.export_cap_w();
+        if -grid_w > cap {
+            pv_w -= -grid_w - cap;
+            grid_w = -cap;
+        }
 
         // The meter: load spread unevenly over the phases, the inverter feeds all three evenly.
         let load_split = [0.45, 0.33, 0.22];
