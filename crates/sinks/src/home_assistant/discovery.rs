@@ -64,7 +64,7 @@ impl Topics {
 }
 
 /// Serial as a topic level: no wildcards or separators.
-fn topic_safe(sn: &str) -> String {
+pub(crate) fn topic_safe(sn: &str) -> String {
     sn.chars()
         .map(|c| {
             if matches!(c, '/' | '+' | '#') || c.is_control() {
@@ -77,7 +77,7 @@ fn topic_safe(sn: &str) -> String {
 }
 
 /// HA node/object ids allow `[a-zA-Z0-9_-]` only.
-fn id_safe(s: &str) -> String {
+pub(crate) fn id_safe(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' {

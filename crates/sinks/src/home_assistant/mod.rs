@@ -5,12 +5,15 @@
 //! # Layout
 //! - [`config`]: [`HomeAssistantConfig`] (serde, defaults; the broker URL parsed at load).
 //! - [`discovery`]: the pure part — payloads, classes, units, topics.
+//! - [`settings`]: the settings controls (protocol §10), pure — `select`/`number` configs,
+//!   read-back states, command payloads as [`protocol::SetRequest`]s.
 //! - `publisher`: announcing, following store events, removing entities.
 //! - `connection`: the MQTT event loop with reconnect backoff; says when to announce.
 //! - this file: [`run`], the loop that ties the store, the publisher and the connection.
 
 pub mod config;
 pub mod discovery;
+pub mod settings;
 
 mod connection;
 mod publisher;

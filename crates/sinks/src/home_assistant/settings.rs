@@ -1,0 +1,335 @@
+//! The settings entities (protocol §10), pure: one Home Assistant `select` or `number` per
+//! setting a user may change, their discovery configs and topics, the state each shows
+//! (always the device's read-back [`DeviceSettings`], never the request), and how a
+//! command payload from HA becomes a [`SetRequest`]. Announced only while control is on;
+//! `docs/control.md` says what each setting does.
+
+use protocol::control::MAX_FEED_POWER_W;
+use protocol::{DeviceSettings, FeedMode, SetRequest, WorkMode};
+use serde_json::{Map, Value as Json, json};
+
+use super::discovery::{Topics, device_info, id_safe, topic_safe};
+
+/// What HA shows for a value the device has not reported (HA's reset payload: the
+/// entity's state becomes "unknown").
+pub const UNKNOWN: &str = "None";
+
+/// One settable value as HA sees it. Reserve and threshold are separate `number`s but
+/// travel in one frame (96/112), as do feed mode and cap (96/115): a command for one of
+/// them carries the other's current read-back value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SettingEntity {
+    WorkMode,
+    FeedMode,
+    BackupReserve,
+    SurplusThreshold,
+    FeedPowerCap,
+}
+
+impl SettingEntity {
+    pub const ALL: [SettingEntity; 5] = [
+        SettingEntity::WorkMode,
+        SettingEntity::FeedMode,
+        SettingEntity::BackupReserve,
+        SettingEntity::SurplusThreshold,
+        SettingEntity::FeedPowerCap,
+    ];
+
+    /// The topic level and object id (`work_mode`, …).
+    pub const fn key(self) -> &'static str {
+        match self {
+            SettingEntity::WorkMode => "work_mode",
+            SettingEntity::FeedMode => "feed_mode",
+            SettingEntity::BackupReserve => "backup_reserve",
+            SettingEntity::SurplusThreshold => "surplus_threshold",
+            SettingEntity::FeedPowerCap => "feed_power_cap",
+        }
+    }
+
+    pub fn from_key(key: &str) -> Option<SettingEntity> {
+        SettingEntity::ALL.into_iter().find(|s| s.key() == key)
+    }
+
+    pub const fn component(self) -> &'static str {
+        match self {
+            SettingEntity::WorkMode | SettingEntity::FeedMode => "select",
+            _ => "number",
+        }
+    }
+
+    const fn name(self) -> &'static str {
+        match self {
+            SettingEntity::WorkMode => "Work mode",
+            SettingEntity::FeedMode => "Feed-in mode",
+            SettingEntity::BackupReserve => "Backup reserve",
+            SettingEntity::SurplusThreshold => "Solar-surplus threshold",
+            SettingEntity::FeedPowerCap => "Feed-in cap",
+        }
+    }
+
+    /// What the state topic carries for `settings`: the option name or the number, or
+    /// [`UNKNOWN`] until the device reports it (or reports a code users cannot set).
+    pub fn state_payload(self, settings: &DeviceSettings) -> String {
+        let text = match self {
+            SettingEntity::WorkMode => settings
+                .work_mode
+                .and_then(WorkMode::from_code)
+                .map(|m| m.as_str().to_string()),
+            SettingEntity::FeedMode => settings
+                .feed_mode
+                .and_then(FeedMode::from_code)
+                .map(|m| m.as_str().to_string()),
+            SettingEntity::BackupReserve => settings.backup_reserve.map(|v| v.to_string()),
+            SettingEntity::SurplusThreshold => settings.surplus_threshold.map(|v| v.to_string()),
+            SettingEntity::FeedPowerCap => settings.feed_power_cap_w.map(|v| v.to_string()),
+        };
+        text.unwrap_or_else(|| UNKNOWN.to_string())
+    }
+
+    /// The request a command `payload` from HA means, given the device's current
+    /// read-back values for the setting's partner (threshold for the reserve and back,
+    /// cap for the limited feed mode). Errors are one line for the user.
+    pub fn request(self, payload: &str, current: &DeviceSettings) -> Result<SetRequest, String> {
+        let payload = payload.trim();
+        match self {
+            SettingEntity::WorkMode => WorkMode::parse(payload)
+                .map(|mode| SetRequest::WorkMode { mode })
+                .ok_or_else(|| format!("unknown work mode {payload:?}")),
+            SettingEntity::FeedMode => {
+                let mode = FeedMode::parse(payload)
+                    .ok_or_else(|| format!("unknown feed-in mode {payload:?}"))?;
+                Ok(SetRequest::FeedIn {
+                    mode,
+                    cap_w: (mode == FeedMode::Limited)
+                        .then_some(current.feed_power_cap_w)
+                        .flatten(),
+                })
+            }
+            SettingEntity::BackupReserve => Ok(SetRequest::BatteryLimits {
+                backup_reserve: whole(payload)?,
+                surplus_threshold: current.surplus_threshold.ok_or(
+                    "the device has not reported its solar-surplus threshold yet (it is sent with the reserve)",
+                )?,
+            }),
+            SettingEntity::SurplusThreshold => Ok(SetRequest::BatteryLimits {
+                backup_reserve: current.backup_reserve.ok_or(
+                    "the device has not reported its backup reserve yet (it is sent with the threshold)",
+                )?,
+                surplus_threshold: whole(payload)?,
+            }),
+            // The cap only means something in limited mode (§10: field 4 goes with mode 3);
+            // setting it must not switch the mode behind the user's back.
+            SettingEntity::FeedPowerCap => {
+                let cap_w = whole(payload)?;
+                if current.feed_mode != Some(FeedMode::Limited.code()) {
+                    return Err(
+                        "the feed-in cap applies in feed-in mode \"limited\"; choose that mode first"
+                            .into(),
+                    );
+                }
+                Ok(SetRequest::FeedIn {
+                    mode: FeedMode::Limited,
+                    cap_w: Some(cap_w),
+                })
+            }
+        }
+    }
+}
+
+/// A whole non-negative number as HA sends it (`"30"` or `"30.0"`).
+fn whole(payload: &str) -> Result<u32, String> {
+    let bad = || format!("expected a whole number, got {payload:?}");
+    let v: f64 = payload.parse().map_err(|_| bad())?;
+    if !v.is_finite() || v < 0.0 || v.fract() != 0.0 || v > f64::from(u32::MAX) {
+        return Err(bad());
+    }
+    Ok(v as u32)
+}
+
+impl Topics {
+    /// A setting's state: the read-back value (`<prefix>/<SN>/settings/<key>`).
+    pub fn setting_state(&self, sn: &str, setting: SettingEntity) -> String {
+        format!(
+            "{}/{}/settings/{}",
+            self.prefix,
+            topic_safe(sn),
+            setting.key()
+        )
+    }
+
+    /// Where HA sends a new value for a setting.
+    pub fn setting_command(&self, sn: &str, setting: SettingEntity) -> String {
+        format!("{}/set", self.setting_state(sn, setting))
+    }
+
+    /// The subscription that receives every device's setting commands.
+    pub fn setting_commands(&self) -> String {
+        format!("{}/+/settings/+/set", self.prefix)
+    }
+
+    /// The outcome of the last settings change from HA, as one line.
+    pub fn setting_result(&self, sn: &str) -> String {
+        format!("{}/{}/settings/result", self.prefix, topic_safe(sn))
+    }
+
+    /// `(serial as a topic level, setting)` of a command topic, if it is one.
+    pub fn parse_setting_command<'t>(&self, topic: &'t str) -> Option<(&'t str, SettingEntity)> {
+        let rest = topic.strip_prefix(&self.prefix)?.strip_prefix('/')?;
+        let mut levels = rest.split('/');
+        let (sn, settings, key, set) = (
+            levels.next()?,
+            levels.next()?,
+            levels.next()?,
+            levels.next()?,
+        );
+        if levels.next().is_some() || settings != "settings" || set != "set" || sn.is_empty() {
+            return None;
+        }
+        Some((sn, SettingEntity::from_key(key)?))
+    }
+
+    pub fn setting_config(&self, sn: &str, setting: SettingEntity) -> String {
+        format!(
+            "{}/{}/oceanbridge_{}/settings_{}/config",
+            self.discovery_prefix,
+            setting.component(),
+            id_safe(sn),
+            setting.key()
+        )
+    }
+
+    fn setting_result_config(&self, sn: &str) -> String {
+        format!(
+            "{}/sensor/oceanbridge_{}/settings_result/config",
+            self.discovery_prefix,
+            id_safe(sn)
+        )
+    }
+}
+
+/// True when `topic` names `sn` as [`Topics`] writes it.
+pub fn same_device(topic_level: &str, sn: &str) -> bool {
+    topic_safe(sn) == topic_level
+}
+
+/// Every discovery config of the settings of one device: `(config topic, payload)`, the
+/// five controls and the "last settings change" sensor.
+pub fn configs(topics: &Topics, sn: &str, origin_version: &str) -> Vec<(String, Json)> {
+    let mut out: Vec<(String, Json)> = SettingEntity::ALL
+        .into_iter()
+        .map(|s| {
+            (
+                topics.setting_config(sn, s),
+                config(topics, sn, s, origin_version),
+            )
+        })
+        .collect();
+    let mut result = common(topics, sn, origin_version);
+    result.insert("name".into(), json!("Last settings change"));
+    result.insert(
+        "unique_id".into(),
+        json!(format!("oceanbridge_{}_settings_result", id_safe(sn))),
+    );
+    result.insert("state_topic".into(), json!(topics.setting_result(sn)));
+    result.insert("entity_category".into(), json!("diagnostic"));
+    result.insert("icon".into(), json!("mdi:history"));
+    out.push((topics.setting_result_config(sn), Json::Object(result)));
+    out
+}
+
+/// The config topics [`configs`] publishes (to clear them when control is off).
+pub fn config_topics(topics: &Topics, sn: &str) -> Vec<String> {
+    let mut out: Vec<String> = SettingEntity::ALL
+        .into_iter()
+        .map(|s| topics.setting_config(sn, s))
+        .collect();
+    out.push(topics.setting_result_config(sn));
+    out
+}
+
+/// What every settings entity has: device, availability (bridge and device: a setting is
+/// no channel), origin.
+fn common(topics: &Topics, sn: &str, origin_version: &str) -> Map<String, Json> {
+    let mut c = Map::new();
+    c.insert(
+        "availability".into(),
+        json!([
+            {"topic": topics.bridge_availability()},
+            {"topic": topics.device_availability(sn)},
+        ]),
+    );
+    c.insert("availability_mode".into(), json!("all"));
+    c.insert("device".into(), device_info(sn, None));
+    c.insert(
+        "origin".into(),
+        json!({"name": "oceanbridge", "sw_version": origin_version}),
+    );
+    c
+}
+
+/// The discovery config of one control. Not optimistic: HA shows the state topic, which
+/// carries the device's read-back only.
+pub fn config(topics: &Topics, sn: &str, setting: SettingEntity, origin_version: &str) -> Json {
+    let mut c = common(topics, sn, origin_version);
+    c.insert("name".into(), json!(setting.name()));
+    c.insert(
+        "unique_id".into(),
+        json!(format!(
+            "oceanbridge_{}_settings_{}",
+            id_safe(sn),
+            setting.key()
+        )),
+    );
+    c.insert(
+        "state_topic".into(),
+        json!(topics.setting_state(sn, setting)),
+    );
+    c.insert(
+        "command_topic".into(),
+        json!(topics.setting_command(sn, setting)),
+    );
+    c.insert("entity_category".into(), json!("config"));
+    c.insert("optimistic".into(), json!(false));
+    // QoS 1 both ways: a command must not be lost, and is idempotent if repeated.
+    c.insert("qos".into(), json!(1));
+    let percent = |c: &mut Map<String, Json>| {
+        c.insert("min".into(), json!(0));
+        c.insert("max".into(), json!(100));
+        c.insert("step".into(), json!(1));
+        c.insert("unit_of_measurement".into(), json!("%"));
+        c.insert("mode".into(), json!("slider"));
+    };
+    match setting {
+        SettingEntity::WorkMode => {
+            let options: Vec<&str> = WorkMode::ALL.iter().map(|m| m.as_str()).collect();
+            c.insert("options".into(), json!(options));
+            c.insert("icon".into(), json!("mdi:home-battery"));
+        }
+        SettingEntity::FeedMode => {
+            let options: Vec<&str> = FeedMode::ALL.iter().map(|m| m.as_str()).collect();
+            c.insert("options".into(), json!(options));
+            c.insert("icon".into(), json!("mdi:transmission-tower-export"));
+        }
+        SettingEntity::BackupReserve => {
+            percent(&mut c);
+            c.insert("icon".into(), json!("mdi:battery-lock"));
+        }
+        SettingEntity::SurplusThreshold => {
+            percent(&mut c);
+            c.insert("icon".into(), json!("mdi:battery-arrow-up"));
+        }
+        SettingEntity::FeedPowerCap => {
+            c.insert("min".into(), json!(1));
+            c.insert("max".into(), json!(MAX_FEED_POWER_W));
+            c.insert("step".into(), json!(1));
+            c.insert("unit_of_measurement".into(), json!("W"));
+            c.insert("device_class".into(), json!("power"));
+            c.insert("mode".into(), json!("box"));
+        }
+    }
+    Json::Object(c)
+}
+
+#[cfg(test)]
+#[path = "settings_tests.rs"]
+mod tests;
