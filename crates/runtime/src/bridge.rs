@@ -150,6 +150,7 @@ impl Bridge {
                 store.clone(),
                 stats.clone(),
                 diagnostics.clone(),
+                None,
                 shutdown.clone(),
             )
             .await
@@ -162,6 +163,7 @@ impl Bridge {
                         store.clone(),
                         stats.clone(),
                         diagnostics,
+                        None,
                         shutdown.clone(),
                     )
                     .await;
@@ -182,8 +184,12 @@ impl Bridge {
             });
         }
         if options.home_assistant.enabled {
-            let handle =
-                sinks::home_assistant::run(options.home_assistant, store.clone(), shutdown.clone());
+            let handle = sinks::home_assistant::run(
+                options.home_assistant,
+                store.clone(),
+                None,
+                shutdown.clone(),
+            );
             tasks.spawn(async move {
                 let _ = handle.await;
             });

@@ -37,7 +37,7 @@ async fn availability_per_device_and_channel_follows_the_stages() {
     // The stream stale (30 s), the other channels unavailable (1 h); SN_OLD all unavailable.
     let mut h = Harness::start_aged(None).await;
     let shutdown = CancellationToken::new();
-    let sink = home_assistant::run(config, h.store.clone(), shutdown.clone());
+    let sink = home_assistant::run(config, h.store.clone(), None, shutdown.clone());
 
     let mut seen = BTreeMap::new();
     let wanted = [

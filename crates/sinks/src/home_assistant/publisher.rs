@@ -1,6 +1,7 @@
 //! [`Publisher`]: what the sink says to Home Assistant — device and pack configs (once per
 //! connection), current values, state changes, availability (bridge, device, channel:
-//! `docs/stages.md`), and the empty retained messages that remove the entities again.
+//! `docs/stages.md`), the settings controls while control is on (read-back states only,
+//! [`super::settings`]), and the empty retained messages that remove the entities again.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -9,7 +10,10 @@ use catalog::Channel;
 use rumqttc::{AsyncClient, QoS};
 use store::{DeviceSnapshot, Stage, StateStore, StoreEvent};
 
+use protocol::DeviceSettings;
+
 use super::discovery::{Topics, entity, state_payload, states_of};
+use super::settings::{self, SettingEntity};
 use crate::error::SinkError;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -40,14 +44,18 @@ pub(super) struct Publisher {
     client: AsyncClient,
     pub(super) topics: Topics,
     announced: Announced,
+    /// Control is on: announce the settings controls (else clear any left from a run
+    /// with control on, so HA offers no command entities).
+    control: bool,
 }
 
 impl Publisher {
-    pub(super) fn new(client: AsyncClient, topics: Topics) -> Publisher {
+    pub(super) fn new(client: AsyncClient, topics: Topics, control: bool) -> Publisher {
         Publisher {
             client,
             topics,
             announced: Announced::new(),
+            control,
         }
     }
 
@@ -73,12 +81,40 @@ impl Publisher {
             let e = entity(&self.topics, sn, state, VERSION);
             self.publish(e.config_topic, e.config.to_string()).await?;
         }
+        if pack.is_none() {
+            self.announce_settings(store, sn).await?;
+        }
         for latest in store.latest(sn) {
             if latest.state.channel.pack_index() == pack {
                 let topic = self.topics.state(sn, latest.state);
                 self.publish(topic, state_payload(latest.state, &latest.value))
                     .await?;
             }
+        }
+        Ok(())
+    }
+
+    /// The settings controls of a device with their read-back states while control is
+    /// on; otherwise empty retained configs, which remove controls an earlier run made.
+    async fn announce_settings(&self, store: &StateStore, sn: &str) -> Result<(), SinkError> {
+        if !self.control {
+            for topic in settings::config_topics(&self.topics, sn) {
+                self.publish(topic, String::new()).await?;
+            }
+            return Ok(());
+        }
+        for (topic, config) in settings::configs(&self.topics, sn, VERSION) {
+            self.publish(topic, config.to_string()).await?;
+        }
+        self.publish_settings(sn, &store.settings(sn).unwrap_or_default())
+            .await
+    }
+
+    /// Every control's state: what the device reported (96/8), never a request.
+    async fn publish_settings(&self, sn: &str, s: &DeviceSettings) -> Result<(), SinkError> {
+        for e in SettingEntity::ALL {
+            self.publish(self.topics.setting_state(sn, e), e.state_payload(s))
+                .await?;
         }
         Ok(())
     }
@@ -169,9 +205,15 @@ impl Publisher {
                         .await?;
                 }
             }
-            // The settings entities (select/number with command topics) are issue 14's
-            // Home Assistant part; until they exist a settings report publishes nothing.
-            StoreEvent::Settings { .. } => {}
+            StoreEvent::Settings {
+                device_sn,
+                settings,
+            } => {
+                if self.control {
+                    self.announce(store, device_sn, None).await?;
+                    self.publish_settings(device_sn, settings).await?;
+                }
+            }
         }
         Ok(())
     }
@@ -198,6 +240,18 @@ impl Publisher {
             if pack.is_none() {
                 self.publish(self.topics.device_availability(&sn), String::new())
                     .await?;
+                if self.control {
+                    for topic in settings::config_topics(&self.topics, &sn) {
+                        self.publish(topic, String::new()).await?;
+                    }
+                    for e in SettingEntity::ALL {
+                        self.publish(self.topics.setting_state(&sn, e), String::new())
+                            .await?;
+                    }
+                    self.publish(self.topics.setting_result(&sn), String::new())
+                        .await?;
+                    n += SettingEntity::ALL.len() + 1;
+                }
             }
         }
         Ok(n)

@@ -19,7 +19,7 @@ use crate::units::display_unit;
 const DEFAULT_WINDOW: Duration = Duration::from_secs(3600);
 
 /// An error answer: status and message (as `{"error": ...}`).
-pub struct ApiError(StatusCode, String);
+pub struct ApiError(pub StatusCode, pub String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {

@@ -5,6 +5,7 @@ use axum::response::IntoResponse;
 
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
+const SETTINGS_JS: &str = include_str!("assets/settings.js");
 const STYLE_CSS: &str = include_str!("assets/style.css");
 
 const NO_CACHE: (header::HeaderName, &str) = (header::CACHE_CONTROL, "no-cache");
@@ -23,6 +24,17 @@ pub async fn app_js() -> impl IntoResponse {
             NO_CACHE,
         ],
         APP_JS,
+    )
+}
+
+/// The Settings card (issue 14); a file of its own to keep `app.js` small.
+pub async fn settings_js() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            NO_CACHE,
+        ],
+        SETTINGS_JS,
     )
 }
 

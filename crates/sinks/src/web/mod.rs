@@ -7,10 +7,14 @@
 //! - [`sse`]: the `/api/events` stream.
 //! - [`health`]: `/healthz` (process up) and `/readyz` (connected, devices fresh), public.
 //! - [`diagnostics`]: `/api/diagnostics`, the bug-report bundle as a download.
-//! - [`assets`]: the embedded dashboard (`index.html`, `app.js`, `style.css`).
+//! - [`control`]: `/api/devices/{sn}/settings` (read-back, changes) and
+//!   `/api/control/audit` (issue 14, protocol §10).
+//! - [`assets`]: the embedded dashboard (`index.html`, `app.js`, `settings.js`,
+//!   `style.css`).
 
 pub mod api;
 pub mod assets;
+pub mod control;
 pub mod diagnostics;
 pub mod health;
 pub mod sse;
@@ -26,6 +30,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use connect::Secret;
 use serde::{Deserialize, Serialize};
+use store::ControlPort;
 use store::{BridgeStats, StateStore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -66,16 +71,21 @@ pub struct AppState {
     pub metrics: MetricsSet,
     /// Builds `/api/diagnostics`; `None`: the route answers 404.
     pub diagnostics: diagnostics::Provider,
+    /// Carries out settings changes; `None`: control is off (`[control] enabled = false`),
+    /// the Settings card is hidden and `POST …/settings` is refused.
+    pub control: Option<Arc<dyn ControlPort>>,
     pub shutdown: CancellationToken,
 }
 
 /// Binds `config.bind` and serves until `shutdown` fires. Returns the bound address
-/// (useful with port 0) and the server task. `diagnostics` builds `/api/diagnostics`.
+/// (useful with port 0) and the server task. `diagnostics` builds `/api/diagnostics`;
+/// `control` carries out settings changes (`None` when control is off).
 pub async fn serve(
     config: WebConfig,
     store: StateStore,
     stats: BridgeStats,
     diagnostics: diagnostics::Provider,
+    control: Option<Arc<dyn ControlPort>>,
     shutdown: CancellationToken,
 ) -> Result<(SocketAddr, JoinHandle<()>), SinkError> {
     let listener = tokio::net::TcpListener::bind(config.bind)
@@ -97,6 +107,7 @@ pub async fn serve(
             .map(|t| t.expose().into()),
         metrics: config.metrics,
         diagnostics,
+        control,
         shutdown: shutdown.clone(),
     });
     // No Nagle delay: SSE events and small JSON answers are latency-bound (with Nagle a
@@ -126,11 +137,17 @@ pub fn router(state: AppState) -> Router {
         .route("/api/export.csv", get(api::export_csv))
         .route("/api/events", get(sse::events))
         .route("/api/diagnostics", get(diagnostics::download))
+        .route(
+            "/api/devices/{sn}/settings",
+            get(control::get_settings).post(control::post_settings),
+        )
+        .route("/api/control/audit", get(control::audit))
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/", get(assets::index))
         .route("/app.js", get(assets::app_js))
+        .route("/settings.js", get(assets::settings_js))
         .route("/style.css", get(assets::style_css))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -1,15 +1,20 @@
 //! The sinks tests' harness: a memory store fed with genuine frames (`testkit::feed`)
 //! and the real web server on an ephemeral port. HTTP and SSE clients: `testkit`.
+//! [`control::TestPort`] stands in for the runtime's controller (issue 14).
 
 #![allow(dead_code)]
 
+pub mod browser;
+pub mod control;
 pub mod mqtt;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use control::TestPort;
 use sinks::web::{WebConfig, serve};
-use store::{BridgeStats, StateStore, StoreConfig};
+use store::{BridgeStats, ControlPort, StateStore, StoreConfig};
 use testkit::{TempDir, feed};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -46,7 +51,25 @@ impl Harness {
     /// Like [`Harness::start`] with the given web settings (bound to port 0 regardless).
     pub async fn start_with(web: WebConfig, steps: u32) -> Harness {
         let store = StateStore::open(&StoreConfig::default()).expect("memory store");
-        let mut h = Harness::serve(store, web, None).await;
+        Harness::fill(Harness::serve(store, web, None, None).await, steps).await
+    }
+
+    /// Like [`Harness::start`] with control on: a [`TestPort`] carries out the writes
+    /// (the device has reported [`control::REPORTED`] settings).
+    pub async fn start_control(token: Option<&str>, steps: u32) -> (Harness, Arc<TestPort>) {
+        let store = StateStore::open(&StoreConfig::default()).expect("memory store");
+        let web = WebConfig {
+            token: token.map(Into::into),
+            ..WebConfig::default()
+        };
+        let port = Arc::new(TestPort::new(store.clone()));
+        let control: Arc<dyn ControlPort> = port.clone();
+        let h = Harness::fill(Harness::serve(store, web, None, Some(control)).await, steps).await;
+        port.report(SN, &control::REPORTED);
+        (h, port)
+    }
+
+    async fn fill(mut h: Harness, steps: u32) -> Harness {
         let t0 = SystemTime::now() - Duration::from_secs(u64::from(steps) * 5);
         for _ in 0..steps {
             let at = t0 + Duration::from_secs(u64::from(h.step) * 5);
@@ -85,14 +108,19 @@ impl Harness {
             token: token.map(Into::into),
             ..WebConfig::default()
         };
-        let mut h = Harness::serve(store, web, Some(dir)).await;
+        let mut h = Harness::serve(store, web, Some(dir), None).await;
         h.feed = feed;
         h.step = 2;
         h
     }
 
     /// Serves `store` on port 0 and runs its stage timer.
-    async fn serve(store: StateStore, web: WebConfig, dir: Option<TempDir>) -> Harness {
+    async fn serve(
+        store: StateStore,
+        web: WebConfig,
+        dir: Option<TempDir>,
+        control: Option<Arc<dyn ControlPort>>,
+    ) -> Harness {
         let stats = BridgeStats::default();
         let shutdown = CancellationToken::new();
         let (addr, server) = serve(
@@ -103,6 +131,7 @@ impl Harness {
             store.clone(),
             stats.clone(),
             None,
+            control,
             shutdown.clone(),
         )
         .await

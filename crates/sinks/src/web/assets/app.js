@@ -366,6 +366,10 @@ function connectEvents() {
     scheduleRender();
   });
   es.addEventListener('resync', () => { loadStates().catch(console.warn); });
+  // The device reported its settings (96/8): the Settings card (settings.js) re-reads them.
+  es.addEventListener('settings', (ev) => {
+    if (JSON.parse(ev.data).device === app.device && window.loadSettings) loadSettings();
+  });
 }
 
 async function start() {
@@ -374,6 +378,7 @@ async function start() {
   try {
     await loadDevices();
     await loadStates();
+    if (window.loadSettings) loadSettings();
     loadChart();
     connectEvents();
   } catch (e) {
@@ -386,7 +391,11 @@ $('search').addEventListener('input', renderTable);
 $('only-warn').addEventListener('change', renderTable);
 $('chart-state').addEventListener('change', loadChart);
 $('chart-range').addEventListener('change', loadChart);
-$('device').addEventListener('change', () => { app.device = $('device').value; loadStates().then(loadChart).catch(console.warn); });
+$('device').addEventListener('change', () => {
+  app.device = $('device').value;
+  if (window.loadSettings) loadSettings();
+  loadStates().then(loadChart).catch(console.warn);
+});
 setInterval(() => { if (app.rows.length) renderTable(); }, 5000);
 setInterval(() => { loadDevices().catch(() => {}); }, 30000);
 setInterval(loadChart, 15000);

@@ -1,0 +1,178 @@
+//! The settings API (issue 14, protocol §10): what a device reports for its settings,
+//! changing them, and the audit of every attempt.
+//!
+//! - `GET /api/devices/{sn}/settings`: the device's read-back settings (96/8), whether
+//!   control is on and whether this server accepts changes.
+//! - `POST /api/devices/{sn}/settings`: a [`SetRequest`] as JSON (`{"setting":
+//!   "work_mode", "mode": "backup"}`, `{"setting": "battery_limits", "backup_reserve":
+//!   20, "surplus_threshold": 80}`, `{"setting": "feed_in", "mode": "limited", "cap_w":
+//!   800}`), carried out by the [`ControlPort`]; answers the [`Outcome`] JSON. Accepted
+//!   only with a dashboard token configured (a write must never be open to anyone who can
+//!   reach the port). Status: 200 for applied, not applied and dry run (the request was
+//!   carried out; the body says how it ended), 422 when refused (validation, rate limit),
+//!   403 when control is off or no token is configured (a refused outcome too), 400 for a
+//!   body that is no request, 404 for a device the bridge has not heard of.
+//! - `GET /api/control/audit?device=&limit=`: the newest audit rows, newest first.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use protocol::control::MAX_FEED_POWER_W;
+use protocol::{DeviceSettings, FeedMode, SetRequest, WorkMode};
+use serde::Deserialize;
+use serde_json::{Value as JsonValue, json};
+use store::{ControlPort, Origin, Outcome};
+
+use super::AppState;
+use super::api::ApiError;
+
+/// Rows `GET /api/control/audit` returns without `limit`.
+const DEFAULT_AUDIT_ROWS: usize = 100;
+
+/// The read-back settings as the API shows them: mode names (with the raw codes, which
+/// may be modes users cannot set), percentages, watts; `null` until reported.
+pub fn settings_json(s: &DeviceSettings) -> JsonValue {
+    json!({
+        "work_mode": s.work_mode.and_then(WorkMode::from_code).map(WorkMode::as_str),
+        "work_mode_code": s.work_mode,
+        "backup_reserve": s.backup_reserve,
+        "surplus_threshold": s.surplus_threshold,
+        "charge_upper_limit": s.charge_upper_limit,
+        "feed_mode": s.feed_mode.and_then(FeedMode::from_code).map(FeedMode::as_str),
+        "feed_mode_code": s.feed_mode,
+        "feed_power_cap_w": s.feed_power_cap_w,
+    })
+}
+
+fn not_found(sn: &str) -> Response {
+    ApiError(
+        StatusCode::NOT_FOUND,
+        format!("unknown device {sn:?}: the bridge has not heard of it"),
+    )
+    .into_response()
+}
+
+/// The port when this server accepts writes: control on and a token configured.
+fn writable(app: &AppState) -> Option<&Arc<dyn ControlPort>> {
+    app.control.as_ref().filter(|_| app.token.is_some())
+}
+
+pub async fn get_settings(State(app): State<AppState>, Path(sn): Path<String>) -> Response {
+    let Some(device) = app.store.device(&sn) else {
+        return not_found(&sn);
+    };
+    let modes = |all: &[&str]| json!(all);
+    Json(json!({
+        "device": device.device_sn,
+        "control_enabled": app.control.is_some(),
+        "writable": writable(&app).is_some(),
+        "settings": device.settings.as_ref().map(settings_json),
+        "reported_ms": device.settings_ms,
+        "options": {
+            "work_mode": modes(&WorkMode::ALL.map(WorkMode::as_str)),
+            "feed_mode": modes(&FeedMode::ALL.map(FeedMode::as_str)),
+            "feed_power_cap_w": {"min": 1, "max": MAX_FEED_POWER_W},
+        },
+    }))
+    .into_response()
+}
+
+/// An outcome as the answer: its JSON with the status the module doc lists.
+fn outcome_response(status: StatusCode, outcome: &Outcome) -> Response {
+    (status, Json(outcome)).into_response()
+}
+
+fn refused(status: StatusCode, reason: &str) -> Response {
+    outcome_response(
+        status,
+        &Outcome::Refused {
+            reason: reason.into(),
+        },
+    )
+}
+
+pub async fn post_settings(
+    State(app): State<AppState>,
+    Path(sn): Path<String>,
+    body: Bytes,
+) -> Response {
+    let Some(port) = app.control.clone() else {
+        return refused(
+            StatusCode::FORBIDDEN,
+            "control is off ([control] enabled = false)",
+        );
+    };
+    if app.token.is_none() {
+        return refused(
+            StatusCode::FORBIDDEN,
+            "changing settings over the web API needs a dashboard token ([web] token)",
+        );
+    }
+    let request: SetRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return ApiError(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "not a settings request ({e}); expected e.g. {{\"setting\": \"work_mode\", \"mode\": \"backup\"}}"
+                ),
+            )
+            .into_response();
+        }
+    };
+    let Some(device) = app.store.device(&sn) else {
+        return not_found(&sn);
+    };
+    // Its own task: a client that hangs up must not cut a write short between sending
+    // and its read-back (the controller audits the outcome either way).
+    let device_sn = device.device_sn;
+    let task = tokio::spawn(async move { port.set(&device_sn, request, Origin::Web).await });
+    let outcome = match task.await {
+        Ok(o) => o,
+        Err(_) => {
+            return ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the settings change failed inside the bridge; see its log".into(),
+            )
+            .into_response();
+        }
+    };
+    let status = match outcome {
+        Outcome::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        Outcome::Applied | Outcome::NotApplied { .. } | Outcome::DryRun { .. } => StatusCode::OK,
+    };
+    outcome_response(status, &outcome)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AuditQuery {
+    pub device: Option<String>,
+    pub limit: Option<usize>,
+}
+
+pub async fn audit(State(app): State<AppState>, Query(q): Query<AuditQuery>) -> Response {
+    let store = app.store.clone();
+    let limit = q.limit.unwrap_or(DEFAULT_AUDIT_ROWS);
+    let device = q.device.filter(|d| !d.is_empty());
+    let device_for_query = device.clone();
+    let rows =
+        tokio::task::spawn_blocking(move || store.audit(device_for_query.as_deref(), limit)).await;
+    match rows {
+        Ok(Ok(rows)) => Json(json!({
+            "control_enabled": app.control.is_some(),
+            "device": device,
+            "rows": rows,
+        }))
+        .into_response(),
+        Ok(Err(e)) => ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        Err(_) => ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "audit query failed".into(),
+        )
+        .into_response(),
+    }
+}

@@ -1,0 +1,258 @@
+//! Home Assistant settings controls against a real MQTT broker (issue 14, protocol §10):
+//! with control on, `select`/`number` entities with command topics whose state is the
+//! device's read-back; a command from HA reaches the control port (origin `ha`) and its
+//! outcome is published; an ignored write leaves the old state; retained commands are
+//! not carried out. With control off there are no command entities, and those an
+//! earlier run left are removed. The port is the tests' [`TestPort`].
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use common::control::{REPORTED, TestPort};
+use common::mqtt::{clear_retained, collect_until, endpoint, retained, subscribe};
+use rumqttc::QoS;
+use serde_json::Value as Json;
+use sinks::home_assistant::{self, HomeAssistantConfig};
+use store::{ControlPort, Origin, StateStore, StoreConfig};
+use testkit::feed::Feed;
+use testkit::services::MqttBroker;
+use testkit::unique;
+use tokio_util::sync::CancellationToken;
+
+const SN: &str = "HJ31ZDH5ZF220123";
+
+fn config(broker: &MqttBroker, base: &str) -> HomeAssistantConfig {
+    HomeAssistantConfig {
+        enabled: true,
+        broker: endpoint(broker),
+        client_id: unique("ob_test_bridge"),
+        discovery_prefix: format!("{base}/homeassistant"),
+        prefix: format!("{base}/oceanbridge"),
+        remove_on_shutdown: true,
+        ..HomeAssistantConfig::default()
+    }
+}
+
+/// The settings configs (non-empty) among `seen`, by object id (`settings_work_mode`, …).
+fn settings_configs(seen: &BTreeMap<String, String>, base: &str) -> BTreeMap<String, Json> {
+    seen.iter()
+        .filter(|(t, p)| {
+            t.starts_with(&format!("{base}/homeassistant/"))
+                && t.contains("/settings_")
+                && !p.is_empty()
+        })
+        .map(|(t, p)| {
+            let object = t.rsplit('/').nth(1).unwrap_or_default().to_string();
+            (object, serde_json::from_str(p).expect("config JSON"))
+        })
+        .collect()
+}
+
+async fn stop(shutdown: CancellationToken, sink: tokio::task::JoinHandle<()>) {
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), sink)
+        .await
+        .expect("sink stops")
+        .expect("join");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_controls_follow_the_read_back_and_carry_commands() {
+    let broker = testkit::require!(testkit::services::mqtt_broker());
+    let base = unique("ob_test");
+    let prefix = format!("{base}/oceanbridge");
+    let state = |key: &str| format!("{prefix}/{SN}/settings/{key}");
+    let command = |key: &str| format!("{prefix}/{SN}/settings/{key}/set");
+    let result = format!("{prefix}/{SN}/settings/result");
+    let (client, mut rx) = subscribe(&broker, &format!("{base}/#")).await;
+    // A command left retained on the broker (before the bridge subscribes): it must not
+    // be carried out when the bridge's subscription delivers it.
+    client
+        .publish(command("work_mode"), QoS::AtLeastOnce, true, "ai_schedule")
+        .await
+        .expect("publish");
+
+    let store = StateStore::open(&StoreConfig::default()).expect("memory store");
+    store.apply(&Feed::new(SN, 1).full(0), SystemTime::now());
+    let port = Arc::new(TestPort::new(store.clone()));
+    port.report(SN, &REPORTED);
+    let shutdown = CancellationToken::new();
+    let control: Arc<dyn ControlPort> = port.clone();
+    let sink = home_assistant::run(
+        config(&broker, &base),
+        store.clone(),
+        Some(control),
+        shutdown.clone(),
+    );
+
+    // Five controls and the result sensor; their states are the read-back.
+    let mut seen = BTreeMap::new();
+    let got = collect_until(&mut rx, &mut seen, Duration::from_secs(30), |s| {
+        settings_configs(s, &base).len() == 6 && s.contains_key(&state("feed_power_cap"))
+    })
+    .await;
+    assert!(
+        got,
+        "settings configs: {:?}",
+        settings_configs(&seen, &base).keys()
+    );
+    let configs = settings_configs(&seen, &base);
+    let work = &configs["settings_work_mode"];
+    assert_eq!(work["command_topic"], command("work_mode"));
+    assert_eq!(work["state_topic"], state("work_mode"));
+    assert_eq!(work["options"][2], "backup");
+    assert_eq!(configs["settings_backup_reserve"]["max"], 100);
+    assert_eq!(
+        configs["settings_feed_power_cap"]["unit_of_measurement"],
+        "W"
+    );
+    for (key, want) in [
+        ("work_mode", "self_use"),
+        ("backup_reserve", "20"),
+        ("surplus_threshold", "80"),
+        ("feed_mode", "unlimited"),
+        ("feed_power_cap", "800"),
+    ] {
+        assert_eq!(seen[&state(key)], want, "{key}");
+    }
+
+    // A command from HA → the port (origin ha) → read-back → state and outcome.
+    let send = async |key: &str, payload: &str| {
+        client
+            .publish(command(key), QoS::AtLeastOnce, false, payload.to_string())
+            .await
+            .expect("publish a command");
+    };
+    seen.remove(&result);
+    send("work_mode", "backup").await;
+    let got = collect_until(&mut rx, &mut seen, Duration::from_secs(20), |s| {
+        s.get(&result).map(String::as_str) == Some("applied")
+            && s.get(&state("work_mode")).map(String::as_str) == Some("backup")
+    })
+    .await;
+    assert!(
+        got,
+        "result {:?}, state {:?}",
+        seen.get(&result),
+        seen.get(&state("work_mode"))
+    );
+    seen.remove(&result);
+    send("backup_reserve", "35").await;
+    let got = collect_until(&mut rx, &mut seen, Duration::from_secs(20), |s| {
+        s.get(&result).map(String::as_str) == Some("applied")
+            && s.get(&state("backup_reserve")).map(String::as_str) == Some("35")
+    })
+    .await;
+    assert!(got, "reserve: {:?}", seen.get(&result));
+    assert_eq!(seen[&state("surplus_threshold")], "80");
+
+    // Ignored by the device: "not applied", and the state stays the device's.
+    port.set_ignore(true);
+    seen.remove(&result);
+    send("work_mode", "time_of_use").await;
+    let got = collect_until(&mut rx, &mut seen, Duration::from_secs(20), |s| {
+        s.get(&result)
+            .is_some_and(|r| r.starts_with("not applied: "))
+    })
+    .await;
+    assert!(got, "ignored write: {:?}", seen.get(&result));
+    let after = collect_until(&mut rx, &mut seen, Duration::from_secs(20), |s| {
+        s.get(&state("work_mode")).map(String::as_str) == Some("backup")
+    })
+    .await;
+    assert!(
+        after,
+        "state after the ignored write: {:?}",
+        seen.get(&state("work_mode"))
+    );
+
+    // Refused before the port: a cap while feed-in is not "limited".
+    seen.remove(&result);
+    send("feed_power_cap", "500").await;
+    let got = collect_until(&mut rx, &mut seen, Duration::from_secs(20), |s| {
+        s.get(&result).is_some_and(|r| r.starts_with("refused: "))
+    })
+    .await;
+    assert!(got, "refused: {:?}", seen.get(&result));
+
+    let calls = port.calls();
+    let asked: Vec<String> = calls
+        .iter()
+        .map(|(sn, r, o)| {
+            assert_eq!((sn.as_str(), *o), (SN, Origin::Ha));
+            serde_json::to_string(r).expect("JSON")
+        })
+        .collect();
+    assert_eq!(
+        asked,
+        [
+            r#"{"setting":"work_mode","mode":"backup"}"#,
+            r#"{"setting":"battery_limits","backup_reserve":35,"surplus_threshold":80}"#,
+            r#"{"setting":"work_mode","mode":"time_of_use"}"#,
+        ],
+        "the retained command and the refused cap never reached the port"
+    );
+
+    // Removed at shutdown (remove_on_shutdown), like every other entity.
+    stop(shutdown, sink).await;
+    let kept = retained(&broker, &base).await;
+    assert!(settings_configs(&kept, &base).is_empty(), "{kept:?}");
+    assert!(!kept.contains_key(&state("work_mode")));
+    clear_retained(&broker, &base).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_command_entities_with_control_off() {
+    let broker = testkit::require!(testkit::services::mqtt_broker());
+    let base = unique("ob_test");
+    // What a run with control on left behind.
+    let store = StateStore::open(&StoreConfig::default()).expect("memory store");
+    store.apply(&Feed::new(SN, 1).full(0), SystemTime::now());
+    let port = Arc::new(TestPort::new(store.clone()));
+    port.report(SN, &REPORTED);
+    let earlier = CancellationToken::new();
+    let control: Arc<dyn ControlPort> = port.clone();
+    let on = HomeAssistantConfig {
+        remove_on_shutdown: false,
+        ..config(&broker, &base)
+    };
+    let sink = home_assistant::run(on, store.clone(), Some(control), earlier.clone());
+    let (_sub, mut rx) = subscribe(&broker, &format!("{base}/#")).await;
+    let mut seen = BTreeMap::new();
+    assert!(
+        collect_until(&mut rx, &mut seen, Duration::from_secs(30), |s| {
+            settings_configs(s, &base).len() == 6
+        })
+        .await
+    );
+    stop(earlier, sink).await;
+
+    // Control off: the sink announces the device and removes the controls.
+    let shutdown = CancellationToken::new();
+    let off = HomeAssistantConfig {
+        remove_on_shutdown: false,
+        ..config(&broker, &base)
+    };
+    let sink = home_assistant::run(off, store.clone(), None, shutdown.clone());
+    let avail = format!("{base}/oceanbridge/bridge/availability");
+    seen.remove(&avail);
+    let got = collect_until(&mut rx, &mut seen, Duration::from_secs(30), |s| {
+        settings_configs(s, &base).is_empty() && s.get(&avail).map(String::as_str) == Some("online")
+    })
+    .await;
+    assert!(got, "left: {:?}", settings_configs(&seen, &base).keys());
+    stop(shutdown, sink).await;
+    let kept = retained(&broker, &base).await;
+    assert!(
+        kept.values().all(|p| !p.contains("command_topic")),
+        "no command entities remain"
+    );
+    assert!(
+        kept.keys().any(|t| t.ends_with("/config")),
+        "the sensors stay"
+    );
+    clear_retained(&broker, &base).await;
+}
