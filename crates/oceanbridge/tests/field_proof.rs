@@ -24,6 +24,11 @@ const SN: &str = "HJ31ZDH5ZF220123";
 /// Room for a loaded CI machine between a frame's arrival and the sample that reads it.
 const SLACK: Duration = Duration::from_secs(2);
 const LIMIT: Duration = Duration::from_secs(60);
+/// The longest the age sampler may go without a sample (a loaded machine stalls it for
+/// up to ~1.8 s, measured): with it, any data gap longer than the bound plus this shows,
+/// a stopped stream (25 s without a switch) always does. A sample count alone would not
+/// say so, and varies with the load (38–132 samples for the same day).
+const MAX_SAMPLE_GAP: Duration = Duration::from_secs(5);
 
 /// A strict simulator: every field rule on (`intermittent_8521` as given), then `change`.
 async fn strict_sim(
@@ -82,29 +87,51 @@ fn channel_age(states: &Json, channel: &str) -> Option<Duration> {
         .map(Duration::from_secs_f64)
 }
 
-/// Samples `channel`'s age on the dashboard until `done` holds (or `limit` passes);
-/// returns the largest age seen once the channel had a value, and how many samples.
+/// What sampling a channel's age found.
+#[derive(Debug)]
+struct Sampled {
+    /// The largest age seen once the channel had a value.
+    worst: Duration,
+    /// Samples with a value.
+    samples: usize,
+    /// The longest time between two samples: a data gap longer than the bound plus this
+    /// cannot go unseen, however loaded the machine (the sample count alone says nothing
+    /// about a stall of the sampler).
+    longest_between: Duration,
+}
+
+/// Samples `channel`'s age on the dashboard until `done` holds (or `limit` passes).
 async fn max_age_until(
     bridge: &Bridge,
     channel: &str,
     limit: Duration,
     mut done: impl FnMut() -> bool,
-) -> (Duration, usize) {
+) -> Sampled {
     let deadline = Instant::now() + limit;
-    let (mut worst, mut samples) = (Duration::ZERO, 0);
+    let mut sampled = Sampled {
+        worst: Duration::ZERO,
+        samples: 0,
+        longest_between: Duration::ZERO,
+    };
+    let mut last_sample: Option<Instant> = None;
     while !done() {
         assert!(
             Instant::now() < deadline,
-            "timed out; worst {channel} age {worst:?}"
+            "timed out; {channel} so far: {sampled:?}"
         );
         let states = bridge.get_json("/api/states", None).await;
         if let Some(age) = channel_age(&states, channel) {
-            worst = worst.max(age);
-            samples += 1;
+            let now = Instant::now();
+            if let Some(last) = last_sample {
+                sampled.longest_between = sampled.longest_between.max(now - last);
+            }
+            last_sample = Some(now);
+            sampled.worst = sampled.worst.max(age);
+            sampled.samples += 1;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    (worst, samples)
+    sampled
 }
 
 fn stats(sim: &Simulator) -> FieldStats {
@@ -131,18 +158,28 @@ async fn a_simulated_day_keeps_the_energy_stream_fresh_and_without_the_switch_it
     });
     let started = Instant::now();
     let day = Duration::from_secs_f64(86_400.0 / config.speed);
-    let (worst, samples) = max_age_until(&bridge, "EnergyStreamItem", LIMIT, || {
-        started.elapsed() >= day
+    // The day, and at least one periodic re-send of the switch (connect sends the first;
+    // a slow start on a loaded machine must not leave the period untested).
+    let Sampled {
+        worst,
+        samples,
+        longest_between,
+    } = max_age_until(&bridge, "EnergyStreamItem", LIMIT, || {
+        started.elapsed() >= day && stats(&sim).devices[SN].switch_frames >= 2
     })
     .await;
     let s = stats(&sim);
     let d = &s.devices[SN];
     eprintln!(
-        "day: {samples} samples, worst EnergyStreamItem age {worst:?} (bound {bound:?}); \
-         switches {}, stream frames {}, withheld {}, stops {}",
+        "day: {samples} samples (at most {longest_between:?} apart), worst EnergyStreamItem \
+         age {worst:?} (bound {bound:?}); switches {}, stream frames {}, withheld {}, stops {}",
         d.switch_frames, d.stream_frames, d.stream_withheld, d.stream_stops
     );
-    assert!(samples > 50, "the stream flowed: {samples} samples");
+    assert!(samples > 20, "the stream flowed: {samples} samples");
+    assert!(
+        longest_between <= MAX_SAMPLE_GAP,
+        "samples {longest_between:?} apart: a gap could hide"
+    );
     assert!(worst <= bound, "EnergyStreamItem age {worst:?} > {bound:?}");
     assert_eq!(d.stream_stops, 0, "{d:?}");
     assert!(d.switch_frames >= 2 && d.bad_switch_frames == 0, "{d:?}");
@@ -239,7 +276,11 @@ async fn logins_expiring_three_times_are_renewed_with_a_gap_below_one_slow_caden
         Bridge::start(dir.path(), &app_config(&sim, dir.path(), ""), &[])
     });
     let started = Instant::now();
-    let (worst, samples) = max_age_until(&bridge, "EnergyStreamItem", LIMIT, || {
+    let Sampled {
+        worst,
+        samples,
+        longest_between,
+    } = max_age_until(&bridge, "EnergyStreamItem", LIMIT, || {
         stats(&sim).accounts["app"].expired_drops >= 3
     })
     .await;
@@ -251,8 +292,9 @@ async fn logins_expiring_three_times_are_renewed_with_a_gap_below_one_slow_caden
     .await;
     let a = stats(&sim).accounts["app"].clone();
     eprintln!(
-        "3 expiries in {:?}: worst stream age {worst:?} over {samples} samples (slow cadence \
-         {slow:?}); certifications {}, connections {}, refused {:?}",
+        "3 expiries in {:?}: worst stream age {worst:?} over {samples} samples (at most \
+         {longest_between:?} apart; slow cadence {slow:?}); certifications {}, connections {}, \
+         refused {:?}",
         started.elapsed(),
         a.certifications,
         a.connections,
@@ -267,6 +309,10 @@ async fn logins_expiring_three_times_are_renewed_with_a_gap_below_one_slow_caden
         "data gap {worst:?} >= one slow cadence {slow:?}"
     );
     assert!(
+        longest_between <= MAX_SAMPLE_GAP,
+        "samples {longest_between:?} apart: a gap could hide"
+    );
+    assert!(
         a.client_ids.len() == 1 && !a.refused.contains_key("client_id_form"),
         "{a:?}"
     );
@@ -278,26 +324,37 @@ async fn logins_expiring_three_times_are_renewed_with_a_gap_below_one_slow_caden
 async fn twenty_percent_intermittent_8521_on_the_open_api_keeps_working() {
     let sim = strict_sim(10.0, 0.2, |_| {}).await;
     let dir = testkit::temp_dir("field-8521");
-    let poll = Duration::from_secs(1);
-    let config = open_config(&sim, dir.path(), "get_all_interval = \"1s\"\n");
+    // A poll every 500 ms: the eight 8521s came in 14 s (29–31 s at 1 s a poll, too
+    // close to `LIMIT` for a random 20 %).
+    let poll = Duration::from_millis(500);
+    let config = open_config(&sim, dir.path(), "get_all_interval = \"500ms\"\n");
     let mut bridge = tokio::task::block_in_place(|| Bridge::start(dir.path(), &config, &[]));
     let started = Instant::now();
     // Only quota polls bring data here (the simulator pushes no open-API JSON): each poll
-    // needs a signed request through 20 % refusals.
-    let (worst, samples) = max_age_until(&bridge, "EMSHeartbeatReport", LIMIT, || {
+    // needs a signed request through 20 % refusals. The age is the values' (polls never
+    // make the device fresh: docs/stages.md).
+    let Sampled {
+        worst,
+        samples,
+        longest_between,
+    } = max_age_until(&bridge, "EMSHeartbeatReport", LIMIT, || {
         stats(&sim).signing_errors.get("8521").copied().unwrap_or(0) >= 8
     })
     .await;
     let s = stats(&sim);
     let bound = poll * 5 + SLACK;
     eprintln!(
-        "8521 x{} in {:?}: worst heartbeat age {worst:?} over {samples} samples (bound {bound:?}); \
-         signing errors {:?}",
+        "8521 x{} in {:?}: worst heartbeat age {worst:?} over {samples} samples (at most \
+         {longest_between:?} apart; bound {bound:?}); signing errors {:?}",
         s.signing_errors["8521"],
         started.elapsed(),
         s.signing_errors
     );
     assert!(samples > 10, "data arrived: {samples} samples");
+    assert!(
+        longest_between <= MAX_SAMPLE_GAP,
+        "samples {longest_between:?} apart: a gap could hide"
+    );
     // One retry each: a poll is lost only when both tries fail (4 %); five in a row, never.
     assert!(worst <= bound, "heartbeat age {worst:?} > {bound:?}");
     assert!(bridge.exited().is_none(), "the bridge keeps running");
