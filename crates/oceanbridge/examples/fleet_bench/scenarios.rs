@@ -327,7 +327,7 @@ async fn fleet(args: &Args, port: u16, label: &'static str) -> Result<Vec<Row>, 
     let cpu = bridge.cpu_time().saturating_sub(cpu0);
     let (rss, hwm) = bridge.rss_kib();
     let one_device = format!("C{id}D{:07}", args.devices / 2);
-    let (scrapes, metrics) = crate::scrape::rows(addr, label, &one_device).await?;
+    let (scrapes, metrics) = crate::scrape::rows(addr, label, args.devices, &one_device).await?;
     let dropped: f64 = metrics
         .lines()
         .filter(|l| !l.starts_with('#') && l.contains("dropped_total"))
