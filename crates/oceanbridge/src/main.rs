@@ -9,7 +9,7 @@
 //! This binary is thin clap glue over the `runtime` crate (config loading, the pipeline,
 //! the bridge wiring, shutdown). Its modules:
 //! - `commands`: one module per subcommand (`run`, `init`, `check-config`, `demo`,
-//!   `decode`, `record`, `replay`, `simulate`, `states`, `diagnose`, hidden
+//!   `decode`, `record`, `replay`, `simulate`, `states`, `diagnose`, `ha`, hidden
 //!   `generate-assets`: man pages and completions), each an `Args` struct and a `run` function.
 //! - `logging`: the tracing subscriber of the long-running commands (`--log-level`).
 
@@ -53,6 +53,8 @@ enum Command {
     /// Write a bundle for a bug report: version, redacted config, ages, counters, last
     /// errors and the captured frames, serial numbers and ids masked.
     Diagnose(commands::diagnose::DiagnoseArgs),
+    /// Home Assistant: `ha remove` clears our retained discovery topics from the broker.
+    Ha(commands::ha::HaArgs),
     /// Write the man pages and shell completions (the package build runs this).
     #[command(hide = true)]
     GenerateAssets(commands::assets::AssetsArgs),
@@ -71,6 +73,7 @@ fn main() -> ExitCode {
         Command::Simulate(args) => commands::simulate::run(*args),
         Command::States(args) => commands::states::run(args),
         Command::Diagnose(args) => commands::diagnose::run(args),
+        Command::Ha(args) => commands::ha::run(args),
         Command::GenerateAssets(args) => commands::assets::run(args, Cli::command()),
     };
     match result {

@@ -11,6 +11,12 @@ pub enum SinkError {
     },
     #[error("MQTT: {0}")]
     Mqtt(Box<rumqttc::ClientError>),
+    /// A setting that cannot work (the message names it).
+    #[error("{0}")]
+    Config(String),
+    /// The broker could not be reached or refused us.
+    #[error("MQTT broker {broker}: {reason}")]
+    Connect { broker: String, reason: String },
 }
 
 impl From<rumqttc::ClientError> for SinkError {

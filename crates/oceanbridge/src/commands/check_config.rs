@@ -1,7 +1,8 @@
 //! `oceanbridge check-config [--config FILE]`: reads the config exactly as `run` would
 //! (same search path, environment overrides, state directory defaults), checks what can
-//! be checked offline, and prints the effective config with every secret redacted. An
-//! error is one line naming the file, section and key; the exit code is 1.
+//! be checked offline (`load_config`: also the Home Assistant CA file), and prints the
+//! effective config with every secret redacted. An error is one line naming the file,
+//! section and key; the exit code is 1.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -5,6 +5,7 @@ pub mod check_config;
 pub mod decode;
 pub mod demo;
 pub mod diagnose;
+pub mod ha;
 pub mod init;
 pub mod record;
 pub mod replay;

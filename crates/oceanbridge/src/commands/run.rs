@@ -44,6 +44,14 @@ pub fn load_config(
     let path = runtime::config_file::find(config)?;
     // Every section is parsed and checked before anything is printed or started.
     let mut config = Config::load(&path)?;
+    // A Home Assistant CA file that cannot work stops the start (not a sink that never
+    // connects and says so only in the log).
+    if config.home_assistant.enabled {
+        config
+            .home_assistant
+            .check()
+            .map_err(|e| anyhow::anyhow!("in config file {}: {e}", path.display()))?;
+    }
     let dir = config.resolve_state(data_dir)?;
     Ok((config, dir))
 }

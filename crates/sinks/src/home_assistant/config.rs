@@ -1,14 +1,19 @@
 //! [`HomeAssistantConfig`]: where and how to announce to Home Assistant (serde, defaults),
-//! and the MQTT options it makes. The broker URL is parsed when the config is read, so a
-//! bad one stops the bridge at start with the URL in the message.
+//! and the MQTT options it makes: plain `mqtt://` or `mqtts://` (TLS, verified against
+//! the public roots plus an optional CA file, e.g. a self-signed Mosquitto add-on
+//! certificate), with an optional username/password. The broker URL is parsed when the
+//! config is read, so a bad one stops the bridge at start with the URL in the message.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use connect::{MqttEndpoint, Secret};
-use rumqttc::MqttOptions;
+use rumqttc::{MqttOptions, TlsConfiguration, Transport};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::discovery::Topics;
+use crate::error::SinkError;
 
 /// Where and how to announce to Home Assistant. All fields have defaults.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -16,10 +21,13 @@ use super::discovery::Topics;
 pub struct HomeAssistantConfig {
     /// Off by default; set `true` to publish.
     pub enabled: bool,
-    /// The user's broker, `mqtt://host[:port]` (plain TCP; `mqtts://` is refused, TLS to
-    /// this broker is not supported). Default `mqtt://127.0.0.1:1883`.
-    #[serde(deserialize_with = "plain_broker")]
+    /// The user's broker: `mqtt://host[:port]` (port 1883) or `mqtts://host[:port]` (TLS,
+    /// port 8883). Default `mqtt://127.0.0.1:1883`.
+    #[serde(deserialize_with = "broker_url")]
     pub broker: MqttEndpoint,
+    /// Extra CA certificate(s) to trust for `mqtts://`, PEM (e.g. the CA that signed the
+    /// broker's self-signed certificate). Default: the public web roots only.
+    pub ca_file: Option<PathBuf>,
     pub username: Option<String>,
     /// Never printed; sent only with a `username`.
     pub password: Option<Secret>,
@@ -42,6 +50,7 @@ impl Default for HomeAssistantConfig {
                 port: 1883,
                 tls: false,
             },
+            ca_file: None,
             username: None,
             password: None,
             client_id: "oceanbridge".into(),
@@ -52,16 +61,10 @@ impl Default for HomeAssistantConfig {
     }
 }
 
-/// `broker`: an `mqtt://` URL ([`MqttEndpoint`]); `mqtts://` is refused by name.
-fn plain_broker<'de, D: Deserializer<'de>>(d: D) -> Result<MqttEndpoint, D::Error> {
+/// `broker`: an `mqtt://` or `mqtts://` URL ([`MqttEndpoint`]).
+fn broker_url<'de, D: Deserializer<'de>>(d: D) -> Result<MqttEndpoint, D::Error> {
     let text = String::deserialize(d)?;
-    let endpoint = MqttEndpoint::parse(&text).map_err(serde::de::Error::custom)?;
-    if endpoint.tls {
-        return Err(serde::de::Error::custom(format!(
-            "broker URL {text:?}: TLS to the Home Assistant broker is not supported; use mqtt://"
-        )));
-    }
-    Ok(endpoint)
+    MqttEndpoint::parse(&text).map_err(serde::de::Error::custom)
 }
 
 impl HomeAssistantConfig {
@@ -72,16 +75,55 @@ impl HomeAssistantConfig {
         }
     }
 
-    /// The connection options: broker, login, keepalive, packet limits.
-    pub(super) fn options(&self) -> MqttOptions {
-        let mut opts = MqttOptions::new(&self.client_id, &self.broker.host, self.broker.port);
+    /// The connection options: broker, TLS, login, keepalive, packet limits. Fails (with
+    /// the file named) when the CA file cannot be read or holds no certificate.
+    pub fn options(&self) -> Result<MqttOptions, SinkError> {
+        self.options_as(&self.client_id)
+    }
+
+    /// [`HomeAssistantConfig::options`] under another client id (`oceanbridge ha remove`
+    /// must not kick a running bridge off the broker: a duplicate id drops the older one).
+    pub fn options_as(&self, client_id: &str) -> Result<MqttOptions, SinkError> {
+        let mut opts = MqttOptions::new(client_id, &self.broker.host, self.broker.port);
         opts.set_keep_alive(Duration::from_secs(30));
         opts.set_max_packet_size(64 * 1024, 64 * 1024);
         if let (Some(u), Some(p)) = (&self.username, &self.password) {
             opts.set_credentials(u, p.expose());
         }
-        opts
+        if self.broker.tls {
+            let ca = match &self.ca_file {
+                Some(path) => Some(connect::tls::read_ca_file(path).map_err(tls_error)?),
+                None => None,
+            };
+            let tls = connect::tls::client_config(ca.as_deref()).map_err(tls_error)?;
+            opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+                Arc::new(tls),
+            )));
+        }
+        Ok(opts)
     }
+
+    /// What can be checked before connecting (`run` and `check-config` do, so a bad
+    /// setting stops the start instead of a sink that never connects): the CA file is
+    /// readable PEM, and it is only given for `mqtts://`.
+    pub fn check(&self) -> Result<(), SinkError> {
+        if let Some(path) = &self.ca_file
+            && !self.broker.tls
+        {
+            return Err(SinkError::Config(format!(
+                "[home_assistant] ca_file = {:?} needs a TLS broker: broker = {:?} is plain \
+                 TCP; use mqtts://{}:8883 (or remove ca_file)",
+                path.display().to_string(),
+                self.broker.to_string(),
+                self.broker.host
+            )));
+        }
+        self.options().map(drop)
+    }
+}
+
+fn tls_error(e: connect::tls::TlsError) -> SinkError {
+    SinkError::Config(format!("[home_assistant] ca_file: {e}"))
 }
 
 #[cfg(test)]
@@ -102,6 +144,20 @@ mod tests {
             parse("{}").unwrap().broker.to_string(),
             "mqtt://127.0.0.1:1883"
         );
+        let c = parse(r#"{"broker": "mqtts://ha.local"}"#).unwrap();
+        assert!(c.broker.tls);
+        assert_eq!(c.broker.port, 8883);
+        assert!(c.options().is_ok(), "public roots");
+        let c =
+            parse(r#"{"broker": "mqtts://ha.local", "ca_file": "/nonexistent/ca.pem"}"#).unwrap();
+        let e = c.check().unwrap_err().to_string();
+        assert!(
+            e.contains("ca_file") && e.contains("/nonexistent/ca.pem"),
+            "{e}"
+        );
+        let c = parse(r#"{"broker": "mqtt://ha.local", "ca_file": "/etc/ca.pem"}"#).unwrap();
+        let e = c.check().unwrap_err().to_string();
+        assert!(e.contains("mqtts://ha.local:8883"), "{e}");
     }
 
     #[test]
@@ -109,7 +165,6 @@ mod tests {
         for (url, why) in [
             ("mqtt://:notaport", "mqtt://:notaport"),
             ("127.0.0.1:1883", "expected mqtt://"),
-            ("mqtts://ha.local", "not supported"),
             ("http://ha.local", "scheme"),
         ] {
             let e = parse(&format!(r#"{{"broker": "{url}"}}"#)).unwrap_err();
@@ -121,10 +176,10 @@ mod tests {
     fn the_password_never_prints_and_is_sent_with_the_user() {
         let c = parse(r#"{"username": "ha", "password": "pw-ha-5"}"#).unwrap();
         assert!(!format!("{c:?}").contains("pw-ha-5"));
-        let opts = c.options();
+        let opts = c.options().unwrap();
         let login = opts.credentials().map(|l| (l.username, l.password));
         assert_eq!(login, Some(("ha".to_string(), "pw-ha-5".to_string())));
         let alone = parse(r#"{"password": "pw"}"#).unwrap();
-        assert!(alone.options().credentials().is_none());
+        assert!(alone.options().unwrap().credentials().is_none());
     }
 }

@@ -10,10 +10,12 @@
 //! - `publisher`: announcing, following store events, removing entities.
 //! - `commands`: settings commands from HA → [`store::ControlPort`] (origin `ha`).
 //! - `connection`: the MQTT event loop with reconnect backoff; says when to announce.
+//! - [`remove`]: clearing our retained topics without a running bridge (`ha remove`).
 //! - this file: [`run`], the loop that ties the store, the publisher and the connection.
 
 pub mod config;
 pub mod discovery;
+pub mod remove;
 pub mod settings;
 
 mod commands;
@@ -64,7 +66,7 @@ async fn publish_loop(
     shutdown: CancellationToken,
 ) -> Result<(), SinkError> {
     let topics = config.topics();
-    let mut opts = config.options();
+    let mut opts = config.options()?;
     opts.set_last_will(LastWill::new(
         topics.bridge_availability(),
         "offline",

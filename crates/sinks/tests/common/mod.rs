@@ -7,6 +7,7 @@
 pub mod browser;
 pub mod control;
 pub mod mqtt;
+pub mod tls_broker;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

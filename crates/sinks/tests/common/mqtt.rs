@@ -16,7 +16,19 @@ pub async fn subscribe(
     broker: &MqttBroker,
     filter: &str,
 ) -> (AsyncClient, mpsc::UnboundedReceiver<(String, String)>) {
-    let mut opts = MqttOptions::new(unique("ob_test_sub"), broker.host.clone(), broker.port);
+    subscribe_with(plain_options(broker), filter).await
+}
+
+/// Connection options for the plain test broker (anonymous, a fresh client id).
+pub fn plain_options(broker: &MqttBroker) -> MqttOptions {
+    MqttOptions::new(unique("ob_test_sub"), broker.host.clone(), broker.port)
+}
+
+/// [`subscribe`] over a connection made from `opts` (e.g. TLS with a login).
+pub async fn subscribe_with(
+    mut opts: MqttOptions,
+    filter: &str,
+) -> (AsyncClient, mpsc::UnboundedReceiver<(String, String)>) {
     opts.set_max_packet_size(256 * 1024, 256 * 1024);
     let (client, mut eventloop) = AsyncClient::new(opts, 100);
     client
@@ -79,7 +91,12 @@ pub async fn collect_until(
 /// messages before anything published after it, so once a marker published after the
 /// SUBACK has come back, every retained message has arrived (no quiet period to guess).
 pub async fn retained(broker: &MqttBroker, base: &str) -> BTreeMap<String, String> {
-    let (client, mut rx) = subscribe(broker, &format!("{base}/#")).await;
+    retained_with(plain_options(broker), base).await
+}
+
+/// [`retained`] over a connection made from `opts`.
+pub async fn retained_with(opts: MqttOptions, base: &str) -> BTreeMap<String, String> {
+    let (client, mut rx) = subscribe_with(opts, &format!("{base}/#")).await;
     let marker = format!("{base}/test-marker/{}", unique("m"));
     client
         .publish(&marker, QoS::AtLeastOnce, false, "end")

@@ -131,7 +131,9 @@ pub fn render(a: &Answers) -> String {
     }
     let _ = writeln!(
         t,
-        "# username = \"homeassistant\"\n# password = \"...\"          # better: OCEANBRIDGE_HA_PASSWORD"
+        "# TLS: broker = \"mqtts://homeassistant.local:8883\"; a self-signed broker also needs\n\
+         # ca_file = \"/etc/oceanbridge/ha-ca.pem\"\n\
+         # username = \"homeassistant\"\n# password = \"...\"          # better: OCEANBRIDGE_HA_PASSWORD"
     );
     t
 }
