@@ -6,12 +6,15 @@
 //! - [`error`]: the [`SinkError`] enum.
 //! - [`web`]: the axum server: dashboard (embedded assets), REST API, SSE, CSV, `/metrics`.
 //! - [`metrics`]: the Prometheus/OpenMetrics exposition of states and bridge health.
+//! - [`text_format`]: the same in the classic Prometheus text format, for scrapers that do
+//!   not ask for OpenMetrics (`curl`, `promtool check metrics`).
 //! - [`home_assistant`]: MQTT discovery (configs, states, availability) to the user's broker.
 //! - [`units`]: display units (the catalog's, unchanged), Prometheus base units and conversion, snake_case names.
 
 pub mod error;
 pub mod home_assistant;
 pub mod metrics;
+pub mod text_format;
 pub mod units;
 pub mod web;
 

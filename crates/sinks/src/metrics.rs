@@ -1,7 +1,8 @@
 //! The Prometheus exposition (OpenMetrics text) of every numeric state and the bridge's
 //! own health, rebuilt from the store on each scrape.
 //!
-//! Naming: `oceanbridge_<state_in_snake_case>_<base unit>`, with labels `device`,
+//! Naming: `oceanbridge_<state_in_snake_case>_<base unit>` (the meter's phases A/B/C as
+//! `meter_l1`/`l2`/`l3`: promtool reads a lone `b` as bytes), with labels `device`,
 //! `channel`, `pack` (`1`..`3` for battery packs, empty otherwise). Values are converted
 //! to base units: % → `_ratio` (0..1), Wh → `_joules`, mAh → `_coulombs`, h → `_seconds`;
 //! W, V, A and °C keep their value (`_watts`, `_volts`, `_amperes`, `_celsius`). Arrays
@@ -52,7 +53,22 @@ type StateFamily = Family<Labels, FloatGauge>;
 
 /// The metric name (without prefix and unit) and unit suffix of a state.
 pub fn metric_name(state: &StateDef) -> (String, Option<&'static str>) {
-    (snake_case(state.name), base_unit(display_unit(state)))
+    (
+        phase_names(snake_case(state.name)),
+        base_unit(display_unit(state)),
+    )
+}
+
+/// The grid meter's phases A, B, C (`meterBVoltage`) as `l1`, `l2`, `l3`, the names on a
+/// European meter: a lone `b` in a metric name reads as "bytes" to Prometheus's linter
+/// (`promtool check metrics`: "metric names should not contain abbreviated units").
+fn phase_names(name: String) -> String {
+    for (phase, line) in [("a", "l1"), ("b", "l2"), ("c", "l3")] {
+        if let Some(rest) = name.strip_prefix(&format!("meter_{phase}_")) {
+            return format!("meter_{line}_{rest}");
+        }
+    }
+    name
 }
 
 fn pack_label(state: &StateDef) -> String {
@@ -464,5 +480,32 @@ fn bridge_health(
             Unit::Seconds,
             age,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::metric_name;
+
+    /// promtool's `lintUnitAbbreviations`: no name token may be one of these.
+    const ABBREVIATIONS: &[&str] = &[
+        "s", "ms", "us", "ns", "sec", "b", "kb", "mb", "gb", "tb", "pb", "m", "h", "d",
+    ];
+
+    #[test]
+    fn no_state_metric_name_carries_an_abbreviated_unit() {
+        let mut names = std::collections::BTreeSet::new();
+        for state in catalog::STATES.iter() {
+            let (name, unit) = metric_name(state);
+            let full = format!("oceanbridge_{name}_{}", unit.unwrap_or("x"));
+            assert!(
+                !full.split('_').any(|t| ABBREVIATIONS.contains(&t)),
+                "{} → {full}",
+                state.key
+            );
+            names.insert(full);
+        }
+        assert!(names.contains("oceanbridge_meter_l2_voltage_volts"));
+        assert!(names.contains("oceanbridge_meter_l1_current_amperes"));
     }
 }

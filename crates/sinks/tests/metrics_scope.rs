@@ -69,12 +69,17 @@ async fn two_devices(set: MetricsSet) -> Harness {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn device_filter_keeps_one_device_and_the_bridge_counters() {
     let h = two_devices(MetricsSet::All).await;
-    let all = get(h.addr, "/metrics", &[]).await;
+    let all = get(h.addr, "/metrics", &[common::OPENMETRICS]).await;
     let (devices, families) = parse(&all.body);
     assert_eq!(devices, vec![SN.to_string(), OTHER.to_string()]);
     assert!(families.iter().any(|f| f == "oceanbridge_pv_pwr_watts"));
 
-    let one = get(h.addr, &format!("/metrics?device={OTHER}"), &[]).await;
+    let one = get(
+        h.addr,
+        &format!("/metrics?device={OTHER}"),
+        &[common::OPENMETRICS],
+    )
+    .await;
     assert_eq!(one.status, 200);
     let (devices, families) = parse(&one.body);
     assert_eq!(devices, vec![OTHER.to_string()]);
@@ -85,7 +90,12 @@ async fn device_filter_keeps_one_device_and_the_bridge_counters() {
     );
     assert!(one.body.len() < all.body.len());
 
-    let none = get(h.addr, "/metrics?device=NOSUCHDEVICE", &[]).await;
+    let none = get(
+        h.addr,
+        "/metrics?device=NOSUCHDEVICE",
+        &[common::OPENMETRICS],
+    )
+    .await;
     assert_eq!(none.status, 200);
     assert!(parse(&none.body).0.is_empty());
     h.stop().await;
@@ -94,7 +104,7 @@ async fn device_filter_keeps_one_device_and_the_bridge_counters() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_set_has_per_device_health_and_no_state_series() {
     let h = two_devices(MetricsSet::Health).await;
-    let r = get(h.addr, "/metrics", &[]).await;
+    let r = get(h.addr, "/metrics", &[common::OPENMETRICS]).await;
     assert_eq!(r.status, 200);
     let (devices, families) = parse(&r.body);
     assert_eq!(devices, vec![SN.to_string(), OTHER.to_string()]);
@@ -136,7 +146,7 @@ async fn health_set_has_per_device_health_and_no_state_series() {
     }
 
     let all = Harness::start(None, 3).await;
-    let full = get(all.addr, "/metrics", &[]).await;
+    let full = get(all.addr, "/metrics", &[common::OPENMETRICS]).await;
     assert!(
         r.body.len() * 5 < full.body.len(),
         "health scrape ({} B) should be a small part of the full one ({} B)",

@@ -80,14 +80,14 @@ async fn samples_postgres_gives_up_show_on_metrics() {
     )
     .await
     .expect("the sink starts");
-    let before = get(h.addr, "/metrics", &[]).await;
+    let before = get(h.addr, "/metrics", &[common::OPENMETRICS]).await;
     assert_eq!(dropped(&before.body, WRITE_FAILED), None);
 
     h.apply_full(SystemTime::now());
     let sent = sink.sent();
     assert!(sent > 0);
     assert!(sink.flush(Duration::from_secs(30)).await, "batch given up");
-    let after = get(h.addr, "/metrics", &[]).await;
+    let after = get(h.addr, "/metrics", &[common::OPENMETRICS]).await;
     assert_eq!(dropped(&after.body, WRITE_FAILED), Some(sent as f64));
     assert_eq!(dropped(&after.body, QUEUE_FULL), None, "the queue had room");
     let devices = get(h.addr, "/api/devices", &[]).await.json();
@@ -116,7 +116,7 @@ async fn postgres_progress_shows_on_metrics() {
     let schema = testkit::unique("ob_progress");
     let table = format!("{schema}.history");
     let mut h = Harness::start(None, 0).await;
-    let before = get(h.addr, "/metrics", &[]).await;
+    let before = get(h.addr, "/metrics", &[common::OPENMETRICS]).await;
     assert_eq!(
         single(&before.body, "oceanbridge_postgres_samples_written"),
         None,
@@ -135,7 +135,7 @@ async fn postgres_progress_shows_on_metrics() {
     let sent = sink.sent();
     assert!(sent > 0);
     assert!(sink.flush(Duration::from_secs(30)).await, "samples written");
-    let after = get(h.addr, "/metrics", &[]).await;
+    let after = get(h.addr, "/metrics", &[common::OPENMETRICS]).await;
     assert_eq!(
         single(&after.body, "oceanbridge_postgres_samples_written"),
         Some(sent as f64)

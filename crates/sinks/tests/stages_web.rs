@@ -27,7 +27,7 @@ async fn device(h: &Harness) -> Json {
 
 /// The value of the sample of `name` whose labels include `labels`.
 async fn metric(h: &Harness, name: &str, labels: &[(&str, &str)]) -> f64 {
-    let body = get(h.addr, "/metrics", &[]).await.body;
+    let body = get(h.addr, "/metrics", &[common::OPENMETRICS]).await.body;
     let exposition = openmetrics_parser::openmetrics::parse_openmetrics(&body)
         .unwrap_or_else(|e| panic!("invalid OpenMetrics ({e:?}):\n{body}"));
     let family = exposition

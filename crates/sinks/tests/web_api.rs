@@ -136,7 +136,7 @@ fn gauge(n: &OpenMetricsValue) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_parse_as_openmetrics_with_base_units() {
     let h = Harness::start(None, 3).await;
-    let r = get(h.addr, "/metrics", &[]).await;
+    let r = get(h.addr, "/metrics", &[common::OPENMETRICS]).await;
     assert_eq!(r.status, 200);
     assert!(
         r.header("content-type")
@@ -242,7 +242,7 @@ async fn metrics_parse_as_openmetrics_with_base_units() {
     }
     h.stats.record_dropped("source_queue_full");
     h.stats.record_reconnect();
-    let r = get(h.addr, "/metrics", &[]).await;
+    let r = get(h.addr, "/metrics", &[common::OPENMETRICS]).await;
     let exposition = openmetrics_parser::openmetrics::parse_openmetrics(&r.body).expect("valid");
     let errors = exposition
         .families
@@ -342,7 +342,12 @@ async fn bearer_token_guards_data_but_not_the_page() {
     )
     .await;
     assert_eq!(ok.status, 200);
-    let ok = get(h.addr, "/metrics?token=s3cret-token", &[]).await;
+    let ok = get(
+        h.addr,
+        "/metrics?token=s3cret-token",
+        &[common::OPENMETRICS],
+    )
+    .await;
     assert_eq!(ok.status, 200);
     // Past the token: a server without a bundle provider says so (run/demo have one).
     let none = get(h.addr, "/api/diagnostics?token=s3cret-token", &[]).await;

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Query, Request, State};
-use axum::http::{StatusCode, Uri, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -37,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::SinkError;
 use crate::metrics::{MetricsSet, Scope};
+use crate::text_format;
 
 /// Where the dashboard listens. All fields have defaults.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -163,14 +164,26 @@ struct MetricsQuery {
     set: Option<MetricsSet>,
 }
 
-async fn metrics(State(app): State<AppState>, Query(q): Query<MetricsQuery>) -> Response {
+/// OpenMetrics when the scraper asks for it (Prometheus does), else the classic text
+/// format (`curl`, `promtool check metrics`): [`crate::text_format`].
+async fn metrics(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<MetricsQuery>,
+) -> Response {
     // An unknown `set` is a 400 naming the accepted values (axum's Query rejection).
     let scope = Scope {
         set: q.set.unwrap_or(app.metrics),
         device: q.device.as_deref(),
     };
     let body = crate::metrics::render_scoped(&app.store, &app.stats, scope);
-    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body).into_response()
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    if text_format::wants_openmetrics(accept) {
+        ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body).into_response()
+    } else {
+        let text = text_format::from_openmetrics(&body);
+        ([(header::CONTENT_TYPE, text_format::CONTENT_TYPE)], text).into_response()
+    }
 }
 
 /// Compares without an early exit on the first differing byte.
