@@ -183,6 +183,7 @@ async fn ha_remove_clears_every_retained_topic_of_ours() {
     );
     assert!(stdout.contains(&want), "{stdout} (wanted {want:?})");
     assert_eq!(stdout.trim().lines().count(), 1, "{stdout}");
+    eprintln!("measured: {}", stdout.trim());
     let left = retained(&broker, &base).await;
     assert!(
         left.is_empty(),
