@@ -9,7 +9,7 @@
 //! This binary is thin clap glue over the `runtime` crate (config loading, the pipeline,
 //! the bridge wiring, shutdown). Its modules:
 //! - `commands`: one module per subcommand (`run`, `init`, `check-config`, `demo`,
-//!   `decode`, `record`, `replay`, `simulate`, `states`, `diagnose`, `ha`, hidden
+//!   `decode`, `record`, `replay`, `simulate`, `states`, `diagnose`, `ha`, `set`, hidden
 //!   `generate-assets`: man pages and completions), each an `Args` struct and a `run` function.
 //! - `logging`: the tracing subscriber of the long-running commands (`--log-level`).
 
@@ -50,6 +50,9 @@ enum Command {
     Simulate(Box<commands::simulate::SimulateArgs>),
     /// List the 216 catalog states.
     States(commands::states::StatesArgs),
+    /// Change one setting of a device (work mode, backup reserve, surplus threshold, feed
+    /// mode, feed cap) and confirm it by read-back: exit 0 applied, 3 not applied, 2 refused.
+    Set(commands::set::SetArgs),
     /// Write a bundle for a bug report: version, redacted config, ages, counters, last
     /// errors and the captured frames, serial numbers and ids masked.
     Diagnose(commands::diagnose::DiagnoseArgs),
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         Command::States(args) => commands::states::run(args),
         Command::Diagnose(args) => commands::diagnose::run(args),
         Command::Ha(args) => commands::ha::run(args),
+        Command::Set(args) => commands::set::run(args),
         Command::GenerateAssets(args) => commands::assets::run(args, Cli::command()),
     };
     match result {

@@ -85,6 +85,7 @@ async fn broker_restarted_20_times_reconnects_each_time_with_one_loop_and_no_los
             capture: Default::default(),
             capture_dir: None,
             diagnostics: None,
+            control: Default::default(),
         },
         &shutdown,
     )

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::capture::{Capture, CaptureConfig};
 use crate::config::Config;
+use crate::control::{ControlConfig, Controller};
 use crate::diagnostics::{DiagnosticsContext, LiveBundle};
 use crate::pipeline;
 
@@ -40,6 +41,8 @@ pub struct BridgeOptions {
     pub capture_dir: Option<PathBuf>,
     /// Serve `GET /api/diagnostics` with this context; `None`: the route answers 404.
     pub diagnostics: Option<DiagnosticsContext>,
+    /// `[control]`: settings writes (off by default).
+    pub control: ControlConfig,
 }
 
 impl BridgeOptions {
@@ -62,6 +65,7 @@ impl BridgeOptions {
                 config: Some(config.clone()),
                 ..DiagnosticsContext::default()
             }),
+            control: config.control.clone(),
         }
     }
 }
@@ -94,6 +98,9 @@ pub struct Bridge {
     pub web_addr: Option<SocketAddr>,
     /// The capture's directory while it runs.
     pub capture_dir: Option<PathBuf>,
+    /// Settings writes (issue 14); refuses everything while `[control] enabled = false`
+    /// and until [`Bridge::attach_source`] gave it a source.
+    pub controller: Arc<Controller>,
     sender: mpsc::Sender<RawPayload>,
     tasks: JoinSet<()>,
     capture: Option<Capture>,
@@ -134,6 +141,9 @@ impl Bridge {
             capture.as_ref().map(Capture::tap),
             shutdown.clone(),
         ));
+        let controller = Arc::new(Controller::new(options.control, store.clone()));
+        // The web API and Home Assistant get `controller.port()`: `None` while control is
+        // off, so they offer no settings at all.
         let mut web_addr = None;
         if let Some(web) = options.web {
             let wanted = web.bind;
@@ -199,10 +209,16 @@ impl Bridge {
             stats,
             web_addr,
             capture_dir,
+            controller,
             sender,
             tasks,
             capture,
         })
+    }
+
+    /// Settings writes for the web API and Home Assistant: `None` while control is off.
+    pub fn control_port(&self) -> Option<Arc<dyn store::ControlPort>> {
+        self.controller.port()
     }
 
     /// Asks the source behind `handle` for fresh data whenever a device or channel goes
@@ -217,6 +233,14 @@ impl Bridge {
             handle,
             shutdown.clone(),
         ));
+    }
+
+    /// Wires a source in: stale devices nudge it ([`Bridge::refresh_on_stale`]) and
+    /// settings writes go out through it. `run` and `demo` call this with the source's
+    /// handle before running it.
+    pub fn attach_source(&mut self, handle: sources::SourceHandle, shutdown: &CancellationToken) {
+        self.controller.attach(handle.clone());
+        self.refresh_on_stale(handle, shutdown);
     }
 
     /// Where a source sends its payloads.

@@ -13,6 +13,7 @@ use store::StoreConfig;
 use toml::{Table, Value};
 
 use crate::capture::CaptureConfig;
+use crate::control::ControlConfig;
 
 /// Environment variables that override (or supply) a config value: `(var, section, key)`.
 /// Secrets belong here rather than in the file. In fleet mode (`[source] kind = "mqtt"`)
@@ -35,6 +36,7 @@ const SECTIONS: &[&str] = &[
     "web",
     "home_assistant",
     "capture",
+    "control",
 ];
 /// The one top-level key that is not a section: where the bridge keeps its state.
 const DATA_DIR_KEY: &str = "data_dir";
@@ -119,6 +121,8 @@ pub struct Config {
     pub web: WebConfig,
     pub home_assistant: HomeAssistantConfig,
     pub capture: CaptureConfig,
+    /// `[control]`: settings writes (issue 14), off by default.
+    pub control: ControlConfig,
 }
 
 impl Config {
@@ -176,6 +180,7 @@ impl Config {
             web: section(&table, "web")?,
             home_assistant: section(&table, "home_assistant")?,
             capture: section(&table, "capture")?,
+            control: section(&table, "control")?,
         };
         if let SourceConfig::Broker(broker) = &config.source {
             broker.validate().map_err(|e| ConfigError::Section {

@@ -22,6 +22,9 @@
 //!   history and Home Assistant sink; a source feeds [`Bridge::sender`].
 //! - [`refresh`]: stale → nudge the source (switch + get-all), whole device silent →
 //!   reconnect, through [`sources::SourceHandle`] (protocol §8).
+//! - [`control`]: [`Controller`], the settings writes (issue 14, protocol §10) behind
+//!   [`store::ControlPort`]: `[control]` config, validation, coalescing, rate limit,
+//!   dry run, the frame through [`sources::SourceHandle::publish_set`], read-back, audit.
 //! - [`shutdown`]: one cancellation token, cancelled by SIGINT/SIGTERM or a time limit.
 //!
 //! The binary (`crates/oceanbridge`) is clap glue over this crate.
@@ -31,6 +34,7 @@ pub mod capture;
 pub mod client_ids;
 pub mod config;
 pub mod config_file;
+pub mod control;
 pub mod data_dir;
 pub mod diagnostics;
 pub mod log_ring;
@@ -55,6 +59,7 @@ pub use bridge::{Bridge, BridgeOptions, StartError};
 pub use capture::{Capture, CaptureConfig};
 pub use client_ids::ClientIdFile;
 pub use config::{Config, ConfigError, SourceConfig};
+pub use control::{ControlConfig, Controller};
 pub use data_dir::DataDir;
 pub use log_ring::LogRing;
 pub use pipeline::StatsObserver;

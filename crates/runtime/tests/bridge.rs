@@ -30,6 +30,7 @@ async fn finish_drains_the_queue_and_commits_history() {
             capture: Default::default(),
             capture_dir: Some(dir.path().join("capture")),
             diagnostics: None,
+            control: Default::default(),
         },
         &shutdown,
     )

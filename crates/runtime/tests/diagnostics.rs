@@ -122,6 +122,7 @@ async fn bundles_from_a_live_bridge_and_from_its_capture_mask_every_id() {
             capture: Default::default(),
             capture_dir: Some(capture_dir.clone()),
             diagnostics: None,
+            control: Default::default(),
         },
         &shutdown,
     )

@@ -172,6 +172,7 @@ fn options() -> BridgeOptions {
         capture: Default::default(),
         capture_dir: None,
         diagnostics: None,
+        control: Default::default(),
     }
 }
 

@@ -1,19 +1,31 @@
 //! [`SourceHandle`]: how the rest of the bridge asks a running source for fresh data — a
 //! cloneable sender of requests the source's connection loop serves. The runtime takes it
 //! before `run` and calls it when the store sees a device go stale (protocol §8: re-send
-//! the switch and get-all; reconnect when a whole device is silent while connected).
+//! the switch and get-all; reconnect when a whole device is silent while connected), and
+//! to send a settings frame (protocol §10, [`SourceHandle::publish_set`]).
 
-use tokio::sync::mpsc;
+use protocol::SetRequest;
+use tokio::sync::{mpsc, oneshot};
 
 /// Requests queued for the source; more than this are dropped (each is idempotent: a
 /// nudge or reconnect already waiting does the same job).
 const QUEUE: usize = 64;
+/// How long [`SourceHandle::publish_set`] waits for the connection loop to take a frame.
+const SEND_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A request to the connection loop.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum Request {
     Nudge(String),
     Reconnect,
+    /// A get-all for this device now (a write waiting for its read-back).
+    GetAll(String),
+    /// Publish a settings frame, then a get-all; the answer says whether it went out.
+    Set {
+        device_sn: String,
+        request: SetRequest,
+        sent: oneshot::Sender<Result<(), String>>,
+    },
 }
 
 /// Cloneable handle to a running source. Sources without such requests (fleet mode, a
@@ -45,6 +57,41 @@ impl SourceHandle {
     /// source's `reconnect_min_age`, so it can never become a tight loop.
     pub fn reconnect(&self) {
         self.send(Request::Reconnect);
+    }
+
+    /// Ask device `device_sn` for all its values now (app route: the get-all request,
+    /// whose answer carries the 96/8 settings; open API: all quotas). Ignored while
+    /// disconnected.
+    pub fn get_all(&self, device_sn: &str) {
+        self.send(Request::GetAll(device_sn.to_string()));
+    }
+
+    /// Publishes `request` for `device_sn` on the app route's `set` topic in the §10
+    /// envelope (QoS 1), followed by a get-all so the device reports its settings (96/8).
+    /// `Ok` once the frame is handed to the MQTT client; `Err` with a one-line reason when
+    /// it cannot go out: the open-API route (its set endpoint is not implemented: control
+    /// needs the app route), a device not on this account, no connection, or a source
+    /// that cannot send (fleet mode, a record file). Whether the device *applied* it is
+    /// for the caller to see in the read-back.
+    pub async fn publish_set(&self, device_sn: &str, request: SetRequest) -> Result<(), String> {
+        let Some(tx) = &self.tx else {
+            return Err("this source cannot send settings (fleet mode or a recording)".into());
+        };
+        let (sent, answer) = oneshot::channel();
+        let queued = tx.try_send(Request::Set {
+            device_sn: device_sn.to_string(),
+            request,
+            sent,
+        });
+        if queued.is_err() {
+            return Err("the source is busy or stopped; nothing was sent".into());
+        }
+        // The connection loop drops requests made while it is not connected; one that is
+        // between connections picks them up only when it connects again: not worth waiting.
+        match tokio::time::timeout(SEND_WAIT, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) | Err(_) => Err("not connected to the cloud; nothing was sent".into()),
+        }
     }
 
     fn send(&self, request: Request) {

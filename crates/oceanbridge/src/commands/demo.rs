@@ -94,6 +94,12 @@ async fn demo(args: DemoArgs, log: runtime::LogRing) -> anyhow::Result<ExitCode>
                 log: Some(log),
                 notes: vec!["Made by `oceanbridge demo` (the built-in simulator).".into()],
             }),
+            // The demo's devices are simulated: control is on, so the Settings card and
+            // the Home Assistant command entities can be tried without a real device.
+            control: runtime::ControlConfig {
+                enabled: true,
+                ..runtime::ControlConfig::default()
+            },
         },
         &shutdown,
     )
@@ -103,7 +109,7 @@ async fn demo(args: DemoArgs, log: runtime::LogRing) -> anyhow::Result<ExitCode>
     let ca = sim.ca_cert_pem();
     let source = CloudSource::with_ca_pem(source_config, Some(&ca), bridge.sender())?
         .with_observer(Arc::new(StatsObserver(bridge.stats.clone())));
-    bridge.refresh_on_stale(source.handle(), &shutdown);
+    bridge.attach_source(source.handle(), &shutdown);
     let source_task = tokio::spawn(source.run(shutdown.clone()));
 
     if let Some(addr) = bridge.web_addr {

@@ -10,5 +10,6 @@ pub mod init;
 pub mod record;
 pub mod replay;
 pub mod run;
+pub mod set;
 pub mod simulate;
 pub mod states;

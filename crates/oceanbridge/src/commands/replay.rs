@@ -75,6 +75,7 @@ async fn replay(
             capture: Default::default(),
             capture_dir: None,
             diagnostics: None,
+            control: Default::default(),
         },
         &shutdown,
     )

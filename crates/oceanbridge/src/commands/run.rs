@@ -100,7 +100,8 @@ async fn serve(
     let source = Source::new(config.source, bridge.sender())?
         .with_observer(Arc::new(StatsObserver(bridge.stats.clone())))
         .with_client_ids(Arc::new(data_dir.client_ids()));
-    bridge.refresh_on_stale(source.handle(), &shutdown);
+    // Stale devices nudge the source; settings writes (if [control] is on) go through it.
+    bridge.attach_source(source.handle(), &shutdown);
     if let Some(addr) = bridge.web_addr {
         eprintln!("oceanbridge: dashboard http://{addr}/  metrics http://{addr}/metrics");
     }

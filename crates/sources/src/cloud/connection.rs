@@ -140,6 +140,25 @@ impl CloudSource {
                             wake.notify_one();
                         }
                     }
+                    Some(Request::GetAll(sn)) => {
+                        if id.devices.contains(&sn) {
+                            self.get_all(&client, auth, id, &sn).await;
+                        }
+                    }
+                    // A caller that gave up was told "nothing was sent": keep it true.
+                    Some(Request::Set { sent, .. }) if sent.is_closed() => {}
+                    Some(Request::Set {
+                        device_sn,
+                        request,
+                        sent,
+                    }) => {
+                        let result = self.publish_set(&client, id, &device_sn, &request);
+                        let ok = result.is_ok();
+                        let _ = sent.send(result);
+                        if ok {
+                            self.get_all(&client, auth, id, &device_sn).await;
+                        }
+                    }
                     Some(Request::Reconnect) => {
                         let age = connected_at
                             .lock()
@@ -210,6 +229,32 @@ impl CloudSource {
             }
             Err(e) => tracing::warn!(sn, "energy stream switch not queued: {e}"),
         }
+    }
+
+    /// Publishes a settings frame (§10) on the device's `set` topic, QoS 1 (the app's);
+    /// `Err` with a one-line reason when it cannot go out.
+    fn publish_set(
+        &self,
+        client: &AsyncClient,
+        id: &Identity,
+        sn: &str,
+        request: &protocol::SetRequest,
+    ) -> Result<(), String> {
+        if !id.devices.iter().any(|d| d == sn) {
+            return Err(format!("device {sn} is not on this account"));
+        }
+        let Some(topic) = id.set_topic(sn) else {
+            return Err(
+                "control needs the app route (way_in = \"app\"); the open API's set endpoint is not supported"
+                    .into(),
+            );
+        };
+        let payload = protocol::control::encode_set(request, sn, seq_now());
+        client
+            .try_publish(topic, QoS::AtLeastOnce, false, payload)
+            .map_err(|e| format!("the frame could not be queued: {e}"))?;
+        tracing::info!(sn, setting = request.name(), "settings frame sent");
+        Ok(())
     }
 
     /// Sends the get-all request (app route) or fetches all quotas over HTTPS (open API).

@@ -1,0 +1,169 @@
+//! `oceanbridge set [--config FILE] [--data-dir DIR] [--dry-run] <SN> <setting> <value>`:
+//! one settings write (issue 14, protocol §10) — work-mode, backup-reserve,
+//! surplus-threshold, feed-mode, feed-cap (`store::control::request_for`).
+//!
+//! It runs its own short-lived bridge against the configured source (the same login,
+//! client id and state directory as `run`, so it needs `run` to be stopped: the state
+//! directory is locked by a running bridge, whose dashboard API takes writes instead).
+//! It waits for the device's first report and its settings (96/8), then hands the write to
+//! the same controller `run` uses: `[control] enabled`, validation, rate limit, the frame,
+//! a get-all, and the read-back within `confirm_timeout`; the attempt goes into the audit
+//! table of the history file. One line on stdout; the exit code says what happened:
+//! 0 applied (or dry run), 3 not applied, 2 refused, 1 any other error.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use runtime::{Bridge, BridgeOptions, Config, DataDir, Source, StatsObserver};
+use store::{Origin, Outcome, StateStore};
+use tokio_util::sync::CancellationToken;
+
+/// Exit code of a write the device did not apply in time (or applied differently).
+pub const NOT_APPLIED: u8 = 3;
+/// Exit code of a write refused before sending (control off, validation, rate limit).
+pub const REFUSED: u8 = 2;
+
+/// Arguments of `oceanbridge set`.
+#[derive(Debug, clap::Args)]
+pub struct SetArgs {
+    /// The config file, found as `run` finds it when not given.
+    #[arg(long, short, value_name = "FILE", env = "OCEANBRIDGE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The state directory, as for `run` (history with the audit table, client ids).
+    #[arg(long, value_name = "DIR", env = "OCEANBRIDGE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Validate and print the frame (hex) that would be sent; send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Log level when RUST_LOG is not set (the log goes to stderr).
+    #[arg(long, value_name = "LEVEL", default_value = "warn")]
+    pub log_level: String,
+    /// The device's serial number.
+    pub sn: String,
+    /// work-mode, backup-reserve, surplus-threshold, feed-mode or feed-cap.
+    pub setting: String,
+    /// work-mode: self-use, time-of-use, backup, ai-schedule; backup-reserve and
+    /// surplus-threshold: percent; feed-mode: off, unlimited, zero-export, limited;
+    /// feed-cap: watts (selects limited feed-in).
+    pub value: String,
+}
+
+pub fn run(args: SetArgs) -> anyhow::Result<ExitCode> {
+    let (mut config, dir) = super::run::load_config(args.config.as_deref(), args.data_dir.clone())?;
+    config.control.dry_run |= args.dry_run;
+    crate::logging::init(&args.log_level);
+    let data_dir = match DataDir::open(&dir) {
+        Ok(d) => d,
+        Err(e @ runtime::data_dir::DataDirError::Locked { .. }) => anyhow::bail!(
+            "{e}; a running bridge takes settings through its dashboard API (POST /api/devices/<SN>/settings), or stop it first"
+        ),
+        Err(e) => return Err(e.into()),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let outcome = runtime.block_on(write(config, &data_dir, &args))?;
+    drop(data_dir);
+    println!("{}", outcome.to_line());
+    Ok(ExitCode::from(exit_code(&outcome)))
+}
+
+pub fn exit_code(outcome: &Outcome) -> u8 {
+    match outcome {
+        Outcome::Applied | Outcome::DryRun { .. } => 0,
+        Outcome::NotApplied { .. } => NOT_APPLIED,
+        Outcome::Refused { .. } => REFUSED,
+    }
+}
+
+async fn write(config: Config, data_dir: &DataDir, args: &SetArgs) -> anyhow::Result<Outcome> {
+    let shutdown = CancellationToken::new();
+    runtime::shutdown::cancel_on_signal(shutdown.clone());
+    let mut options = BridgeOptions::from_config(&config, false);
+    // A one-shot write publishes nothing elsewhere and keeps no capture.
+    options.home_assistant.enabled = false;
+    options.capture_dir = None;
+    options.diagnostics = None;
+    let wait = config.control.confirm_timeout;
+    let mut bridge = Bridge::start(options, &shutdown).await?;
+    let source = Source::new(config.source, bridge.sender())?
+        .with_observer(Arc::new(StatsObserver(bridge.stats.clone())))
+        .with_client_ids(Arc::new(data_dir.client_ids()));
+    bridge.attach_source(source.handle(), &shutdown);
+    let source_task = tokio::spawn(source.run(shutdown.clone()));
+
+    let outcome = tokio::select! {
+        o = one_write(&bridge, args, wait) => o,
+        _ = shutdown.cancelled() => Err(anyhow::anyhow!("interrupted; the write may or may not have been sent")),
+    };
+    shutdown.cancel();
+    let _ = source_task.await;
+    bridge.finish().await;
+    outcome
+}
+
+/// Waits for the device's settings (needed for the half of a frame the user did not
+/// name, and for the audit's previous value), then writes.
+async fn one_write(bridge: &Bridge, args: &SetArgs, wait: Duration) -> anyhow::Result<Outcome> {
+    let store = &bridge.store;
+    let known = tokio::time::timeout(wait, settled(store, &args.sn))
+        .await
+        .is_ok();
+    if !known && store.device(&args.sn).is_none() && !args.dry_run {
+        return Ok(Outcome::Refused {
+            reason: format!(
+                "device {} sent nothing within {}: is the serial number right and the source reachable?",
+                args.sn,
+                humantime::format_duration(wait)
+            ),
+        });
+    }
+    let current = store.settings(&args.sn);
+    let request = match store::control::request_for(&args.setting, &args.value, current.as_ref()) {
+        Ok(r) => r,
+        // Refused here, before the controller: still an attempt, so still audited.
+        Err(reason) => {
+            let outcome = Outcome::Refused { reason };
+            audit_refusal(store, &args.sn, &args.setting, &args.value, &outcome);
+            return Ok(outcome);
+        }
+    };
+    Ok(bridge
+        .controller
+        .write(&args.sn, request, Origin::Cli)
+        .await)
+}
+
+/// Until the device reported its settings (96/8) and the catalog values the checks use.
+async fn settled(store: &StateStore, sn: &str) {
+    let mut events = store.subscribe();
+    loop {
+        if store.settings(sn).is_some() && store.device(sn).is_some_and(|d| d.state_count > 0) {
+            return;
+        }
+        match events.recv().await {
+            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+fn audit_refusal(store: &StateStore, sn: &str, setting: &str, value: &str, outcome: &Outcome) {
+    let entry = store::AuditEntry {
+        at_ms: store::unix_ms(std::time::SystemTime::now()),
+        device_sn: sn.into(),
+        setting: setting.replace('-', "_"),
+        previous: None,
+        requested: value.into(),
+        outcome: outcome.as_str().into(),
+        detail: outcome.detail().map(Into::into),
+        origin: Origin::Cli.as_str().into(),
+    };
+    if let Err(e) = store.append_audit(&entry) {
+        eprintln!("oceanbridge set: control audit row not written: {e}");
+    }
+}

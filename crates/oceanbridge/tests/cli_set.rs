@@ -1,0 +1,147 @@
+//! `oceanbridge set` driven as a user would, against the simulator (started in this test
+//! process) over real sockets: one line on stdout and the exit code (0 applied or dry
+//! run, 3 not applied, 2 refused), and the audit row in the state directory's history.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use simulator::Simulator;
+use store::{StateStore, StoreConfig};
+use support::{bin, source_section, start_sim, write_ca};
+use testkit::TempDir;
+
+struct Sim {
+    runtime: tokio::runtime::Runtime,
+    sim: Option<Simulator>,
+    dir: TempDir,
+}
+
+impl Sim {
+    fn start() -> Sim {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let sim = runtime.block_on(start_sim(&["HJ31ZDH5ZF220101"], 1.0));
+        Sim {
+            runtime,
+            sim: Some(sim),
+            dir: testkit::temp_dir("cli-set"),
+        }
+    }
+
+    fn sim(&self) -> &Simulator {
+        self.sim.as_ref().expect("running")
+    }
+
+    fn sn(&self) -> String {
+        self.sim().devices()[0].clone()
+    }
+
+    /// A config with `control` as the `[control]` section's body; its state directory.
+    fn config(&self, name: &str, control: &str) -> (PathBuf, PathBuf) {
+        let sn = self.sn();
+        let ca = write_ca(self.sim(), self.dir.path());
+        let data_dir = self.dir.path().join(format!("{name}-state"));
+        let text = format!(
+            "data_dir = {:?}\n{}\n[control]\n{control}\n",
+            data_dir.display().to_string(),
+            source_section(self.sim(), &[sn.as_str()], Some(&ca))
+        );
+        let path = self.dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, text).expect("write config");
+        (path, data_dir)
+    }
+
+    fn set(&self, config: &Path, args: &[&str]) -> (i32, String, String) {
+        let out: Output = bin()
+            .env_remove("OCEANBRIDGE_DATA_DIR")
+            .arg("set")
+            .arg("--config")
+            .arg(config)
+            .args(args)
+            .output()
+            .expect("runs");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code().unwrap_or(-1), stdout, stderr)
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        if let Some(sim) = self.sim.take() {
+            self.runtime.block_on(sim.shutdown());
+        }
+    }
+}
+
+/// The audit rows in `data_dir`'s history, oldest first: `(setting, outcome, origin)`.
+fn audit(data_dir: &Path) -> Vec<(String, String, String)> {
+    let store = StateStore::open(&StoreConfig {
+        sqlite_path: Some(data_dir.join("history.db")),
+        ..StoreConfig::default()
+    })
+    .expect("history opens");
+    let mut rows = store.audit(None, 100).expect("audit");
+    rows.reverse();
+    rows.into_iter()
+        .map(|r| (r.setting, r.outcome, r.origin))
+        .collect()
+}
+
+fn row(setting: &str, outcome: &str) -> (String, String, String) {
+    (setting.into(), outcome.into(), "cli".into())
+}
+
+#[test]
+fn refusals_exit_2_with_one_line_and_are_audited() {
+    let sim = Sim::start();
+    let sn = sim.sn();
+    // Control off (the default): refused, nothing sent.
+    let (off, off_dir) = sim.config("off", "confirm_timeout = \"2s\"");
+    let (code, out, err) = sim.set(&off, &[&sn, "work-mode", "backup"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert_eq!(out, "refused: control is off ([control] enabled = false)\n");
+    assert_eq!(audit(&off_dir), [row("work_mode", "refused")]);
+
+    // Control on: values that fail the checks are refused before sending.
+    let (on, on_dir) = sim.config("on", "enabled = true\nconfirm_timeout = \"2s\"");
+    let (code, out, err) = sim.set(&on, &[&sn, "feed-cap", "0"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert_eq!(out, "refused: feed-in cap must be 1–50000 W, got 0\n");
+    let (code, out, err) = sim.set(&on, &[&sn, "work-mode", "turbo"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        out.starts_with("refused: unknown work mode \"turbo\""),
+        "{out}"
+    );
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert_eq!(
+        audit(&on_dir),
+        [row("feed_in", "refused"), row("work_mode", "refused")]
+    );
+}
+
+#[test]
+fn dry_run_prints_the_frame_and_sends_nothing() {
+    let sim = Sim::start();
+    let sn = sim.sn();
+    let (config, data_dir) = sim.config("dry", "confirm_timeout = \"2s\"");
+    let (code, out, err) = sim.set(&config, &["--dry-run", &sn, "work-mode", "backup"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let hex = out
+        .trim_end()
+        .strip_prefix("dry run, nothing sent; frame ")
+        .unwrap_or_else(|| panic!("{out}"));
+    let bytes = hex::decode(hex).expect("hex");
+    let frames =
+        <protocol::pb::Frames as prost::Message>::decode(bytes.as_slice()).expect("Frames");
+    let h = &frames.header[0];
+    assert_eq!((h.cmd_func, h.cmd_id), (Some(96), Some(98)));
+    assert_eq!(h.device_sn.as_deref(), Some(sn.as_str()));
+    assert_eq!(audit(&data_dir), [row("work_mode", "dry_run")]);
+}

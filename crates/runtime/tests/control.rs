@@ -1,0 +1,248 @@
+//! Settings writes (issue 14, protocol §10) through the runtime's controller, against the
+//! simulator over real sockets (login, MQTT/TLS): what is refused before anything is
+//! sent (control off, validation, rate limit, the open-API route), dry runs, coalescing,
+//! a device that ignores the write ("not applied"), and the audit row of every attempt.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prost::Message;
+use protocol::{SetRequest, WorkMode};
+use runtime::{Bridge, BridgeOptions, ControlConfig};
+use simulator::Simulator;
+use sources::{CloudConfig, CloudSource};
+use store::{ControlPort, Origin, Outcome, StoreConfig};
+use tokio_util::sync::CancellationToken;
+
+use support::{WAIT, app_config, open_config, until};
+
+struct Setup {
+    sim: Simulator,
+    bridge: Bridge,
+    shutdown: CancellationToken,
+    sn: String,
+    _dir: testkit::TempDir,
+}
+
+/// The simulator, a bridge with `control` on a history file, and the source attached;
+/// returns once the first device has reported.
+async fn setup(control: ControlConfig, open_api: bool) -> Setup {
+    let sim = support::simulator(None).await;
+    let dir = testkit::temp_dir("runtime-control");
+    let shutdown = CancellationToken::new();
+    let mut bridge = Bridge::start(
+        BridgeOptions {
+            store: StoreConfig {
+                sqlite_path: Some(dir.path().join("history.db")),
+                ..StoreConfig::default()
+            },
+            web: None,
+            web_fallback_to_free_port: false,
+            home_assistant: Default::default(),
+            queue: 1024,
+            capture: Default::default(),
+            capture_dir: None,
+            diagnostics: None,
+            control,
+        },
+        &shutdown,
+    )
+    .await
+    .expect("bridge starts");
+    let config: CloudConfig = if open_api {
+        open_config(&sim, &simulator::SimulatorConfig::default().secret_key)
+    } else {
+        app_config(&sim)
+    };
+    let source = CloudSource::with_ca_pem(config, Some(&sim.ca_cert_pem()), bridge.sender())
+        .expect("valid config");
+    bridge.attach_source(source.handle(), &shutdown);
+    tokio::spawn(source.run(shutdown.clone()));
+    let sn = sim.devices()[0].clone();
+    let store = bridge.store.clone();
+    until("the device reports", || {
+        store.device(&sn).is_some_and(|d| d.state_count > 0)
+    })
+    .await;
+    Setup {
+        sim,
+        bridge,
+        shutdown,
+        sn,
+        _dir: dir,
+    }
+}
+
+impl Setup {
+    async fn set(&self, request: SetRequest, origin: Origin) -> Outcome {
+        let port: &dyn ControlPort = &*self.bridge.controller;
+        tokio::time::timeout(WAIT, port.set(&self.sn, request, origin))
+            .await
+            .expect("an outcome within the wait")
+    }
+
+    /// The audit rows of the device, oldest first, as `(setting, outcome, origin)`.
+    fn audit(&self) -> Vec<(String, String, String)> {
+        let mut rows = self.bridge.store.audit(Some(&self.sn), 100).expect("audit");
+        rows.reverse();
+        rows.into_iter()
+            .map(|r| (r.setting, r.outcome, r.origin))
+            .collect()
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.bridge.finish().await;
+        self.sim.shutdown().await;
+    }
+}
+
+fn on(config: ControlConfig) -> ControlConfig {
+    ControlConfig {
+        enabled: true,
+        ..config
+    }
+}
+
+const BACKUP: SetRequest = SetRequest::WorkMode {
+    mode: WorkMode::Backup,
+};
+
+fn row(setting: &str, outcome: &str, origin: &str) -> (String, String, String) {
+    (setting.into(), outcome.into(), origin.into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_off_refuses_sends_nothing_and_audits() {
+    let s = setup(ControlConfig::default(), false).await;
+    assert!(s.bridge.control_port().is_none(), "no port for the sinks");
+    let outcome = s.set(BACKUP, Origin::Web).await;
+    assert_eq!(
+        outcome,
+        Outcome::Refused {
+            reason: "control is off ([control] enabled = false)".into()
+        }
+    );
+    assert_eq!(s.bridge.controller.frames_sent(), 0);
+    assert_eq!(s.audit(), [row("work_mode", "refused", "web")]);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_requests_are_refused_before_sending() {
+    let s = setup(on(ControlConfig::default()), false).await;
+    assert!(s.bridge.control_port().is_some());
+    let above = SetRequest::BatteryLimits {
+        backup_reserve: 95,
+        surplus_threshold: 90,
+    };
+    let Outcome::Refused { reason } = s.set(above, Origin::Ha).await else {
+        panic!("reserve above threshold must be refused");
+    };
+    assert!(reason.contains("must not exceed"), "{reason}");
+    let no_cap = SetRequest::FeedIn {
+        mode: protocol::FeedMode::Limited,
+        cap_w: None,
+    };
+    assert!(matches!(
+        s.set(no_cap, Origin::Cli).await,
+        Outcome::Refused { .. }
+    ));
+    assert_eq!(s.bridge.controller.frames_sent(), 0);
+    assert_eq!(
+        s.audit(),
+        [
+            row("battery_limits", "refused", "ha"),
+            row("feed_in", "refused", "cli")
+        ]
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_gives_the_frame_and_sends_nothing() {
+    let s = setup(
+        ControlConfig {
+            dry_run: true,
+            ..ControlConfig::default()
+        },
+        false,
+    )
+    .await;
+    let Outcome::DryRun { frame_hex } = s.set(BACKUP, Origin::Cli).await else {
+        panic!("a dry run");
+    };
+    let bytes = hex::decode(&frame_hex).expect("hex");
+    let frames = protocol::pb::Frames::decode(bytes.as_slice()).expect("a Frames message");
+    let h = &frames.header[0];
+    assert_eq!((h.cmd_func, h.cmd_id), (Some(96), Some(98)));
+    assert_eq!(h.device_sn.as_deref(), Some(s.sn.as_str()));
+    assert_eq!(h.pdata.as_deref(), Some(BACKUP.pdata().as_slice()));
+    assert_eq!(s.bridge.controller.frames_sent(), 0);
+    assert_eq!(s.audit(), [row("work_mode", "dry_run", "cli")]);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_api_route_refuses_with_one_line() {
+    let s = setup(on(ControlConfig::default()), true).await;
+    let Outcome::Refused { reason } = s.set(BACKUP, Origin::Web).await else {
+        panic!("the open API cannot send settings");
+    };
+    assert!(reason.contains("control needs the app route"), "{reason}");
+    assert!(!reason.contains('\n'));
+    assert_eq!(s.bridge.controller.frames_sent(), 0);
+    assert_eq!(s.audit(), [row("work_mode", "refused", "web")]);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rapid_writes_coalesce_and_the_rate_limit_holds() {
+    let s = setup(
+        on(ControlConfig {
+            coalesce: Duration::from_millis(500),
+            confirm_timeout: Duration::from_secs(1),
+            max_writes_per_minute: 1,
+            ..ControlConfig::default()
+        }),
+        false,
+    )
+    .await;
+    let s = Arc::new(s);
+    // A dragged slider: three values in quick succession, one frame (the last value).
+    let mut writes = Vec::new();
+    for reserve in [20, 21, 22] {
+        let s = s.clone();
+        let request = SetRequest::BatteryLimits {
+            backup_reserve: reserve,
+            surplus_threshold: 90,
+        };
+        writes.push(tokio::spawn(
+            async move { s.set(request, Origin::Web).await },
+        ));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut outcomes = Vec::new();
+    for w in writes {
+        outcomes.push(w.await.expect("no panic"));
+    }
+    // Which one is last depends on when each task ran; exactly one is sent.
+    let superseded = outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::NotApplied { reason } if reason.contains("superseded")))
+        .count();
+    assert_eq!(superseded, 2, "{outcomes:?}");
+    assert_eq!(s.bridge.controller.frames_sent(), 1);
+    // The rate limit (1 a minute) refuses the next frame to the device.
+    let Outcome::Refused { reason } = s.set(BACKUP, Origin::Web).await else {
+        panic!("rate limited");
+    };
+    assert!(reason.contains("rate limit"), "{reason}");
+    assert_eq!(s.bridge.controller.frames_sent(), 1);
+    let Ok(s) = Arc::try_unwrap(s) else {
+        panic!("setup still shared");
+    };
+    s.stop().await;
+}
