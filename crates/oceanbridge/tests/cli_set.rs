@@ -145,3 +145,77 @@ fn dry_run_prints_the_frame_and_sends_nothing() {
     assert_eq!(h.device_sn.as_deref(), Some(sn.as_str()));
     assert_eq!(audit(&data_dir), [row("work_mode", "dry_run")]);
 }
+
+#[test]
+fn every_setting_is_applied_and_read_back() {
+    let sim = Sim::start();
+    let sn = sim.sn();
+    let (config, data_dir) = sim.config("apply", "enabled = true\ncoalesce = \"0s\"");
+    let writes: [(&str, &str); 5] = [
+        ("work-mode", "backup"),
+        ("backup-reserve", "25"),
+        ("surplus-threshold", "85"),
+        ("feed-cap", "600"),
+        ("feed-mode", "zero-export"),
+    ];
+    for (setting, value) in writes {
+        let started = std::time::Instant::now();
+        let (code, out, err) = sim.set(&config, &[&sn, setting, value]);
+        assert_eq!(
+            (code, out.as_str()),
+            (0, "applied\n"),
+            "{setting} {value}: {err}"
+        );
+        eprintln!(
+            "oceanbridge set {setting} {value}: applied in {} ms (login, connect, read-back)",
+            started.elapsed().as_millis()
+        );
+    }
+    // The simulator holds what the CLI asked for.
+    let d = &sim.sim().field_stats().devices[&sn];
+    assert_eq!((d.sets_received, d.sets_applied), (5, 5), "{d:?}");
+    assert_eq!(
+        audit(&data_dir),
+        [
+            row("work_mode", "applied"),
+            row("battery_limits", "applied"),
+            row("battery_limits", "applied"),
+            row("feed_in", "applied"),
+            row("feed_in", "applied")
+        ]
+    );
+}
+
+#[test]
+fn an_ignored_write_exits_3_not_applied() {
+    let sim = Sim::start();
+    let sn = sim.sn();
+    sim.sim().faults().ignore_sets(&sn, true).expect("switch");
+    let (config, data_dir) = sim.config(
+        "ignored",
+        "enabled = true\ncoalesce = \"0s\"\nconfirm_timeout = \"3s\"",
+    );
+    let (code, out, err) = sim.set(&config, &[&sn, "work-mode", "backup"]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert_eq!(
+        out,
+        "not applied: the device still reports self_use after 3s\n"
+    );
+    let d = &sim.sim().field_stats().devices[&sn];
+    assert_eq!((d.sets_received, d.sets_applied), (1, 0), "{d:?}");
+    assert_eq!(audit(&data_dir), [row("work_mode", "not_applied")]);
+}
+
+#[test]
+fn a_running_bridge_keeps_set_out_of_its_state_directory() {
+    let sim = Sim::start();
+    let sn = sim.sn();
+    let (config, data_dir) = sim.config("locked", "enabled = true");
+    let _held = runtime::DataDir::open(&data_dir).expect("lock");
+    let (code, out, err) = sim.set(&config, &[&sn, "work-mode", "backup"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(err.contains("another oceanbridge is running"), "{err}");
+    assert!(err.contains("POST /api/devices/<SN>/settings"), "{err}");
+    assert_eq!(sim.sim().field_stats().devices[&sn].sets_received, 0);
+}

@@ -142,8 +142,9 @@ impl Bridge {
             shutdown.clone(),
         ));
         let controller = Arc::new(Controller::new(options.control, store.clone()));
-        // The web API and Home Assistant get `controller.port()`: `None` while control is
-        // off, so they offer no settings at all.
+        // The web API and Home Assistant get `None` while control is off, so they offer no
+        // settings at all (no Settings card, no command entities).
+        let control = controller.port();
         let mut web_addr = None;
         if let Some(web) = options.web {
             let wanted = web.bind;
@@ -160,7 +161,7 @@ impl Bridge {
                 store.clone(),
                 stats.clone(),
                 diagnostics.clone(),
-                None,
+                control.clone(),
                 shutdown.clone(),
             )
             .await
@@ -173,7 +174,7 @@ impl Bridge {
                         store.clone(),
                         stats.clone(),
                         diagnostics,
-                        None,
+                        control.clone(),
                         shutdown.clone(),
                     )
                     .await;
@@ -197,7 +198,7 @@ impl Bridge {
             let handle = sinks::home_assistant::run(
                 options.home_assistant,
                 store.clone(),
-                None,
+                control,
                 shutdown.clone(),
             );
             tasks.spawn(async move {

@@ -1,7 +1,9 @@
 //! Settings writes (issue 14, protocol §10) through the runtime's controller, against the
-//! simulator over real sockets (login, MQTT/TLS): what is refused before anything is
-//! sent (control off, validation, rate limit, the open-API route), dry runs, coalescing,
-//! a device that ignores the write ("not applied"), and the audit row of every attempt.
+//! simulator over real sockets (login, MQTT/TLS): each setting applied and read back
+//! (96/8), what is refused before anything is sent (control off, validation, rate limit,
+//! the open-API route), dry runs, coalescing, a device that ignores the write ("not
+//! applied"), and the audit row of every attempt. The simulator's own counters
+//! (`sets_received`) prove what reached the device.
 
 mod support;
 
@@ -9,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prost::Message;
-use protocol::{SetRequest, WorkMode};
+use protocol::{DeviceSettings, FeedMode, SetRequest, WorkMode};
 use runtime::{Bridge, BridgeOptions, ControlConfig};
 use simulator::Simulator;
 use sources::{CloudConfig, CloudSource};
@@ -66,6 +68,13 @@ async fn setup(control: ControlConfig, open_api: bool) -> Setup {
         store.device(&sn).is_some_and(|d| d.state_count > 0)
     })
     .await;
+    if !open_api {
+        // The get-all answer ends with the settings report (96/8).
+        until("the device reports its settings", || {
+            store.settings(&sn).is_some()
+        })
+        .await;
+    }
     Setup {
         sim,
         bridge,
@@ -90,6 +99,11 @@ impl Setup {
         rows.into_iter()
             .map(|r| (r.setting, r.outcome, r.origin))
             .collect()
+    }
+
+    /// Set frames the simulated device received (whatever became of them).
+    fn sets_received(&self) -> u64 {
+        self.sim.field_stats().devices[&self.sn].sets_received
     }
 
     async fn stop(self) {
@@ -126,7 +140,100 @@ async fn control_off_refuses_sends_nothing_and_audits() {
         }
     );
     assert_eq!(s.bridge.controller.frames_sent(), 0);
+    assert_eq!(s.sets_received(), 0);
     assert_eq!(s.audit(), [row("work_mode", "refused", "web")]);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_setting_is_applied_and_read_back() {
+    let s = setup(on(ControlConfig::default()), false).await;
+    let before = s.bridge.store.settings(&s.sn).expect("settings known");
+    assert_eq!(
+        before.work_mode,
+        Some(0),
+        "self-use to start with: {before:?}"
+    );
+    let requests = [
+        BACKUP,
+        SetRequest::BatteryLimits {
+            backup_reserve: 20,
+            surplus_threshold: 80,
+        },
+        SetRequest::FeedIn {
+            mode: FeedMode::Limited,
+            cap_w: Some(800),
+        },
+    ];
+    for request in requests {
+        let started = tokio::time::Instant::now();
+        let outcome = s.set(request, Origin::Web).await;
+        assert_eq!(outcome, Outcome::Applied, "{request:?}");
+        eprintln!(
+            "{}: applied and read back in {} ms",
+            request.name(),
+            started.elapsed().as_millis()
+        );
+    }
+    let after = s.bridge.store.settings(&s.sn).expect("settings");
+    assert_eq!(
+        after,
+        DeviceSettings {
+            work_mode: Some(2),
+            backup_reserve: Some(20),
+            surplus_threshold: Some(80),
+            feed_mode: Some(3),
+            feed_power_cap_w: Some(800),
+            ..after
+        }
+    );
+    assert_eq!(s.sets_received(), 3);
+    assert_eq!(s.sim.field_stats().devices[&s.sn].sets_applied, 3);
+    let rows = s.bridge.store.audit(Some(&s.sn), 10).expect("audit");
+    let first = rows.last().expect("rows");
+    assert_eq!(first.previous.as_deref(), Some("self_use"));
+    assert_eq!(first.requested, "backup");
+    assert_eq!(
+        s.audit(),
+        [
+            row("work_mode", "applied", "web"),
+            row("battery_limits", "applied", "web"),
+            row("feed_in", "applied", "web")
+        ]
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_the_device_ignores_is_not_applied() {
+    let s = setup(
+        on(ControlConfig {
+            confirm_timeout: Duration::from_secs(3),
+            ..ControlConfig::default()
+        }),
+        false,
+    )
+    .await;
+    s.sim.faults().ignore_sets(&s.sn, true).expect("switch");
+    let started = tokio::time::Instant::now();
+    let outcome = s.set(BACKUP, Origin::Ha).await;
+    let waited = started.elapsed();
+    assert_eq!(
+        outcome,
+        Outcome::NotApplied {
+            reason: "the device still reports self_use after 3s".into()
+        }
+    );
+    eprintln!("ignored write: not applied after {} ms", waited.as_millis());
+    assert!(waited >= Duration::from_secs(3), "{waited:?}");
+    let d = &s.sim.field_stats().devices[&s.sn];
+    assert_eq!((d.sets_received, d.sets_applied), (1, 0), "{d:?}");
+    assert_eq!(s.audit(), [row("work_mode", "not_applied", "ha")]);
+    let rows = s.bridge.store.audit(Some(&s.sn), 1).expect("audit");
+    assert_eq!(
+        rows[0].detail.as_deref(),
+        Some("the device still reports self_use after 3s")
+    );
     s.stop().await;
 }
 
@@ -181,6 +288,7 @@ async fn dry_run_gives_the_frame_and_sends_nothing() {
     assert_eq!(h.device_sn.as_deref(), Some(s.sn.as_str()));
     assert_eq!(h.pdata.as_deref(), Some(BACKUP.pdata().as_slice()));
     assert_eq!(s.bridge.controller.frames_sent(), 0);
+    assert_eq!(s.sets_received(), 0);
     assert_eq!(s.audit(), [row("work_mode", "dry_run", "cli")]);
     s.stop().await;
 }
@@ -234,6 +342,7 @@ async fn rapid_writes_coalesce_and_the_rate_limit_holds() {
         .filter(|o| matches!(o, Outcome::NotApplied { reason } if reason.contains("superseded")))
         .count();
     assert_eq!(superseded, 2, "{outcomes:?}");
+    assert_eq!(s.sets_received(), 1, "one frame reached the device");
     assert_eq!(s.bridge.controller.frames_sent(), 1);
     // The rate limit (1 a minute) refuses the next frame to the device.
     let Outcome::Refused { reason } = s.set(BACKUP, Origin::Web).await else {
@@ -241,6 +350,7 @@ async fn rapid_writes_coalesce_and_the_rate_limit_holds() {
     };
     assert!(reason.contains("rate limit"), "{reason}");
     assert_eq!(s.bridge.controller.frames_sent(), 1);
+    assert_eq!(s.sets_received(), 1);
     let Ok(s) = Arc::try_unwrap(s) else {
         panic!("setup still shared");
     };
