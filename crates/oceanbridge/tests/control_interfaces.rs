@@ -1,0 +1,267 @@
+//! Settings writes end to end through the web API and Home Assistant (issue 14, protocol
+//! §10): the bridge with control on, its dashboard and its Home Assistant sink on a real
+//! MQTT broker (mosquitto), the real controller, and the simulator behind the app route.
+//! A REST write and an HA command are applied and read back (96/8), the HA state shows
+//! the device's value, a write the device ignores is "not applied" with the old value
+//! kept, and every attempt is in the audit with its origin.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use runtime::{Bridge, BridgeOptions, ControlConfig};
+use serde_json::json;
+use simulator::{Simulator, SimulatorConfig};
+use sinks::home_assistant::HomeAssistantConfig;
+use sinks::web::WebConfig;
+use sources::{CloudConfig, CloudSource, WayIn};
+use store::StoreConfig;
+use testkit::http::{bearer, get, request};
+use testkit::unique;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+const TOKEN: &str = "ctl-token";
+/// Generous: machines running the tests are loaded.
+const WAIT: Duration = Duration::from_secs(60);
+
+/// The bridge's app-route config for the simulator (fast reconnects).
+fn app_config(sim: &Simulator) -> CloudConfig {
+    let defaults = SimulatorConfig::default();
+    CloudConfig {
+        way_in: WayIn::App,
+        api_url: sim.http_base_url(),
+        email: defaults.email,
+        password: defaults.password.as_str().into(),
+        devices: sim.devices().to_vec(),
+        reconnect_min: Duration::from_millis(100),
+        reconnect_max: Duration::from_millis(500),
+        http_timeout: Duration::from_secs(5),
+        ..CloudConfig::default()
+    }
+}
+
+/// Every message under `filter`, as (topic, payload).
+async fn subscribe(
+    host: &str,
+    port: u16,
+    filter: &str,
+) -> (AsyncClient, mpsc::UnboundedReceiver<(String, String)>) {
+    let opts = MqttOptions::new(unique("ob_test_ctl"), host, port);
+    let (client, mut eventloop) = AsyncClient::new(opts, 100);
+    client
+        .subscribe(filter, QoS::AtLeastOnce)
+        .await
+        .expect("subscribe");
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (acked_tx, acked) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let mut acked_tx = Some(acked_tx);
+        while let Ok(event) = eventloop.poll().await {
+            match event {
+                Event::Incoming(Packet::SubAck(_)) => {
+                    if let Some(t) = acked_tx.take() {
+                        let _ = t.send(());
+                    }
+                }
+                Event::Incoming(Packet::Publish(p)) => {
+                    let payload = String::from_utf8_lossy(&p.payload).to_string();
+                    if tx.send((p.topic.clone(), payload)).is_err() {
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+    });
+    tokio::time::timeout(WAIT, acked)
+        .await
+        .expect("SUBACK")
+        .expect("subscriber running");
+    (client, rx)
+}
+
+/// Collects into `seen` until `done(seen)`; false at the deadline.
+async fn wait_mqtt(
+    rx: &mut mpsc::UnboundedReceiver<(String, String)>,
+    seen: &mut BTreeMap<String, String>,
+    done: impl Fn(&BTreeMap<String, String>) -> bool,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !done(seen) {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some((t, p))) => {
+                seen.insert(t, p);
+            }
+            _ => return false,
+        }
+    }
+    true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_and_home_assistant_writes_are_applied_read_back_and_audited() {
+    let broker = testkit::require!(testkit::services::mqtt_broker());
+    let sim = Simulator::start(SimulatorConfig::default())
+        .await
+        .expect("simulator starts");
+    let dir = testkit::temp_dir("runtime-control-interfaces");
+    let base = unique("ob_ctl");
+    let shutdown = CancellationToken::new();
+    let mut bridge = Bridge::start(
+        BridgeOptions {
+            store: StoreConfig {
+                sqlite_path: Some(dir.path().join("history.db")),
+                ..StoreConfig::default()
+            },
+            web: Some(WebConfig {
+                bind: "127.0.0.1:0".parse().expect("addr"),
+                token: Some(TOKEN.into()),
+                ..WebConfig::default()
+            }),
+            web_fallback_to_free_port: false,
+            home_assistant: HomeAssistantConfig {
+                enabled: true,
+                broker: connect::MqttEndpoint::parse(&broker.url()).expect("broker URL"),
+                client_id: unique("ob_ctl_bridge"),
+                discovery_prefix: format!("{base}/homeassistant"),
+                prefix: format!("{base}/oceanbridge"),
+                remove_on_shutdown: true,
+                ..HomeAssistantConfig::default()
+            },
+            queue: 1024,
+            capture: Default::default(),
+            capture_dir: None,
+            diagnostics: None,
+            control: ControlConfig {
+                enabled: true,
+                confirm_timeout: Duration::from_secs(8),
+                ..ControlConfig::default()
+            },
+        },
+        &shutdown,
+    )
+    .await
+    .expect("bridge starts");
+    let source =
+        CloudSource::with_ca_pem(app_config(&sim), Some(&sim.ca_cert_pem()), bridge.sender())
+            .expect("valid config");
+    bridge.attach_source(source.handle(), &shutdown);
+    tokio::spawn(source.run(shutdown.clone()));
+    let sn = sim.devices()[0].clone();
+    let store = bridge.store.clone();
+    let reported = testkit::wait_for_async(WAIT, async || {
+        store
+            .settings(&sn)
+            .is_some_and(|s| s.work_mode.is_some())
+            .then_some(())
+    })
+    .await;
+    assert!(
+        reported.is_some(),
+        "the device never reported its settings (96/8)"
+    );
+    let web = bridge.web_addr.expect("dashboard address");
+    let (name, value) = bearer(TOKEN);
+    let auth = [(name, value.as_str())];
+    let settings_path = format!("/api/devices/{sn}/settings");
+
+    // REST: backup, applied and read back.
+    let t0 = Instant::now();
+    let r = request(
+        web,
+        "POST",
+        &format!("{settings_path}?token={TOKEN}"),
+        Some(&json!({"setting": "work_mode", "mode": "backup"})),
+    )
+    .await;
+    let rest_ms = t0.elapsed().as_millis();
+    assert_eq!(
+        (r.status, r.json()),
+        (200, json!({"outcome": "applied"})),
+        "{}",
+        r.body
+    );
+    let read = get(web, &settings_path, &auth).await.json();
+    assert_eq!(read["settings"]["work_mode"], "backup", "{read}");
+    assert_eq!(read["control_enabled"], true);
+
+    // Home Assistant: the control shows the read-back; a command is applied and read back.
+    let prefix = format!("{base}/oceanbridge");
+    let state = format!("{prefix}/{sn}/settings/work_mode");
+    let result = format!("{prefix}/{sn}/settings/result");
+    let (client, mut rx) = subscribe(&broker.host, broker.port, &format!("{base}/#")).await;
+    let mut seen = BTreeMap::new();
+    assert!(
+        wait_mqtt(&mut rx, &mut seen, |s| s.get(&state).map(String::as_str)
+            == Some("backup"))
+        .await,
+        "HA state of the work mode: {:?}",
+        seen.get(&state)
+    );
+    let t0 = Instant::now();
+    client
+        .publish(format!("{state}/set"), QoS::AtLeastOnce, false, "self_use")
+        .await
+        .expect("publish");
+    assert!(
+        wait_mqtt(&mut rx, &mut seen, |s| {
+            s.get(&result).map(String::as_str) == Some("applied")
+                && s.get(&state).map(String::as_str) == Some("self_use")
+        })
+        .await,
+        "HA write: result {:?}, state {:?}",
+        seen.get(&result),
+        seen.get(&state)
+    );
+    let ha_ms = t0.elapsed().as_millis();
+    assert_eq!(store.settings(&sn).and_then(|s| s.work_mode), Some(0));
+
+    // The device ignores the next write: "not applied", the state stays the device's.
+    sim.faults().ignore_sets(&sn, true).expect("ignore switch");
+    seen.remove(&result);
+    let t0 = Instant::now();
+    client
+        .publish(format!("{state}/set"), QoS::AtLeastOnce, false, "backup")
+        .await
+        .expect("publish");
+    assert!(
+        wait_mqtt(&mut rx, &mut seen, |s| s
+            .get(&result)
+            .is_some_and(|r| r.starts_with("not applied")))
+        .await,
+        "ignored write: {:?}",
+        seen.get(&result)
+    );
+    let ignored_ms = t0.elapsed().as_millis();
+    assert_eq!(seen[&state], "self_use");
+    assert_eq!(store.settings(&sn).and_then(|s| s.work_mode), Some(0));
+    eprintln!(
+        "REST write applied in {rest_ms} ms, HA write applied in {ha_ms} ms, ignored write reported after {ignored_ms} ms"
+    );
+
+    // The audit: one row per attempt, with its origin.
+    let audit = get(web, "/api/control/audit", &auth).await.json();
+    let rows: Vec<(String, String)> = audit["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .rev()
+        .map(|r| {
+            (
+                r["origin"].as_str().unwrap_or_default().to_string(),
+                r["outcome"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> =
+        [("web", "applied"), ("ha", "applied"), ("ha", "not_applied")]
+            .iter()
+            .map(|(o, r)| (o.to_string(), r.to_string()))
+            .collect();
+    assert_eq!(rows, want, "{audit}");
+
+    shutdown.cancel();
+    bridge.finish().await;
+    sim.shutdown().await;
+}
