@@ -165,7 +165,7 @@ impl Controller {
             return refused(e.to_string());
         }
         if self.config.dry_run {
-            let frame = protocol::control::encode_set(&request, sn, seq_now());
+            let frame = protocol::control::encode_set(&request, sn, sources::seq_now());
             let frame_hex = frame.iter().map(|b| format!("{b:02x}")).collect();
             return Outcome::DryRun { frame_hex };
         }
@@ -308,13 +308,4 @@ fn refused(reason: impl Into<String>) -> Outcome {
     Outcome::Refused {
         reason: reason.into(),
     }
-}
-
-/// The millisecond clock's low 31 bits, as the app's `seq` (§3).
-fn seq_now() -> i32 {
-    let millis = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or_default();
-    (millis & 0x7fff_ffff) as i32
 }

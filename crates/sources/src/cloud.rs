@@ -8,7 +8,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -270,4 +270,14 @@ impl CloudSource {
     pub(crate) fn client_id(&self, id: &Identity) -> String {
         crate::client_id::client_id(&self.client_ids, id.way_in, &id.account)
     }
+}
+
+/// The millisecond clock's low 31 bits: the `seq` the app puts in its frames (§3, §8),
+/// for every frame the bridge sends (switch, get-all, §10 sets and their dry runs).
+pub fn seq_now() -> i32 {
+    let millis = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default();
+    (millis & 0x7fff_ffff) as i32
 }

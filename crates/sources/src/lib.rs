@@ -49,7 +49,7 @@ pub mod signing;
 
 pub use broker::BrokerSource;
 pub use client_id::{ClientIdStore, MemoryClientIds};
-pub use cloud::CloudSource;
+pub use cloud::{CloudSource, seq_now};
 pub use config::{BrokerConfig, CloudConfig, DEFAULT_API_URL, WayIn, WhenFull};
 pub use error::SourceError;
 pub use handle::SourceHandle;

@@ -22,14 +22,7 @@ use crate::payload::{Origin, RawPayload};
 use crate::refusal::DEVICE_NOT_LINKED;
 use crate::schedule::{Job, Schedule};
 
-/// The millisecond clock's low 31 bits: the `seq` the app puts in its frames (§3, §8).
-fn seq_now() -> i32 {
-    let millis = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or_default();
-    (millis & 0x7fff_ffff) as i32
-}
+use super::seq_now;
 
 impl CloudSource {
     /// One MQTT connection, from connect to failure (or renewal, or shutdown).
