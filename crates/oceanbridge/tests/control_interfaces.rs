@@ -119,7 +119,6 @@ async fn rest_and_home_assistant_writes_are_applied_read_back_and_audited() {
                 token: Some(TOKEN.into()),
                 ..WebConfig::default()
             }),
-            web_fallback_to_free_port: false,
             home_assistant: HomeAssistantConfig {
                 enabled: true,
                 broker: connect::MqttEndpoint::parse(&broker.url()).expect("broker URL"),
@@ -129,15 +128,12 @@ async fn rest_and_home_assistant_writes_are_applied_read_back_and_audited() {
                 remove_on_shutdown: true,
                 ..HomeAssistantConfig::default()
             },
-            queue: 1024,
-            capture: Default::default(),
-            capture_dir: None,
-            diagnostics: None,
             control: ControlConfig {
                 enabled: true,
                 confirm_timeout: Duration::from_secs(8),
                 ..ControlConfig::default()
             },
+            ..BridgeOptions::default()
         },
         &shutdown,
     )

@@ -78,14 +78,7 @@ async fn broker_restarted_20_times_reconnects_each_time_with_one_loop_and_no_los
                 sqlite_path: Some(dir.path().join("history.db")),
                 ..StoreConfig::default()
             },
-            web: None,
-            web_fallback_to_free_port: false,
-            home_assistant: Default::default(),
-            queue: 1024,
-            capture: Default::default(),
-            capture_dir: None,
-            diagnostics: None,
-            control: Default::default(),
+            ..BridgeOptions::default()
         },
         &shutdown,
     )

@@ -45,6 +45,24 @@ pub struct BridgeOptions {
     pub control: ControlConfig,
 }
 
+/// A memory store, the default queue, and every sink, the capture and control off: what a
+/// test or an embedding starts from (`BridgeOptions { store, ..Default::default() }`).
+impl Default for BridgeOptions {
+    fn default() -> BridgeOptions {
+        BridgeOptions {
+            store: StoreConfig::default(),
+            web: None,
+            web_fallback_to_free_port: false,
+            home_assistant: HomeAssistantConfig::default(),
+            queue: crate::config::PipelineConfig::default().queue,
+            capture: CaptureConfig::default(),
+            capture_dir: None,
+            diagnostics: None,
+            control: ControlConfig::default(),
+        }
+    }
+}
+
 impl BridgeOptions {
     /// The sections of `config` the bridge uses; `web = false` leaves the dashboard off.
     /// The capture goes to `<data_dir>/capture/` when the config has a state directory.

@@ -23,14 +23,9 @@ async fn finish_drains_the_queue_and_commits_history() {
     let bridge = Bridge::start(
         BridgeOptions {
             store: store_config.clone(),
-            web: None,
-            web_fallback_to_free_port: false,
-            home_assistant: Default::default(),
             queue: 64,
-            capture: Default::default(),
             capture_dir: Some(dir.path().join("capture")),
-            diagnostics: None,
-            control: Default::default(),
+            ..BridgeOptions::default()
         },
         &shutdown,
     )

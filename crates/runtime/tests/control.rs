@@ -40,14 +40,8 @@ async fn setup(control: ControlConfig, open_api: bool) -> Setup {
                 sqlite_path: Some(dir.path().join("history.db")),
                 ..StoreConfig::default()
             },
-            web: None,
-            web_fallback_to_free_port: false,
-            home_assistant: Default::default(),
-            queue: 1024,
-            capture: Default::default(),
-            capture_dir: None,
-            diagnostics: None,
             control,
+            ..BridgeOptions::default()
         },
         &shutdown,
     )

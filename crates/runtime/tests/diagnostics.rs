@@ -115,14 +115,8 @@ async fn bundles_from_a_live_bridge_and_from_its_capture_mask_every_id() {
     let bridge = Bridge::start(
         BridgeOptions {
             store: Default::default(),
-            web: None,
-            web_fallback_to_free_port: false,
-            home_assistant: Default::default(),
-            queue: 1024,
-            capture: Default::default(),
             capture_dir: Some(capture_dir.clone()),
-            diagnostics: None,
-            control: Default::default(),
+            ..BridgeOptions::default()
         },
         &shutdown,
     )

@@ -14,7 +14,7 @@ use std::time::Duration;
 use runtime::{Bridge, BridgeOptions, DataDir, StatsObserver};
 use simulator::{Simulator, SimulatorConfig};
 use sources::{ClientIdStore, CloudSource};
-use store::{Stage, StoreConfig};
+use store::Stage;
 use support::*;
 use tokio_util::sync::CancellationToken;
 
@@ -163,17 +163,7 @@ async fn one_client_id_across_reconnects_and_restarts() {
 
 /// A bridge with a memory store and no sinks.
 fn options() -> BridgeOptions {
-    BridgeOptions {
-        store: StoreConfig::default(),
-        web: None,
-        web_fallback_to_free_port: false,
-        home_assistant: Default::default(),
-        queue: 1024,
-        capture: Default::default(),
-        capture_dir: None,
-        diagnostics: None,
-        control: Default::default(),
-    }
+    BridgeOptions::default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
