@@ -99,6 +99,16 @@ async fn broker_restarted_20_times_reconnects_each_time_with_one_loop_and_no_los
     })
     .await;
     gauges_ok(&stats).expect("one loop, one timer per device");
+    // The energy stream flows only after the switch (§8), and the first payloads may be
+    // the get-all answer and heartbeats: wait for a streamed sample of the device the gap
+    // check reads, so the first outage has a sample before it too.
+    let first = SystemTime::now();
+    wait_until("the energy stream", Duration::from_secs(60), || {
+        store
+            .get(DEVICES[0], "EnergyStreamItem.pvPwr")
+            .is_some_and(|s| s.updated_at >= first)
+    })
+    .await;
 
     // Outage windows (for the gap check): taken down at, back up at.
     let mut outages: Vec<(SystemTime, SystemTime)> = Vec::new();

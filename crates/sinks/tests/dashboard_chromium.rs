@@ -291,10 +291,16 @@ async fn dashboard_greys_stale_and_unavailable_values() {
         class(&hb).contains("unavailable"),
         "still unavailable: {hb}"
     );
-    let badge = driver
-        .script("return document.getElementById('stage').hidden;")
-        .await;
-    assert_eq!(badge, json!(true), "the device is fresh again");
+    // The device's stage is its own SSE event, which may follow the channel's: wait for it.
+    let fresh = testkit::wait_for_async(Duration::from_secs(30), async || {
+        (driver
+            .script("return document.getElementById('stage').hidden;")
+            .await
+            == json!(true))
+        .then_some(())
+    })
+    .await;
+    assert!(fresh.is_some(), "the device is fresh again (badge hidden)");
     driver.quit().await;
     h.stop().await;
 }
