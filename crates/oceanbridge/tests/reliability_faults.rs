@@ -102,11 +102,15 @@ async fn broker_restarted_20_times_reconnects_each_time_with_one_loop_and_no_los
     // The energy stream flows only after the switch (§8), and the first payloads may be
     // the get-all answer and heartbeats: wait for a streamed sample of the device the gap
     // check reads, so the first outage has a sample before it too.
-    let first = SystemTime::now();
-    wait_until("the energy stream", Duration::from_secs(60), || {
+    // A sample of the device the gap check reads, stored at or after `since`.
+    let streamed_since = |since: SystemTime| {
         store
             .get(DEVICES[0], "EnergyStreamItem.pvPwr")
-            .is_some_and(|s| s.updated_at >= first)
+            .is_some_and(|s| s.updated_at >= since)
+    };
+    let first = SystemTime::now();
+    wait_until("the energy stream", Duration::from_secs(60), || {
+        streamed_since(first)
     })
     .await;
 
@@ -137,9 +141,7 @@ async fn broker_restarted_20_times_reconnects_each_time_with_one_loop_and_no_los
         // next fault, so every outage has a sample before it.
         let back = SystemTime::now();
         wait_until("data after the reconnect", Duration::from_secs(60), || {
-            store
-                .get(DEVICES[0], "EnergyStreamItem.pvPwr")
-                .is_some_and(|s| s.updated_at >= back)
+            streamed_since(back)
         })
         .await;
     }

@@ -183,17 +183,25 @@ async fn dashboard_takes_the_token_once_from_the_url() {
     driver
         .script("localStorage.setItem('oceanbridge.token', 'wrong'); location.reload(); return 1;")
         .await;
-    let shown = testkit::wait_for_async(Duration::from_secs(30), async || {
-        (driver
-            .script("return document.getElementById('auth').hidden === false;")
-            .await
-            == json!(true))
-        .then_some(())
-    })
-    .await;
-    assert!(shown.is_some(), "token form shown on 401");
+    assert!(
+        script_becomes_true(
+            &driver,
+            "return document.getElementById('auth').hidden === false;"
+        )
+        .await,
+        "token form shown on 401"
+    );
     driver.quit().await;
     h.stop().await;
+}
+
+/// Polls a script until it returns `true` (up to 30 s); false if it never did.
+async fn script_becomes_true(driver: &Driver, script: &str) -> bool {
+    testkit::wait_for_async(Duration::from_secs(30), async || {
+        (driver.script(script).await == json!(true)).then_some(())
+    })
+    .await
+    .is_some()
 }
 
 /// What the page shows of a state row: `[class, title, opacity of its value cell]`.
@@ -292,15 +300,10 @@ async fn dashboard_greys_stale_and_unavailable_values() {
         "still unavailable: {hb}"
     );
     // The device's stage is its own SSE event, which may follow the channel's: wait for it.
-    let fresh = testkit::wait_for_async(Duration::from_secs(30), async || {
-        (driver
-            .script("return document.getElementById('stage').hidden;")
-            .await
-            == json!(true))
-        .then_some(())
-    })
-    .await;
-    assert!(fresh.is_some(), "the device is fresh again (badge hidden)");
+    assert!(
+        script_becomes_true(&driver, "return document.getElementById('stage').hidden;").await,
+        "the device is fresh again (badge hidden)"
+    );
     driver.quit().await;
     h.stop().await;
 }
