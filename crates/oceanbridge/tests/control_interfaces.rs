@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::{MqttOptions, QoS};
 use runtime::{Bridge, BridgeOptions, ControlConfig};
 use serde_json::json;
 use simulator::{Simulator, SimulatorConfig};
@@ -17,8 +17,8 @@ use sinks::web::WebConfig;
 use sources::{CloudConfig, CloudSource, WayIn};
 use store::StoreConfig;
 use testkit::http::{bearer, get, request};
+use testkit::mqtt::{collect_until, subscribe_with};
 use testkit::unique;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 const TOKEN: &str = "ctl-token";
@@ -39,64 +39,6 @@ fn app_config(sim: &Simulator) -> CloudConfig {
         http_timeout: Duration::from_secs(5),
         ..CloudConfig::default()
     }
-}
-
-/// Every message under `filter`, as (topic, payload).
-async fn subscribe(
-    host: &str,
-    port: u16,
-    filter: &str,
-) -> (AsyncClient, mpsc::UnboundedReceiver<(String, String)>) {
-    let opts = MqttOptions::new(unique("ob_test_ctl"), host, port);
-    let (client, mut eventloop) = AsyncClient::new(opts, 100);
-    client
-        .subscribe(filter, QoS::AtLeastOnce)
-        .await
-        .expect("subscribe");
-    let (tx, rx) = mpsc::unbounded_channel();
-    let (acked_tx, acked) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        let mut acked_tx = Some(acked_tx);
-        while let Ok(event) = eventloop.poll().await {
-            match event {
-                Event::Incoming(Packet::SubAck(_)) => {
-                    if let Some(t) = acked_tx.take() {
-                        let _ = t.send(());
-                    }
-                }
-                Event::Incoming(Packet::Publish(p)) => {
-                    let payload = String::from_utf8_lossy(&p.payload).to_string();
-                    if tx.send((p.topic.clone(), payload)).is_err() {
-                        break;
-                    }
-                }
-                _ => {}
-            }
-        }
-    });
-    tokio::time::timeout(WAIT, acked)
-        .await
-        .expect("SUBACK")
-        .expect("subscriber running");
-    (client, rx)
-}
-
-/// Collects into `seen` until `done(seen)`; false at the deadline.
-async fn wait_mqtt(
-    rx: &mut mpsc::UnboundedReceiver<(String, String)>,
-    seen: &mut BTreeMap<String, String>,
-    done: impl Fn(&BTreeMap<String, String>) -> bool,
-) -> bool {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !done(seen) {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some((t, p))) => {
-                seen.insert(t, p);
-            }
-            _ => return false,
-        }
-    }
-    true
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,10 +128,16 @@ async fn rest_and_home_assistant_writes_are_applied_read_back_and_audited() {
     let prefix = format!("{base}/oceanbridge");
     let state = format!("{prefix}/{sn}/settings/work_mode");
     let result = format!("{prefix}/{sn}/settings/result");
-    let (client, mut rx) = subscribe(&broker.host, broker.port, &format!("{base}/#")).await;
+    let (client, mut rx) = subscribe_with(
+        MqttOptions::new(unique("ob_test_ctl"), broker.host.clone(), broker.port),
+        &format!("{base}/#"),
+    )
+    .await;
     let mut seen = BTreeMap::new();
     assert!(
-        wait_mqtt(&mut rx, &mut seen, |s| s.get(&state).map(String::as_str)
+        collect_until(&mut rx, &mut seen, WAIT, |s| s
+            .get(&state)
+            .map(String::as_str)
             == Some("backup"))
         .await,
         "HA state of the work mode: {:?}",
@@ -201,7 +149,7 @@ async fn rest_and_home_assistant_writes_are_applied_read_back_and_audited() {
         .await
         .expect("publish");
     assert!(
-        wait_mqtt(&mut rx, &mut seen, |s| {
+        collect_until(&mut rx, &mut seen, WAIT, |s| {
             s.get(&result).map(String::as_str) == Some("applied")
                 && s.get(&state).map(String::as_str) == Some("self_use")
         })
@@ -222,7 +170,7 @@ async fn rest_and_home_assistant_writes_are_applied_read_back_and_audited() {
         .await
         .expect("publish");
     assert!(
-        wait_mqtt(&mut rx, &mut seen, |s| s
+        collect_until(&mut rx, &mut seen, WAIT, |s| s
             .get(&result)
             .is_some_and(|r| r.starts_with("not applied")))
         .await,

@@ -16,6 +16,7 @@
 //! - [`sse`]: [`EventStream`], a server-sent-events client.
 //! - [`net`]: [`closed_port`], a loopback port where connecting is refused.
 //! - `feed` (feature `feed`): genuine payloads for all 216 states.
+//! - `mqtt` (feature `mqtt`): a subscriber that waits for SUBACK, and a collecting wait.
 
 pub mod http;
 pub mod mosquitto;
@@ -29,6 +30,8 @@ pub mod wait;
 
 #[cfg(feature = "feed")]
 pub mod feed;
+#[cfg(feature = "mqtt")]
+pub mod mqtt;
 
 pub use mosquitto::Mosquitto;
 pub use net::closed_port;

@@ -6,85 +6,19 @@ use std::time::Duration;
 
 use connect::MqttEndpoint;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+pub use testkit::mqtt::{Messages, collect_until, subscribe_with};
 use testkit::services::MqttBroker;
 use testkit::unique;
-use tokio::sync::mpsc;
 
 /// Subscribes to `filter`; returns (topic, payload) messages as they arrive, once the
 /// broker has acknowledged the subscription.
-pub async fn subscribe(
-    broker: &MqttBroker,
-    filter: &str,
-) -> (AsyncClient, mpsc::UnboundedReceiver<(String, String)>) {
+pub async fn subscribe(broker: &MqttBroker, filter: &str) -> (AsyncClient, Messages) {
     subscribe_with(plain_options(broker), filter).await
 }
 
 /// Connection options for the plain test broker (anonymous, a fresh client id).
 pub fn plain_options(broker: &MqttBroker) -> MqttOptions {
     MqttOptions::new(unique("ob_test_sub"), broker.host.clone(), broker.port)
-}
-
-/// [`subscribe`] over a connection made from `opts` (e.g. TLS with a login).
-pub async fn subscribe_with(
-    mut opts: MqttOptions,
-    filter: &str,
-) -> (AsyncClient, mpsc::UnboundedReceiver<(String, String)>) {
-    opts.set_max_packet_size(256 * 1024, 256 * 1024);
-    let (client, mut eventloop) = AsyncClient::new(opts, 100);
-    client
-        .subscribe(filter, QoS::AtLeastOnce)
-        .await
-        .expect("subscribe");
-    let (tx, rx) = mpsc::unbounded_channel();
-    let (subscribed_tx, subscribed) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        let mut subscribed_tx = Some(subscribed_tx);
-        loop {
-            match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::SubAck(_))) => {
-                    if let Some(tx) = subscribed_tx.take() {
-                        let _ = tx.send(());
-                    }
-                }
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    let payload = String::from_utf8_lossy(&p.payload).to_string();
-                    if tx.send((p.topic.clone(), payload)).is_err() {
-                        break;
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    // Expected after disconnect(); otherwise the waits below fail.
-                    eprintln!("test subscriber: {e}");
-                    break;
-                }
-            }
-        }
-    });
-    tokio::time::timeout(Duration::from_secs(30), subscribed)
-        .await
-        .expect("SUBACK within 30 s")
-        .expect("subscriber running");
-    (client, rx)
-}
-
-/// Collects messages into `seen` until `done(seen)` or the deadline.
-pub async fn collect_until(
-    rx: &mut mpsc::UnboundedReceiver<(String, String)>,
-    seen: &mut BTreeMap<String, String>,
-    within: Duration,
-    done: impl Fn(&BTreeMap<String, String>) -> bool,
-) -> bool {
-    let deadline = tokio::time::Instant::now() + within;
-    while !done(seen) {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some((t, p))) => {
-                seen.insert(t, p);
-            }
-            _ => return false,
-        }
-    }
-    true
 }
 
 /// Everything retained under `base/#`. The broker queues a new subscription's retained
