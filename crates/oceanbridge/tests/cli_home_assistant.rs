@@ -8,75 +8,22 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::MqttOptions;
 use sinks::home_assistant::discovery::states_of;
 use support::{Bridge, bin, source_section, start_sim, write_ca};
+use testkit::mqtt::{collect_until, retained_with, subscribe_with};
 use testkit::services::MqttBroker;
 use testkit::unique;
 
 const DEVICE: &str = "HJ31ZDH5ZF220123";
 const HA_PASSWORD: &str = "Ha-SECRET-3e9b7d1f04";
 
-type Seen = Arc<Mutex<BTreeMap<String, String>>>;
-
-/// Every message under `base/#` into a shared map (retained first, then live), once the
-/// broker acknowledged the subscription; the client is returned to publish a marker.
-async fn watch(broker: &MqttBroker, base: &str) -> (AsyncClient, Seen) {
-    let opts = MqttOptions::new(unique("ob_cli_ha_sub"), broker.host.clone(), broker.port);
-    let (client, mut events) = AsyncClient::new(opts, 100);
-    client
-        .subscribe(format!("{base}/#"), QoS::AtLeastOnce)
-        .await
-        .expect("subscribe");
-    let seen: Seen = Arc::default();
-    let into = seen.clone();
-    let (subscribed_tx, subscribed) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        let mut subscribed_tx = Some(subscribed_tx);
-        loop {
-            match events.poll().await {
-                Ok(Event::Incoming(Packet::SubAck(_))) => {
-                    if let Some(tx) = subscribed_tx.take() {
-                        let _ = tx.send(());
-                    }
-                }
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    let payload = String::from_utf8_lossy(&p.payload).to_string();
-                    into.lock().expect("lock").insert(p.topic.clone(), payload);
-                }
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-    });
-    tokio::time::timeout(Duration::from_secs(30), subscribed)
-        .await
-        .expect("SUBACK within 30 s")
-        .expect("subscriber running");
-    (client, seen)
-}
-
-/// Everything retained under `base/#` (non-empty): complete once a marker published after
-/// the SUBACK came back, since the broker sends retained messages first.
+/// Everything retained under `base/#` on the test broker.
 async fn retained(broker: &MqttBroker, base: &str) -> BTreeMap<String, String> {
-    let (client, seen) = watch(broker, base).await;
-    let marker = format!("{base}/test-marker/{}", unique("m"));
-    client
-        .publish(&marker, QoS::AtLeastOnce, false, "end")
-        .await
-        .expect("publish the marker");
-    testkit::wait_until("the marker", Duration::from_secs(30), || {
-        seen.lock().expect("lock").contains_key(&marker)
-    })
-    .await;
-    let _ = client.disconnect().await;
-    let mut all = seen.lock().expect("lock").clone();
-    all.remove(&marker);
-    all.retain(|_, p| !p.is_empty());
-    all
+    let opts = MqttOptions::new(unique("ob_cli_ha_sub"), broker.host.clone(), broker.port);
+    retained_with(opts, base).await
 }
 
 fn ha_remove(config: &Path) -> std::process::Output {
@@ -105,7 +52,11 @@ async fn ha_remove_clears_every_retained_topic_of_ours() {
         broker.url(),
         unique("ob_cli_ha_bridge"),
     );
-    let (_sub, seen) = watch(&broker, &base).await;
+    let (_sub, mut rx) = subscribe_with(
+        MqttOptions::new(unique("ob_cli_ha_sub"), broker.host.clone(), broker.port),
+        &format!("{base}/#"),
+    )
+    .await;
     let mut bridge = tokio::task::block_in_place(|| {
         Bridge::start(
             dir.path(),
@@ -120,19 +71,18 @@ async fn ha_remove_clears_every_retained_topic_of_ours() {
     let discovery = format!("{base}/homeassistant/");
     let online = format!("{base}/oceanbridge/bridge/availability");
     let device_entities = states_of(None).count();
-    testkit::wait_until(
-        "the device's discovery configs and the bridge online",
-        Duration::from_secs(60),
-        || {
-            let seen = seen.lock().expect("lock");
+    let mut seen = BTreeMap::new();
+    assert!(
+        collect_until(&mut rx, &mut seen, Duration::from_secs(60), |seen| {
             let configs = seen
                 .keys()
                 .filter(|t| t.starts_with(&discovery) && t.contains(DEVICE))
                 .count();
             configs >= device_entities && seen.get(&online).map(String::as_str) == Some("online")
-        },
-    )
-    .await;
+        })
+        .await,
+        "the device's discovery configs and the bridge online, within 60 s"
+    );
 
     let refused = ha_remove(&config);
     let stderr = String::from_utf8_lossy(&refused.stderr);

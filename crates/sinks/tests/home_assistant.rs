@@ -8,11 +8,12 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
-use common::mqtt::{clear_retained, collect_until, endpoint, retained, subscribe};
+use common::mqtt::{clear_retained, endpoint, retained, subscribe};
 use serde_json::Value as Json;
 use sinks::home_assistant::{self, HomeAssistantConfig};
 use store::{StateStore, StoreConfig};
 use testkit::feed::{Feed, powers};
+use testkit::mqtt::collect_until;
 use testkit::unique;
 use tokio_util::sync::CancellationToken;
 

@@ -12,12 +12,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use common::control::{REPORTED, TestPort};
-use common::mqtt::{clear_retained, collect_until, endpoint, retained, subscribe};
+use common::mqtt::{clear_retained, endpoint, retained, subscribe};
 use rumqttc::QoS;
 use serde_json::Value as Json;
 use sinks::home_assistant::{self, HomeAssistantConfig};
 use store::{ControlPort, Origin, StateStore, StoreConfig};
 use testkit::feed::Feed;
+use testkit::mqtt::collect_until;
 use testkit::services::MqttBroker;
 use testkit::unique;
 use tokio_util::sync::CancellationToken;

@@ -8,11 +8,12 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use common::mqtt::{clear_retained, collect_until, endpoint, subscribe};
+use common::mqtt::{clear_retained, endpoint, subscribe};
 use common::{Harness, SN, SN_OLD};
 use serde_json::Value as Json;
 use sinks::home_assistant::{self, HomeAssistantConfig};
 use testkit::feed::powers;
+use testkit::mqtt::collect_until;
 use testkit::unique;
 use tokio_util::sync::CancellationToken;
 

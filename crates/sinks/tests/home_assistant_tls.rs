@@ -9,13 +9,13 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use common::mqtt::{collect_until, retained_with, subscribe_with};
 use common::tls_broker::{self, USER};
 use connect::{MqttEndpoint, Secret};
 use sinks::home_assistant::remove::{Removed, remove_retained};
 use sinks::home_assistant::{self, HomeAssistantConfig};
 use store::{StateStore, StoreConfig};
 use testkit::feed::Feed;
+use testkit::mqtt::{collect_until, retained_with, subscribe_with};
 use testkit::unique;
 use tokio_util::sync::CancellationToken;
 

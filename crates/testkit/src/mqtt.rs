@@ -1,12 +1,14 @@
 //! An MQTT subscriber for tests (feature `mqtt`): every message under a filter as
-//! (topic, payload), delivered once the broker acknowledged the subscription, and a wait
-//! that collects them until a condition holds.
+//! (topic, payload), delivered once the broker acknowledged the subscription, a wait that
+//! collects them until a condition holds, and everything retained under a prefix.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::sync::mpsc;
+
+use crate::unique;
 
 /// Messages as they arrive: (topic, payload as text).
 pub type Messages = mpsc::UnboundedReceiver<(String, String)>;
@@ -71,4 +73,28 @@ pub async fn collect_until(
         }
     }
     true
+}
+
+/// Everything retained under `base/#` (empty payloads left out), over a connection made
+/// from `opts`. The broker queues a new subscription's retained messages before anything
+/// published after it, so once a marker published after the SUBACK has come back, every
+/// retained message has arrived (no quiet period to guess).
+pub async fn retained_with(opts: MqttOptions, base: &str) -> BTreeMap<String, String> {
+    let (client, mut rx) = subscribe_with(opts, &format!("{base}/#")).await;
+    let marker = format!("{base}/test-marker/{}", unique("m"));
+    client
+        .publish(&marker, QoS::AtLeastOnce, false, "end")
+        .await
+        .expect("publish the marker");
+    let mut seen = BTreeMap::new();
+    assert!(
+        collect_until(&mut rx, &mut seen, Duration::from_secs(30), |s| s
+            .contains_key(&marker))
+        .await,
+        "the marker after the retained messages never arrived"
+    );
+    let _ = client.disconnect().await;
+    seen.remove(&marker);
+    seen.retain(|_, p| !p.is_empty());
+    seen
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use connect::MqttEndpoint;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-pub use testkit::mqtt::{Messages, collect_until, subscribe_with};
+use testkit::mqtt::{Messages, retained_with, subscribe_with};
 use testkit::services::MqttBroker;
 use testkit::unique;
 
@@ -21,32 +21,9 @@ pub fn plain_options(broker: &MqttBroker) -> MqttOptions {
     MqttOptions::new(unique("ob_test_sub"), broker.host.clone(), broker.port)
 }
 
-/// Everything retained under `base/#`. The broker queues a new subscription's retained
-/// messages before anything published after it, so once a marker published after the
-/// SUBACK has come back, every retained message has arrived (no quiet period to guess).
+/// Everything retained under `base/#` on the plain test broker ([`retained_with`]).
 pub async fn retained(broker: &MqttBroker, base: &str) -> BTreeMap<String, String> {
     retained_with(plain_options(broker), base).await
-}
-
-/// [`retained`] over a connection made from `opts`.
-pub async fn retained_with(opts: MqttOptions, base: &str) -> BTreeMap<String, String> {
-    let (client, mut rx) = subscribe_with(opts, &format!("{base}/#")).await;
-    let marker = format!("{base}/test-marker/{}", unique("m"));
-    client
-        .publish(&marker, QoS::AtLeastOnce, false, "end")
-        .await
-        .expect("publish the marker");
-    let mut seen = BTreeMap::new();
-    assert!(
-        collect_until(&mut rx, &mut seen, Duration::from_secs(30), |s| s
-            .contains_key(&marker))
-        .await,
-        "the marker after the retained messages never arrived"
-    );
-    let _ = client.disconnect().await;
-    seen.remove(&marker);
-    seen.retain(|_, p| !p.is_empty());
-    seen
 }
 
 /// Clears everything retained under `base/#` (empty retained publishes), so the shared
