@@ -55,26 +55,17 @@ pub async fn rows(
         let took = start.elapsed();
         let per_device = body.len() / devices.max(1);
         let fast = took < Duration::from_secs(1);
-        let row = match kind {
-            Kind::All => Row::new(
-                label,
-                figure,
-                format!(
-                    "{} ({} KiB, {per_device} B per device)",
-                    ms(took),
-                    body.len() / 1024
-                ),
-            ),
-            Kind::Health => Row::new(
-                label,
-                figure,
-                format!(
-                    "{} ({} KiB, {per_device} B per device)",
-                    ms(took),
-                    body.len() / 1024
-                ),
+        let fleet_size = || {
+            format!(
+                "{} ({} KiB, {per_device} B per device)",
+                ms(took),
+                body.len() / 1024
             )
-            .target("≤ 1 KiB per device, < 1 s", per_device <= 1024 && fast),
+        };
+        let row = match kind {
+            Kind::All => Row::new(label, figure, fleet_size()),
+            Kind::Health => Row::new(label, figure, fleet_size())
+                .target("≤ 1 KiB per device, < 1 s", per_device <= 1024 && fast),
             Kind::OneDevice => Row::new(
                 label,
                 figure,
