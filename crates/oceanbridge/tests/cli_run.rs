@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use simulator::{Simulator, SimulatorConfig};
-use support::{STARTUP, bin, numbers, web_addr};
+use support::{BlockingSim, STARTUP, bin, numbers, web_addr};
 use testkit::http::blocking::{get, get_json};
 use testkit::{Proc, TempDir};
 
@@ -15,34 +15,24 @@ use testkit::{Proc, TempDir};
 const SECRET: &str = "pw-7f3a9c-never-print-me";
 
 struct Sim {
-    runtime: tokio::runtime::Runtime,
-    sim: Option<Simulator>,
+    sim: BlockingSim,
     /// Config files, CA and history of this test.
     dir: TempDir,
 }
 
 impl Sim {
     fn start() -> Sim {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let sim = runtime
-            .block_on(Simulator::start(SimulatorConfig {
+        Sim {
+            sim: BlockingSim::start(SimulatorConfig {
                 password: SECRET.into(),
                 ..SimulatorConfig::default()
-            }))
-            .expect("simulator");
-        Sim {
-            runtime,
-            sim: Some(sim),
+            }),
             dir: testkit::temp_dir("cli-run"),
         }
     }
 
     fn sim(&self) -> &Simulator {
-        self.sim.as_ref().expect("running")
+        self.sim.sim()
     }
 
     /// A config file for the app way in; the password comes from the environment.
@@ -66,14 +56,6 @@ impl Sim {
     /// A path in this test's folder.
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        if let Some(sim) = self.sim.take() {
-            self.runtime.block_on(sim.shutdown());
-        }
     }
 }
 
@@ -330,7 +312,7 @@ fn run_writes_history_to_postgres_when_configured() {
     run.sigterm();
     let status = run.wait_exit(Duration::from_secs(30));
     assert!(status.success(), "{status:?}\n{}", run.stderr());
-    let rows: i64 = sim.runtime.block_on(async {
+    let rows: i64 = sim.sim.runtime.block_on(async {
         let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
             .await
             .unwrap_or_else(|e| panic!("PostgreSQL at {url}: {e}"));

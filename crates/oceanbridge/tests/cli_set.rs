@@ -9,32 +9,24 @@ use std::process::Output;
 
 use simulator::Simulator;
 use store::{StateStore, StoreConfig};
-use support::{bin, source_section, start_sim, write_ca};
+use support::{BlockingSim, bin, sim_config, source_section, write_ca};
 use testkit::TempDir;
 
 struct Sim {
-    runtime: tokio::runtime::Runtime,
-    sim: Option<Simulator>,
+    sim: BlockingSim,
     dir: TempDir,
 }
 
 impl Sim {
     fn start() -> Sim {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let sim = runtime.block_on(start_sim(&["HJ31ZDH5ZF220101"], 1.0));
         Sim {
-            runtime,
-            sim: Some(sim),
+            sim: BlockingSim::start(sim_config(&["HJ31ZDH5ZF220101"], 1.0)),
             dir: testkit::temp_dir("cli-set"),
         }
     }
 
     fn sim(&self) -> &Simulator {
-        self.sim.as_ref().expect("running")
+        self.sim.sim()
     }
 
     fn sn(&self) -> String {
@@ -68,14 +60,6 @@ impl Sim {
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         (out.status.code().unwrap_or(-1), stdout, stderr)
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        if let Some(sim) = self.sim.take() {
-            self.runtime.block_on(sim.shutdown());
-        }
     }
 }
 

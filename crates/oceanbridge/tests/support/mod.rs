@@ -1,6 +1,7 @@
 //! What the binary's tests share beyond `testkit`: the real `oceanbridge` binary started
 //! with a config file ([`Bridge`]), its dashboard address, the simulator with fast
-//! cadences and a `[source]` section for it, an MQTT/TLS publisher of crafted payloads on
+//! cadences (also on a runtime of its own for blocking tests, [`BlockingSim`]) and a
+//! `[source]` section for it, an MQTT/TLS publisher of crafted payloads on
 //! the simulator's broker, and readers for `/api/states` and `/metrics`. [`fleet`]: the
 //! fleet-mode tests' publishers, probes and PostgreSQL rows.
 
@@ -174,6 +175,43 @@ pub async fn start_sim(devices: &[&str], speed: f64) -> Simulator {
     Simulator::start(sim_config(devices, speed))
         .await
         .expect("simulator starts")
+}
+
+/// A simulator on a runtime of its own, for tests that drive the binary with blocking
+/// calls (`Command::output`, `Proc`); shut down when dropped.
+pub struct BlockingSim {
+    /// The simulator's runtime, also for a test's own async steps.
+    pub runtime: tokio::runtime::Runtime,
+    sim: Option<Simulator>,
+}
+
+impl BlockingSim {
+    pub fn start(config: SimulatorConfig) -> BlockingSim {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let sim = runtime
+            .block_on(Simulator::start(config))
+            .expect("simulator starts");
+        BlockingSim {
+            runtime,
+            sim: Some(sim),
+        }
+    }
+
+    pub fn sim(&self) -> &Simulator {
+        self.sim.as_ref().expect("running")
+    }
+}
+
+impl Drop for BlockingSim {
+    fn drop(&mut self) {
+        if let Some(sim) = self.sim.take() {
+            self.runtime.block_on(sim.shutdown());
+        }
+    }
 }
 
 /// The `[source]` section for the simulator (app route), with a fast reconnect backoff.
