@@ -14,6 +14,13 @@ fn git(args: &[&str]) -> Option<String> {
     (!text.is_empty()).then_some(text)
 }
 
+/// `rerun-if-changed` for `path` only when it exists (see the caller).
+fn watch_if_present(path: &str) {
+    if std::path::Path::new(path).exists() {
+        println!("cargo:rerun-if-changed={path}");
+    }
+}
+
 fn main() {
     println!("cargo:rerun-if-env-changed=OCEANBRIDGE_COMMIT");
     let commit = std::env::var("OCEANBRIDGE_COMMIT")
@@ -21,16 +28,26 @@ fn main() {
         .filter(|c| !c.trim().is_empty())
         .or_else(|| {
             let commit = git(&["rev-parse", "--short=12", "HEAD"])?;
-            // Rebuild when HEAD moves: its file, and the branch it points to.
+            // Rebuild when HEAD moves: its file, and the branch it points to (a loose ref
+            // file, or packed-refs once git packed it). Only files that exist are named:
+            // cargo treats a missing `rerun-if-changed` path as changed on every build,
+            // which rebuilt this crate and relinked the binary each time.
             if let Some(dir) = git(&["rev-parse", "--absolute-git-dir"]) {
-                println!("cargo:rerun-if-changed={dir}/HEAD");
+                watch_if_present(&format!("{dir}/HEAD"));
             }
             if let (Some(common), Some(head_ref)) = (
                 git(&["rev-parse", "--path-format=absolute", "--git-common-dir"]),
                 git(&["symbolic-ref", "-q", "HEAD"]),
             ) {
-                println!("cargo:rerun-if-changed={common}/{head_ref}");
-                println!("cargo:rerun-if-changed={common}/packed-refs");
+                let loose = format!("{common}/{head_ref}");
+                if std::path::Path::new(&loose).exists() {
+                    watch_if_present(&loose);
+                } else if let Some((folder, _)) = head_ref.rsplit_once('/') {
+                    // A packed ref has no loose file until the next commit creates one:
+                    // watch the folder it will appear in.
+                    watch_if_present(&format!("{common}/{folder}"));
+                }
+                watch_if_present(&format!("{common}/packed-refs"));
             }
             Some(commit)
         })
