@@ -28,7 +28,7 @@ for f in files:
         for ex in glob.glob("*.example.toml"):
             open(os.path.join(out, os.path.basename(ex)), "wb").write(open(ex, "rb").read())
         open(os.path.join(out, "simulator.toml"), "w").write(
-            '[simulator]\nspeed = 60.0\npacks = 3\ndevices = ["HJ31ZDH5ZF220123"]\n'
+            '[simulator]\nspeed = 60.0\npacks = 3\ndevices = ["HC31ZDH5ZF220123"]\n'
             '[simulator.cadence]\nenergy_stream = "4s"\nmin_interval = "250ms"\n')
 PY
 }

@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-DEVICE=HJ31ZDH5ZF220123
+DEVICE=HC31ZDH5ZF220123
 UNIT=/usr/lib/systemd/system/oceanbridge.service
 SERVICE_UID=61234   # in systemd's DynamicUser range 61184..65519
 passed=0

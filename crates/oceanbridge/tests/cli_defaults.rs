@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use support::{Bridge, bin, source_section, start_sim, write_ca};
 use testkit::wait_for_async;
 
-const DEVICE: &str = "HJ31ZDH5ZF220123";
+const DEVICE: &str = "HC31ZDH5ZF220123";
 
 fn unix_ms(t: SystemTime) -> u128 {
     t.duration_since(SystemTime::UNIX_EPOCH)

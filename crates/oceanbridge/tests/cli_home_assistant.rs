@@ -17,7 +17,7 @@ use testkit::mqtt::{collect_until, retained_with, subscribe_with};
 use testkit::services::MqttBroker;
 use testkit::unique;
 
-const DEVICE: &str = "HJ31ZDH5ZF220123";
+const DEVICE: &str = "HC31ZDH5ZF220123";
 const HA_PASSWORD: &str = "Ha-SECRET-3e9b7d1f04";
 
 /// Everything retained under `base/#` on the test broker.

@@ -12,7 +12,7 @@ use simulator::{Simulator, SimulatorConfig};
 use support::{Bridge, bin, sim_config, write_ca};
 use testkit::wait_for_async;
 
-const DEVICE: &str = "HJ31ZDH5ZF220123";
+const DEVICE: &str = "HC31ZDH5ZF220123";
 const PASSWORD: &str = "pw-init-0c4f1e-secret";
 const SECRET_KEY: &str = "sk-init-77aa90-secret";
 
@@ -20,7 +20,7 @@ async fn sim() -> Simulator {
     Simulator::start(SimulatorConfig {
         password: PASSWORD.into(),
         secret_key: SECRET_KEY.into(),
-        ..sim_config(&[DEVICE, "HJ31ZDH5ZF220124"], 20.0)
+        ..sim_config(&[DEVICE, "HC31ZDH5ZF220124"], 20.0)
     })
     .await
     .expect("simulator")

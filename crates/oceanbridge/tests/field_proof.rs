@@ -20,7 +20,7 @@ use simulator::{FieldConfig, FieldStats, Simulator, SimulatorConfig};
 use support::*;
 use testkit::wait_until;
 
-const SN: &str = "HJ31ZDH5ZF220123";
+const SN: &str = "HC31ZDH5ZF220123";
 /// Room for a loaded CI machine between a frame's arrival and the sample that reads it.
 const SLACK: Duration = Duration::from_secs(2);
 const LIMIT: Duration = Duration::from_secs(60);

@@ -14,7 +14,7 @@ use std::time::Duration;
 use support::{Bridge, source_section, start_sim, write_ca};
 use testkit::http;
 
-const DEVICE: &str = "HJ31ZDH5ZF220123";
+const DEVICE: &str = "HC31ZDH5ZF220123";
 /// What Prometheus 2.x sends when it scrapes.
 const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,\
     application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";

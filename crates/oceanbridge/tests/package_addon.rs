@@ -84,7 +84,7 @@ fn the_addon_run_script_turns_the_options_into_a_config_the_binary_accepts() {
         "way_in = \"app\"".into(),
         "email = \"me+solar@example.com\"".into(),
         "api_url = \"https://api-e.ecoflow.com\"".into(),
-        "\"HJ31ZDH5ZF220123\"".into(),
+        "\"HC31ZDH5ZF220123\"".into(),
         "\"HJ31ZDH5ZF220456\"".into(),
         "bind = \"0.0.0.0:8080\"".into(),
         "metrics = \"health\"".into(),
@@ -130,7 +130,7 @@ fn the_addon_run_script_says_what_is_wrong_with_the_options() {
     // No password for the app way in: one clear line, nothing started.
     std::fs::write(
         &options,
-        r#"{"way_in":"app","email":"a@b","password":"","devices":["HJ31ZDH5ZF220123"],
+        r#"{"way_in":"app","email":"a@b","password":"","devices":["HC31ZDH5ZF220123"],
             "api_url":"https://api.ecoflow.com","home_assistant":false,
             "history_retention":"30days","metrics":"all","log_level":"info"}"#,
     )

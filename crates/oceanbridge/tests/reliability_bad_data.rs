@@ -15,7 +15,7 @@ use protocol::encode::{FrameSpec, encode_frames, encode_report};
 use support::{Bridge, Publisher, metric, source_section, start_sim, state_row, write_ca};
 use testkit::wait_for_async;
 
-const REAL: &str = "HJ31ZDH5ZF220123";
+const REAL: &str = "HC31ZDH5ZF220123";
 /// A serial only the test publishes for, so the simulator never overwrites its values.
 const CRAFTED: &str = "HJ31CRAFTED00001";
 

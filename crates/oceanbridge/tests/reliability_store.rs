@@ -18,7 +18,7 @@ use std::time::Duration;
 use support::{Bridge, source_section, start_sim, state_row, write_ca};
 use testkit::wait_for_async;
 
-const DEVICE: &str = "HJ31ZDH5ZF220123";
+const DEVICE: &str = "HC31ZDH5ZF220123";
 
 async fn live_updated_ms(bridge: &Bridge) -> Option<i64> {
     let s = bridge

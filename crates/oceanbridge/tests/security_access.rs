@@ -10,7 +10,7 @@ use std::time::Duration;
 use support::{Bridge, bin, source_section, start_sim, write_ca};
 use testkit::wait_for;
 
-const DEVICE: &str = "HJ31ZDH5ZF220123";
+const DEVICE: &str = "HC31ZDH5ZF220123";
 const TOKEN: &str = "access-test-token-3c1d";
 
 #[test]

@@ -13,7 +13,7 @@ use simulator::Simulator;
 use support::{Bridge, bin, sim_config, write_ca};
 use testkit::{wait_for, wait_for_async};
 
-const DEVICE: &str = "HJ31ZDH5ZF220123";
+const DEVICE: &str = "HC31ZDH5ZF220123";
 const PASSWORD: &str = "Pw-SECRET-9f3a1c77e2";
 const SECRET_KEY: &str = "Sk-SECRET-4b8d0e6a13";
 const TOKEN: &str = "Tok-SECRET-51e2b0d4c9";

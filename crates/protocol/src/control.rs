@@ -249,6 +249,9 @@ impl SetRequest {
                 } else {
                     None
                 },
+                // Fields 1 (max feed power) and 3 (feed ratio) are not sent (§10).
+                ems_max_feed_pwr: None,
+                ems_feed_ratio: None,
             }
             .encode_to_vec(),
         }

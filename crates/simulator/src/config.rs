@@ -16,7 +16,7 @@ use crate::field::FieldConfig;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SimulatorConfig {
-    /// Serial numbers of the simulated PowerOcean Fit systems. Default `["HJ31ZDH5ZF220123"]`.
+    /// Serial numbers of the simulated PowerOcean Fit systems. Default `["HC31ZDH5ZF220123"]`.
     pub devices: Vec<String>,
     /// Battery packs per device, 1..=3 (5 kWh each). Default 2.
     pub packs: u8,
@@ -113,7 +113,7 @@ impl SimulatorConfig {
 impl Default for SimulatorConfig {
     fn default() -> Self {
         SimulatorConfig {
-            devices: vec!["HJ31ZDH5ZF220123".to_string()],
+            devices: vec!["HC31ZDH5ZF220123".to_string()],
             packs: 2,
             email: "demo@oceanbridge.local".to_string(),
             password: "demo".to_string(),
@@ -250,7 +250,7 @@ mod tests {
     #[test]
     fn empty_config_is_all_defaults() {
         let c: SimulatorConfig = serde_json::from_str("{}").unwrap();
-        assert_eq!(c.devices, vec!["HJ31ZDH5ZF220123"]);
+        assert_eq!(c.devices, vec!["HC31ZDH5ZF220123"]);
         assert_eq!(c.packs, 2);
         assert!(c.http_tls);
         assert_eq!(c.token_ttl, Duration::from_secs(86400));

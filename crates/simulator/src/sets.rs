@@ -134,7 +134,7 @@ fn feed_in(pdata: &[u8]) -> Result<SetRequest, Ignored> {
 mod tests {
     use super::*;
 
-    const SN: &str = "HJ31ZDH5ZF220123";
+    const SN: &str = "HC31ZDH5ZF220123";
 
     fn frame_with(request: &SetRequest, change: impl FnOnce(&mut Header)) -> Vec<u8> {
         let bytes = protocol::control::encode_set(request, SN, 4711);
@@ -284,6 +284,7 @@ mod tests {
                 SysFeedPowerSet {
                     ems_feed_mode: Some(4),
                     ems_feed_pwr: None,
+                    ..Default::default()
                 }
                 .encode_to_vec(),
             ),
@@ -292,6 +293,7 @@ mod tests {
                 SysFeedPowerSet {
                     ems_feed_mode: Some(3),
                     ems_feed_pwr: None,
+                    ..Default::default()
                 }
                 .encode_to_vec(),
             ),
@@ -300,6 +302,7 @@ mod tests {
                 SysFeedPowerSet {
                     ems_feed_mode: Some(3),
                     ems_feed_pwr: Some(0),
+                    ..Default::default()
                 }
                 .encode_to_vec(),
             ),

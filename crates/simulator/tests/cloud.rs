@@ -12,7 +12,7 @@ use rumqttc::{AsyncClient, ConnectReturnCode, ConnectionError, Event, Packet, Qo
 use serde_json::Value;
 use simulator::{Simulator, SimulatorConfig, open_api};
 
-const SN: &str = "HJ31ZDH5ZF220123";
+const SN: &str = "HC31ZDH5ZF220123";
 
 /// The mapped report kind of every frame of a payload.
 fn kinds(payload: &[u8]) -> Vec<MappedReport> {

@@ -13,7 +13,7 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use simulator::{ExternalBroker, Simulator, SimulatorConfig};
 use testkit::Mosquitto;
 
-const SN: &str = "HJ31ZDH5ZF220123";
+const SN: &str = "HC31ZDH5ZF220123";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frames_flow_through_an_external_mosquitto() {

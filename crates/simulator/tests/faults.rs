@@ -10,7 +10,7 @@ use protocol::{DeviceStatus, SkipReason};
 use rumqttc::{Event, EventLoop, Packet, QoS};
 use simulator::{Simulator, SimulatorError};
 
-const SN: &str = "HJ31ZDH5ZF220123";
+const SN: &str = "HC31ZDH5ZF220123";
 
 /// Polls until the connection fails (bounded).
 async fn until_error(events: &mut EventLoop) {

@@ -16,7 +16,7 @@ use serde_json::Value;
 use simulator::{FieldConfig, FieldStats, Simulator, SimulatorConfig, open_api};
 use testkit::{wait_for_async, wait_until};
 
-const SN: &str = "HJ31ZDH5ZF220123";
+const SN: &str = "HC31ZDH5ZF220123";
 const WAIT: Duration = Duration::from_secs(20);
 
 /// A strict simulator (every field rule on) with `change` applied to its field section.

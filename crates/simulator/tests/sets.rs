@@ -15,7 +15,7 @@ use rumqttc::{AsyncClient, EventLoop, QoS};
 use simulator::{FieldConfig, Simulator, SimulatorConfig};
 use testkit::wait_until;
 
-const SN: &str = "HJ31ZDH5ZF220123";
+const SN: &str = "HC31ZDH5ZF220123";
 const WAIT: Duration = Duration::from_secs(15);
 /// 2024-06-01 00:00 local time (UTC+1), epoch seconds.
 const MIDNIGHT: u64 = 1_717_196_400;

@@ -17,7 +17,7 @@ use testkit::mqtt::collect_until;
 use testkit::unique;
 use tokio_util::sync::CancellationToken;
 
-const SN1: &str = "HJ31ZDH5ZF220123";
+const SN1: &str = "HC31ZDH5ZF220123";
 const SN2: &str = "HJ31ZDH5ZF220999";
 
 fn configs(seen: &BTreeMap<String, String>, discovery: &str) -> BTreeMap<String, Json> {

@@ -23,7 +23,7 @@ use testkit::services::MqttBroker;
 use testkit::unique;
 use tokio_util::sync::CancellationToken;
 
-const SN: &str = "HJ31ZDH5ZF220123";
+const SN: &str = "HC31ZDH5ZF220123";
 
 fn config(broker: &MqttBroker, base: &str) -> HomeAssistantConfig {
     HomeAssistantConfig {

@@ -19,7 +19,7 @@ use testkit::mqtt::{collect_until, retained_with, subscribe_with};
 use testkit::unique;
 use tokio_util::sync::CancellationToken;
 
-const SN: &str = "HJ31ZDH5ZF220123";
+const SN: &str = "HC31ZDH5ZF220123";
 
 fn config(broker: &tls_broker::TlsBroker, base: &str) -> HomeAssistantConfig {
     HomeAssistantConfig {

@@ -19,7 +19,7 @@ fn config(path: Option<PathBuf>) -> StoreConfig {
 fn restart_keeps_everything_that_was_acknowledged() {
     let dir = testkit::temp_dir("store");
     let path = dir.path().join("history.sqlite");
-    let mut feed = Feed::new("HJ31ZDH5ZF220123", 2);
+    let mut feed = Feed::new("HC31ZDH5ZF220123", 2);
     let t0 = SystemTime::now() - Duration::from_secs(600);
     let mut pv_values = Vec::new();
     {
@@ -36,7 +36,7 @@ fn restart_keeps_everything_that_was_acknowledged() {
     let store = StateStore::open(&config(Some(path.clone()))).expect("reopen");
     let points = store
         .history(
-            "HJ31ZDH5ZF220123",
+            "HC31ZDH5ZF220123",
             "EnergyStreamItem.pvPwr",
             t0 - Duration::from_secs(1),
             SystemTime::now(),
@@ -48,21 +48,21 @@ fn restart_keeps_everything_that_was_acknowledged() {
     assert_eq!(values, pv_values);
     assert_eq!(store::unix_ms(points[0].0), store::unix_ms(t0));
     // Latest values come back too, for all 216 − 25 (third pack absent) states.
-    let latest = store.latest("HJ31ZDH5ZF220123");
+    let latest = store.latest("HC31ZDH5ZF220123");
     assert_eq!(latest.len(), catalog::STATE_COUNT - 25);
     let soc = store
-        .get("HJ31ZDH5ZF220123", "bpInfo1.bpSoc")
+        .get("HC31ZDH5ZF220123", "bpInfo1.bpSoc")
         .expect("restored");
     assert_eq!(soc.value, Value::Number(49.0));
     let cells = store
-        .get("HJ31ZDH5ZF220123", "CloudBmsInfoReport.bpCellVol")
+        .get("HC31ZDH5ZF220123", "CloudBmsInfoReport.bpCellVol")
         .expect("restored");
     assert!(
         matches!(cells.value, Value::Array(ref v) if v.len() == 3),
         "{cells:?}"
     );
     let volt = store
-        .get("HJ31ZDH5ZF220123", "EMSHeartbeatReport.meterAVoltage")
+        .get("HC31ZDH5ZF220123", "EMSHeartbeatReport.meterAVoltage")
         .expect("restored");
     assert!(volt.out_of_range);
     let _ = std::fs::remove_dir_all(path.parent().expect("dir"));

@@ -8,7 +8,7 @@
 //! battery packs' `bpSn`) and from open-API JSON (keys ending in `sn`). E-mail addresses are
 //! also found by pattern wherever they appear.
 //!
-//! A masked value keeps its length and its ends (`HJ31ZDH5ZF220123` → `HJ31********0123`):
+//! A masked value keeps its length and its ends (`HC31ZDH5ZF220123` → `HC31********0123`):
 //! enough to tell two devices apart in a report, and the payloads stay valid protobuf
 //! (a string keeps its length prefix) so a masked capture still replays. XOR-ed `pdata`
 //! (protocol §3) is un-XOR-ed, masked and XOR-ed again.

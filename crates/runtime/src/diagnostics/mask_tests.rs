@@ -2,11 +2,11 @@
 
 use super::*;
 
-const SN: &str = "HJ31ZDH5ZF220123";
+const SN: &str = "HC31ZDH5ZF220123";
 
 #[test]
 fn values_keep_their_length_and_ends() {
-    assert_eq!(mask_value(SN.as_bytes()), b"HJ31********0123");
+    assert_eq!(mask_value(SN.as_bytes()), b"HC31********0123");
     assert_eq!(mask_value(b"12345678"), b"12****78");
     assert_eq!(mask_value(b"abcd"), b"a**d");
     assert_eq!(
@@ -23,18 +23,18 @@ fn values_keep_their_length_and_ends() {
 #[test]
 fn topics_and_json_teach_the_secrets() {
     let mut m = Masker::new();
-    m.learn_topic("/app/1700000000000000001/HJ31ZDH5ZF220123/thing/property/get_reply");
+    m.learn_topic("/app/1700000000000000001/HC31ZDH5ZF220123/thing/property/get_reply");
     m.learn_topic("/open/open-4cf5a2b1/HJ31ZDH5ZF229999/quota");
     m.learn_json(&serde_json::json!({
         "params": {"96_108.bpInfo[0].bpSn": "HJ32AAAA00000001", "96_1.bpSoc": 50,
                    "nested": [{"userId": "u-778899"}]}
     }));
     let text = m.text(
-        "1700000000000000001 HJ31ZDH5ZF220123 open-4cf5a2b1 HJ31ZDH5ZF229999 HJ32AAAA00000001 u-778899 bpSoc",
+        "1700000000000000001 HC31ZDH5ZF220123 open-4cf5a2b1 HJ31ZDH5ZF229999 HJ32AAAA00000001 u-778899 bpSoc",
     );
     assert_eq!(
         text,
-        "1700***********0001 HJ31********0123 open*****a2b1 HJ31********9999 HJ32********0001 u-****99 bpSoc"
+        "1700***********0001 HC31********0123 open*****a2b1 HJ31********9999 HJ32********0001 u-****99 bpSoc"
     );
     assert_eq!(m.len(), 6);
 }
@@ -77,7 +77,7 @@ fn frames_are_masked_inside_xored_pdata_and_stay_decodable() {
     assert!(find(&masked, SN.as_bytes()).is_none());
     let frames = pb::Frames::decode(masked.as_slice()).expect("still protobuf");
     let h = &frames.header[0];
-    assert_eq!(h.device_sn.as_deref(), Some("HJ31********0123"));
+    assert_eq!(h.device_sn.as_deref(), Some("HC31********0123"));
     let plain: Vec<u8> = h
         .pdata
         .as_deref()

@@ -242,7 +242,7 @@ fn readme(
         "oceanbridge diagnostics bundle\n\
          made {} by {}\n\n\
          Serial numbers, user and account ids and e-mail addresses are masked in every\n\
-         file (HJ31********0123); secrets (passwords, keys, tokens) never leave the config.\n\n\
+         file (HC31********0123); secrets (passwords, keys, tokens) never leave the config.\n\n\
          version.txt       the bridge's version\n\
          config.toml       the effective config, secrets redacted\n\
          devices.json      per device and channel: last update, age, stage — from {state_from}\n\

@@ -8,7 +8,7 @@ use super::*;
 use crate::SIGNED_FLOWS;
 use crate::physics::{FitModel, PhysicsConfig};
 
-const SN: &str = "HJ31ZDH5ZF220123";
+const SN: &str = "HC31ZDH5ZF220123";
 /// 2024-06-01 00:00 local (UTC+1).
 const MIDNIGHT: f64 = 1_717_196_400.0;
 

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 /// The `Accept` header of a Prometheus scrape: `/metrics` answers in OpenMetrics.
 pub const OPENMETRICS: (&str, &str) = ("accept", "application/openmetrics-text; version=1.0.0");
 
-pub const SN: &str = "HJ31ZDH5ZF220123";
+pub const SN: &str = "HC31ZDH5ZF220123";
 /// The second device of [`Harness::start_aged`]: silent for an hour.
 pub const SN_OLD: &str = "HJ31ZDH5ZF220999";
 

@@ -149,7 +149,7 @@ mod tests {
             password: Some("p\"w\\1".into()),
             access_key: "ak".into(),
             secret_key: None,
-            devices: vec!["HJ31ZDH5ZF220123".into(), "HJ31ZDH5ZF220124".into()],
+            devices: vec!["HC31ZDH5ZF220123".into(), "HC31ZDH5ZF220124".into()],
             api_url: "https://api-e.ecoflow.com".into(),
             ca_file: None,
             web_bind: "0.0.0.0:8080".into(),
