@@ -342,18 +342,32 @@ async fn bearer_token_guards_data_but_not_the_page() {
     )
     .await;
     assert_eq!(ok.status, 200);
-    let ok = get(
-        h.addr,
+    // The scheme in any case (RFC 9110: case-insensitive).
+    for scheme in ["bearer", "BEARER"] {
+        let value = format!("{scheme} s3cret-token");
+        let ok = get(
+            h.addr,
+            "/metrics",
+            &[("Authorization", &value), common::OPENMETRICS],
+        )
+        .await;
+        assert_eq!(ok.status, 200, "{scheme}");
+    }
+    // Never in a URL: `?token=` is refused (401), and the answer says how instead.
+    for path in [
         "/metrics?token=s3cret-token",
-        &[common::OPENMETRICS],
-    )
-    .await;
-    assert_eq!(ok.status, 200);
+        "/api/events?token=s3cret-token",
+    ] {
+        let r = get(h.addr, path, &[]).await;
+        assert_eq!(r.status, 401, "{path}");
+        assert!(r.body.contains("Authorization: Bearer"), "{}", r.body);
+    }
+    let auth = [("Authorization", "Bearer s3cret-token")];
     // Past the token: a server without a bundle provider says so (run/demo have one).
-    let none = get(h.addr, "/api/diagnostics?token=s3cret-token", &[]).await;
+    let none = get(h.addr, "/api/diagnostics", &auth).await;
     assert_eq!(none.status, 404);
     assert!(none.body.contains("oceanbridge run"), "{}", none.body);
-    let mut sse = EventStream::open(h.addr, "/api/events?token=s3cret-token", &[]).await;
+    let mut sse = EventStream::open(h.addr, "/api/events", &auth).await;
     assert_eq!(sse.status, 200);
     assert_eq!(
         sse.next(Duration::from_secs(20))
@@ -392,7 +406,8 @@ async fn dashboard_assets_are_embedded_and_self_contained() {
             .expect("type")
             .starts_with("text/javascript")
     );
-    assert!(js.body.contains("EventSource"));
+    // The live stream is read with fetch (EventSource cannot send the token header).
+    assert!(js.body.contains("getReader") && !js.body.contains("new EventSource"));
     let css = get(h.addr, "/style.css", &[]).await;
     assert_eq!(css.status, 200);
     for body in [&page.body, &js.body, &css.body] {

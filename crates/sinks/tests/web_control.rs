@@ -14,18 +14,33 @@ use serde_json::{Value as Json, json};
 use store::Origin;
 use testkit::EventStream;
 use testkit::http::{bearer, get, request};
+use testkit::raw_http;
 
 const TOKEN: &str = "s3cret";
+const AUTH: (&str, &str) = ("Authorization", "Bearer s3cret");
 
 fn settings_path(sn: &str) -> String {
     format!("/api/devices/{sn}/settings")
 }
 
+/// A JSON `POST` to `sn`'s settings with the token, as the dashboard sends it.
+async fn post_to(h: &Harness, sn: &str, body: &Json) -> (u16, Json) {
+    let headers = [AUTH, ("Content-Type", "application/json")];
+    let r = raw_http::request(
+        h.addr,
+        "POST",
+        &settings_path(sn),
+        &headers,
+        &body.to_string(),
+    )
+    .await;
+    let answer =
+        serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", r.body));
+    (r.status, answer)
+}
+
 async fn post(h: &Harness, body: Json) -> (u16, Json) {
-    let path = format!("{}?token={TOKEN}", settings_path(SN));
-    let r = request(h.addr, "POST", &path, Some(&body)).await;
-    let status = r.status;
-    (status, r.json())
+    post_to(h, SN, &body).await
 }
 
 async fn read_back(h: &Harness) -> Json {
@@ -52,7 +67,7 @@ async fn settings_are_read_back_changed_and_audited() {
 
     // Applied: the outcome, and the read-back now shows the value (the live stream
     // carries the device's report).
-    let mut events = EventStream::open(h.addr, &format!("/api/events?token={TOKEN}"), &[]).await;
+    let mut events = EventStream::open(h.addr, "/api/events", &[AUTH]).await;
     let (status, outcome) = post(&h, json!({"setting": "work_mode", "mode": "backup"})).await;
     assert_eq!((status, &outcome), (200, &json!({"outcome": "applied"})));
     assert_eq!(read_back(&h).await["settings"]["work_mode"], "backup");
@@ -197,14 +212,13 @@ async fn bad_requests_get_clear_errors() {
         );
     }
     // An unknown device: 404.
-    let r = request(
-        h.addr,
-        "POST",
-        &format!("{}?token={TOKEN}", settings_path("NOPE")),
-        Some(&json!({"setting": "work_mode", "mode": "backup"})),
+    let (status, answer) = post_to(
+        &h,
+        "NOPE",
+        &json!({"setting": "work_mode", "mode": "backup"}),
     )
     .await;
-    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(status, 404, "{answer}");
     let (name, value) = bearer(TOKEN);
     let r = get(h.addr, &settings_path("NOPE"), &[(name, &value)]).await;
     assert_eq!(r.status, 404);

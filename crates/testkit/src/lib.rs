@@ -14,6 +14,7 @@
 //! - [`mosquitto`]: [`Mosquitto`], a private broker on a port it really holds.
 //! - [`http`]: requests to a local server over reqwest, blocking forms too.
 //! - [`sse`]: [`EventStream`], a server-sent-events client.
+//! - [`raw_http`]: requests written as-is (forged `Host`, foreign `Origin`, any body).
 //! - [`net`]: [`closed_port`], a loopback port where connecting is refused.
 //! - `feed` (feature `feed`): genuine payloads for all 216 states.
 //! - `mqtt` (feature `mqtt`): a subscriber that waits for SUBACK, and a collecting wait.
@@ -22,6 +23,7 @@ pub mod http;
 pub mod mosquitto;
 pub mod net;
 pub mod process;
+pub mod raw_http;
 pub mod require;
 pub mod services;
 pub mod sse;

@@ -1,10 +1,11 @@
-//! The JSON API and CSV export: devices, all 216 states, history of one state.
+//! The JSON API: devices, all 216 states, history of one state (also the CSV export's
+//! window, [`window`] and [`load`]).
 
 use std::time::{Duration, SystemTime};
 
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use catalog::StateDef;
 use protocol::Value;
@@ -32,7 +33,7 @@ fn bad_request(message: impl Into<String>) -> ApiError {
 }
 
 /// The device a request means: `device=` or the first one the store knows.
-fn pick_device(store: &StateStore, device: Option<String>) -> Option<String> {
+pub(super) fn pick_device(store: &StateStore, device: Option<String>) -> Option<String> {
     device
         .filter(|d| !d.is_empty())
         .or_else(|| store.devices().into_iter().next().map(|d| d.device_sn))
@@ -152,14 +153,14 @@ pub fn parse_time(name: &str, text: &str) -> Result<SystemTime, ApiError> {
     })
 }
 
-struct Window {
-    state: &'static StateDef,
-    device: Option<String>,
-    from: SystemTime,
-    to: SystemTime,
+pub(super) struct Window {
+    pub state: &'static StateDef,
+    pub device: Option<String>,
+    pub from: SystemTime,
+    pub to: SystemTime,
 }
 
-fn window(app: &AppState, q: HistoryQuery) -> Result<Window, ApiError> {
+pub(super) fn window(app: &AppState, q: HistoryQuery) -> Result<Window, ApiError> {
     let key = q
         .state
         .ok_or_else(|| bad_request("missing state=<Channel.state>"))?;
@@ -184,7 +185,7 @@ fn window(app: &AppState, q: HistoryQuery) -> Result<Window, ApiError> {
     })
 }
 
-async fn load(app: &AppState, w: &Window) -> Result<Vec<(SystemTime, f64)>, ApiError> {
+pub(super) async fn load(app: &AppState, w: &Window) -> Result<Vec<(SystemTime, f64)>, ApiError> {
     let Some(device) = w.device.clone() else {
         return Ok(Vec::new());
     };
@@ -224,97 +225,9 @@ pub async fn history(State(app): State<AppState>, Query(q): Query<HistoryQuery>)
     .into_response()
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-/// Year 10000: humantime formats times from 1970 up to here.
-const YEAR_10000: Duration = Duration::from_secs(253_402_300_800);
-
-/// A CSV time: `2026-11-25T13:05:00.123Z` (UTC, humantime), or milliseconds since 1970
-/// for a time RFC 3339 cannot show (a replayed file may carry any time).
-pub fn csv_time(t: SystemTime) -> String {
-    match t.duration_since(SystemTime::UNIX_EPOCH) {
-        Ok(since) if since < YEAR_10000 => humantime::format_rfc3339_millis(t).to_string(),
-        _ => unix_ms(t).to_string(),
-    }
-}
-
-fn csv_response(filename: &str, body: String) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{filename}\""),
-            ),
-        ],
-        body,
-    )
-        .into_response()
-}
-
-/// CSV: with `state=` the history of that state, otherwise the latest value of every state.
-pub async fn export_csv(State(app): State<AppState>, Query(q): Query<HistoryQuery>) -> Response {
-    if q.state.is_none() {
-        let device = pick_device(&app.store, q.device);
-        let mut out = String::from("device,key,name,value,unit,out_of_range,updated\n");
-        if let Some(device) = &device {
-            for l in app.store.latest(device) {
-                out.push_str(&format!(
-                    "{},{},{},{},{},{},{}\n",
-                    csv_field(device),
-                    l.state.key,
-                    csv_field(l.state.human_name.trim()),
-                    csv_field(&l.value.to_string()),
-                    display_unit(l.state),
-                    l.out_of_range,
-                    csv_time(l.updated_at),
-                ));
-            }
-        }
-        return csv_response("oceanbridge-latest.csv", out);
-    }
-    let w = match window(&app, q) {
-        Ok(w) => w,
-        Err(e) => return e.into_response(),
-    };
-    let points = match load(&app, &w).await {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
-    let device = w.device.clone().unwrap_or_default();
-    let mut out = String::from("time,device,key,value,unit\n");
-    for (t, v) in points {
-        out.push_str(&format!(
-            "{},{},{},{v},{}\n",
-            csv_time(t),
-            csv_field(&device),
-            w.state.key,
-            display_unit(w.state)
-        ));
-    }
-    csv_response(&format!("oceanbridge-{}.csv", w.state.key), out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn iso_dates() {
-        let iso8601 = |ms| csv_time(from_unix_ms(ms));
-        assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(iso8601(951_782_400_123), "2000-02-29T00:00:00.123Z");
-        assert_eq!(iso8601(1_795_611_906_000), "2026-11-25T13:05:06.000Z");
-        // Beyond year 9999: the milliseconds, not a panic.
-        assert_eq!(iso8601(253_402_300_800_000), "253402300800000");
-        assert_eq!(iso8601(253_402_300_799_999), "9999-12-31T23:59:59.999Z");
-    }
 
     #[test]
     fn window_times_are_milliseconds_or_rfc3339() {
@@ -329,12 +242,5 @@ mod tests {
             e.contains("from=\"yesterday\"") && e.contains("UTC time"),
             "{e}"
         );
-    }
-
-    #[test]
-    fn csv_quoting() {
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("plain"), "plain");
     }
 }

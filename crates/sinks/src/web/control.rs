@@ -8,7 +8,8 @@
 //!   20, "surplus_threshold": 80}`, `{"setting": "feed_in", "mode": "limited", "cap_w":
 //!   800}`), carried out by the [`ControlPort`]; answers the [`Outcome`] JSON. Accepted
 //!   only with a dashboard token configured (a write must never be open to anyone who can
-//!   reach the port). Status: 200 for applied, not applied and dry run (the request was
+//!   reach the port), as `Content-Type: application/json` from this dashboard's own origin
+//!   (the write rules of [`super::guard`]: 415, 403). Status: 200 for applied, not applied and dry run (the request was
 //!   carried out; the body says how it ended), 422 when refused (validation, rate limit),
 //!   403 when control is off or no token is configured (a refused outcome too), 400 for a
 //!   body that is no request, 404 for a device the bridge has not heard of.
@@ -17,7 +18,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -98,7 +99,7 @@ fn refused(status: StatusCode, reason: &str) -> Response {
 pub async fn post_settings(
     State(app): State<AppState>,
     Path(sn): Path<String>,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let Some(port) = app.control.clone() else {
         return refused(
@@ -112,6 +113,33 @@ pub async fn post_settings(
             "changing settings over the web API needs a dashboard token ([web] token)",
         );
     }
+    // The body must arrive in time and be small: a client that sends its headers and then
+    // trickles (or never sends) the body does not hold the connection.
+    let body = match tokio::time::timeout(
+        app.body_timeout,
+        axum::body::to_bytes(body, super::MAX_BODY_BYTES),
+    )
+    .await
+    {
+        Ok(Ok(body)) => body,
+        Ok(Err(_)) => {
+            return ApiError(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "a settings request is at most {} bytes",
+                    super::MAX_BODY_BYTES
+                ),
+            )
+            .into_response();
+        }
+        Err(_) => {
+            return ApiError(
+                StatusCode::REQUEST_TIMEOUT,
+                "the request body did not arrive in time".into(),
+            )
+            .into_response();
+        }
+    };
     let request: SetRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {

@@ -2,18 +2,27 @@
 //! ages and stages, counters, last errors, the raw-frame capture; serials and ids masked)
 //! as a download, built in-process by what runs the server — the runtime hands in a
 //! [`DiagnosticsBundle`], since the bundle needs the config, the log and the capture
-//! directory, which the sinks do not know. Behind the same token as the rest of the API.
+//! directory, which the sinks do not know. Behind the same token as the rest of the API;
+//! without a token only this machine gets it (loopback peers) — it holds the config's
+//! shape, errors and the raw frames. One build at a time: a build reads and packs the
+//! whole capture, so a second request meanwhile gets 429 with `Retry-After` (counted as
+//! `dropped{reason="web_diagnostics_busy"}`).
 
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{Extension, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
+use super::config::is_loopback;
+use super::server::ConnInfo;
+
+/// What a refused concurrent request is told to wait (seconds): a build takes about one.
+const RETRY_AFTER_SECS: &str = "5";
 
 /// Builds the bundle. Blocking (it reads the capture): the server calls it on a
 /// blocking thread.
@@ -42,7 +51,18 @@ fn error(status: StatusCode, message: String) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }
 
-pub async fn download(State(app): State<AppState>, Query(q): Query<FormatQuery>) -> Response {
+pub async fn download(
+    State(app): State<AppState>,
+    Extension(conn): Extension<ConnInfo>,
+    Query(q): Query<FormatQuery>,
+) -> Response {
+    if app.token.is_none() && !is_loopback(conn.peer.ip()) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "the diagnostics bundle is only for this machine while no token is set ([web] token)"
+                .into(),
+        );
+    }
     let Some(provider) = app.diagnostics.clone() else {
         return error(
             StatusCode::NOT_FOUND,
@@ -59,7 +79,25 @@ pub async fn download(State(app): State<AppState>, Query(q): Query<FormatQuery>)
             );
         }
     };
-    match tokio::task::spawn_blocking(move || provider.build(zip)).await {
+    let Ok(permit) = app.diagnostics_builds.clone().try_acquire_owned() else {
+        app.stats.record_dropped("web_diagnostics_busy");
+        let mut busy = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "a diagnostics bundle is being built; try again in a few seconds".into(),
+        );
+        busy.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECS),
+        );
+        return busy;
+    };
+    // The permit lives as long as the build, even when the client hangs up meanwhile.
+    let built = tokio::task::spawn_blocking(move || {
+        let file = provider.build(zip);
+        drop(permit);
+        file
+    });
+    match built.await {
         Ok(Ok(file)) => (
             [
                 (header::CONTENT_TYPE, file.content_type.to_string()),

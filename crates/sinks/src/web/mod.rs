@@ -1,12 +1,21 @@
 //! The web server: dashboard (assets embedded), JSON API, SSE live updates, CSV export
-//! and `/metrics`, on 127.0.0.1 by default, with an optional bearer token.
+//! and `/metrics`, on 127.0.0.1 by default, with an optional bearer token. Hardened for a
+//! LAN with hostile clients (`docs/security.md`): timeouts and a connection cap, a Host
+//! allow-list, JSON-only same-origin writes, the token only in a header, security headers.
 //!
 //! # Layout
-//! - this file: [`WebConfig`], [`serve`], [`router`], the token check.
-//! - [`api`]: `/api/devices`, `/api/states`, `/api/history`, `/api/export.csv`.
+//! - this file: [`serve`], [`router`], [`AppState`], `/metrics`.
+//! - [`config`]: [`WebConfig`] (`[web]`) and its start-up check (a public bind needs a token).
+//! - [`server`]: the accept loop — header timeout, connection cap, [`ConnInfo`].
+//! - [`slots`]: the connection cap (the oldest idle connection makes room for a new one).
+//! - [`guard`]: Host allow-list, write rules (JSON, same Origin), security headers.
+//! - [`auth`]: the token (constant-time, `Authorization` header only), [`new_token`].
+//! - [`api`]: `/api/devices`, `/api/states`, `/api/history`.
+//! - [`csv`]: `/api/export.csv` (cells that a spreadsheet would run as formulas are escaped).
 //! - [`sse`]: the `/api/events` stream.
 //! - [`health`]: `/healthz` (process up) and `/readyz` (connected, devices fresh), public.
-//! - [`diagnostics`]: `/api/diagnostics`, the bug-report bundle as a download.
+//! - [`diagnostics`]: `/api/diagnostics`, the bug-report bundle as a download (one build
+//!   at a time; without a token only for this machine).
 //! - [`control`]: `/api/devices/{sn}/settings` (read-back, changes) and
 //!   `/api/control/audit` (issue 14, protocol §10).
 //! - [`assets`]: the embedded dashboard (`index.html`, `app.js`, `settings.js`,
@@ -14,73 +23,70 @@
 
 pub mod api;
 pub mod assets;
+pub mod auth;
+pub mod config;
 pub mod control;
+pub mod csv;
 pub mod diagnostics;
+pub mod guard;
 pub mod health;
+pub mod server;
+pub mod slots;
 pub mod sse;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Query, Request, State};
-use axum::http::{HeaderMap, StatusCode, Uri, header};
-use axum::middleware::{self, Next};
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, header};
+use axum::middleware::{self, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use connect::Secret;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use store::ControlPort;
 use store::{BridgeStats, StateStore};
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+pub use auth::{Token, new_token};
+pub use config::WebConfig;
+pub use server::ConnInfo;
 
 use crate::error::SinkError;
 use crate::metrics::{MetricsSet, Scope};
 use crate::text_format;
 
-/// Where the dashboard listens. All fields have defaults.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct WebConfig {
-    /// Listen address. Default `127.0.0.1:8080` (local only; use a reverse proxy to expose).
-    pub bind: SocketAddr,
-    /// When set, every API call, SSE stream and `/metrics` needs
-    /// `Authorization: Bearer <token>` or `?token=<token>`. Never printed. Default none.
-    pub token: Option<Secret>,
-    /// What `/metrics` carries: `"all"` (every state of every device, plus health) or
-    /// `"health"` (per device status, counts, ages; for large fleets). Default `"all"`.
-    pub metrics: MetricsSet,
-}
-
-impl Default for WebConfig {
-    fn default() -> Self {
-        WebConfig {
-            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            token: None,
-            metrics: MetricsSet::All,
-        }
-    }
-}
+/// The largest request body read (a settings change is < 100 bytes).
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub store: StateStore,
     pub stats: BridgeStats,
-    pub token: Option<Arc<str>>,
+    pub token: Option<Token>,
     pub metrics: MetricsSet,
+    /// The Host names answered besides loopback names and IP addresses.
+    pub hosts: Arc<guard::HostRules>,
+    /// How long a request body may take to arrive (the header timeout).
+    pub body_timeout: Duration,
     /// Builds `/api/diagnostics`; `None`: the route answers 404.
     pub diagnostics: diagnostics::Provider,
+    /// One diagnostics build at a time (a permit while one runs).
+    pub diagnostics_builds: Arc<Semaphore>,
     /// Carries out settings changes; `None`: control is off (`[control] enabled = false`),
     /// the Settings card is hidden and `POST …/settings` is refused.
     pub control: Option<Arc<dyn ControlPort>>,
     pub shutdown: CancellationToken,
 }
 
-/// Binds `config.bind` and serves until `shutdown` fires. Returns the bound address
-/// (useful with port 0) and the server task. `diagnostics` builds `/api/diagnostics`;
-/// `control` carries out settings changes (`None` when control is off).
+/// Checks `config` ([`WebConfig::check`]), binds `config.bind` and serves until `shutdown`
+/// fires. Returns the bound address (useful with port 0) and the server task.
+/// `diagnostics` builds `/api/diagnostics`; `control` carries out settings changes (`None`
+/// when control is off).
 pub async fn serve(
     config: WebConfig,
     store: StateStore,
@@ -89,6 +95,15 @@ pub async fn serve(
     control: Option<Arc<dyn ControlPort>>,
     shutdown: CancellationToken,
 ) -> Result<(SocketAddr, JoinHandle<()>), SinkError> {
+    config.check()?;
+    if config.is_public() && config.token().is_none() {
+        tracing::warn!(
+            bind = %config.bind,
+            "the dashboard is open to every machine that can reach it, without a token \
+             ([web] allow_public_without_token = true): anyone there can read every value \
+             and serial number"
+        );
+    }
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .map_err(|source| SinkError::Bind {
@@ -101,41 +116,35 @@ pub async fn serve(
     })?;
     let app = router(AppState {
         store,
-        stats,
-        token: config
-            .token
-            .filter(|t| !t.is_empty())
-            .map(|t| t.expose().into()),
+        stats: stats.clone(),
+        token: config.token().map(Token::new),
         metrics: config.metrics,
+        hosts: Arc::new(guard::HostRules::new(config.allowed_host_names())),
+        body_timeout: config.header_timeout,
         diagnostics,
+        diagnostics_builds: Arc::new(Semaphore::new(1)),
         control,
         shutdown: shutdown.clone(),
     });
-    // No Nagle delay: SSE events and small JSON answers are latency-bound (with Nagle a
-    // small write waits for the client's delayed ACK: p99 38 ms instead of ~3 ms).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY not set");
-        }
-    });
-    let handle = tokio::spawn(async move {
-        let server = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned());
-        if let Err(e) = server.await {
-            tracing::error!(error = %e, "web server failed");
-        }
-    });
+    let limits = server::Limits {
+        header_timeout: config.header_timeout,
+        max_connections: config.max_connections,
+    };
+    let handle = tokio::spawn(server::run(listener, app, limits, stats, shutdown));
     tracing::info!(%addr, "dashboard listening");
     Ok((addr, handle))
 }
 
 /// All routes. The dashboard's static files and the health probes are public (they hold
-/// no data); everything else goes through the token check.
+/// no data); everything else goes through the token check and the write rules. Every
+/// request passes the Host check (the probes excepted) and every answer gets the
+/// security headers ([`guard`]).
 pub fn router(state: AppState) -> Router {
     let protected = Router::new()
         .route("/api/devices", get(api::devices))
         .route("/api/states", get(api::states))
         .route("/api/history", get(api::history))
-        .route("/api/export.csv", get(api::export_csv))
+        .route("/api/export.csv", get(csv::export_csv))
         .route("/api/events", get(sse::events))
         .route("/api/diagnostics", get(diagnostics::download))
         .route(
@@ -144,7 +153,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/control/audit", get(control::audit))
         .route("/metrics", get(metrics))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+        // The last layer runs first: the token, then the write rules.
+        .route_layer(from_fn_with_state(state.clone(), guard::check_write))
+        .route_layer(from_fn_with_state(state.clone(), auth::require_token));
     Router::new()
         .route("/", get(assets::index))
         .route("/app.js", get(assets::app_js))
@@ -153,6 +164,9 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .merge(protected)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(from_fn_with_state(state.clone(), guard::check_host))
+        .layer(middleware::map_response(guard::security_headers))
         .with_state(state)
 }
 
@@ -183,69 +197,5 @@ async fn metrics(
     } else {
         let text = text_format::from_openmetrics(&body);
         ([(header::CONTENT_TYPE, text_format::CONTENT_TYPE)], text).into_response()
-    }
-}
-
-/// Compares without an early exit on the first differing byte.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// The `?token=` of a request. `Query` percent-decodes it (the dashboard sends it through
-/// `encodeURIComponent`, so `+`, `/`, `=` etc. in a token arrive as `%2B`, ...).
-#[derive(Deserialize)]
-struct TokenQuery {
-    token: Option<String>,
-}
-
-fn query_token(uri: &Uri) -> Option<String> {
-    Query::<TokenQuery>::try_from_uri(uri)
-        .ok()
-        .and_then(|Query(q)| q.token)
-}
-
-async fn require_token(State(app): State<AppState>, request: Request, next: Next) -> Response {
-    let Some(expected) = &app.token else {
-        return next.run(request).await;
-    };
-    let from_header = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let from_query = query_token(request.uri());
-    let given = from_header.or(from_query.as_deref()).unwrap_or_default();
-    if same_secret(given.as_bytes(), expected.as_bytes()) {
-        next.run(request).await
-    } else {
-        (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            "missing or wrong token\n",
-        )
-            .into_response()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn query_tokens_are_percent_decoded() {
-        let token = |query: &str| {
-            let uri: Uri = format!("/metrics?{query}").parse().unwrap();
-            query_token(&uri)
-        };
-        assert_eq!(token("a=1&token=abc").as_deref(), Some("abc"));
-        assert_eq!(token("token=a%2Bb%2F%3D").as_deref(), Some("a+b/="));
-        assert_eq!(token("token=a+b").as_deref(), Some("a b"));
-        assert_eq!(token("token=100%").as_deref(), Some("100%"));
-        assert_eq!(token("token=%zz").as_deref(), Some("%zz"));
-        assert_eq!(token("other=1"), None);
-        assert_eq!(query_token(&Uri::from_static("/metrics")), None);
-        assert!(same_secret(b"abc", b"abc"));
-        assert!(!same_secret(b"abc", b"abd"));
-        assert!(!same_secret(b"abc", b"ab"));
     }
 }

@@ -1,5 +1,6 @@
 //! The sinks tests' harness: a memory store fed with genuine frames (`testkit::feed`)
-//! and the real web server on an ephemeral port. HTTP and SSE clients: `testkit`.
+//! and the real web server on an ephemeral port (of the configured address: 127.0.0.1 by
+//! default). HTTP and SSE clients: `testkit`.
 //! [`control::TestPort`] stands in for the runtime's controller (issue 14).
 
 #![allow(dead_code)]
@@ -9,14 +10,15 @@ pub mod control;
 pub mod mqtt;
 pub mod tls_broker;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use control::TestPort;
+use sinks::web::diagnostics::{DiagnosticsBundle, Provider};
 use sinks::web::{WebConfig, serve};
 use store::{BridgeStats, ControlPort, StateStore, StoreConfig};
-use testkit::{TempDir, feed};
+use testkit::{Missing, TempDir, feed};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -52,10 +54,32 @@ impl Harness {
         .await
     }
 
-    /// Like [`Harness::start`] with the given web settings (bound to port 0 regardless).
+    /// Like [`Harness::start`] with the given web settings (on port 0 regardless).
     pub async fn start_with(web: WebConfig, steps: u32) -> Harness {
         let store = StateStore::open(&StoreConfig::default()).expect("memory store");
-        Harness::fill(Harness::serve(store, web, None, None).await, steps).await
+        Harness::fill(Harness::serve(store, web, None, None, None).await, steps).await
+    }
+
+    /// Like [`Harness::start_with`] with `/api/diagnostics` built by `bundle`.
+    pub async fn start_diagnostics(web: WebConfig, bundle: Arc<dyn DiagnosticsBundle>) -> Harness {
+        let store = StateStore::open(&StoreConfig::default()).expect("memory store");
+        Harness::fill(
+            Harness::serve(store, web, None, Some(bundle), None).await,
+            1,
+        )
+        .await
+    }
+
+    /// A device other than [`SN`] (e.g. a spoofed serial) reports `steps` full payloads,
+    /// 5 s apart, the last one now.
+    pub async fn feed_device(&self, sn: &str, steps: u32) {
+        let mut feed = feed::Feed::new(sn, 1);
+        let t0 = SystemTime::now() - Duration::from_secs(u64::from(steps) * 5);
+        for t in 1..=steps {
+            let at = t0 + Duration::from_secs(u64::from(t) * 5);
+            self.store.apply(&feed.full(t), at);
+        }
+        self.flush().await;
     }
 
     /// Like [`Harness::start`] with control on: a [`TestPort`] carries out the writes
@@ -68,7 +92,11 @@ impl Harness {
         };
         let port = Arc::new(TestPort::new(store.clone()));
         let control: Arc<dyn ControlPort> = port.clone();
-        let h = Harness::fill(Harness::serve(store, web, None, Some(control)).await, steps).await;
+        let h = Harness::fill(
+            Harness::serve(store, web, None, None, Some(control)).await,
+            steps,
+        )
+        .await;
         port.report(SN, &control::REPORTED);
         (h, port)
     }
@@ -112,29 +140,30 @@ impl Harness {
             token: token.map(Into::into),
             ..WebConfig::default()
         };
-        let mut h = Harness::serve(store, web, Some(dir), None).await;
+        let mut h = Harness::serve(store, web, Some(dir), None, None).await;
         h.feed = feed;
         h.step = 2;
         h
     }
 
-    /// Serves `store` on port 0 and runs its stage timer.
+    /// Serves `store` on port 0 of `web.bind`'s address and runs its stage timer.
     async fn serve(
         store: StateStore,
         web: WebConfig,
         dir: Option<TempDir>,
+        diagnostics: Provider,
         control: Option<Arc<dyn ControlPort>>,
     ) -> Harness {
         let stats = BridgeStats::default();
         let shutdown = CancellationToken::new();
         let (addr, server) = serve(
             WebConfig {
-                bind: "127.0.0.1:0".parse().expect("addr"),
+                bind: SocketAddr::new(web.bind.ip(), 0),
                 ..web
             },
             store.clone(),
             stats.clone(),
-            None,
+            diagnostics,
             control,
             shutdown.clone(),
         )
@@ -187,4 +216,27 @@ impl Harness {
         self.shutdown.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(10), self.server).await;
     }
+}
+
+/// This machine's address on its network (not loopback): where a LAN client would come
+/// from. Found by "connecting" a UDP socket (nothing is sent).
+pub fn lan_ip() -> Result<IpAddr, Missing> {
+    let missing = |why: String| {
+        Missing::new(
+            format!("a non-loopback network address ({why})"),
+            "run on a machine with a network interface",
+        )
+    };
+    let socket = UdpSocket::bind("0.0.0.0:0").map_err(|e| missing(e.to_string()))?;
+    socket
+        .connect("192.0.2.1:9")
+        .map_err(|e| missing(e.to_string()))?;
+    let ip = socket
+        .local_addr()
+        .map_err(|e| missing(e.to_string()))?
+        .ip();
+    if ip.is_loopback() || ip.is_unspecified() {
+        return Err(missing(format!("only {ip}")));
+    }
+    Ok(ip)
 }
