@@ -64,6 +64,12 @@ async fn dashboard_shows_live_energy_flow_in_chromium() {
     let mut driver = Driver::start(&chromium).await;
     driver.open_session().await;
     driver.navigate(&url).await;
+    if let Ok(token) = std::env::var("OCEANBRIDGE_DASHBOARD_TOKEN")
+        && external.is_some()
+        && !token.is_empty()
+    {
+        driver.enter_token(&token).await;
+    }
 
     let first = wait_flow(&driver, Duration::from_secs(30), |f| {
         f[0] > 0.0 && f[1] > 0.0
@@ -126,6 +132,14 @@ async fn dashboard_shows_live_energy_flow_in_chromium() {
             .await;
         }
     }
+    // The page lives within its Content-Security-Policy (no inline script or style).
+    let console = driver.console().await;
+    assert!(
+        !console
+            .iter()
+            .any(|m| m.contains("Content Security Policy") || m.contains("Content-Security-Policy")),
+        "CSP violations: {console:?}"
+    );
     let png = driver.screenshot().await;
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG screenshot");
     let dir = target_dir().join("screenshots");
@@ -140,27 +154,29 @@ async fn dashboard_shows_live_energy_flow_in_chromium() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dashboard_takes_the_token_once_from_the_url() {
+async fn dashboard_asks_for_the_token_once_and_sends_it_only_as_a_header() {
     let chromium = testkit::require!(testkit::services::chromium());
     let _one_browser = BROWSER.lock().await;
-    // A token with characters that need URL encoding.
+    // A token with characters a URL would have to encode.
     let token = "t+k/=1";
     let mut h = Harness::start(Some(token), 3).await;
     let mut driver = Driver::start(&chromium).await;
     driver.open_session().await;
     let base = format!("http://{}/", h.addr);
+    // An old bookmark's ?token= is taken out of the address bar and not used: the page asks.
     driver.navigate(&format!("{base}?token=t%2Bk%2F%3D1")).await;
-    let first = wait_flow(&driver, Duration::from_secs(30), |f| f[0] > 0.0).await;
-    let (pv, load, grid, battery) = powers(2);
-    assert_eq!(first, [pv, load, grid, battery]);
+    driver.enter_token(token).await;
     let search = driver.script("return location.search;").await;
     assert_eq!(
         search,
         json!(""),
         "the token is removed from the address bar"
     );
-    // The live stream (EventSource, token in its URL) works with the token too: the
-    // update is sent once the stream is open, so only SSE can bring it.
+    let first = wait_flow(&driver, Duration::from_secs(30), |f| f[0] > 0.0).await;
+    let (pv, load, grid, battery) = powers(2);
+    assert_eq!(first, [pv, load, grid, battery]);
+    // The live stream (fetch + reader, the token in its header) works: the update is sent
+    // once the stream is open, so only the stream can bring it.
     driver.wait_live().await;
     let step = h.step;
     h.apply_stream(SystemTime::now());
@@ -169,7 +185,27 @@ async fn dashboard_takes_the_token_once_from_the_url() {
         *f == [pv, load, grid, battery]
     })
     .await;
-    // Later visits without ?token= use the kept token.
+    // The CSV export is a download through fetch: a file, the token never in a URL.
+    driver
+        .script("document.getElementById('latest-csv').click(); return 1;")
+        .await;
+    let csv = driver.downloaded("oceanbridge-latest.csv").await;
+    assert!(
+        csv.starts_with("device,key,name,value,unit,out_of_range,updated\n"),
+        "{csv:.200}"
+    );
+    assert!(csv.contains(",EnergyStreamItem.pvPwr,"), "{csv:.200}");
+    // Every finished request (the open event stream is not listed until it ends).
+    let urls = driver.fetched_urls().await;
+    assert!(
+        urls.iter().any(|u| u.contains("/api/export.csv")),
+        "{urls:?}"
+    );
+    assert!(
+        urls.iter().all(|u| !u.contains("token")),
+        "a token in a URL: {urls:?}"
+    );
+    // Later visits use the kept token (no question).
     driver.navigate(&base).await;
     wait_flow(&driver, Duration::from_secs(30), |f| {
         *f == [pv, load, grid, battery]

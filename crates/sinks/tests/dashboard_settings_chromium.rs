@@ -47,9 +47,8 @@ async fn settings_card_shows_pending_applied_and_not_applied() {
     let (h, port) = Harness::start_control(Some(TOKEN), 3).await;
     let mut driver = Driver::start(&chromium).await;
     driver.open_session().await;
-    driver
-        .navigate(&format!("http://{}/?token={TOKEN}", h.addr))
-        .await;
+    driver.navigate(&format!("http://{}/", h.addr)).await;
+    driver.enter_token(TOKEN).await;
 
     // The read-back values (self-use, 20 %, 80 %, unlimited feed-in; the cap kept but
     // not editable outside "limited").
@@ -151,9 +150,8 @@ async fn settings_card_shows_pending_applied_and_not_applied() {
 
     // Control off: the card stays hidden.
     let off = Harness::start(Some(TOKEN), 1).await;
-    driver
-        .navigate(&format!("http://{}/?token={TOKEN}", off.addr))
-        .await;
+    driver.navigate(&format!("http://{}/", off.addr)).await;
+    driver.enter_token(TOKEN).await;
     let look = wait_card(&driver, "control off", |l| l["control"] == "off").await;
     assert_eq!(look["hidden"], true);
     driver.quit().await;

@@ -30,6 +30,8 @@ pub struct Driver {
     browser: PathBuf,
     session: Option<String>,
     profile: TempDir,
+    /// Where the browser saves downloads.
+    pub downloads: TempDir,
 }
 
 impl Driver {
@@ -61,6 +63,7 @@ impl Driver {
             browser: chromium.browser.clone(),
             session: None,
             profile: testkit::temp_dir("chromium"),
+            downloads: testkit::temp_dir("chromium-downloads"),
         }
     }
 
@@ -88,9 +91,14 @@ impl Driver {
         .map(|s| s.to_string())
         .chain([format!("--user-data-dir={}", self.profile.path().display())])
         .collect::<Vec<_>>();
+        let prefs = json!({
+            "download.default_directory": self.downloads.path(),
+            "download.prompt_for_download": false,
+        });
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
-            "goog:chromeOptions": {"binary": self.browser, "args": args}
+            "goog:chromeOptions": {"binary": self.browser, "args": args, "prefs": prefs},
+            "goog:loggingPrefs": {"browser": "ALL"}
         }}});
         let v = self.call("POST", "/session", Some(caps)).await;
         self.session = Some(v["sessionId"].as_str().expect("session id").to_string());
@@ -143,5 +151,70 @@ impl Driver {
         })
         .await;
         assert!(live.is_some(), "the page's event stream never opened");
+    }
+
+    /// Waits for the page's token form (shown when the API answers 401), types `token`
+    /// into it and submits, as a user does.
+    pub async fn enter_token(&self, token: &str) {
+        let asked = testkit::wait_for_async(Duration::from_secs(30), async || {
+            (self
+                .script("return document.getElementById('auth').hidden === false;")
+                .await
+                == json!(true))
+            .then_some(())
+        })
+        .await;
+        assert!(asked.is_some(), "the page never asked for the token");
+        let script = format!(
+            "document.getElementById('auth-token').value = {}; \
+             document.getElementById('auth-form').requestSubmit(); return 1;",
+            json!(token)
+        );
+        self.script(&script).await;
+    }
+
+    /// Every URL the page has fetched so far (scripts, API calls; a request still open,
+    /// like the event stream, is listed only once it ends).
+    pub async fn fetched_urls(&self) -> Vec<String> {
+        let v = self
+            .script("return performance.getEntriesByType('resource').map((e) => e.name);")
+            .await;
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|u| u.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Waits for a finished download named `name`; returns its text.
+    pub async fn downloaded(&self, name: &str) -> String {
+        let path = self.downloads.path().join(name);
+        let text = testkit::wait_for_async(Duration::from_secs(30), async || {
+            std::fs::read_to_string(&path)
+                .ok()
+                .filter(|t| !t.is_empty())
+        })
+        .await;
+        text.unwrap_or_else(|| panic!("no download {} within 30 s", path.display()))
+    }
+
+    /// The browser console's messages since the last call (chromedriver's log endpoint).
+    pub async fn console(&self) -> Vec<String> {
+        let v = self
+            .call(
+                "POST",
+                &self.path("/se/log"),
+                Some(json!({"type": "browser"})),
+            )
+            .await;
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e["message"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }

@@ -1,4 +1,5 @@
 // oceanbridge dashboard: plain JS, no framework, no CDN. Reads /api/*, follows /api/events.
+// The token (if the server wants one) goes only in the Authorization header.
 'use strict';
 
 const $ = (id) => document.getElementById(id);
@@ -22,42 +23,84 @@ const app = {
   renderPending: false,
 };
 
-// --- token: ?token= once, then kept in memory and localStorage -------------------------
+// --- token: asked once (when the API answers 401), kept in localStorage, sent only as the
+// Authorization header — never in a URL (URLs end up in logs and browser history).
+function authHeaders() {
+  return app.token ? { Authorization: 'Bearer ' + app.token } : {};
+}
+
 function initToken() {
+  // An old bookmark may carry ?token=: take it out of the address bar, unused.
   const params = new URLSearchParams(location.search);
-  const fromUrl = params.get('token');
-  if (fromUrl) {
-    app.token = fromUrl;
-    try { localStorage.setItem(TOKEN_KEY, fromUrl); } catch (e) { /* private mode */ }
+  if (params.has('token')) {
     params.delete('token');
     const rest = params.toString();
     history.replaceState(null, '', location.pathname + (rest ? '?' + rest : ''));
-  } else {
-    try { app.token = localStorage.getItem(TOKEN_KEY); } catch (e) { app.token = null; }
   }
+  try { app.token = localStorage.getItem(TOKEN_KEY); } catch (e) { app.token = null; }
   $('auth-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
-    app.token = $('auth-token').value;
-    try { localStorage.setItem(TOKEN_KEY, app.token); } catch (e) { /* ignore */ }
+    app.token = $('auth-token').value.trim();
+    $('auth-token').value = '';
+    try { localStorage.setItem(TOKEN_KEY, app.token); } catch (e) { /* private mode: this tab only */ }
     $('auth').hidden = true;
     start();
   });
 }
 
+// The API refused the token (or there is none): forget it and ask.
+function askToken() {
+  if (app.token) $('auth-note').textContent = 'The token was refused; enter the current one.';
+  app.token = null;
+  try { localStorage.removeItem(TOKEN_KEY); } catch (e) { /* ignore */ }
+  $('auth').hidden = false;
+  $('auth-token').focus();
+}
+
 async function api(path) {
-  const headers = app.token ? { Authorization: 'Bearer ' + app.token } : {};
-  const res = await fetch(path, { headers });
+  const res = await fetch(path, { headers: authHeaders() });
   if (res.status === 401) {
-    $('auth').hidden = false;
+    askToken();
     throw new Error('unauthorized');
   }
   if (!res.ok) throw new Error(path + ': HTTP ' + res.status);
   return res.json();
 }
 
-function withToken(url) {
-  if (!app.token) return url;
-  return url + (url.includes('?') ? '&' : '?') + 'token=' + encodeURIComponent(app.token);
+// A download (CSV, diagnostics) through fetch, so the token travels as a header: the
+// answer becomes a blob the browser saves under the server's file name.
+async function download(url, fallbackName) {
+  const note = $('download-note');
+  note.textContent = '';
+  try {
+    const res = await fetch(url, { headers: authHeaders() });
+    if (res.status === 401) { askToken(); return; }
+    if (!res.ok) {
+      const text = await res.text();
+      let message = text;
+      try { message = JSON.parse(text).error || text; } catch (e) { /* plain text */ }
+      note.textContent = 'download failed: ' + message;
+      return;
+    }
+    const disposition = res.headers.get('content-disposition') || '';
+    const m = /filename="([^"]+)"/.exec(disposition);
+    const blob = await res.blob();
+    const a = el('a', { href: URL.createObjectURL(blob), download: m ? m[1] : fallbackName });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 60000);
+  } catch (e) {
+    note.textContent = 'download failed: ' + e.message;
+  }
+}
+
+// Links whose data-url is fetched as a download on click.
+function downloadLink(id, fallbackName) {
+  $(id).addEventListener('click', (ev) => {
+    ev.preventDefault();
+    download($(id).dataset.url, fallbackName);
+  });
 }
 
 // --- formatting ----------------------------------------------------------------------
@@ -155,7 +198,9 @@ function renderPacks() {
     markStage(div, channelOf(key));
     div.append(el('div', {}, label + ': ' + (soc === null ? '–' : soc + ' %')));
     const bar = el('div', { class: 'bar' });
-    bar.append(el('div', { style: 'width:' + Math.max(0, Math.min(100, soc || 0)) + '%' }));
+    const fill = el('div');
+    fill.style.width = Math.max(0, Math.min(100, soc || 0)) + '%';
+    bar.append(fill);
     div.append(bar);
     box.append(div);
   }
@@ -236,7 +281,7 @@ async function loadChart() {
   const to = Date.now();
   const from = to - Number($('chart-range').value);
   const qs = 'state=' + encodeURIComponent(key) + '&device=' + encodeURIComponent(app.device) + '&from=' + from + '&to=' + to;
-  $('chart-csv').href = withToken('/api/export.csv?' + qs);
+  $('chart-csv').dataset.url = '/api/export.csv?' + qs;
   try {
     const h = await api('/api/history?' + qs);
     drawChart(h, from, to);
@@ -324,22 +369,15 @@ async function loadStates() {
   if (!list.children.length) {
     for (const r of app.rows) if (r.kind === 'number') list.append(el('option', { value: r.key }, r.human_name));
   }
-  $('latest-csv').href = withToken('/api/export.csv' + q);
+  $('latest-csv').dataset.url = '/api/export.csv' + q;
   renderAll();
 }
 
-function connectEvents() {
-  if (app.events) app.events.close();
-  const es = new EventSource(withToken('/api/events'));
-  app.events = es;
-  es.addEventListener('open', () => {
-    $('live').textContent = 'live'; $('live').className = 'badge ok';
-    // Catch up on what changed before the stream (re)opened; later changes arrive as events.
-    if (app.device) loadStates().catch(console.warn);
-  });
-  es.addEventListener('error', () => { $('live').textContent = 'reconnecting…'; $('live').className = 'badge bad'; });
-  es.addEventListener('states', (ev) => {
-    const m = JSON.parse(ev.data);
+// --- live updates: /api/events read with fetch and a stream reader (EventSource cannot
+// send the token header). Reconnects with a growing pause; each (re)connect re-reads the
+// states it may have missed.
+const streamHandlers = {
+  states: (m) => {
     if (!app.device) { loadDevices().then(loadStates).catch(console.warn); return; }
     if (m.device !== app.device) return;
     for (const s of m.states) {
@@ -347,16 +385,13 @@ function connectEvents() {
       if (r) { r.value = s.value; r.out_of_range = s.out_of_range; r.updated_ms = m.t; }
     }
     scheduleRender();
-  });
-  es.addEventListener('status', (ev) => {
-    const m = JSON.parse(ev.data);
-    if (m.device === app.device) {
-      $('online').textContent = m.online ? 'online' : 'offline';
-      $('online').className = 'badge ' + (m.online ? 'ok' : 'bad');
-    }
-  });
-  es.addEventListener('stage', (ev) => {
-    const m = JSON.parse(ev.data);
+  },
+  status: (m) => {
+    if (m.device !== app.device) return;
+    $('online').textContent = m.online ? 'online' : 'offline';
+    $('online').className = 'badge ' + (m.online ? 'ok' : 'bad');
+  },
+  stage: (m) => {
     if (m.device !== app.device) return;
     if (m.channel === null) { showDeviceStage(m.stage); return; }
     const c = app.channels.get(m.channel) || { channel: m.channel };
@@ -364,17 +399,77 @@ function connectEvents() {
     if (m.stage === 'fresh') c.last_push_ms = m.t;
     app.channels.set(m.channel, c);
     scheduleRender();
-  });
-  es.addEventListener('resync', () => { loadStates().catch(console.warn); });
+  },
+  resync: () => { loadStates().catch(console.warn); },
   // The device reported its settings (96/8): the Settings card (settings.js) re-reads them.
-  es.addEventListener('settings', (ev) => {
-    if (JSON.parse(ev.data).device === app.device && window.loadSettings) loadSettings();
-  });
+  settings: (m) => { if (m.device === app.device && window.loadSettings) loadSettings(); },
+};
+
+function setLive(live) {
+  $('live').textContent = live ? 'live' : 'reconnecting…';
+  $('live').className = 'badge ' + (live ? 'ok' : 'bad');
+}
+
+// One `event:`/`data:` block of the stream.
+function handleBlock(block) {
+  let name = 'message';
+  const data = [];
+  for (const line of block.split('\n')) {
+    if (line === '' || line.startsWith(':')) continue;
+    const i = line.indexOf(':');
+    const field = i < 0 ? line : line.slice(0, i);
+    let value = i < 0 ? '' : line.slice(i + 1);
+    if (value.startsWith(' ')) value = value.slice(1);
+    if (field === 'event') name = value;
+    else if (field === 'data') data.push(value);
+  }
+  const handler = streamHandlers[name];
+  if (handler && data.length) handler(JSON.parse(data.join('\n')));
+}
+
+async function readEvents(body) {
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += decoder.decode(value, { stream: true }).replace(/\r\n/g, '\n');
+    let end;
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      try { handleBlock(block); } catch (e) { console.warn(e); }
+    }
+  }
+}
+
+async function connectEvents() {
+  if (app.events) app.events.abort();
+  const stream = new AbortController();
+  app.events = stream;
+  let pause = 1000;
+  while (app.events === stream) {
+    try {
+      const res = await fetch('/api/events', { headers: authHeaders(), signal: stream.signal, cache: 'no-store' });
+      if (res.status === 401) { askToken(); setLive(false); return; }
+      if (!res.ok || !res.body) throw new Error('/api/events: HTTP ' + res.status);
+      setLive(true);
+      pause = 1000;
+      // Catch up on what changed before the stream (re)opened; later changes arrive as events.
+      if (app.device) loadStates().catch(console.warn);
+      await readEvents(res.body);
+    } catch (e) {
+      if (stream.signal.aborted) return;
+      console.warn(e);
+    }
+    setLive(false);
+    await new Promise((resolve) => setTimeout(resolve, pause));
+    pause = Math.min(pause * 2, 30000);
+  }
 }
 
 async function start() {
-  // The bug-report bundle: a download, so the token rides in the URL like the CSV's.
-  $('diagnostics').href = withToken('/api/diagnostics');
   try {
     await loadDevices();
     await loadStates();
@@ -387,6 +482,9 @@ async function start() {
 }
 
 initToken();
+downloadLink('chart-csv', 'oceanbridge-history.csv');
+downloadLink('latest-csv', 'oceanbridge-latest.csv');
+downloadLink('diagnostics', 'oceanbridge-diagnostics.tar.gz');
 $('search').addEventListener('input', renderTable);
 $('only-warn').addEventListener('change', renderTable);
 $('chart-state').addEventListener('change', loadChart);

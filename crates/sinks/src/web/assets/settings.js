@@ -1,7 +1,7 @@
 // oceanbridge dashboard: the Settings card (issue 14, protocol §10). Shows what the device
 // reports (96/8 read-back), sends changes to POST /api/devices/{sn}/settings and says how
 // each ended: pending, applied, not applied (the device ignored it), refused. Hidden while
-// control is off. Uses app.js's globals (app, $, api).
+// control is off. Uses app.js's globals (app, $, api, authHeaders, askToken).
 'use strict';
 
 const settingsCard = {
@@ -85,9 +85,9 @@ async function sendSetting(group, request) {
   showOutcome(group, 'pending', 'pending: waiting for the device to confirm…');
   let outcome;
   try {
-    const headers = { 'Content-Type': 'application/json' };
-    if (app.token) headers.Authorization = 'Bearer ' + app.token;
+    const headers = Object.assign({ 'Content-Type': 'application/json' }, authHeaders());
     const res = await fetch(settingsUrl(), { method: 'POST', headers, body: JSON.stringify(request) });
+    if (res.status === 401) askToken();
     const body = await res.json().catch(() => ({}));
     outcome = body.outcome ? body : { outcome: 'refused', reason: body.error || 'HTTP ' + res.status };
   } catch (e) {
