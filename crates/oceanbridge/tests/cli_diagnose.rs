@@ -263,11 +263,7 @@ fn dashboard_download_and_diagnose_mask_every_serial_and_id() {
     );
     expected.retain(|n| !got.iter().any(|g| g == n));
     assert!(expected.is_empty(), "missing {expected:?} in {got:?}");
-    let (status, ty, _, body) = download(
-        addr,
-        &format!("/api/diagnostics?format=zip&token={TOKEN}"),
-        None,
-    );
+    let (status, ty, _, body) = download(addr, "/api/diagnostics?format=zip", Some(TOKEN));
     assert_eq!((status, ty.as_str()), (200, "application/zip"));
     let web_zip = unpack_zip(body);
     assert_eq!(names(&web_zip).len(), got.len());

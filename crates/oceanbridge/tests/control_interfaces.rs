@@ -16,8 +16,9 @@ use sinks::home_assistant::HomeAssistantConfig;
 use sinks::web::WebConfig;
 use sources::{CloudConfig, CloudSource, WayIn};
 use store::StoreConfig;
-use testkit::http::{bearer, get, request};
+use testkit::http::{bearer, get};
 use testkit::mqtt::{collect_until, subscribe_with};
+use testkit::raw_http;
 use testkit::unique;
 use tokio_util::sync::CancellationToken;
 
@@ -106,17 +107,16 @@ async fn rest_and_home_assistant_writes_are_applied_read_back_and_audited() {
 
     // REST: backup, applied and read back.
     let t0 = Instant::now();
-    let r = request(
-        web,
-        "POST",
-        &format!("{settings_path}?token={TOKEN}"),
-        Some(&json!({"setting": "work_mode", "mode": "backup"})),
-    )
-    .await;
+    let body = json!({"setting": "work_mode", "mode": "backup"}).to_string();
+    let json_auth = [auth[0], ("Content-Type", "application/json")];
+    let r = raw_http::request(web, "POST", &settings_path, &json_auth, &body).await;
     let rest_ms = t0.elapsed().as_millis();
     assert_eq!(
-        (r.status, r.json()),
-        (200, json!({"outcome": "applied"})),
+        (
+            r.status,
+            serde_json::from_str::<serde_json::Value>(&r.body).ok()
+        ),
+        (200, Some(json!({"outcome": "applied"}))),
         "{}",
         r.body
     );

@@ -1,5 +1,6 @@
 //! Access and transport security of the real binary: the dashboard/API bind 127.0.0.1 by
-//! default and require the token when one is set (401 without or with a wrong one), and
+//! default and require the token when one is set (401 without, with a wrong one or with it
+//! in the URL), and
 //! TLS verification is on by default — against the simulator WITHOUT its CA configured,
 //! the bridge fails with a clear certificate error, backs off and never logs in.
 
@@ -62,8 +63,12 @@ async fn api_and_metrics_need_the_token_when_one_is_set() {
     }
     // The SSE stream is protected too (a 401 answer, not a stream).
     assert_eq!(bridge.get("/api/events", None).await.status, 401);
-    // `?token=` works for what cannot send headers (EventSource).
+    // Never in a URL (it ends up in logs and browser history): `?token=` is refused, even
+    // the right one; `bearer` in lower case is fine (`hostile_http.rs` has the rest).
     let r = bridge.get(&format!("/metrics?token={TOKEN}"), None).await;
+    assert_eq!(r.status, 401);
+    let lower = format!("bearer {TOKEN}");
+    let r = testkit::http::get(bridge.web, "/metrics", &[("Authorization", &lower)]).await;
     assert_eq!(r.status, 200);
     // The dashboard's static files hold no data and stay public.
     assert_eq!(bridge.get("/", None).await.status, 200);

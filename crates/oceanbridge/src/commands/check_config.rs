@@ -34,6 +34,11 @@ pub fn run(args: CheckConfigArgs) -> anyhow::Result<ExitCode> {
             .validate()
             .map_err(|e| anyhow::anyhow!("in config file {}: {e}", path.display()))?;
     }
+    // The dashboard's rules (a public bind needs a token), as `run` checks them.
+    config
+        .web
+        .check()
+        .map_err(|e| anyhow::anyhow!("in config file {}: {e}", path.display()))?;
     if !args.quiet {
         print!("{}", config.to_redacted_toml()?);
     }

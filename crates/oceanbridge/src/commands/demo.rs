@@ -1,7 +1,9 @@
 //! `oceanbridge demo`: the simulated EcoFlow cloud in-process and the bridge against it
 //! through the same login → certification → MQTT/TLS path a real account uses (the
 //! simulator's CA is trusted explicitly), with the dashboard on 127.0.0.1 and the rolling
-//! raw-frame capture beside the history file. No setup.
+//! raw-frame capture beside the history file. No setup. The simulated device has control
+//! on, so the dashboard gets a random token (printed once, with the URL): the page asks for
+//! it, and with it the Settings card can change settings.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -74,6 +76,8 @@ async fn demo(args: DemoArgs, log: runtime::LogRing) -> anyhow::Result<ExitCode>
         .await
         .context("cannot start the simulator")?;
 
+    // A new token every run, printed once below; writes need one, and the page asks for it.
+    let token = sinks::web::new_token();
     let mut bridge = Bridge::start(
         BridgeOptions {
             store: StoreConfig {
@@ -82,6 +86,7 @@ async fn demo(args: DemoArgs, log: runtime::LogRing) -> anyhow::Result<ExitCode>
             },
             web: Some(WebConfig {
                 bind: SocketAddr::new(args.bind, args.port),
+                token: Some(token.as_str().into()),
                 ..WebConfig::default()
             }),
             web_fallback_to_free_port: true,
@@ -113,7 +118,7 @@ async fn demo(args: DemoArgs, log: runtime::LogRing) -> anyhow::Result<ExitCode>
     let source_task = tokio::spawn(source.run(shutdown.clone()));
 
     if let Some(addr) = bridge.web_addr {
-        banner(addr, &args);
+        banner(addr, &token, &args);
     }
     let first = tokio::select! {
         t = first_states(&bridge.store, &bridge.stats) => Some(t),
@@ -188,14 +193,16 @@ async fn first_states(store: &StateStore, stats: &BridgeStats) -> usize {
     }
 }
 
-fn banner(addr: SocketAddr, args: &DemoArgs) {
+fn banner(addr: SocketAddr, token: &str, args: &DemoArgs) {
     let url = format!("http://{addr}/");
-    let line = "=".repeat(url.len() + 24);
+    let line = "=".repeat(72);
     eprintln!();
     eprintln!("{line}");
     eprintln!("  oceanbridge demo");
     eprintln!("  Dashboard:  {url}");
-    eprintln!("  Metrics:    {url}metrics");
+    eprintln!("  Token:      {token}");
+    eprintln!("              (the page asks for it once; with it the Settings card can write)");
+    eprintln!("  Metrics:    {url}metrics  (header Authorization: Bearer <token>)");
     eprintln!("  History:    {}", args.db.display());
     eprintln!("  Capture:    {}", capture_dir(&args.db).display());
     eprintln!("{line}");

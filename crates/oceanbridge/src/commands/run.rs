@@ -62,6 +62,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         print!("{}", config.to_redacted_toml()?);
         return Ok(ExitCode::SUCCESS);
     }
+    // Before anything starts: a dashboard other machines can reach needs a token.
+    if !args.no_web {
+        config.web.check()?;
+    }
     let log = crate::logging::init(&args.log_level);
     // Held (locked) for the whole run: one bridge per state directory.
     let data_dir = DataDir::open(&dir)?;
