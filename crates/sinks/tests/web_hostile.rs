@@ -10,7 +10,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -20,7 +19,7 @@ use serde_json::json;
 use sinks::web::WebConfig;
 use sinks::web::diagnostics::{BundleFile, DiagnosticsBundle};
 use testkit::EventStream;
-use testkit::raw_http::{RawResponse, request};
+use testkit::raw_http::{RawResponse, closed_after, half_open, request};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
@@ -30,30 +29,6 @@ const JSON: (&str, &str) = ("Content-Type", "application/json");
 
 fn dropped(h: &Harness, reason: &str) -> u64 {
     h.stats.snapshot().dropped.get(reason).copied().unwrap_or(0)
-}
-
-/// A connection whose request head never ends.
-async fn half_open(addr: SocketAddr) -> TcpStream {
-    let mut s = TcpStream::connect(addr).await.expect("connect");
-    s.write_all(b"GET /api/devices HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
-        .await
-        .expect("write");
-    s
-}
-
-/// How long after `since` the server closed `s` (end of stream or reset), or `None` if it
-/// was still open after `limit`.
-async fn closed_after(mut s: TcpStream, since: Instant, limit: Duration) -> Option<Duration> {
-    let mut buf = [0u8; 4096];
-    let closed = tokio::time::timeout(limit, async {
-        while let Ok(n) = s.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-        }
-    })
-    .await;
-    closed.ok().map(|()| since.elapsed())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,9 +1,10 @@
 //! A raw HTTP/1.1 client for hostile-input tests: any method, path and headers — a forged
 //! `Host`, a foreign `Origin`, a `text/plain` body — written as-is over a TCP socket and
-//! read to the end (`Connection: close`), where a regular client would fix them up.
+//! read to the end (`Connection: close`), where a regular client would fix them up; and
+//! the slowloris client: a request head that never ends ([`half_open`], [`closed_after`]).
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -112,6 +113,32 @@ fn dechunk(mut rest: &str) -> Option<String> {
         body.push_str(after.get(..size)?);
         rest = after.get(size + 2..)?;
     }
+}
+
+/// A connection whose request head never ends (a slowloris client).
+pub async fn half_open(addr: SocketAddr) -> TcpStream {
+    let mut s = TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        .await
+        .unwrap_or_else(|e| panic!("write to {addr}: {e}"));
+    s
+}
+
+/// How long after `since` the server closed `s` (end of stream or reset), or `None` if it
+/// was still open after `limit`. Whatever the server sends first is read and ignored.
+pub async fn closed_after(mut s: TcpStream, since: Instant, limit: Duration) -> Option<Duration> {
+    let mut buf = [0u8; 4096];
+    let closed = tokio::time::timeout(limit, async {
+        while let Ok(n) = s.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+    closed.ok().map(|()| since.elapsed())
 }
 
 #[cfg(test)]
