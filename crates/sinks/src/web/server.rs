@@ -28,7 +28,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 
-use super::slots::{Admission, BusyBody, Slot, Slots};
+use super::slots::{Admission, BusyBody, BusyCounter, Slot, Slots};
 
 /// The largest request head (request line and headers) accepted; a browser's is ~1 KiB.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -36,6 +36,8 @@ pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// The pause after a failed accept (e.g. out of file descriptors) before the next try.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+/// How long the accept loop waits for a replaced connection to close its socket.
+const REPLACE_WAIT: Duration = Duration::from_secs(1);
 
 /// The connection a request came on (a request extension).
 #[derive(Debug, Clone, Copy)]
@@ -100,8 +102,10 @@ pub async fn run(
         };
         let slot = match slots.admit() {
             Admission::Admitted(slot) => slot,
-            Admission::Replaced(slot) => {
+            Admission::Replaced(slot, closed) => {
                 stats.record_dropped("web_connection_replaced");
+                // Its socket first: a burst must not hold more sockets than the cap.
+                let _ = tokio::time::timeout(REPLACE_WAIT, closed.wait()).await;
                 slot
             }
             Admission::Full => {
@@ -127,11 +131,30 @@ pub async fn run(
     }
 }
 
+/// Serves one connection; its slot is given back only after the socket is closed.
 async fn serve_connection(
     tcp: TcpStream,
     peer: SocketAddr,
     app: Router,
     slot: Slot,
+    header_timeout: Duration,
+    shutdown: CancellationToken,
+) {
+    let replaced = slot.replaced();
+    let busy = slot.busy();
+    tokio::select! {
+        () = serve_http(tcp, peer, app, busy, header_timeout, shutdown) => {}
+        // Dropping the connection closes its socket.
+        () = replaced.cancelled() => tracing::debug!(%peer, "idle web connection closed for a newer one"),
+    }
+    drop(slot);
+}
+
+async fn serve_http(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    app: Router,
+    busy: BusyCounter,
     header_timeout: Duration,
     shutdown: CancellationToken,
 ) {
@@ -144,7 +167,6 @@ async fn serve_connection(
         return;
     };
     let info = ConnInfo { peer, local };
-    let busy = slot.busy();
     let service = service_fn(move |request: Request<Incoming>| {
         let mut request = request.map(Body::new);
         request.extensions_mut().insert(info);
@@ -162,7 +184,6 @@ async fn serve_connection(
         .max_buf_size(MAX_HEAD_BYTES);
     let conn = builder.serve_connection(TokioIo::new(tcp), service);
     tokio::pin!(conn);
-    let replaced = slot.replaced();
     tokio::select! {
         result = conn.as_mut() => {
             if let Err(e) = result {
@@ -170,12 +191,9 @@ async fn serve_connection(
                 tracing::debug!(%peer, error = %e, timeout = e.is_timeout(), "web connection ended");
             }
         }
-        // Dropping the connection closes its socket.
-        () = replaced.cancelled() => tracing::debug!(%peer, "idle web connection closed for a newer one"),
         () = shutdown.cancelled() => {
             conn.as_mut().graceful_shutdown();
             let _ = tokio::time::timeout(SHUTDOWN_GRACE, conn).await;
         }
     }
-    drop(slot);
 }

@@ -5,6 +5,10 @@
 //! one is refused. So a flood of connections that never finish a request cannot lock out
 //! a health probe or a browser, and the process never runs out of file descriptors.
 //!
+//! A replaced connection's socket is closed by its own task; [`Admission::Replaced`]
+//! carries a [`Closed`] to wait for that, so a burst of connections never holds more
+//! sockets than the cap (plus the one being admitted).
+//!
 //! "Serving a request" lasts from the moment hyper hands the request over until the answer's
 //! body has been sent ([`Busy`], held by the body), so an open event stream or a long
 //! download is never cut.
@@ -17,14 +21,15 @@ use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes};
 use http_body::{Frame, SizeHint};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 /// What became of a connection asking for a slot.
 pub enum Admission {
     /// Below the cap.
     Admitted(Slot),
-    /// At the cap: the oldest idle connection was closed for this one.
-    Replaced(Slot),
+    /// At the cap: the oldest idle connection is being closed for this one.
+    Replaced(Slot, Closed),
     /// At the cap with every connection busy: refused.
     Full,
 }
@@ -46,6 +51,17 @@ struct Open {
 struct Entry {
     busy: Arc<AtomicUsize>,
     close: CancellationToken,
+    closed: oneshot::Receiver<()>,
+}
+
+/// Resolves once a replaced connection's slot (and so its socket) is gone.
+pub struct Closed(oneshot::Receiver<()>);
+
+impl Closed {
+    pub async fn wait(self) {
+        // The sender is never used: it is dropped with the slot.
+        let _ = self.0.await;
+    }
 }
 
 impl Slots {
@@ -77,7 +93,7 @@ impl Slots {
     /// A slot for a new connection (see [`Admission`]).
     pub fn admit(&self) -> Admission {
         let mut open = self.open();
-        let mut replaced = false;
+        let mut replaced = None;
         if open.by_id.len() >= self.cap {
             let idle = open
                 .by_id
@@ -88,17 +104,19 @@ impl Slots {
                 return Admission::Full;
             };
             entry.close.cancel();
-            replaced = true;
+            replaced = Some(Closed(entry.closed));
         }
         let id = open.next_id;
         open.next_id += 1;
         let busy = Arc::new(AtomicUsize::new(0));
         let close = CancellationToken::new();
+        let (gone, closed) = oneshot::channel();
         open.by_id.insert(
             id,
             Entry {
                 busy: busy.clone(),
                 close: close.clone(),
+                closed,
             },
         );
         let slot = Slot {
@@ -106,11 +124,11 @@ impl Slots {
             slots: self.clone(),
             busy,
             close,
+            _gone: gone,
         };
-        if replaced {
-            Admission::Replaced(slot)
-        } else {
-            Admission::Admitted(slot)
+        match replaced {
+            Some(closed) => Admission::Replaced(slot, closed),
+            None => Admission::Admitted(slot),
         }
     }
 }
@@ -121,6 +139,8 @@ pub struct Slot {
     slots: Slots,
     busy: Arc<AtomicUsize>,
     close: CancellationToken,
+    /// Dropped with the slot: tells a waiting [`Closed`].
+    _gone: oneshot::Sender<()>,
 }
 
 impl Slot {
@@ -199,7 +219,7 @@ mod tests {
 
     fn slot(a: Admission) -> Slot {
         match a {
-            Admission::Admitted(s) | Admission::Replaced(s) => s,
+            Admission::Admitted(s) | Admission::Replaced(s, _) => s,
             Admission::Full => panic!("refused"),
         }
     }
@@ -213,12 +233,19 @@ mod tests {
         assert_eq!(slots.len(), 3);
         // The oldest is busy: the second (oldest idle) goes.
         let working = first.busy().enter();
-        let fourth = match slots.admit() {
-            Admission::Replaced(s) => s,
+        let (fourth, closed) = match slots.admit() {
+            Admission::Replaced(s, closed) => (s, closed),
             _ => panic!("expected a replacement"),
         };
         assert!(!first.replaced().is_cancelled());
         assert!(second.replaced().is_cancelled());
+        // Its closing is seen once the replaced connection gave up its slot.
+        let mut waiting = Box::pin(closed.wait());
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+        drop(second);
+        assert!(waiting.as_mut().poll(&mut cx).is_ready());
         assert_eq!(slots.len(), 3);
         // All busy: refused.
         let _b3 = third.busy().enter();
@@ -226,10 +253,10 @@ mod tests {
         assert!(matches!(slots.admit(), Admission::Full));
         // A finished request frees its connection for replacement again.
         drop(working);
-        assert!(matches!(slots.admit(), Admission::Replaced(_)));
+        assert!(matches!(slots.admit(), Admission::Replaced(..)));
         assert!(first.replaced().is_cancelled());
         // Closed connections give their slot back.
-        drop((first, second, third, fourth));
+        drop((first, third, fourth));
         assert_eq!(slots.len(), 0, "the replacement was dropped at once too");
         assert!(matches!(slots.admit(), Admission::Admitted(_)));
     }
