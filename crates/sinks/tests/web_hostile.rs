@@ -92,6 +92,37 @@ async fn slow_headers_and_idle_keep_alives_are_closed_after_the_header_timeout()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_heads_and_trickled_bodies_are_cut_short() {
+    let timeout = Duration::from_secs(1);
+    let web = WebConfig {
+        token: Some(TOKEN.into()),
+        header_timeout: timeout,
+        ..WebConfig::default()
+    };
+    let (h, port) = Harness::start_control_with(web, 1).await;
+    // A head over 64 KiB: 431, nothing buffered beyond it.
+    let big = "x".repeat(100 * 1024);
+    let r = request(h.addr, "GET", "/healthz", &[("X-Big", &big)], "").await;
+    assert_eq!(r.status, 431);
+    // A write whose body never comes: 408 after the header timeout, not a held connection.
+    let mut s = TcpStream::connect(h.addr).await.expect("connect");
+    let head = format!(
+        "POST /api/devices/{SN}/settings HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+         Authorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n\
+         Content-Length: 100\r\n\r\n{{\"setting\""
+    );
+    s.write_all(head.as_bytes()).await.expect("write");
+    let start = Instant::now();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(start.elapsed() >= timeout - Duration::from_millis(100));
+    assert!(port.calls().is_empty());
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_the_cap_an_idle_connection_makes_room_and_busy_ones_stay() {
     let mut h = Harness::start_with(
         WebConfig {

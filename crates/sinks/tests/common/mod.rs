@@ -85,11 +85,16 @@ impl Harness {
     /// Like [`Harness::start`] with control on: a [`TestPort`] carries out the writes
     /// (the device has reported [`control::REPORTED`] settings).
     pub async fn start_control(token: Option<&str>, steps: u32) -> (Harness, Arc<TestPort>) {
-        let store = StateStore::open(&StoreConfig::default()).expect("memory store");
         let web = WebConfig {
             token: token.map(Into::into),
             ..WebConfig::default()
         };
+        Harness::start_control_with(web, steps).await
+    }
+
+    /// Like [`Harness::start_control`] with the given web settings.
+    pub async fn start_control_with(web: WebConfig, steps: u32) -> (Harness, Arc<TestPort>) {
+        let store = StateStore::open(&StoreConfig::default()).expect("memory store");
         let port = Arc::new(TestPort::new(store.clone()));
         let control: Arc<dyn ControlPort> = port.clone();
         let h = Harness::fill(
