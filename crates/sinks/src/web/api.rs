@@ -1,5 +1,5 @@
-//! The JSON API: devices, all 216 states, history of one state (also the CSV export's
-//! window, [`window`] and [`load`]).
+//! The JSON API: devices, all 216 states, history of one state (also the CSV export's:
+//! [`window_points`]).
 
 use std::time::{Duration, SystemTime};
 
@@ -160,7 +160,7 @@ pub(super) struct Window {
     pub to: SystemTime,
 }
 
-pub(super) fn window(app: &AppState, q: HistoryQuery) -> Result<Window, ApiError> {
+fn window(app: &AppState, q: HistoryQuery) -> Result<Window, ApiError> {
     let key = q
         .state
         .ok_or_else(|| bad_request("missing state=<Channel.state>"))?;
@@ -185,7 +185,7 @@ pub(super) fn window(app: &AppState, q: HistoryQuery) -> Result<Window, ApiError
     })
 }
 
-pub(super) async fn load(app: &AppState, w: &Window) -> Result<Vec<(SystemTime, f64)>, ApiError> {
+async fn load(app: &AppState, w: &Window) -> Result<Vec<(SystemTime, f64)>, ApiError> {
     let Some(device) = w.device.clone() else {
         return Ok(Vec::new());
     };
@@ -202,14 +202,20 @@ pub(super) async fn load(app: &AppState, w: &Window) -> Result<Vec<(SystemTime, 
     }
 }
 
+/// The window a query asks for and its stored points (the JSON history and the CSV's).
+pub(super) async fn window_points(
+    app: &AppState,
+    q: HistoryQuery,
+) -> Result<(Window, Vec<(SystemTime, f64)>), ApiError> {
+    let w = window(app, q)?;
+    let points = load(app, &w).await?;
+    Ok((w, points))
+}
+
 /// Numeric history of one state: `points` as `[ms, value]` pairs, oldest first.
 pub async fn history(State(app): State<AppState>, Query(q): Query<HistoryQuery>) -> Response {
-    let w = match window(&app, q) {
-        Ok(w) => w,
-        Err(e) => return e.into_response(),
-    };
-    let points = match load(&app, &w).await {
-        Ok(p) => p,
+    let (w, points) = match window_points(&app, q).await {
+        Ok(found) => found,
         Err(e) => return e.into_response(),
     };
     let points: Vec<(i64, f64)> = points.into_iter().map(|(t, v)| (unix_ms(t), v)).collect();

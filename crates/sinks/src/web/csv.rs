@@ -13,7 +13,7 @@ use protocol::Value;
 use store::unix_ms;
 
 use super::AppState;
-use super::api::{HistoryQuery, load, pick_device, window};
+use super::api::{HistoryQuery, pick_device, window_points};
 use crate::units::display_unit;
 
 /// The first characters that make a spreadsheet treat a cell as a formula.
@@ -95,12 +95,8 @@ pub async fn export_csv(State(app): State<AppState>, Query(q): Query<HistoryQuer
         }
         return csv_response("oceanbridge-latest.csv", out);
     }
-    let w = match window(&app, q) {
-        Ok(w) => w,
-        Err(e) => return e.into_response(),
-    };
-    let points = match load(&app, &w).await {
-        Ok(p) => p,
+    let (w, points) = match window_points(&app, q).await {
+        Ok(found) => found,
         Err(e) => return e.into_response(),
     };
     let device = csv_text(w.device.as_deref().unwrap_or_default());
