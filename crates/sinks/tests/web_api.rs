@@ -407,10 +407,11 @@ async fn dashboard_assets_are_embedded_and_self_contained() {
             .starts_with("text/javascript")
     );
     // The live stream is read with fetch (EventSource cannot send the token header).
-    assert!(js.body.contains("getReader") && !js.body.contains("new EventSource"));
+    let live = get(h.addr, "/live.js", &[]).await;
+    assert!(live.body.contains("getReader") && !live.body.contains("new EventSource"));
     let css = get(h.addr, "/style.css", &[]).await;
     assert_eq!(css.status, 200);
-    for body in [&page.body, &js.body, &css.body] {
+    for body in [&page.body, &js.body, &live.body, &css.body] {
         // The SVG namespace is an identifier, not a download.
         let body = body.replace("http://www.w3.org/2000/svg", "");
         assert!(

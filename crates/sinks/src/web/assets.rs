@@ -6,6 +6,7 @@ use axum::response::IntoResponse;
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
 const SETTINGS_JS: &str = include_str!("assets/settings.js");
+const LIVE_JS: &str = include_str!("assets/live.js");
 const STYLE_CSS: &str = include_str!("assets/style.css");
 
 const NO_CACHE: (header::HeaderName, &str) = (header::CACHE_CONTROL, "no-cache");
@@ -35,6 +36,17 @@ pub async fn settings_js() -> impl IntoResponse {
             NO_CACHE,
         ],
         SETTINGS_JS,
+    )
+}
+
+/// The live updates (the event stream read with fetch, so it can carry the token).
+pub async fn live_js() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            NO_CACHE,
+        ],
+        LIVE_JS,
     )
 }
 

@@ -18,7 +18,7 @@
 //!   at a time; without a token only for this machine).
 //! - [`control`]: `/api/devices/{sn}/settings` (read-back, changes) and
 //!   `/api/control/audit` (issue 14, protocol §10).
-//! - [`assets`]: the embedded dashboard (`index.html`, `app.js`, `settings.js`,
+//! - [`assets`]: the embedded dashboard (`index.html`, `app.js`, `live.js`, `settings.js`,
 //!   `style.css`).
 
 pub mod api;
@@ -160,6 +160,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(assets::index))
         .route("/app.js", get(assets::app_js))
         .route("/settings.js", get(assets::settings_js))
+        .route("/live.js", get(assets::live_js))
         .route("/style.css", get(assets::style_css))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -187,6 +187,16 @@ impl Harness {
         }
     }
 
+    /// The server's `dropped{reason}` counter (0 while never counted).
+    pub fn dropped(&self, reason: &str) -> u64 {
+        self.stats
+            .snapshot()
+            .dropped
+            .get(reason)
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// Waits until the history has committed everything applied so far.
     pub async fn flush(&self) {
         let store = self.store.clone();
