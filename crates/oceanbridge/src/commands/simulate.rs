@@ -220,8 +220,15 @@ fn ca_path(args: &SimulateArgs) -> anyhow::Result<(PathBuf, Option<tempfile::Tem
     if let Some(dir) = &args.state_dir {
         return Ok((dir.join("ca.pem"), None));
     }
-    let dir = tempfile::Builder::new()
-        .prefix("oceanbridge-simulator-")
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("oceanbridge-simulator-");
+    // tempfile leaves a new directory's mode to the umask: owner-only, explicitly.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        builder.permissions(std::fs::Permissions::from_mode(0o700));
+    }
+    let dir = builder
         .tempdir()
         .context("cannot create a private directory for the simulator's CA")?;
     Ok((dir.path().join("ca.pem"), Some(dir)))
