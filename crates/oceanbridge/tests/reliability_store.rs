@@ -52,6 +52,21 @@ fn rss_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
+/// The binary under `prlimit --fsize=<fsize>` with SIGXFSZ ignored: a write past the
+/// limit fails with EFBIG, as on a full disk (`run --config …` is appended later).
+fn with_file_size_limit(prlimit: &std::path::Path, fsize: &str) -> Command {
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(format!(
+            "trap '' XFSZ; exec \"$0\" --fsize={fsize} -- \"$@\""
+        ))
+        .arg(prlimit)
+        .arg(env!("CARGO_BIN_EXE_oceanbridge"))
+        .env_remove("RUST_LOG");
+    command
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn full_disk_history_fails_loudly_live_data_keeps_flowing() {
     let prlimit = testkit::require!(testkit::services::program("prlimit", "util-linux"));
@@ -65,12 +80,7 @@ async fn full_disk_history_fails_loudly_live_data_keeps_flowing() {
         db.display().to_string()
     );
     // 96 KiB per file: the schema fits, the write-ahead log soon does not.
-    let mut command = Command::new("sh");
-    command
-        .args(["-c", "trap '' XFSZ; exec \"$0\" --fsize=98304 -- \"$@\""])
-        .arg(&prlimit)
-        .arg(env!("CARGO_BIN_EXE_oceanbridge"))
-        .env_remove("RUST_LOG");
+    let command = with_file_size_limit(&prlimit, "98304");
     let mut bridge =
         tokio::task::block_in_place(|| Bridge::start_with(command, dir.path(), &config, &[]));
 
@@ -124,15 +134,8 @@ async fn full_disk_capture_warns_once_drops_and_counts_then_resumes() {
         "{}\n[web]\nbind = \"127.0.0.1:0\"\n[store]\nsqlite_path = \"\"\n",
         source_section(&sim, &[DEVICE], Some(&ca)),
     );
-    let mut command = Command::new("sh");
-    command
-        .args([
-            "-c",
-            "trap '' XFSZ; exec \"$0\" --fsize=0:unlimited -- \"$@\"",
-        ])
-        .arg(&prlimit)
-        .arg(env!("CARGO_BIN_EXE_oceanbridge"))
-        .env_remove("RUST_LOG");
+    // Not one byte (soft limit; the hard one stays, so it can be lifted later).
+    let command = with_file_size_limit(&prlimit, "0:unlimited");
     let mut bridge =
         tokio::task::block_in_place(|| Bridge::start_with(command, dir.path(), &config, &[]));
     let capture = dir.path().join("state").join("capture");
