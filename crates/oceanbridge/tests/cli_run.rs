@@ -256,6 +256,13 @@ fn record_then_replay_with_corrupt_lines_reported_by_number() {
     let status = rec.wait_exit(STARTUP);
     assert!(status.success(), "{}", rec.stderr());
     let text = std::fs::read_to_string(&out).expect("record file");
+    #[cfg(unix)]
+    {
+        // Serials and the user id are in it: owner-only.
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&out).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
     let good = text.lines().count();
     assert!(
         good >= 3,
