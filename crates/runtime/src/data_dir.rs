@@ -165,13 +165,25 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DataDirError> {
 }
 
 /// Creates `path` (and its parents) as an owner-only directory; an existing one that
-/// others may read is tightened to 0700, and one info line says so.
+/// others may read is tightened to 0700, and one info line says so (one that cannot be
+/// — someone else's — gets a warning, and is used as it is).
 pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode_owner_only()
         .create(path)?;
-    tighten(path, 0o700)
+    tighten_or_warn(path, 0o700);
+    Ok(())
+}
+
+/// [`tighten`], with a warning instead of an error where it cannot be done.
+pub fn tighten_or_warn(path: &Path, owner_mode: u32) {
+    if let Err(e) = tighten(path, owner_mode) {
+        tracing::warn!(
+            "cannot make {} owner-only ({e}): others may read it",
+            path.display()
+        );
+    }
 }
 
 /// Takes group and other permissions off `path` (a file: 0600 at most, a directory:
@@ -219,7 +231,7 @@ fn open_lock_file(path: &Path) -> std::io::Result<File> {
             .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
     }
     let file = options.open(path)?;
-    tighten(path, 0o600)?;
+    tighten_or_warn(path, 0o600);
     Ok(file)
 }
 

@@ -388,12 +388,18 @@ fn owner_only(path: &Path) -> std::io::Result<()> {
         };
         let mode = meta.permissions().mode() & 0o7777;
         if mode & 0o077 != 0 {
-            std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode & 0o700))?;
-            tracing::info!(
-                "{} was readable by others (mode {mode:04o}): now {:04o}",
-                file.display(),
-                mode & 0o700
-            );
+            // Someone else's file (a shared path): used as it is, with a warning.
+            match std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode & 0o700)) {
+                Ok(()) => tracing::info!(
+                    "{} was readable by others (mode {mode:04o}): now {:04o}",
+                    file.display(),
+                    mode & 0o700
+                ),
+                Err(e) => tracing::warn!(
+                    "cannot make {} owner-only ({e}): others may read it",
+                    file.display()
+                ),
+            }
         }
     }
     Ok(())

@@ -55,7 +55,7 @@ fn owner_only(path: &std::path::Path) -> std::io::Result<std::fs::File> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let file = options.open(path)?;
-    runtime::data_dir::tighten(path, 0o600)?;
+    runtime::data_dir::tighten_or_warn(path, 0o600);
     Ok(file)
 }
 
