@@ -4,6 +4,10 @@
 # in the file), the Supervisor's MQTT service → [home_assistant]; then runs the bridge
 # with its state in /data/state. Plain bash + jq + curl (no bashio) so a test runs it
 # outside Home Assistant: every path below can be overridden by the environment.
+#
+# The dashboard listens on 0.0.0.0:8080 (the LAN, and Prometheus, reach it), so it never
+# runs without a token: the `web_token` option, else one made at the first start
+# (32 random bytes, hex), kept owner-only in /data/web_token and shown once in the log.
 set -euo pipefail
 
 options=${ADDON_OPTIONS:-/data/options.json}
@@ -11,6 +15,7 @@ config=${ADDON_CONFIG:-/data/oceanbridge.toml}
 state=${ADDON_STATE_DIR:-/data/state}
 bin=${OCEANBRIDGE_BIN:-/usr/bin/oceanbridge}
 supervisor=${SUPERVISOR_API:-http://supervisor}
+token_file=${ADDON_TOKEN_FILE:-$(dirname "$config")/web_token}
 
 die() { echo "oceanbridge add-on: $*" >&2; exit 1; }
 [ -r "$options" ] || die "cannot read the options file $options"
@@ -28,7 +33,21 @@ esac
 export_if_set() { local v; v=$(opt "$2"); if [ -n "$v" ]; then export "$1=$v"; fi; }
 export_if_set OCEANBRIDGE_PASSWORD password
 export_if_set OCEANBRIDGE_SECRET_KEY secret_key
-export_if_set OCEANBRIDGE_WEB_TOKEN web_token
+
+umask 077
+# The dashboard token: the option, else the one kept from the first start.
+web_token=$(opt web_token)
+if [ -z "$web_token" ]; then
+  if [ ! -s "$token_file" ]; then
+    mkdir -p "$(dirname "$token_file")"
+    od -An -vtx1 -N32 /dev/urandom | tr -d ' \n' >"$token_file.new"
+    mv "$token_file.new" "$token_file"
+    echo "oceanbridge add-on: made a dashboard token (kept in $token_file; shown this once, or set the web_token option to choose your own): $(cat "$token_file")" >&2
+  fi
+  web_token=$(cat "$token_file")
+fi
+[ -n "$web_token" ] || die "no dashboard token: set the web_token option"
+export OCEANBRIDGE_WEB_TOKEN="$web_token"
 
 # The broker of the Supervisor's MQTT service (the Mosquitto add-on), if asked for.
 mqtt_json=""
@@ -43,7 +62,6 @@ if [ "$(opt home_assistant)" = true ]; then
   fi
 fi
 
-umask 077
 mkdir -p "$(dirname "$config")"
 # Every string goes through jq's tojson: a JSON string is a valid TOML basic string.
 jq -r --argjson mqtt "${mqtt_json:-null}" '

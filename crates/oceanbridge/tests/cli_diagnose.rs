@@ -16,7 +16,7 @@ use std::time::Duration;
 use prost::Message as _;
 use simulator::{Simulator, SimulatorConfig};
 use sources::RawPayload;
-use support::{STARTUP, bin, numbers, web_addr};
+use support::{Bridge, Publisher, STARTUP, bin, numbers, source_section, start_sim, web_addr};
 use testkit::Proc;
 use testkit::http::blocking::get_json;
 
@@ -255,6 +255,7 @@ fn dashboard_download_and_diagnose_mask_every_serial_and_id() {
         "counters.json",
         "metrics.txt",
         "last-errors.json",
+        "commands.json",
     ];
     let got = names(&web_tgz);
     assert!(
@@ -328,4 +329,142 @@ fn dashboard_download_and_diagnose_mask_every_serial_and_id() {
     }
     assert!(file(&live, "last-errors.json").contains("\"entries\""));
     rt.block_on(sim.shutdown());
+}
+
+/// Every file under `dir` (itself included) with its permission bits.
+#[cfg(unix)]
+fn modes(dir: &Path) -> Vec<(std::path::PathBuf, u32)> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut out = vec![(
+        dir.to_path_buf(),
+        std::fs::metadata(dir).expect("dir").permissions().mode() & 0o777,
+    )];
+    for entry in std::fs::read_dir(dir).expect("list").filter_map(Result::ok) {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(modes(&path));
+        } else {
+            let mode = entry.metadata().expect("meta").permissions().mode() & 0o777;
+            out.push((path, mode));
+        }
+    }
+    out
+}
+
+/// What the EcoFlow app (here: another MQTT client) publishes on the device's `set`
+/// topic lands in the capture as a command and in the bundle's commands.json, named and
+/// marked as not the bridge's; it is never decoded as a reading (a full report on the set
+/// topic, with another serial in its header, makes no device). Every file the state
+/// directory holds is owner-only.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_apps_commands_are_captured_for_bug_reports_never_read() {
+    let device = "HC31ZDH5ZF220777";
+    let sim = start_sim(&[device], 20.0).await;
+    let dir = testkit::temp_dir("diag-set");
+    let ca = support::write_ca(&sim, dir.path());
+    let config = format!(
+        "{}\n[web]\nbind = \"127.0.0.1:0\"\ntoken = {TOKEN:?}\n",
+        source_section(&sim, &[device], Some(&ca))
+    );
+    let bridge = tokio::task::block_in_place(|| Bridge::start(dir.path(), &config, &[]));
+    let live = testkit::wait_for_async(STARTUP, async || {
+        let states = bridge.get_json("/api/states", Some(TOKEN)).await;
+        (numbers(&states).len() >= 100).then_some(())
+    })
+    .await;
+    assert!(live.is_some(), "no states:\n{}", bridge.stderr());
+
+    // The app sets the work mode; then a report-shaped frame for another serial.
+    let app = Publisher::connect(&sim, "the-app").await;
+    let set_topic = protocol::topics::set_topic(sim.user_id(), device);
+    let request = protocol::SetRequest::WorkMode {
+        mode: protocol::WorkMode::ALL[1],
+    };
+    let frame = protocol::control::encode_set(&request, device, 4242);
+    app.publish(&set_topic, frame.clone()).await;
+    let fake = "HC31FAKE00000001";
+    let report = testkit::feed::Feed::new(fake, 1).full_payload(0);
+    app.publish(&set_topic, report.clone()).await;
+
+    let capture = dir.path().join("state").join("capture");
+    let lines = testkit::wait_for_async(Duration::from_secs(60), async || {
+        let lines: Vec<serde_json::Value> = runtime::capture::segments(&capture)
+            .iter()
+            .flat_map(|s| {
+                std::fs::read_to_string(&s.path)
+                    .unwrap_or_default()
+                    .lines()
+                    .filter_map(|l| serde_json::from_str(l).ok())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|l: &serde_json::Value| {
+                l["hex"] == hex::encode(&report) || l["hex"] == hex::encode(&frame)
+            })
+            .collect();
+        (lines.len() == 2).then_some(lines)
+    })
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "the app's frames are not in the capture:\n{}",
+            bridge.stderr()
+        )
+    });
+    for line in &lines {
+        assert_eq!(line["topic"], set_topic.as_str(), "{line}");
+        assert!(runtime::capture::is_command_line(line), "{line}");
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["cmd"] == serde_json::json!(["96/98"]))
+    );
+    let devices = bridge.get_json("/api/devices", Some(TOKEN)).await;
+    assert!(
+        !devices.to_string().contains(fake),
+        "a command was read as a report: {devices}"
+    );
+
+    // The bundle names the app's write and says it was not the bridge's.
+    let out = dir.path().join("bundle.tar.gz");
+    let (ok, log) = diagnose(
+        &dir.path().join("oceanbridge.toml"),
+        &[
+            "--url",
+            &format!("http://{}", bridge.web),
+            "-o",
+            out.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(ok && log.contains("from the running bridge"), "{log}");
+    let bundle = unpack_tar_gz(&std::fs::read(&out).expect("bundle"));
+    let commands: serde_json::Value =
+        serde_json::from_str(&file(&bundle, "commands.json")).expect("json");
+    let listed = commands["commands"].as_array().expect("commands");
+    let write = listed
+        .iter()
+        .find(|c| c["cmd"] == "96/98")
+        .unwrap_or_else(|| panic!("{commands:#}"));
+    assert!(
+        write["what"]
+            .as_str()
+            .is_some_and(|w| w.contains("work_mode")),
+        "{write}"
+    );
+    assert!(
+        write["by"]
+            .as_str()
+            .is_some_and(|b| b.starts_with("not oceanbridge")),
+        "{write}"
+    );
+    assert!(!file(&bundle, "commands.json").contains(device), "masked");
+
+    // Every file of the state directory is the owner's alone.
+    for (path, mode) in modes(&dir.path().join("state")) {
+        let want = if path.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(mode, want, "{} is {mode:o}", path.display());
+    }
+    drop(app);
+    sim.shutdown().await;
 }

@@ -153,10 +153,17 @@ async fn init_by_flags_tests_the_login_and_writes_a_config_that_runs() {
     );
     assert!(printed.contains("sqlite_path = "), "{printed}");
 
-    // The written file bridges: states arrive from the simulator.
+    // A dashboard token was generated and written (the file is 0600).
+    let config = runtime::Config::from_toml(&written, |_| None).expect("loads");
+    let token = config.web.token.expect("a token").expose().to_string();
+    assert_eq!(token.len(), 64, "32 random bytes, hex: {token}");
+    assert!(!printed.contains(&token), "{printed}");
+
+    // The written file bridges: states arrive from the simulator, with the token.
     let bridge = tokio::task::block_in_place(|| Bridge::start(dir.path(), &written, &[]));
+    assert_eq!(bridge.get("/api/states", None).await.status, 401);
     let states = wait_for_async(std::time::Duration::from_secs(60), async || {
-        let n = support::numbers(&bridge.get_json("/api/states", None).await).len();
+        let n = support::numbers(&bridge.get_json("/api/states", Some(&token)).await).len();
         (n >= 100).then_some(n)
     })
     .await;
@@ -211,6 +218,97 @@ async fn init_on_the_open_api_fills_in_the_listed_devices_and_keeps_secrets_in_e
     sim.shutdown().await;
 }
 
+/// `init --force` over a file someone left 0644, with the temporary names an older
+/// version used planted as symlinks to a file of the victim's: the new file is 0600, the
+/// victim untouched; a public bind says the LAN can reach it and the token is needed.
+#[cfg(unix)]
+#[test]
+fn init_force_writes_owner_only_and_follows_no_planted_symlink() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = testkit::temp_dir("init-force");
+    let out = dir.path().join("oceanbridge.toml");
+    std::fs::write(&out, "# an old config\n").expect("old");
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o644)).expect("0644");
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "precious\n").expect("victim");
+    // The old fixed temporary name, `<name>.tmp<pid>`: pids are guessable, the next few
+    // thousand after the last one handed out cover the child's.
+    let last: u32 = std::fs::read_to_string("/proc/sys/kernel/ns_last_pid")
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(1);
+    for pid in last..last + 5000 {
+        let planted = dir.path().join(format!("oceanbridge.tmp{pid}"));
+        std::os::unix::fs::symlink(&victim, planted).expect("plant");
+    }
+    let r = bin()
+        .args(["init", "--non-interactive", "--no-login-test", "--force"])
+        .args(["--email", "me@example.com", "--device", DEVICE])
+        .args(["--web-bind", "0.0.0.0:8080", "--output"])
+        .arg(&out)
+        .env("OCEANBRIDGE_PASSWORD", PASSWORD)
+        .env_remove("OCEANBRIDGE_WEB_TOKEN")
+        .output()
+        .expect("runs");
+    let err = text(&r.stderr);
+    assert!(r.status.success(), "{err}");
+    assert!(
+        err.contains("reachable from your LAN") && err.contains("token"),
+        "{err}"
+    );
+    assert!(!err.contains(PASSWORD), "{err}");
+    let mode = std::fs::metadata(&out).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(
+        mode, 0o600,
+        "replaced over a 0644 file, it holds the password"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&victim).expect("victim"),
+        "precious\n"
+    );
+    let written = std::fs::read_to_string(&out).expect("written");
+    assert!(written.contains(PASSWORD) && written.contains("token = "));
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("list")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn check_config_rejects_a_ca_file_run_would_reject() {
+    let dir = testkit::temp_dir("check-ca");
+    let path = dir.path().join("ca.toml");
+    let not_pem = dir.path().join("not-a-cert.pem");
+    std::fs::write(&not_pem, "hello\n").expect("write");
+    for (ca, wanted) in [
+        (dir.path().join("missing.pem"), "cannot read CA file"),
+        (not_pem, "CERTIFICATE"),
+    ] {
+        let body = format!(
+            "[source]\nemail = \"a@b.c\"\npassword = \"pw-1234\"\ndevices = [\"A\"]\nca_file = {:?}\n",
+            ca.display().to_string()
+        );
+        std::fs::write(&path, body).expect("write");
+        let r = check(&path);
+        let err = text(&r.stderr);
+        assert_eq!(r.status.code(), Some(1), "{err}");
+        assert!(err.contains(wanted), "{err}");
+        // `run` stops on the same file with the same reason.
+        let r = bin()
+            .args(["run", "--no-web", "--config"])
+            .arg(&path)
+            .arg("--data-dir")
+            .arg(dir.path().join("state"))
+            .env_remove("OCEANBRIDGE_PASSWORD")
+            .output()
+            .expect("runs");
+        assert_eq!(r.status.code(), Some(1));
+        assert!(text(&r.stderr).contains(wanted), "{}", text(&r.stderr));
+    }
+}
+
 #[test]
 fn check_config_errors_name_the_key() {
     let dir = testkit::temp_dir("check-config");
@@ -223,6 +321,12 @@ fn check_config_errors_name_the_key() {
             "[source]\nemail = \"a@b\"\ndevices = [\"A\"]\n",
             "source.password",
         ),
+        // A secret of the wrong type: named, never echoed.
+        (
+            "[source]\npassword = 98765432\n",
+            "password: must be a string",
+        ),
+        ("[web]\ntoken = 98765432\n", "token: must be a string"),
     ] {
         std::fs::write(&path, body).expect("write");
         let r = check(&path);
@@ -230,5 +334,6 @@ fn check_config_errors_name_the_key() {
         assert_eq!(r.status.code(), Some(1), "{body}: {err}");
         assert_eq!(err.trim().lines().count(), 1, "{err}");
         assert!(err.contains(wanted), "{body}: {err}");
+        assert!(!err.contains("98765432"), "{err}");
     }
 }

@@ -256,6 +256,13 @@ fn record_then_replay_with_corrupt_lines_reported_by_number() {
     let status = rec.wait_exit(STARTUP);
     assert!(status.success(), "{}", rec.stderr());
     let text = std::fs::read_to_string(&out).expect("record file");
+    #[cfg(unix)]
+    {
+        // Serials and the user id are in it: owner-only.
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&out).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
     let good = text.lines().count();
     assert!(
         good >= 3,
@@ -329,4 +336,78 @@ fn run_writes_history_to_postgres_when_configured() {
         count
     });
     assert!(rows >= 100, "only {rows} history rows reached PostgreSQL");
+}
+
+/// `simulate` writes its CA where no other user can swap it: by default into a private
+/// directory of its own (0700, a new name each run, gone when it stops), never the fixed
+/// `/tmp/oceanbridge-simulator-ca.pem` of old; a `--ca-file` that is a planted symlink
+/// is replaced, not written through.
+#[cfg(unix)]
+#[test]
+fn simulate_writes_its_ca_privately_and_follows_no_symlink() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = testkit::temp_dir("simulate-ca");
+    let ca_line = |proc: &Proc| {
+        testkit::wait_for_blocking(STARTUP, || {
+            proc.stdout()
+                .lines()
+                .find(|l| l.trim_start().starts_with("CA certificate"))
+                .and_then(|l| l.split_whitespace().nth(2))
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(|| panic!("no CA line:\n{}\n{}", proc.stdout(), proc.stderr()))
+    };
+    let simulate = |extra: &[&str]| {
+        let mut cmd = bin();
+        cmd.args(["simulate", "--http-port", "0", "--mqtt-port", "0"])
+            .args(extra)
+            .env("TMPDIR", dir.path());
+        Proc::spawn(cmd)
+    };
+
+    let mut sim = simulate(&[]);
+    let ca = ca_line(&sim);
+    let private = ca.parent().expect("its folder").to_path_buf();
+    assert!(private.starts_with(dir.path()), "{}", ca.display());
+    assert_ne!(
+        ca.file_name().and_then(|n| n.to_str()),
+        Some("oceanbridge-simulator-ca.pem")
+    );
+    let mode = std::fs::metadata(&private)
+        .expect("dir")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o700);
+    assert!(
+        std::fs::read_to_string(&ca)
+            .expect("CA")
+            .contains("BEGIN CERTIFICATE")
+    );
+    sim.sigterm();
+    assert!(
+        sim.wait_exit(Duration::from_secs(30)).success(),
+        "{}",
+        sim.stderr()
+    );
+    assert!(!private.exists(), "the per-run folder goes with the run");
+
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "precious\n").expect("victim");
+    let planted = dir.path().join("ca.pem");
+    std::os::unix::fs::symlink(&victim, &planted).expect("plant");
+    let mut sim = simulate(&["--ca-file", planted.to_str().expect("utf-8")]);
+    assert_eq!(ca_line(&sim), planted);
+    sim.sigterm();
+    assert!(
+        sim.wait_exit(Duration::from_secs(30)).success(),
+        "{}",
+        sim.stderr()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&victim).expect("victim"),
+        "precious\n"
+    );
+    let meta = std::fs::symlink_metadata(&planted).expect("meta");
+    assert!(meta.file_type().is_file(), "the symlink was replaced");
 }

@@ -119,6 +119,31 @@ fn the_addon_run_script_turns_the_options_into_a_config_the_binary_accepts() {
     }
     let parsed: toml::Table = toml::from_str(&text).expect("valid TOML");
     assert_eq!(parsed["store"]["retention"].as_str(), Some("90days"));
+
+    // No web_token option, a public bind: a token is made once, kept owner-only, used.
+    assert!(effective.contains("token = \"<redacted>\""), "{effective}");
+    let token_file = dir.path().join("web_token");
+    let token = std::fs::read_to_string(&token_file).expect("token kept");
+    assert_eq!(token.len(), 64, "{token}");
+    assert!(token.bytes().all(|b| b.is_ascii_hexdigit()), "{token}");
+    assert!(err.contains(&token), "shown once at its making: {err}");
+    assert!(!text.contains(&token), "not in the config file");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&token_file)
+            .expect("stat")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+    }
+    let again = run_script(dir.path(), &options, Some(&supervisor), &["--print-config"])
+        .output()
+        .expect("runs bash");
+    assert!(again.status.success());
+    let again_err = String::from_utf8_lossy(&again.stderr);
+    assert!(!again_err.contains(&token), "shown only once: {again_err}");
+    assert_eq!(std::fs::read_to_string(&token_file).expect("kept"), token);
 }
 
 #[test]

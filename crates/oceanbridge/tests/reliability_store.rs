@@ -2,6 +2,10 @@
 //! - full disk: the bridge runs with a file-size limit (`prlimit --fsize`, SIGXFSZ ignored,
 //!   so writes past it fail with EFBIG like a full disk); history writes fail, the error
 //!   is logged and counted in `/metrics`, live values keep updating, the process lives on;
+//! - full disk under the capture (`--fsize=0`: not one byte fits, history in memory): the
+//!   capture warns once, writes no file and reads no directory per payload, counts what it
+//!   drops (`dropped{reason="capture_write_failed"}`); the soft limit lifted on the
+//!   running process (`prlimit --pid`), it writes again and says so once;
 //! - slow disk: the test holds SQLite's write lock on the history file (the writer waits
 //!   its 5 s busy timeout per batch); the bounded writer queue overflows, the drops are
 //!   counted (`dropped{reason="history_queue_full"}`), memory stays flat, live data keeps
@@ -48,6 +52,21 @@ fn rss_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
+/// The binary under `prlimit --fsize=<fsize>` with SIGXFSZ ignored: a write past the
+/// limit fails with EFBIG, as on a full disk (`run --config …` is appended later).
+fn with_file_size_limit(prlimit: &std::path::Path, fsize: &str) -> Command {
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(format!(
+            "trap '' XFSZ; exec \"$0\" --fsize={fsize} -- \"$@\""
+        ))
+        .arg(prlimit)
+        .arg(env!("CARGO_BIN_EXE_oceanbridge"))
+        .env_remove("RUST_LOG");
+    command
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn full_disk_history_fails_loudly_live_data_keeps_flowing() {
     let prlimit = testkit::require!(testkit::services::program("prlimit", "util-linux"));
@@ -61,12 +80,7 @@ async fn full_disk_history_fails_loudly_live_data_keeps_flowing() {
         db.display().to_string()
     );
     // 96 KiB per file: the schema fits, the write-ahead log soon does not.
-    let mut command = Command::new("sh");
-    command
-        .args(["-c", "trap '' XFSZ; exec \"$0\" --fsize=98304 -- \"$@\""])
-        .arg(&prlimit)
-        .arg(env!("CARGO_BIN_EXE_oceanbridge"))
-        .env_remove("RUST_LOG");
+    let command = with_file_size_limit(&prlimit, "98304");
     let mut bridge =
         tokio::task::block_in_place(|| Bridge::start_with(command, dir.path(), &config, &[]));
 
@@ -106,6 +120,73 @@ async fn full_disk_history_fails_loudly_live_data_keeps_flowing() {
     assert!(bridge.exited().is_none(), "the bridge died on a full disk");
     assert!(!bridge.stderr().contains("panicked"), "{}", bridge.stderr());
     assert!(bridge.stop(), "no clean exit on SIGTERM with a full disk");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn full_disk_capture_warns_once_drops_and_counts_then_resumes() {
+    let prlimit = testkit::require!(testkit::services::program("prlimit", "util-linux"));
+    let sim = start_sim(&[DEVICE], 20.0).await;
+    let dir = testkit::temp_dir("full-disk-frames");
+    let ca = write_ca(&sim, dir.path());
+    // History in memory: the capture is what meets the full disk.
+    let config = format!(
+        "{}\n[web]\nbind = \"127.0.0.1:0\"\n[store]\nsqlite_path = \"\"\n",
+        source_section(&sim, &[DEVICE], Some(&ca)),
+    );
+    // Not one byte (soft limit; the hard one stays, so it can be lifted later).
+    let command = with_file_size_limit(&prlimit, "0:unlimited");
+    let mut bridge =
+        tokio::task::block_in_place(|| Bridge::start_with(command, dir.path(), &config, &[]));
+    let capture = dir.path().join("state").join("capture");
+    let dropped = "oceanbridge_dropped_total{reason=\"capture_write_failed\"}";
+    let warned = "the capture stops writing";
+    let drops = wait_for_async(Duration::from_secs(60), async || {
+        let n = bridge.metric(dropped).await;
+        (n >= 20.0).then_some(n)
+    })
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "no capture drops counted in 60 s; stderr:\n{}",
+            bridge.stderr()
+        )
+    });
+    let files = std::fs::read_dir(&capture).map_or(0, |d| d.count());
+    let log = bridge.stderr();
+    // Before: a new empty segment, a directory scan, a warning and an error per payload
+    // (342 files in ~70 s). Now: one warning, no file.
+    assert!(files <= 1, "{files} files for {drops} dropped payloads");
+    assert_eq!(log.matches(warned).count(), 1, "{log}");
+    assert!(
+        log.lines().filter(|l| l.contains("capture")).count() <= 1,
+        "{log}"
+    );
+
+    // Space returns: the running process gets its (soft) limit lifted.
+    let lifted = Command::new(&prlimit)
+        .arg(format!("--pid={}", bridge.pid()))
+        .arg("--fsize=unlimited")
+        .status()
+        .expect("prlimit --pid");
+    assert!(lifted.success());
+    let resumed = wait_for_async(Duration::from_secs(120), async || {
+        let segments = runtime::capture::segments(&capture);
+        let written = segments.iter().any(|s| s.len > 0);
+        (written && bridge.stderr().contains("the capture writes again")).then_some(segments)
+    })
+    .await
+    .unwrap_or_else(|| panic!("the capture did not resume; stderr:\n{}", bridge.stderr()));
+    assert!(resumed.len() <= 2, "{resumed:?}");
+    eprintln!(
+        "full disk under the capture: {drops} payloads dropped and counted, {files} file(s), \
+         one warning; resumed into {} segment(s)",
+        resumed.len()
+    );
+    let log = bridge.stderr();
+    assert_eq!(log.matches(warned).count(), 1, "{log}");
+    assert!(bridge.exited().is_none(), "the bridge died on a full disk");
+    assert!(bridge.stop(), "no clean exit on SIGTERM");
     sim.shutdown().await;
 }
 

@@ -9,22 +9,33 @@
 //! (a tenth of `max_size`) and by time (a tenth of `max_age`), so both bounds are kept to
 //! within one segment.
 //!
+//! Commands are kept too: a frame published on a device's `set` topic (the EcoFlow
+//! app changing a setting, or the bridge's own energy stream switch and settings writes
+//! echoed back, protocol §2, §8, §10) is captured with `"kind":"command"` and its
+//! `"cmd"`s (`"96/101"`), so a bug report can carry the frame that changed a setting. The
+//! pipeline never decodes those as readings.
+//!
 //! Never slows the pipeline: the pipeline only offers a payload to a bounded queue
 //! ([`CaptureTap::offer`], no waiting); a full queue drops the copy and counts
 //! `dropped{reason="capture_queue_full"}`. A writer thread does all file I/O (blocking
-//! writes have no place on the async workers) and counts failed writes as
-//! `capture_write_failed`.
+//! writes have no place on the async workers).
+//!
+//! A disk that fills up (or a directory that goes away) costs one warning: the writer
+//! stops writing, counts each payload it cannot keep as `capture_write_failed`, and tries
+//! again after a back-off (a few seconds, doubling to a minute) — no new file and no
+//! directory read per payload meanwhile — and says so once when it writes again.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytesize::ByteSize;
+use connect::Backoff;
 use serde::{Deserialize, Serialize};
-use sources::{RawPayload, RecordLine};
+use sources::RawPayload;
 use store::BridgeStats;
 
 /// Segment files are `capture-<unix ms, 15 digits>-<4 digits>.jsonl`: names sort by start time.
@@ -35,6 +46,11 @@ const SEGMENT_SUFFIX: &str = ".jsonl";
 const QUEUE: usize = 4096;
 /// Segments are not made smaller than this (fewer files), unless `max_size` is smaller.
 const MIN_SEGMENT_BYTES: u64 = 4096;
+/// The drop reason of a payload the capture could not write.
+const WRITE_FAILED: &str = "capture_write_failed";
+/// First and longest wait before writing again after a failed write.
+const RETRY_MIN: Duration = Duration::from_secs(2);
+const RETRY_MAX: Duration = Duration::from_secs(60);
 
 /// `[capture]`: the rolling raw-frame capture under `<data-dir>/capture/`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -147,17 +163,21 @@ impl CaptureTap {
 }
 
 impl Capture {
-    /// Creates `dir` if needed, applies the bounds to what earlier runs left and starts
-    /// the writer thread.
+    /// Creates `dir` if needed (owner-only: payloads carry serials), applies the bounds
+    /// to what earlier runs left and starts the writer thread.
     pub fn start(config: CaptureConfig, dir: &Path, stats: BridgeStats) -> std::io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
+        Self::start_with_retry(config, dir, stats, Backoff::new(RETRY_MIN, RETRY_MAX))
+    }
+
+    fn start_with_retry(
+        config: CaptureConfig,
+        dir: &Path,
+        stats: BridgeStats,
+        retry: Backoff,
+    ) -> std::io::Result<Self> {
+        crate::data_dir::create_private_dir(dir)?;
         let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
-        let writer = Writer {
-            config,
-            dir: dir.to_path_buf(),
-            current: None,
-            stats: stats.clone(),
-        };
+        let writer = Writer::new(config, dir, stats.clone(), retry);
         writer.prune(SystemTime::now());
         let writer = std::thread::Builder::new()
             .name("capture".into())
@@ -190,14 +210,35 @@ struct Current {
     started: SystemTime,
 }
 
+/// The capture cannot write (disk full, directory gone, read-only): payloads are dropped
+/// and counted until `retry_at`, with no file created and no directory read meanwhile.
+struct Failing {
+    retry_at: Instant,
+    dropped: u64,
+}
+
 struct Writer {
     config: CaptureConfig,
     dir: PathBuf,
     current: Option<Current>,
     stats: BridgeStats,
+    failing: Option<Failing>,
+    /// Time between attempts while writes fail: doubles from a few seconds to a minute.
+    retry: Backoff,
 }
 
 impl Writer {
+    fn new(config: CaptureConfig, dir: &Path, stats: BridgeStats, retry: Backoff) -> Writer {
+        Writer {
+            config,
+            dir: dir.to_path_buf(),
+            current: None,
+            stats,
+            failing: None,
+            retry,
+        }
+    }
+
     fn run(mut self, rx: Receiver<RawPayload>) {
         loop {
             match rx.recv_timeout(self.config.segment_age()) {
@@ -217,7 +258,9 @@ impl Writer {
                     if self.current.as_ref().is_some_and(|c| self.too_old(c, now)) {
                         self.close();
                     }
-                    self.prune(now);
+                    if self.failing.is_none() {
+                        self.prune(now);
+                    }
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
             }
@@ -235,8 +278,16 @@ impl Writer {
     }
 
     fn write(&mut self, raw: &RawPayload) {
+        // While writes fail, a payload costs a counter, not a file or a directory read.
+        if let Some(failing) = &mut self.failing
+            && Instant::now() < failing.retry_at
+        {
+            failing.dropped += 1;
+            self.stats.record_dropped(WRITE_FAILED);
+            return;
+        }
         let now = SystemTime::now();
-        let mut line = RecordLine::from_raw(raw).to_json();
+        let mut line = capture_line(raw);
         line.push('\n');
         let rotate = self.current.as_ref().is_some_and(|c| {
             (c.len > 0 && c.len + line.len() as u64 > self.config.segment_bytes())
@@ -248,43 +299,93 @@ impl Writer {
         if self.current.is_none() {
             // Room for the new segment first: closed ones plus the open one fit max_size.
             self.prune(now);
-        }
-        if self.current.is_none() {
             match self.open_segment(now) {
                 Ok(c) => self.current = Some(c),
                 Err(e) => {
-                    tracing::warn!(
+                    self.failed(&format!(
                         "cannot open a capture segment in {}: {e}",
                         self.dir.display()
-                    );
-                    self.stats.record_dropped("capture_write_failed");
+                    ));
                     return;
                 }
             }
         }
-        if let Some(c) = &mut self.current {
-            match c.file.write_all(line.as_bytes()) {
-                Ok(()) => c.len += line.len() as u64,
-                Err(e) => {
-                    tracing::warn!("cannot write {}: {e}", c.path.display());
-                    self.stats.record_dropped("capture_write_failed");
-                    self.current = None;
-                }
+        let Some(c) = &mut self.current else { return };
+        match c.file.write_all(line.as_bytes()) {
+            Ok(()) => c.len += line.len() as u64,
+            Err(e) => {
+                let what = format!("cannot write {}: {e}", c.path.display());
+                self.failed(&what);
             }
         }
     }
 
+    /// Writes what is buffered; only a flush that worked ends a run of failures (a
+    /// buffered write succeeds even on a full disk).
     fn flush(&mut self) {
-        if let Some(c) = &mut self.current
-            && let Err(e) = c.file.flush()
-        {
-            tracing::warn!("cannot write {}: {e}", c.path.display());
-            self.stats.record_dropped("capture_write_failed");
-            self.current = None;
+        let Some(c) = &mut self.current else { return };
+        match c.file.flush() {
+            Ok(()) => self.recovered(),
+            Err(e) => {
+                let what = format!("cannot write {}: {e}", c.path.display());
+                self.failed(&what);
+            }
+        }
+    }
+
+    /// A write failed: drop this payload (counted), close the segment (deleted if it
+    /// holds nothing), and stop writing until the next attempt; only the first failure
+    /// of a run of them is logged.
+    fn failed(&mut self, what: &str) {
+        self.stats.record_dropped(WRITE_FAILED);
+        if let Some(c) = self.current.take() {
+            let Current {
+                path, file, len, ..
+            } = c;
+            // What is still buffered cannot be written either: let it go with the file.
+            let (file, _) = file.into_parts();
+            drop(file);
+            if len == 0 || std::fs::metadata(&path).is_ok_and(|m| m.len() == 0) {
+                remove(&path);
+            }
+        }
+        let delay = self.retry.next_delay();
+        match &mut self.failing {
+            Some(failing) => {
+                failing.dropped += 1;
+                failing.retry_at = Instant::now() + delay;
+                tracing::debug!("capture still failing ({what}); next attempt in {delay:?}");
+            }
+            None => {
+                tracing::warn!(
+                    "{what}; the capture stops writing (payloads are dropped and counted as \
+                     dropped{{reason=\"{WRITE_FAILED}\"}}) and tries again in {}",
+                    humantime::format_duration(Duration::from_secs(delay.as_secs().max(1)))
+                );
+                self.failing = Some(Failing {
+                    retry_at: Instant::now() + delay,
+                    dropped: 1,
+                });
+            }
+        }
+    }
+
+    /// A write worked: after a failure, say so once and start the back-off afresh.
+    fn recovered(&mut self) {
+        if let Some(failing) = self.failing.take() {
+            self.retry.reset();
+            tracing::info!(
+                "the capture writes again ({} payload(s) were dropped while it could not)",
+                failing.dropped
+            );
         }
     }
 
     fn open_segment(&self, now: SystemTime) -> std::io::Result<Current> {
+        if self.failing.is_some() {
+            // The directory may have been deleted meanwhile.
+            crate::data_dir::create_private_dir(&self.dir)?;
+        }
         let ms = now
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
@@ -368,6 +469,10 @@ fn owner_only(path: &Path) -> std::io::Result<File> {
 fn owner_only(path: &Path) -> std::io::Result<File> {
     OpenOptions::new().create_new(true).append(true).open(path)
 }
+
+#[path = "capture_line.rs"]
+mod line;
+pub use line::{capture_line, is_command_line};
 
 #[cfg(test)]
 #[path = "capture_tests.rs"]

@@ -140,3 +140,116 @@ fn config_reads_sizes_and_durations_in_words() {
     }
     assert!(toml::from_str::<CaptureConfig>("max_size = \"lots\"\n").is_err());
 }
+
+#[test]
+fn a_failing_disk_drops_and_counts_then_resumes_without_file_churn() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let capture_dir = dir.path().join("capture");
+    let stats = BridgeStats::default();
+    let retry = Backoff::new(Duration::from_millis(50), Duration::from_millis(200));
+    let capture =
+        Capture::start_with_retry(CaptureConfig::default(), &capture_dir, stats.clone(), retry)
+            .expect("start");
+    let tap = capture.tap();
+    let failed = || {
+        stats
+            .snapshot()
+            .dropped
+            .get(WRITE_FAILED)
+            .copied()
+            .unwrap_or(0)
+    };
+    // The directory goes away and a file takes its place: opening a segment fails
+    // (ENOTDIR / EEXIST), for root too.
+    std::fs::remove_dir_all(&capture_dir).expect("remove");
+    std::fs::write(&capture_dir, b"in the way").expect("a file in the way");
+    // Offer payloads one at a time, so each meets the writer on its own (as a live
+    // stream does): the first fails, later ones are counted until the next attempt.
+    let mut sent = 0;
+    testkit::wait_until_blocking("drops counted", Duration::from_secs(30), || {
+        tap.offer(&payload(sent, 40));
+        sent += 1;
+        std::thread::yield_now();
+        failed() >= 20
+    });
+    assert_eq!(
+        std::fs::read(&capture_dir).expect("still the file"),
+        b"in the way"
+    );
+    // Space returns: the directory is back, the next attempt writes again.
+    std::fs::remove_file(&capture_dir).expect("remove the file");
+    let before = sent;
+    testkit::wait_until_blocking("writing again", Duration::from_secs(30), || {
+        tap.offer(&payload(sent, 40));
+        sent += 1;
+        !read_all(&capture_dir).is_empty()
+    });
+    drop(tap);
+    capture.finish();
+    let kept = read_all(&capture_dir);
+    assert!(
+        kept.iter().all(|p| {
+            let n = p.topic[p.topic.len() - 12..].parse::<usize>().expect("n");
+            n >= before
+        }),
+        "only payloads after the recovery are in the new directory"
+    );
+    assert!(
+        segments(&capture_dir).len() <= 2,
+        "no new file per payload: {:?}",
+        segments(&capture_dir)
+    );
+    let dropped = failed();
+    assert!(
+        dropped >= 20 && dropped < sent as u64,
+        "{dropped} of {sent}"
+    );
+}
+
+#[test]
+fn commands_on_a_set_topic_are_marked_as_such() {
+    let frame = protocol::encode::energy_stream_switch(7);
+    let raw = RawPayload {
+        topic: "/app/1700000000000000001/HC31ZDH5ZF220123/thing/property/set".into(),
+        payload: Bytes::from(frame),
+        received_at: SystemTime::now(),
+        origin: sources::Origin::Push,
+    };
+    let line: serde_json::Value = serde_json::from_str(&capture_line(&raw)).expect("json");
+    assert!(is_command_line(&line), "{line}");
+    assert_eq!(line["cmd"], serde_json::json!(["96/97"]));
+    // Still a record line: replay reads it back byte for byte.
+    let (good, bad) = sources::record::read_lines(capture_line(&raw).as_bytes());
+    assert!(bad.is_empty(), "{bad:?}");
+    assert_eq!(good[0].payload, raw.payload);
+    // A report is not a command.
+    let report = payload(1, 10);
+    let line: serde_json::Value = serde_json::from_str(&capture_line(&report)).expect("json");
+    assert!(!is_command_line(&line), "{line}");
+    assert!(line.get("cmd").is_none());
+}
+
+#[cfg(unix)]
+#[test]
+fn capture_directory_and_segments_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let capture_dir = dir.path().join("capture");
+    std::fs::create_dir(&capture_dir).expect("dir");
+    std::fs::set_permissions(&capture_dir, std::fs::Permissions::from_mode(0o755)).expect("755");
+    let capture = Capture::start(
+        CaptureConfig::default(),
+        &capture_dir,
+        BridgeStats::default(),
+    )
+    .expect("start");
+    let tap = capture.tap();
+    tap.offer(&payload(0, 10));
+    drop(tap);
+    capture.finish();
+    let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(mode(&capture_dir), 0o700);
+    let segs = segments(&capture_dir);
+    assert_eq!(segs.len(), 1);
+    assert_eq!(mode(&segs[0].path), 0o600);
+}

@@ -277,6 +277,10 @@ fn section<T: serde::de::DeserializeOwned>(
     parse_section(value, name)
 }
 
+/// Keys whose values are secrets: an error about one names the key and what it must be,
+/// never the value (`password = 12345` must not print 12345 in a log or a terminal).
+const SECRET_KEYS: &[&str] = &["password", "secret_key", "token", "postgres_url"];
+
 fn parse_section<T: serde::de::DeserializeOwned>(
     value: Value,
     name: &'static str,
@@ -285,7 +289,12 @@ fn parse_section<T: serde::de::DeserializeOwned>(
     // `devices[2]`), which toml's own error loses once the file is a table.
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let message = e.into_inner().message().to_string();
+        let key = path.rsplit('.').next().unwrap_or_default();
+        let message = if SECRET_KEYS.contains(&key) {
+            "must be a string (the value is not shown: it is a secret)".to_string()
+        } else {
+            e.into_inner().message().to_string()
+        };
         ConfigError::Section {
             section: name,
             message: if path == "." || message.contains(&format!("`{path}`")) {
@@ -430,6 +439,27 @@ password = "ha-secret"
         assert!(e.to_string().contains("devices[1]"), "{e}");
         let e = Config::from_toml("[web]\nbnd = \"x\"\n", |_| None).unwrap_err();
         assert!(e.to_string().contains("bnd"), "{e}");
+        // A secret of the wrong type: the key is named, the value never shown.
+        for (text, key) in [
+            ("[source]\npassword = 12345987\n", "password"),
+            ("[source]\nsecret_key = 12345987\n", "secret_key"),
+            ("[web]\ntoken = [12345987]\n", "token"),
+            ("[home_assistant]\npassword = 12345987.5\n", "password"),
+            ("[store]\npostgres_url = { a = 12345987 }\n", "postgres_url"),
+            (
+                "[source]\nkind = \"mqtt\"\npassword = 12345987\n",
+                "password",
+            ),
+        ] {
+            let e = Config::from_toml(text, |_| None).unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains("string"), "{e}");
+            assert!(!e.contains("12345987"), "{e}");
+        }
+        // Not TOML at all (an unquoted secret): the parser's message shows no source line.
+        let e = Config::from_toml("[source]\npassword = hunter2-secret\n", |_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("hunter2"), "{e}");
         let e = Config::from_toml("[web]\nbind = \"nowhere\"\n", |_| None).unwrap_err();
         assert!(e.to_string().contains("[web]"), "{e}");
         let c = Config::from_toml("", |_| None).unwrap();

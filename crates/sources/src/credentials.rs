@@ -61,12 +61,14 @@ impl Identity {
     pub fn subscriptions(&self, sn: &str) -> Vec<String> {
         match self.way_in {
             WayIn::App => {
-                // Not `set`: what is published there is a command (our own switch
-                // echoed back), never a reading (§2, §8).
+                // `set` too (§2): what is published there — the app changing a
+                // setting, our own frames echoed — is a command, never a reading; the
+                // pipeline only captures it, for bug reports (§8, §10).
                 let base = format!("/app/{}/{sn}/thing/property", self.account);
                 vec![
                     protocol::topics::property_topic(sn),
                     format!("{base}/get_reply"),
+                    format!("{base}/set"),
                     format!("{base}/set_reply"),
                 ]
             }
@@ -128,7 +130,12 @@ mod tests {
         let subs = app.subscriptions("SN1");
         assert_eq!(subs[0], "/app/device/property/SN1");
         assert_eq!(subs[1], "/app/42/SN1/thing/property/get_reply");
-        assert!(!subs.iter().any(|t| t.ends_with("/set")), "{subs:?}");
+        // The set topic too: the app's commands go into the capture (§2).
+        assert!(
+            subs.iter()
+                .any(|t| Some(t.as_str()) == app.set_topic("SN1").as_deref()),
+            "{subs:?}"
+        );
         assert_eq!(
             app.set_topic("SN1").as_deref(),
             Some("/app/42/SN1/thing/property/set")

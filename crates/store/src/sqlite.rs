@@ -1,6 +1,10 @@
 //! The SQLite history: one file in WAL mode, written by a dedicated thread that takes
 //! samples from a bounded queue (overflow is dropped and counted) and commits them in
 //! batches. [`crate::StateStore::flush`] returns once everything queued before it is committed.
+//!
+//! The file (and SQLite's `-wal`/`-shm` beside it, which take the file's mode) is the
+//! owner's alone, 0600: it names the user's devices. A file left more open by an older
+//! version is tightened when it is opened.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -88,6 +92,12 @@ impl SqliteHistory {
             path: name.clone(),
             source,
         };
+        if let Some(p) = path {
+            owner_only(p).map_err(|e| StoreError::Sqlite {
+                path: name.clone(),
+                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+            })?;
+        }
         let conn = match path {
             Some(p) => Connection::open(p),
             None => Connection::open_in_memory(),
@@ -349,9 +359,89 @@ impl Writer {
     }
 }
 
+/// Creates `path` empty with mode 0600 if it does not exist (SQLite would make it 0644
+/// and give its `-wal`/`-shm` the same mode), else takes group and other permissions off
+/// it and its `-wal`/`-shm`.
+#[cfg(unix)]
+fn owner_only(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    let mut names = vec![path.as_os_str().to_owned()];
+    for suffix in ["-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        names.push(name);
+    }
+    for name in names {
+        let file = Path::new(&name);
+        let Ok(meta) = std::fs::metadata(file) else {
+            continue;
+        };
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            // Someone else's file (a shared path): used as it is, with a warning.
+            match std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode & 0o700)) {
+                Ok(()) => tracing::info!(
+                    "{} was readable by others (mode {mode:04o}): now {:04o}",
+                    file.display(),
+                    mode & 0o700
+                ),
+                Err(e) => tracing::warn!(
+                    "cannot make {} owner-only ({e}): others may read it",
+                    file.display()
+                ),
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn owner_only(_path: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn the_history_file_and_its_wal_and_shm_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = testkit::temp_dir("sqlite-modes");
+        let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+        let db = dir.path().join("history.db");
+        let h = SqliteHistory::open(Some(&db), Duration::ZERO, 10, 1).expect("open");
+        h.push(sample(1));
+        h.flush().expect("flush");
+        for name in ["history.db", "history.db-wal", "history.db-shm"] {
+            assert_eq!(mode(&dir.path().join(name)), 0o600, "{name}");
+        }
+        drop(h);
+        // A file an older version left 0644 (SQLite then made its -wal 0644 too).
+        let old = dir.path().join("old.db");
+        std::fs::write(&old, b"").expect("old");
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let wal = dir.path().join("old.db-wal");
+        std::fs::write(&wal, b"").expect("wal");
+        std::fs::set_permissions(&wal, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let h = SqliteHistory::open(Some(&old), Duration::ZERO, 10, 1).expect("open old");
+        h.push(sample(2));
+        h.flush().expect("flush");
+        for name in ["old.db", "old.db-wal", "old.db-shm"] {
+            assert_eq!(mode(&dir.path().join(name)), 0o600, "{name}");
+        }
+    }
 
     fn sample(i: u64) -> HistorySample {
         HistorySample {

@@ -1,13 +1,15 @@
 //! `oceanbridge check-config [--config FILE]`: reads the config exactly as `run` would
 //! (same search path, environment overrides, state directory defaults), checks what can
-//! be checked offline (`load_config`: also the Home Assistant CA file), and prints the
-//! effective config with every secret redacted. An error is one line naming the file,
+//! be checked offline — with `run`'s own code: the source is built as `run` builds it
+//! (required keys, URLs, the `ca_file` read and parsed as PEM), the Home Assistant CA
+//! file as `load_config` checks it — and prints the effective config with every secret
+//! redacted. An error is one line naming the file,
 //! section and key; the exit code is 1.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use runtime::SourceConfig;
+use runtime::Source;
 
 /// Arguments of `oceanbridge check-config`.
 #[derive(Debug, clap::Args)]
@@ -27,13 +29,11 @@ pub struct CheckConfigArgs {
 pub fn run(args: CheckConfigArgs) -> anyhow::Result<ExitCode> {
     let path = runtime::config_file::find(args.config.as_deref())?;
     let (config, dir) = super::run::load_config(Some(&path), args.data_dir)?;
-    // What `run` checks before going online (the source's required keys, URLs); the
-    // message names the key. Fleet mode's broker settings were checked by the loader.
-    if let SourceConfig::Cloud(cloud) = &config.source {
-        cloud
-            .validate()
-            .map_err(|e| anyhow::anyhow!("in config file {}: {e}", path.display()))?;
-    }
+    // What `run` does before going online, by the same call: the source checks its keys
+    // and URLs and reads its CA file (nothing is sent; the channel is never read).
+    let (tx, _rx) = tokio::sync::mpsc::channel(1);
+    Source::new(config.source.clone(), tx)
+        .map_err(|e| anyhow::anyhow!("in config file {}: {e}", path.display()))?;
     // The dashboard's rules (a public bind needs a token), as `run` checks them.
     config
         .web

@@ -1,6 +1,7 @@
 //! `oceanbridge record --config FILE --out FILE [--duration S]`: raw payloads from the
 //! configured source (the EcoFlow cloud, or fleet mode's broker) to a JSON-lines file (`{"topic","time","hex"}` per line), for
-//! bug reports and benchmarks (`oceanbridge replay`).
+//! bug reports and benchmarks (`oceanbridge replay`). The file holds serial numbers and
+//! the account's user id (in the topics): it is created owner-only (0600).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -36,7 +37,7 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     let out: Box<dyn Write + Send> = if args.out.as_os_str() == "-" {
         Box::new(std::io::stdout())
     } else {
-        let file = std::fs::File::create(&args.out)
+        let file = owner_only(&args.out)
             .with_context(|| format!("cannot create {}", args.out.display()))?;
         Box::new(std::io::LineWriter::new(file))
     };
@@ -45,6 +46,17 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(record(config, out, args.duration))
+}
+
+/// Creates (or truncates) `path` with mode 0600; an existing file is tightened to 0600.
+fn owner_only(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(path)?;
+    runtime::data_dir::tighten_or_warn(path, 0o600);
+    Ok(file)
 }
 
 async fn record(

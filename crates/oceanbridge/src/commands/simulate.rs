@@ -62,9 +62,12 @@ pub struct SimulateArgs {
     /// Lifetime of app login tokens, seconds.
     #[arg(long)]
     pub token_ttl: Option<f64>,
-    /// Where to write the CA certificate clients must trust.
-    #[arg(long, default_value_os_t = std::env::temp_dir().join("oceanbridge-simulator-ca.pem"))]
-    pub ca_file: PathBuf,
+    /// Where to write the CA certificate clients must trust (replaced atomically, never
+    /// written through a symlink). Default: `ca.pem` in --state-dir, else in a private
+    /// directory made for this run (0700, random name under $TMPDIR, removed at exit);
+    /// the banner prints the path.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
     /// Stop after this many seconds (default: run until Ctrl-C).
     #[arg(long)]
     pub duration: Option<f64>,
@@ -149,8 +152,10 @@ async fn simulate(config: SimulatorConfig, args: SimulateArgs) -> anyhow::Result
     let sim = Simulator::start(config.clone())
         .await
         .context("cannot start the simulator")?;
-    write_ca(&args.ca_file, &sim.ca_cert_pem())?;
-    print_banner(&sim, &config, &args.ca_file);
+    // Held to the end: a per-run directory is deleted when this is dropped.
+    let (ca_file, _run_dir) = ca_path(&args)?;
+    runtime::data_dir::write_atomic(&ca_file, sim.ca_cert_pem().as_bytes())?;
+    print_banner(&sim, &config, &ca_file);
 
     let duration = args
         .duration
@@ -201,11 +206,32 @@ fn field_summary(f: &FieldConfig) -> String {
     )
 }
 
-fn write_ca(path: &Path, pem: &str) -> anyhow::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+/// Where the CA goes: `--ca-file`, else `ca.pem` in `--state-dir` (with the keys the
+/// simulator keeps there), else in a new private directory for this run — never a fixed
+/// name in a shared /tmp, where another user could plant a symlink or swap the file.
+fn ca_path(args: &SimulateArgs) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>)> {
+    if let Some(path) = &args.ca_file {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        return Ok((path.clone(), None));
     }
-    std::fs::write(path, pem).with_context(|| format!("cannot write {}", path.display()))
+    if let Some(dir) = &args.state_dir {
+        return Ok((dir.join("ca.pem"), None));
+    }
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("oceanbridge-simulator-");
+    // tempfile leaves a new directory's mode to the umask: owner-only, explicitly.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        builder.permissions(std::fs::Permissions::from_mode(0o700));
+    }
+    let dir = builder
+        .tempdir()
+        .context("cannot create a private directory for the simulator's CA")?;
+    Ok((dir.path().join("ca.pem"), Some(dir)))
 }
 
 fn print_banner(sim: &Simulator, c: &SimulatorConfig, ca_file: &Path) {

@@ -1,6 +1,8 @@
 //! The running bridge's bundle for `GET /api/diagnostics`: [`DiagnosticsContext`] is what
 //! the command knows (its config, its log ring), [`LiveBundle`] adds what the bridge
-//! holds (store, counters, capture directory) and builds the bundle on request.
+//! holds (store, counters, capture directory) and builds the bundle on request — one at
+//! a time in the process: a request while another bundle is being built gets
+//! [`BuildError::Busy`] (the web server answers 429 with `Retry-After`).
 
 use std::path::PathBuf;
 use std::time::SystemTime;
@@ -8,7 +10,7 @@ use std::time::SystemTime;
 use sinks::web::diagnostics::{BundleFile, DiagnosticsBundle};
 use store::{BridgeStats, StateStore};
 
-use super::{Format, Inputs, Live, archive, build};
+use super::{Busy, Format, Inputs, Live, archive, try_build};
 use crate::config::Config;
 use crate::log_ring::LogRing;
 
@@ -31,10 +33,21 @@ pub struct LiveBundle {
     pub capture_dir: Option<PathBuf>,
 }
 
+/// Why no bundle came out.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// Another bundle is being built in this process (at most one at a time).
+    #[error(transparent)]
+    Busy(#[from] Busy),
+    #[error("cannot write the bundle: {0}")]
+    Write(#[from] std::io::Error),
+}
+
 impl LiveBundle {
-    /// The archive's bytes (blocking: reads the capture).
-    pub fn archive(&self, format: Format) -> std::io::Result<Vec<u8>> {
-        let bundle = build(Inputs {
+    /// The archive's bytes (blocking: reads the capture); [`BuildError::Busy`] at once
+    /// while another bundle is being built.
+    pub fn archive(&self, format: Format) -> Result<Vec<u8>, BuildError> {
+        let bundle = try_build(Inputs {
             config: self.context.config.as_ref(),
             config_text: None,
             live: Some(Live {
@@ -44,17 +57,14 @@ impl LiveBundle {
             }),
             capture_dir: self.capture_dir.as_deref(),
             notes: self.context.notes.clone(),
-        });
-        archive::write(&bundle, format, SystemTime::now())
+        })?;
+        Ok(archive::write(&bundle, format, SystemTime::now())?)
     }
-}
 
-impl DiagnosticsBundle for LiveBundle {
-    fn build(&self, zip: bool) -> Result<BundleFile, String> {
+    /// The finished download, or why not (busy: 429; write: 500).
+    pub fn try_build_file(&self, zip: bool) -> Result<BundleFile, BuildError> {
         let format = if zip { Format::Zip } else { Format::TarGz };
-        let bytes = self
-            .archive(format)
-            .map_err(|e| format!("cannot write the bundle: {e}"))?;
+        let bytes = self.archive(format)?;
         Ok(BundleFile {
             file_name: format!(
                 "{}.{}",
@@ -64,5 +74,11 @@ impl DiagnosticsBundle for LiveBundle {
             content_type: format.content_type(),
             bytes,
         })
+    }
+}
+
+impl DiagnosticsBundle for LiveBundle {
+    fn build(&self, zip: bool) -> Result<BundleFile, String> {
+        self.try_build_file(zip).map_err(|e| e.to_string())
     }
 }

@@ -110,3 +110,68 @@ fn anything_is_safe_input() {
     m.add("abc");
     assert!(m.is_empty(), "too short to be a secret");
 }
+
+/// `n` distinct Fit-like serials.
+fn serials(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("HC31ZDH5{i:08}")).collect()
+}
+
+#[test]
+fn masking_48000_serials_is_linear() {
+    // What a flood of fake devices leaves in a capture (48 000 serials): the old masker
+    // took minutes (one search per serial over every file). One pass now; the bound is
+    // a safety net for a loaded debug build, the measured figure is in docs/diagnostics.md.
+    let all = serials(48_000);
+    let started = std::time::Instant::now();
+    let mut m = Masker::new();
+    for sn in &all {
+        m.add(sn);
+    }
+    assert_eq!(m.len(), all.len());
+    let text = all.join(" ");
+    let masked = m.text(&text);
+    let elapsed = started.elapsed();
+    assert_eq!(masked.len(), text.len());
+    for (sn, out) in all.iter().zip(masked.split(' ')) {
+        assert_ne!(out, sn);
+        assert_eq!(out.as_bytes(), mask_value(sn.as_bytes()), "{sn}");
+    }
+    assert!(
+        elapsed < std::time::Duration::from_secs(60),
+        "48 000 serials took {elapsed:?}"
+    );
+}
+
+#[test]
+fn overlapping_and_nested_secrets_are_all_masked() {
+    let mut m = Masker::new();
+    m.add("HC31ZDH5ZF220123");
+    m.add("ZF2201"); // inside the serial
+    m.add("0123ABCD"); // overlaps its end
+    let out = m.text("HC31ZDH5ZF220123ABCD and ZF2201 alone");
+    assert!(!out.contains("ZF2201"), "{out}");
+    assert!(!out.contains("0123ABCD"), "{out}");
+    assert!(out.starts_with("HC31"), "{out}");
+    assert!(out.ends_with(" and Z****1 alone"), "{out}");
+}
+
+#[test]
+fn home_folders_in_paths_read_tilde() {
+    assert_eq!(
+        mask_paths("data_dir = \"/home/alice/.local/state/oceanbridge\""),
+        "data_dir = \"~/.local/state/oceanbridge\""
+    );
+    assert_eq!(
+        mask_paths("cannot read /root/ca.pem; /Users/bob/x and /home/carol"),
+        "cannot read ~/ca.pem; ~/x and ~"
+    );
+    // Not a home folder, or not a path of its own.
+    for same in [
+        "/var/lib/oceanbridge/history.db",
+        "/homeassistant/config",
+        "/rooted/x",
+        "https://example.org/home/page",
+    ] {
+        assert_eq!(mask_paths(same), same);
+    }
+}

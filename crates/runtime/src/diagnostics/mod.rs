@@ -2,7 +2,12 @@
 //! `GET /api/diagnostics`): version, the redacted config, per-device and per-channel ages
 //! (and stages), the counters and `/metrics`, the last warnings and errors, and the
 //! rolling raw-frame capture — every file of it with serial numbers, user and account
-//! ids and e-mail addresses masked ([`mask`]).
+//! ids, e-mail addresses, the Home Assistant broker's host and user masked, and the
+//! user's part of absolute paths replaced by `~` ([`mask`]).
+//!
+//! One bundle is built at a time in a process (it reads up to `[capture] max_size` and
+//! holds it in memory twice): [`build`] waits for its turn, [`try_build`] answers
+//! [`Busy`] at once (what `GET /api/diagnostics` maps to 429).
 //!
 //! Built from a running bridge ([`Live`]: its store, counters and log ring), or, when no
 //! bridge runs, from what is on disk: the capture is replayed through the pipeline into a
@@ -12,24 +17,27 @@
 //! - this file: [`Inputs`], [`build`] → [`Bundle`] (named files, masked).
 //! - [`mask`]: [`Masker`], what is secret and how it is hidden.
 //! - [`archive`]: [`Bundle`] → `.tar.gz` or `.zip` bytes ([`Format`]).
+//! - [`commands`]: `commands.json`, the frames seen on `set` topics and who sent them.
 //! - [`live`]: [`LiveBundle`], a running bridge's bundle for `GET /api/diagnostics`.
 
 pub mod archive;
+pub mod commands;
 pub mod live;
 pub mod mask;
 
 use std::io::BufReader;
 use std::path::Path;
+use std::sync::{Mutex, TryLockError};
 use std::time::SystemTime;
 
 use protocol::UpdateBuf;
 use serde_json::json;
-use sources::{RawPayload, RecordLine};
+use sources::RawPayload;
 use store::{BridgeStats, StateStore, StoreConfig, unix_ms};
 
 pub use archive::Format;
-pub use live::{DiagnosticsContext, LiveBundle};
-pub use mask::Masker;
+pub use live::{BuildError, DiagnosticsContext, LiveBundle};
+pub use mask::{Masker, mask_paths};
 
 use crate::capture;
 use crate::config::{Config, SourceConfig};
@@ -115,6 +123,44 @@ fn learn_config(masker: &mut Masker, config: &Config) {
     if let Some(user) = &config.home_assistant.username {
         masker.add(user);
     }
+    // The broker's host names the user's network (a DNS name, a public address); a
+    // loopback one says nothing.
+    let host = config.home_assistant.broker.host.as_str();
+    let loopback = host == "localhost"
+        || host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified());
+    if !loopback {
+        masker.add(host);
+    }
+}
+
+/// The one bundle being built in this process.
+static BUILDING: Mutex<()> = Mutex::new(());
+
+/// Another bundle is being built in this process; try again when it is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("another diagnostics bundle is being built; try again in a moment")]
+pub struct Busy;
+
+/// Builds the bundle if no other is being built in this process, else [`Busy`] at once.
+/// File I/O (the capture): call it from a blocking thread.
+pub fn try_build(inputs: Inputs<'_>) -> Result<Bundle, Busy> {
+    let _turn = match BUILDING.try_lock() {
+        Ok(guard) => guard,
+        // A build that panicked left nothing half-done behind: the lock guards no data.
+        Err(TryLockError::Poisoned(p)) => p.into_inner(),
+        Err(TryLockError::WouldBlock) => return Err(Busy),
+    };
+    Ok(build_now(inputs))
+}
+
+/// Builds the bundle, after any other being built in this process. File I/O (the
+/// capture): call it from a blocking thread.
+pub fn build(inputs: Inputs<'_>) -> Bundle {
+    let _turn = BUILDING.lock().unwrap_or_else(|p| p.into_inner());
+    build_now(inputs)
 }
 
 /// Learns the serials a store holds: devices and every `…Sn` state.
@@ -131,8 +177,7 @@ fn learn_store(masker: &mut Masker, store: &StateStore) {
     }
 }
 
-/// Builds the bundle. File I/O (the capture): call it from a blocking thread.
-pub fn build(inputs: Inputs<'_>) -> Bundle {
+fn build_now(inputs: Inputs<'_>) -> Bundle {
     let now = SystemTime::now();
     let segments = inputs.capture_dir.map(read_capture).unwrap_or_default();
     let mut masker = Masker::new();
@@ -171,8 +216,12 @@ pub fn build(inputs: Inputs<'_>) -> Bundle {
     }
 
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
-    let mut text =
-        |name: &str, body: String| files.push((name.to_string(), masker.text(&body).into_bytes()));
+    let mut text = |name: &str, body: String| {
+        files.push((
+            name.to_string(),
+            mask_paths(&masker.text(&body)).into_bytes(),
+        ))
+    };
     let captured: usize = segments.iter().map(|s| s.payloads.len()).sum();
     let bad: usize = segments.iter().map(|s| s.bad_lines).sum();
     text(
@@ -207,6 +256,12 @@ pub fn build(inputs: Inputs<'_>) -> Bundle {
         })),
     };
     text("last-errors.json", errors);
+    let all: Vec<&RawPayload> = segments.iter().flat_map(|s| &s.payloads).collect();
+    let live_store = inputs.live.map(|l| l.store);
+    text(
+        "commands.json",
+        pretty(&commands::summary(&all, &masker, live_store)),
+    );
     for segment in &segments {
         let mut body = String::new();
         for raw in &segment.payloads {
@@ -216,7 +271,7 @@ pub fn build(inputs: Inputs<'_>) -> Bundle {
                 received_at: raw.received_at,
                 origin: raw.origin,
             };
-            body.push_str(&RecordLine::from_raw(&masked).to_json());
+            body.push_str(&capture::capture_line(&masked));
             body.push('\n');
         }
         text(&format!("capture/{}", segment.name), body);
@@ -241,14 +296,16 @@ fn readme(
     let mut s = format!(
         "oceanbridge diagnostics bundle\n\
          made {} by {}\n\n\
-         Serial numbers, user and account ids and e-mail addresses are masked in every\n\
-         file (HC31********0123); secrets (passwords, keys, tokens) never leave the config.\n\n\
+         Serial numbers, user and account ids, e-mail addresses and the Home Assistant\n\
+         broker's host and user are masked in every file (HC31********0123), home folders\n\
+         in paths read ~; secrets (passwords, keys, tokens) never leave the config.\n\n\
          version.txt       the bridge's version\n\
          config.toml       the effective config, secrets redacted\n\
          devices.json      per device and channel: last update, age, stage — from {state_from}\n\
          counters.json     payloads, frames, skips, errors, drops, source health\n\
          metrics.txt       the /metrics page\n\
          last-errors.json  the last warnings and errors\n\
+         commands.json     frames seen on the devices' set topics (the app's settings changes)\n\
          capture/          {captured} raw payloads in {segments} segment(s) (oceanbridge replay reads them)\n",
         humantime::format_rfc3339_seconds(now),
         version(),
@@ -265,4 +322,37 @@ fn readme(
         s.push_str(&format!("\n{note}\n"));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_build_at_a_time_a_second_is_busy() {
+        let held = BUILDING.lock().expect("the build slot");
+        assert_eq!(try_build(Inputs::default()).err(), Some(Busy));
+        drop(held);
+        let bundle = try_build(Inputs::default()).expect("free again");
+        assert!(bundle.file("README.txt").is_some());
+        assert!(bundle.file("commands.json").is_some());
+    }
+
+    #[test]
+    fn the_home_assistant_broker_host_and_user_are_masked() {
+        let config = Config::from_toml(
+            "[home_assistant]\nenabled = true\nbroker = \"mqtts://ha-7f3a.example.net:8883\"\n\
+             username = \"alice-ha\"\n",
+            |_| None,
+        )
+        .expect("config");
+        let bundle = build(Inputs {
+            config: Some(&config),
+            ..Inputs::default()
+        });
+        let text = String::from_utf8_lossy(bundle.file("config.toml").expect("config"));
+        assert!(!text.contains("ha-7f3a.example.net"), "{text}");
+        assert!(!text.contains("alice-ha"), "{text}");
+        assert!(text.contains("mqtts://"), "{text}");
+    }
 }

@@ -28,7 +28,8 @@ pub struct InitArgs {
     /// (as root: /etc/oceanbridge/oceanbridge.toml, which the packaged service reads).
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Replace the file if it exists (its owner and permissions are kept).
+    /// Replace the file if it exists (its owner is kept; its mode becomes 0600 or stays
+    /// stricter: it holds the password).
     #[arg(long)]
     pub force: bool,
     /// Never ask: a missing answer is an error naming its flag (also when stdin is not a terminal).
@@ -65,9 +66,14 @@ pub struct InitArgs {
     /// Do not test the login before writing.
     #[arg(long)]
     pub no_login_test: bool,
-    /// Dashboard / metrics address.
+    /// Dashboard / metrics address. Another address than loopback (e.g. 0.0.0.0:8080)
+    /// makes the dashboard reachable from the LAN: it needs the token init writes.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub web_bind: String,
+    /// The dashboard token (what browsers and scrapers send as `Authorization: Bearer`).
+    /// Default: a new random one.
+    #[arg(long, env = "OCEANBRIDGE_WEB_TOKEN", hide_env_values = true)]
+    pub web_token: Option<String>,
     /// Home Assistant broker URL (mqtt:// or mqtts://); enables MQTT discovery.
     #[arg(long, value_name = "URL")]
     pub home_assistant: Option<String>,
@@ -147,6 +153,11 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
         listed
     };
     let devices = choose_devices(&ask, args.devices.clone(), way_in, &listed)?;
+    let web_token = args
+        .web_token
+        .clone()
+        .filter(|t| !t.trim().is_empty())
+        .unwrap_or_else(new_token);
     let answers = Answers {
         way_in,
         email: cloud.email.clone(),
@@ -162,13 +173,33 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
             .as_ref()
             .map(|p| absolute(p).display().to_string()),
         web_bind: args.web_bind.clone(),
+        web_token: (!args.secrets_in_env).then(|| web_token.clone()),
         home_assistant: args.home_assistant.clone(),
     };
     let text = template::render(&answers);
     // The file must load as `run` will read it (without the environment).
-    runtime::Config::from_toml(&text, |_| None)
+    let config = runtime::Config::from_toml(&text, |_| None)
         .map_err(|e| anyhow::anyhow!("the answers do not make a valid config: {e}"))?;
     write_config(&output, &text)?;
+    let bind = config.web.bind;
+    if !bind.ip().is_loopback() {
+        eprintln!(
+            "oceanbridge: the dashboard will listen on {bind}: reachable from your LAN, and \
+             every request needs the token (`Authorization: Bearer <token>`; the dashboard \
+             asks for it once){}",
+            if args.secrets_in_env {
+                ""
+            } else {
+                ". The token is [web] token in the file"
+            }
+        );
+    }
+    if args.secrets_in_env {
+        // Not in the file: the one chance to see it (put it in the service's environment).
+        eprintln!(
+            "oceanbridge: dashboard token (set it in the environment): OCEANBRIDGE_WEB_TOKEN={web_token}"
+        );
+    }
     eprintln!(
         "oceanbridge: wrote {} ({} device{}: {})\n  check it:  oceanbridge check-config --config {}\n  start it:  oceanbridge run --config {}   (package: systemctl enable --now oceanbridge)",
         output.display(),
@@ -310,11 +341,19 @@ fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
-/// Writes the file atomically, owner-only (it may hold a password); a replaced file keeps
-/// its owner, group and permissions (the package's /etc file is root-only 0600: systemd
-/// hands the service a copy through LoadCredential).
+/// A new dashboard token: 32 random bytes, hex (what `openssl rand -hex 32` makes).
+fn new_token() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
+}
+
+/// Writes the file atomically, owner-only (it holds a password and a token): a new
+/// temporary file in the same folder, then a rename. A replaced file keeps its owner and
+/// group (the package's /etc file is root's: systemd hands the service a copy through
+/// LoadCredential) and becomes 0600 — or stays stricter (0400) — whatever it was before.
 fn write_config(path: &Path, text: &str) -> anyhow::Result<()> {
-    let previous = std::fs::metadata(path).ok();
+    let previous = std::fs::symlink_metadata(path)
+        .ok()
+        .filter(|m| m.file_type().is_file());
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the folder {}", dir.display()))?;
@@ -322,9 +361,10 @@ fn write_config(path: &Path, text: &str) -> anyhow::Result<()> {
     runtime::data_dir::write_atomic(path, text.as_bytes())?;
     #[cfg(unix)]
     if let Some(old) = previous {
-        use std::os::unix::fs::MetadataExt as _;
-        std::fs::set_permissions(path, old.permissions())
-            .with_context(|| format!("cannot keep the permissions of {}", path.display()))?;
+        use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+        let mode = old.permissions().mode() & 0o600;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("cannot set the permissions of {}", path.display()))?;
         // Keeping the owner works as root (the packaged /etc file); as a user it is ours.
         let _ = std::os::unix::fs::chown(path, Some(old.uid()), Some(old.gid()));
     }

@@ -16,6 +16,8 @@ pub struct Answers {
     pub api_url: String,
     pub ca_file: Option<String>,
     pub web_bind: String,
+    /// `None`: the token comes from OCEANBRIDGE_WEB_TOKEN.
+    pub web_token: Option<String>,
     pub home_assistant: Option<String>,
 }
 
@@ -112,11 +114,20 @@ pub fn render(a: &Answers) -> String {
          # retention = \"30days\"\n\
          \n\
          [web]\n\
-         # Dashboard, REST API, /metrics, /healthz, /readyz. Keep it local unless a token is set.\n\
-         bind = {}\n\
-         # token = \"...\"              # better: OCEANBRIDGE_WEB_TOKEN\n",
+         # Dashboard, REST API, /metrics, /healthz, /readyz. 127.0.0.1: this machine only;\n\
+         # 0.0.0.0: the LAN too. Every request but /healthz and /readyz sends the token\n\
+         # (`Authorization: Bearer <token>`; the dashboard asks for it once).\n\
+         bind = {}",
         quoted(&a.web_bind)
     );
+    match &a.web_token {
+        Some(token) => {
+            let _ = writeln!(t, "token = {}\n", quoted(token));
+        }
+        None => {
+            let _ = writeln!(t, "# token: given by OCEANBRIDGE_WEB_TOKEN\n");
+        }
+    }
     let _ = writeln!(
         t,
         "[home_assistant]\n# MQTT discovery into your Home Assistant broker."
@@ -153,6 +164,7 @@ mod tests {
             api_url: "https://api-e.ecoflow.com".into(),
             ca_file: None,
             web_bind: "0.0.0.0:8080".into(),
+            web_token: Some("a1b2c3d4e5f6".into()),
             home_assistant: Some("mqtt://ha.local:1883".into()),
         }
     }
@@ -169,6 +181,10 @@ mod tests {
         assert_eq!(cloud.api_url, "https://api-e.ecoflow.com");
         assert!(c.home_assistant.enabled);
         assert_eq!(c.web.bind.to_string(), "0.0.0.0:8080");
+        assert_eq!(
+            c.web.token.as_ref().map(|t| t.expose().to_string()),
+            Some("a1b2c3d4e5f6".into())
+        );
         let text = render(&answers(WayIn::OpenApi));
         let c = runtime::Config::from_toml(&text, |_| None).expect(&text);
         let runtime::SourceConfig::Cloud(cloud) = &c.source else {
