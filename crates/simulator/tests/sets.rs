@@ -196,7 +196,7 @@ async fn every_set_is_applied_and_read_back_in_96_8_and_get_all() {
     let other = SetRequest::WorkMode {
         mode: WorkMode::SelfUse,
     };
-    app.set_raw(protocol::control::encode_set(&other, "HJ31OTHER", 1))
+    app.set_raw(protocol::control::encode_set(&other, "HC31OTHER", 1))
         .await;
     // 96/98 with work mode 3 (debug, not for users) in an otherwise exact frame.
     let mut debug_mode =
@@ -265,7 +265,7 @@ async fn a_device_switched_to_ignore_sets_keeps_its_settings() {
     assert_eq!((after.work_mode, after.backup_reserve), (Some(0), Some(40)));
     let d = &sim.field_stats().devices[SN];
     assert_eq!((d.sets_received, d.sets_applied, d.sets_ignored), (3, 1, 2));
-    assert!(sim.faults().ignore_sets("HJ31NOSUCH", true).is_err());
+    assert!(sim.faults().ignore_sets("HC31NOSUCH", true).is_err());
     sim.shutdown().await;
 }
 
