@@ -128,18 +128,9 @@ fn initial() -> DeviceSettings {
     }
 }
 
-/// `GET /sim/stats` over HTTPS: this device's entry.
+/// `GET /sim/stats` over HTTPS: this device's entry, as JSON.
 async fn device_stats(sim: &Simulator) -> serde_json::Value {
-    let url = format!("{}/sim/stats", sim.http_base_url());
-    let all: serde_json::Value = http_client(sim)
-        .get(url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    all["devices"][SN].clone()
+    serde_json::to_value(&sim_stats(sim).await.devices[SN]).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
