@@ -38,7 +38,8 @@ pub struct FleetConfig {
     pub host: String,
     /// Broker port. Default 1883.
     pub port: u16,
-    /// Serials are `<serial_prefix><index, 7 digits>`. Default `FLEET`.
+    /// Serials are `<serial_prefix><index, 7 digits>`, unique per index. Default
+    /// `HC31FLEET`: 16-character serials beginning `HC31` like a Fit's (protocol §2).
     pub serial_prefix: String,
     /// Prepended to every topic (as a bridge with a remote prefix would). Default empty.
     pub topic_prefix: String,
@@ -54,7 +55,7 @@ impl Default for FleetConfig {
         FleetConfig {
             host: "127.0.0.1".into(),
             port: 1883,
-            serial_prefix: "FLEET".into(),
+            serial_prefix: "HC31FLEET".into(),
             topic_prefix: String::new(),
             connections: 4,
             qos: 1,
@@ -292,11 +293,13 @@ mod tests {
     fn frames_decode_with_their_marker() {
         let config = FleetConfig::default();
         let sn = config.serial(42);
-        assert_eq!(sn, "FLEET0000042");
-        assert_eq!(config.topic(42), "/app/device/property/FLEET0000042");
+        assert_eq!(sn, "HC31FLEET0000042");
+        assert_eq!(sn.len(), "HC31ZDH5ZF220123".len());
+        assert_ne!(config.serial(42), config.serial(43));
+        assert_eq!(config.topic(42), "/app/device/property/HC31FLEET0000042");
         let bytes = energy_frame(&sn, 1234, 77).unwrap();
         let decoded = protocol::decode_payload(&bytes, "").unwrap();
-        assert_eq!(decoded.device_sn.as_deref(), Some("FLEET0000042"));
+        assert_eq!(decoded.device_sn.as_deref(), Some("HC31FLEET0000042"));
         let marker = decoded
             .updates
             .iter()
@@ -309,6 +312,9 @@ mod tests {
             topic_prefix: "site/".into(),
             ..FleetConfig::default()
         };
-        assert_eq!(prefixed.topic(1), "site/app/device/property/FLEET0000001");
+        assert_eq!(
+            prefixed.topic(1),
+            "site/app/device/property/HC31FLEET0000001"
+        );
     }
 }

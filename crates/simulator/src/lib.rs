@@ -6,7 +6,11 @@
 //! genuine protobuf frames at the device's cadences. By default it is as hostile as the
 //! real cloud (protocol §8–9, the `[field]` section): the energy stream needs the switch,
 //! client ids are checked, logins expire, signing is strict, the account lives in one of
-//! two regions. `GET /sim/stats` tells what it saw. Fault switches break it on purpose.
+//! two regions. Its devices send what the field sends (§10–13): zero powers left out of
+//! the energy stream, explicit zeros in the slow reports, feed-in taken at 96/101 only,
+//! now and then a placeholder or a counter that dips; a grid outage can be switched on.
+//! `GET /sim/stats` tells what it saw and did, with a ledger of each day's true energy
+//! counters. Fault switches break it on purpose.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), simulator::SimulatorError> {
@@ -23,14 +27,16 @@
 //! # Layout
 //! - [`config`]: [`SimulatorConfig`], [`ExternalBroker`], [`Cadence`] (serde, defaults, checks).
 //! - [`field`]: [`FieldConfig`] (the field behaviours, [`field::PENDING_BRIDGE`]), the
-//!   switch-frame and client-id rules, [`FieldStats`] (`GET /sim/stats`).
+//!   switch-frame and client-id rules, the zeros a report leaves out, the injected bad
+//!   samples, [`FieldStats`] (`GET /sim/stats`).
 //! - [`open_api`]: the open-API HMAC-SHA256 signature check (pure; the bridge's client
 //!   signs with its own code in `sources::signing`, so one misreading cannot pass both).
 //! - [`faults`]: [`Faults`], the fault switches.
 //! - [`stats`]: [`SimulatorStats`], counters of what happened.
 //! - [`fleet`]: many devices' frames (encoder only, no physics) published into a broker, for load.
-//! - [`physics`]: the pure, clock-driven model of a Fit (PV, load, packs, grid meter) and
-//!   the §10 settings that steer it (reserve floor, backup charging, feed-in cap).
+//! - [`physics`]: the pure, clock-driven model of a Fit (PV, load, packs, grid meter), the
+//!   §10 settings that steer it (reserve floor, backup charging, feed-in cap), grid
+//!   outages (§13) and the ledger of each day's true counters.
 //! - [`credentials`]: [`MqttCredentials`]: the random MQTT logins (expiring ones handed out
 //!   per certification) and tokens (OS RNG or an error).
 //! - `reports`: model → catalog states → report bytes, and the open-API JSON quota form.
@@ -260,7 +266,7 @@ impl Simulator {
 
     /// What the field rules saw (the `GET /sim/stats` answer).
     pub fn field_stats(&self) -> FieldStats {
-        let devices = self.views.iter().map(|d| (d.sn().to_string(), d.online()));
+        let devices = self.views.iter().map(device::DeviceView::now);
         self.field_log.snapshot(devices, self.counters.snapshot())
     }
 

@@ -84,14 +84,14 @@ mod tests {
     #[test]
     fn signing_string_sorts_params_and_appends_the_tail() {
         let s = signing_string(
-            &[p("sn", "HJ31"), p("params.id", "1")],
+            &[p("sn", "HC31"), p("params.id", "1")],
             "AK",
             "123456",
             "99",
         );
         assert_eq!(
             s,
-            "params.id=1&sn=HJ31&accessKey=AK&nonce=123456&timestamp=99"
+            "params.id=1&sn=HC31&accessKey=AK&nonce=123456&timestamp=99"
         );
         assert_eq!(
             signing_string(&[], "AK", "1", "2"),
@@ -110,7 +110,7 @@ mod tests {
 
     #[test]
     fn verify_accepts_the_right_sign_and_refuses_others() {
-        let params = [p("sn", "HJ31")];
+        let params = [p("sn", "HC31")];
         let good = sign(&params, "AK", "SK", "424242", "1700000000000");
         assert!(verify(
             &params,

@@ -1,7 +1,9 @@
 //! What a device makes of a payload on its `set` topic besides the §8 switch: a §10 set
-//! frame (96/98 work mode, 96/112 battery limits, 96/115 feed-in) in the exact §10
+//! frame (96/98 work mode, 96/112 battery limits, 96/101 feed-in) in the exact §10
 //! envelope becomes a [`SetRequest`]; anything else is [`Ignored`] with a reason (the
-//! reasons are the `/sim/stats` keys).
+//! reasons are the `/sim/stats` keys). Feed-in is `SysFeedPowerSet` at 96/101 as the
+//! app's own command map has it (§10, corrected); a 96/115 frame is an unknown command
+//! unless `field.feed_in_at_101_only` is off (the protocol text before its correction).
 //!
 //! The §10 envelope: a `Frames` with one header `pdata, src=32, dest=96, d_src=1,
 //! d_dest=1, check_type=3, cmd_func=96, cmd_id, data_len=len(pdata), need_ack=1, seq,
@@ -25,8 +27,9 @@ pub enum Ignored {
     NotAFrame,
     /// A header field differs from the §10 envelope (or names another device).
     Envelope,
-    /// A `(cmd_func, cmd_id)` that is no §10 set.
-    UnknownCommand,
+    /// A `(cmd_func, cmd_id)` that is no §10 set (cmd_func is 96: the envelope says so);
+    /// carries the cmd_id.
+    UnknownCommand(i32),
     /// `pdata` does not decode as the command's message.
     BadPdata,
     /// A value the device does not accept.
@@ -43,7 +46,7 @@ impl Ignored {
         match self {
             Ignored::NotAFrame => "not_a_frame",
             Ignored::Envelope => "envelope",
-            Ignored::UnknownCommand => "unknown_command",
+            Ignored::UnknownCommand(_) => "unknown_command",
             Ignored::BadPdata => "bad_pdata",
             Ignored::BadValue => "bad_value",
             Ignored::Offline => "offline",
@@ -52,8 +55,14 @@ impl Ignored {
     }
 }
 
-/// Reads one payload published on `/app/<userId>/<sn>/thing/property/set`.
-pub fn parse(payload: &[u8], sn: &str) -> Result<SetRequest, Ignored> {
+/// `SysFeedPowerSet`'s cmd_id (§10).
+pub const FEED_IN_CMD_ID: i32 = 101;
+/// Where the protocol text had feed-in before its correction (§10: "treat 115 as unknown").
+pub const LEGACY_FEED_IN_CMD_ID: i32 = 115;
+
+/// Reads one payload published on `/app/<userId>/<sn>/thing/property/set`; feed-in at
+/// 96/101, and also at 96/115 unless `feed_in_at_101_only`.
+pub fn parse(payload: &[u8], sn: &str, feed_in_at_101_only: bool) -> Result<SetRequest, Ignored> {
     let frames = Frames::decode(payload).map_err(|_| Ignored::NotAFrame)?;
     let [header] = frames.header.as_slice() else {
         return Err(Ignored::NotAFrame);
@@ -65,8 +74,9 @@ pub fn parse(payload: &[u8], sn: &str) -> Result<SetRequest, Ignored> {
     match header.cmd_id {
         Some(98) => work_mode(pdata),
         Some(112) => battery_limits(pdata),
-        Some(115) => feed_in(pdata),
-        _ => Err(Ignored::UnknownCommand),
+        Some(FEED_IN_CMD_ID) => feed_in(pdata),
+        Some(LEGACY_FEED_IN_CMD_ID) if !feed_in_at_101_only => feed_in(pdata),
+        other => Err(Ignored::UnknownCommand(other.unwrap_or_default())),
     }
 }
 
@@ -136,11 +146,20 @@ mod tests {
 
     const SN: &str = "HC31ZDH5ZF220123";
 
+    /// The frame the protocol encodes for `request`, feed-in moved to 96/101 (§10),
+    /// whichever cmd_id the encoder uses, then `change`d.
     fn frame_with(request: &SetRequest, change: impl FnOnce(&mut Header)) -> Vec<u8> {
         let bytes = protocol::control::encode_set(request, SN, 4711);
         let mut frames = Frames::decode(bytes.as_slice()).unwrap();
+        if matches!(request, SetRequest::FeedIn { .. }) {
+            frames.header[0].cmd_id = Some(FEED_IN_CMD_ID);
+        }
         change(&mut frames.header[0]);
         frames.encode_to_vec()
+    }
+
+    fn parse(payload: &[u8], sn: &str) -> Result<SetRequest, Ignored> {
+        super::parse(payload, sn, true)
     }
 
     fn requests() -> [SetRequest; 5] {
@@ -169,8 +188,7 @@ mod tests {
     #[test]
     fn every_set_the_protocol_encodes_is_read_back() {
         for request in requests() {
-            let payload = protocol::control::encode_set(&request, SN, 17);
-            assert_eq!(parse(&payload, SN), Ok(request));
+            assert_eq!(parse(&frame_with(&request, |_| {}), SN), Ok(request));
         }
         // A reserve below the discharge limit + 3 is taken; the device raises it later.
         let low = SetRequest::BatteryLimits {
@@ -198,7 +216,7 @@ mod tests {
             |h| h.seq = None,
             |h| h.version = Some(2),
             |h| h.payload_ver = None,
-            |h| h.device_sn = Some("HJ31OTHER".into()),
+            |h| h.device_sn = Some("HC31OTHER".into()),
             |h| h.enc_type = Some(1),
         ];
         for (i, change) in changes.into_iter().enumerate() {
@@ -227,7 +245,7 @@ mod tests {
         };
         assert_eq!(parse(&two, SN), Err(Ignored::NotAFrame));
         let unknown = frame_with(&requests()[0], |h| h.cmd_id = Some(106));
-        assert_eq!(parse(&unknown, SN), Err(Ignored::UnknownCommand));
+        assert_eq!(parse(&unknown, SN), Err(Ignored::UnknownCommand(106)));
         let with_pdata = |cmd_id: i32, pdata: Vec<u8>| {
             frame_with(&requests()[0], |h| {
                 h.cmd_id = Some(cmd_id);
@@ -280,7 +298,7 @@ mod tests {
                 .encode_to_vec(),
             ),
             (
-                115,
+                FEED_IN_CMD_ID,
                 SysFeedPowerSet {
                     ems_feed_mode: Some(4),
                     ems_feed_pwr: None,
@@ -289,7 +307,7 @@ mod tests {
                 .encode_to_vec(),
             ),
             (
-                115,
+                FEED_IN_CMD_ID,
                 SysFeedPowerSet {
                     ems_feed_mode: Some(3),
                     ems_feed_pwr: None,
@@ -298,7 +316,7 @@ mod tests {
                 .encode_to_vec(),
             ),
             (
-                115,
+                FEED_IN_CMD_ID,
                 SysFeedPowerSet {
                     ems_feed_mode: Some(3),
                     ems_feed_pwr: Some(0),
@@ -314,5 +332,22 @@ mod tests {
                 "case {i}"
             );
         }
+    }
+
+    #[test]
+    fn feed_in_is_taken_at_101_and_at_115_only_when_told() {
+        let zero_export = SetRequest::FeedIn {
+            mode: FeedMode::ZeroExport,
+            cap_w: None,
+        };
+        let at_101 = frame_with(&zero_export, |_| {});
+        let at_115 = frame_with(&zero_export, |h| h.cmd_id = Some(LEGACY_FEED_IN_CMD_ID));
+        assert_eq!(super::parse(&at_101, SN, true), Ok(zero_export));
+        assert_eq!(
+            super::parse(&at_115, SN, true),
+            Err(Ignored::UnknownCommand(115))
+        );
+        assert_eq!(super::parse(&at_101, SN, false), Ok(zero_export));
+        assert_eq!(super::parse(&at_115, SN, false), Ok(zero_export));
     }
 }

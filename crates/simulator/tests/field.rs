@@ -13,7 +13,7 @@ use protocol::dispatch::MappedReport;
 use protocol::pb::{Frames, Header};
 use rumqttc::{AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, Packet, QoS};
 use serde_json::Value;
-use simulator::{FieldConfig, FieldStats, Simulator, SimulatorConfig, open_api};
+use simulator::{FieldConfig, Simulator, SimulatorConfig, open_api};
 use testkit::{wait_for_async, wait_until};
 
 const SN: &str = "HC31ZDH5ZF220123";
@@ -31,11 +31,6 @@ async fn strict(speed: f64, change: impl FnOnce(&mut FieldConfig)) -> Simulator 
     })
     .await
     .unwrap()
-}
-
-/// A client id of the accepted app form (protocol §9).
-fn app_id(user_id: &str, n: u8) -> String {
-    format!("ANDROID_3F2504E0-4F89-41D3-9A0C-0305E82C33{n:02X}_{user_id}")
 }
 
 /// The §8 switch frame, field by field.
@@ -92,18 +87,6 @@ async fn closed(events: &mut EventLoop) -> bool {
     })
     .await
     .unwrap_or(false)
-}
-
-async fn sim_stats(sim: &Simulator) -> FieldStats {
-    let body: Value = http_client(sim)
-        .get(format!("{}/sim/stats", sim.http_base_url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    serde_json::from_value(body).unwrap()
 }
 
 fn is_stream(payload: &[u8]) -> bool {
@@ -420,7 +403,7 @@ async fn logins_expire_and_their_connections_drop() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_offline_device_keeps_its_last_values_in_quota_all() {
-    const OFF: &str = "HJ31ZDH5ZF220999";
+    const OFF: &str = "HC31ZDH5ZF220999";
     let mut field = FieldConfig::strict();
     field.intermittent_8521 = 0.0;
     field.offline_devices = vec![OFF.to_string()];

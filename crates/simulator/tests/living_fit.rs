@@ -24,8 +24,8 @@ fn text(decoded: &protocol::DecodedPayload, key: &str) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_device_answers_with_all_216_states_with_three_packs() {
     let devices = vec![
-        "HJ31ZDH5ZF220001".to_string(),
-        "HJ31ZDH5ZF220002".to_string(),
+        "HC31ZDH5ZF220001".to_string(),
+        "HC31ZDH5ZF220002".to_string(),
     ];
     let sim = Simulator::start(SimulatorConfig {
         devices: devices.clone(),

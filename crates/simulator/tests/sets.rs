@@ -128,18 +128,9 @@ fn initial() -> DeviceSettings {
     }
 }
 
-/// `GET /sim/stats` over HTTPS: this device's entry.
+/// `GET /sim/stats` over HTTPS: this device's entry, as JSON.
 async fn device_stats(sim: &Simulator) -> serde_json::Value {
-    let url = format!("{}/sim/stats", sim.http_base_url());
-    let all: serde_json::Value = http_client(sim)
-        .get(url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    all["devices"][SN].clone()
+    serde_json::to_value(&sim_stats(sim).await.devices[SN]).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,7 +187,7 @@ async fn every_set_is_applied_and_read_back_in_96_8_and_get_all() {
     let other = SetRequest::WorkMode {
         mode: WorkMode::SelfUse,
     };
-    app.set_raw(protocol::control::encode_set(&other, "HJ31OTHER", 1))
+    app.set_raw(protocol::control::encode_set(&other, "HC31OTHER", 1))
         .await;
     // 96/98 with work mode 3 (debug, not for users) in an otherwise exact frame.
     let mut debug_mode =
@@ -265,7 +256,7 @@ async fn a_device_switched_to_ignore_sets_keeps_its_settings() {
     assert_eq!((after.work_mode, after.backup_reserve), (Some(0), Some(40)));
     let d = &sim.field_stats().devices[SN];
     assert_eq!((d.sets_received, d.sets_applied, d.sets_ignored), (3, 1, 2));
-    assert!(sim.faults().ignore_sets("HJ31NOSUCH", true).is_err());
+    assert!(sim.faults().ignore_sets("HC31NOSUCH", true).is_err());
     sim.shutdown().await;
 }
 

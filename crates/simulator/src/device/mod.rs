@@ -27,8 +27,11 @@ use crate::broker::Message;
 use crate::clock::{self, SimClock};
 use crate::config::Cadence;
 use crate::faults::DeviceCommand;
-use crate::field::stats::FieldLog;
+use crate::field::glitch::Glitches;
+use crate::field::stats::{DeviceNow, FieldLog};
+use crate::field::wire::WireRules;
 use crate::outlet::Outlet;
+use crate::physics::outage::OutagePlan;
 use crate::physics::{FitModel, PhysicsConfig};
 use crate::reports::{self, Context};
 use crate::stats::Counters;
@@ -63,6 +66,17 @@ impl DeviceView {
 
     pub(crate) fn online(&self) -> bool {
         self.shared.online.load(Ordering::Relaxed)
+    }
+
+    /// What `/sim/stats` shows of the device now: online, the grid, the ledger.
+    pub(crate) fn now(&self) -> DeviceNow {
+        let model = self.shared.model();
+        DeviceNow {
+            sn: self.sn.clone(),
+            online: self.online(),
+            grid: model.grid(),
+            ledger: model.ledger(),
+        }
     }
 
     /// All current values in the open-API JSON form.
@@ -107,6 +121,12 @@ pub(crate) struct DeviceSetup {
     pub(crate) start_offline: bool,
     /// Ignores §10 sets from the start (field.ignore_sets).
     pub(crate) ignore_sets: bool,
+    /// Takes feed-in at 96/101 only, not at 96/115 too (field.feed_in_at_101_only).
+    pub(crate) feed_in_at_101_only: bool,
+    /// What a report leaves off the wire (§11).
+    pub(crate) wire: WireRules,
+    /// The bad samples it injects (§11).
+    pub(crate) glitches: Glitches,
 }
 
 struct Device {
@@ -126,6 +146,9 @@ struct Device {
     ignore_sets: bool,
     /// The settings revision last reported in 96/8.
     settings_reported: u64,
+    feed_in_at_101_only: bool,
+    wire: WireRules,
+    glitches: Glitches,
 }
 
 /// Starts the device task; it runs until `shutdown`, then says goodbye (offline message).
@@ -157,6 +180,9 @@ pub(crate) fn spawn(
         offline_keeps_last_values: setup.offline_keeps_last_values,
         ignore_sets: false,
         settings_reported: 0,
+        feed_in_at_101_only: setup.feed_in_at_101_only,
+        wire: setup.wire,
+        glitches: setup.glitches,
     };
     device.set_ignoring(setup.ignore_sets);
     let timers = Timers::new(&setup.cadence, setup.speed);
@@ -217,6 +243,13 @@ pub(crate) fn spawn_all(
                 offline_keeps_last_values: config.field.offline_keeps_last_values,
                 start_offline: config.field.offline_devices.contains(sn),
                 ignore_sets: config.field.ignore_sets.contains(sn),
+                feed_in_at_101_only: config.field.feed_in_at_101_only,
+                wire: WireRules::of(&config.field),
+                glitches: Glitches::new(
+                    config.field.placeholder_rate,
+                    config.field.counter_dip_rate,
+                    config.seed.wrapping_add(i as u64),
+                ),
             },
             stop.clone(),
         );
@@ -228,7 +261,7 @@ pub(crate) fn spawn_all(
 
 /// Device `index`'s model at `start_epoch`. It begins at the start day's local midnight
 /// and lives through the day up to the start time, so day counters and batteries look
-/// like a system already running.
+/// like a system already running; the first grid outage (if any) comes `after` the start.
 fn warmed_up_model(config: &SimulatorConfig, index: usize, start_epoch: f64) -> FitModel {
     let offset = f64::from(config.utc_offset_minutes) * 60.0;
     let midnight = ((start_epoch + offset) / 86400.0).floor() * 86400.0 - offset;
@@ -239,6 +272,11 @@ fn warmed_up_model(config: &SimulatorConfig, index: usize, start_epoch: f64) -> 
             initial_soc: config.initial_soc,
             seed: config.seed.wrapping_add(index as u64),
             utc_offset_s: i64::from(config.utc_offset_minutes) * 60,
+            outage: config.field.grid_outage.map(|o| OutagePlan {
+                first_start: start_epoch + o.after.as_secs_f64(),
+                duration_s: o.duration.as_secs_f64(),
+                every_s: o.every.map(|e| e.as_secs_f64()),
+            }),
         },
         midnight,
     );

@@ -12,15 +12,16 @@ use crate::sets::{self, Ignored};
 impl Device {
     /// A payload on `set` that is not a 96/97 frame: applied, or counted as ignored.
     pub(super) async fn on_set(&mut self, payload: &[u8]) {
-        let outcome = sets::parse(payload, self.sn()).and_then(|request| {
-            if !self.running {
-                Err(Ignored::Offline)
-            } else if self.ignore_sets {
-                Err(Ignored::IgnoringSets)
-            } else {
-                Ok(request)
-            }
-        });
+        let outcome =
+            sets::parse(payload, self.sn(), self.feed_in_at_101_only).and_then(|request| {
+                if !self.running {
+                    Err(Ignored::Offline)
+                } else if self.ignore_sets {
+                    Err(Ignored::IgnoringSets)
+                } else {
+                    Ok(request)
+                }
+            });
         let applied = outcome.is_ok();
         if let Ok(request) = outcome {
             let now = self.clock.now();

@@ -140,13 +140,31 @@ impl Device {
         }
     }
 
-    /// A one-frame payload carrying `report` for the current simulated instant.
+    /// A one-frame payload carrying `report` for the current simulated instant, as the
+    /// device puts it on the wire: zeros left out (§11) and, now and then, a bad sample.
     fn report_payload(&mut self, report: MappedReport) -> Option<Vec<u8>> {
+        let (wire, glitches) = (self.wire, &mut self.glitches);
+        let mut omitted = 0;
+        let mut injected = Vec::new();
         let pdata = {
             let mut model = self.view.shared.model();
             model.advance_to(self.clock.now());
-            reports::encode(report, &model, self.view.context(&model), self.bms_index)
+            if report == MappedReport::EmsHeartbeat {
+                model.note_heartbeat();
+            }
+            let cx = self.view.context(&model);
+            // The BMS reports its packs in turn: each has its own counters.
+            let slot = match report {
+                MappedReport::CloudBmsInfo => self.bms_index % model.packs().len().max(1),
+                _ => 0,
+            };
+            let mut edit = |channel, states: &mut reports::States| {
+                omitted += wire.apply(channel, states);
+                injected.extend(glitches.inject(states, slot));
+            };
+            reports::encode(report, &model, cx, self.bms_index, &mut edit)
         };
+        self.field_log.on_the_wire(self.sn(), omitted, &injected);
         match pdata {
             Ok(pdata) => {
                 let seq = self.next_seq();

@@ -1,18 +1,22 @@
 //! The `[field]` section: how closely the simulator behaves like the real EcoFlow cloud
-//! (protocol §8–9, issue 12 §1 a–f), one switch per behaviour, plus what the field rules
-//! need at run time (the energy-stream switch check, client-id rules, the `/sim/stats`
-//! record).
+//! and device (protocol §8–9 and §10–13), one switch per behaviour, plus what the field
+//! rules need at run time (the energy-stream switch check, client-id rules, what goes on
+//! the wire, injected bad samples, the `/sim/stats` record).
 //!
 //! # Layout
-//! - this file: [`FieldConfig`], [`PENDING_BRIDGE`], [`Behaviour`].
+//! - this file: [`FieldConfig`], [`GridOutage`], [`PENDING_BRIDGE`], [`Behaviour`].
 //! - [`switch`]: is an MQTT payload the exact 96/97 `EnergyStreamSwitch` frame of §8?
 //! - [`client_id`]: the app route's client-id form (§9) and the open route's daily limit.
+//! - [`wire`]: which zeros a report leaves out (§11).
+//! - [`glitch`]: the placeholders and counter dips of §11, injected at a seeded rate.
 //! - [`stats`]: [`FieldStats`](stats::FieldStats), the JSON `GET /sim/stats` serves, and
 //!   the live record behind it.
 
 pub mod client_id;
+pub mod glitch;
 pub mod stats;
 pub mod switch;
+pub mod wire;
 
 use std::time::Duration;
 
@@ -45,6 +49,32 @@ fn pending(b: Behaviour) -> bool {
 /// The fraction of correct open-API requests answered 8521 when that behaviour is on:
 /// peers report it as occasional (protocol §9), so one in twenty.
 pub const DEFAULT_INTERMITTENT_8521: f64 = 0.05;
+
+/// The rate of each kind of bad sample (§11: placeholders, counter dips) when on: one
+/// report in 500 that carries a candidate state — a few a day at the default cadences.
+pub const DEFAULT_BAD_SAMPLE_RATE: f64 = 0.002;
+
+/// A grid outage on the simulated clock (protocol §13), e.g.
+/// `grid_outage = { after = "10m", duration = "5m" }` or, daily,
+/// `{ after = "20h", duration = "30m", every = "24h" }`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GridOutage {
+    /// Simulated time from the start to the first outage.
+    #[serde(with = "humantime_serde")]
+    pub after: Duration,
+    /// How long each outage lasts (simulated, > 0).
+    #[serde(with = "humantime_serde")]
+    pub duration: Duration,
+    /// Start to start of repeated outages (simulated, longer than `duration`); absent:
+    /// one outage.
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub every: Option<Duration>,
+}
 
 /// How the simulated cloud treats its clients (protocol §8–9). Every switch defaults to
 /// the field's behaviour except those in [`PENDING_BRIDGE`]; `FieldConfig::lenient()`
@@ -106,6 +136,32 @@ pub struct FieldConfig {
     /// applied"). Not a field rule — a test switch; at run time `Faults::ignore_sets`.
     /// Default none.
     pub ignore_sets: Vec<String>,
+    /// §11. Energy-stream (96/33) power fields that are 0 — `grid_pwr` 1, `dcdc_pwr` 2,
+    /// `bp_pwr` 3, `pv_pwr` 4, `load_pwr` 8, `bp_heating_power` 9, `heating_power` 10 — are
+    /// left out of the frame, as the devices do (proto3): a night has no `pv_pwr` on the
+    /// wire, an idle full battery no `bp_pwr`. `timestamp`, `timezone`, `bp_soc` stay.
+    /// Default true.
+    pub stream_omits_zero_powers: bool,
+    /// §11. Heartbeat (96/1), BP (96/108) and BMS (96/111) reports carry fields that are 0
+    /// explicitly, as the Fit does (`bpAmp 0`, `bpRunSta 0`). Off: they leave zeros out too
+    /// (proto3 everywhere; a bridge must then keep the last value). Default true, and
+    /// `lenient()` keeps it: explicit values are the kind side.
+    pub slow_reports_explicit_zeros: bool,
+    /// §10. Feed-in (`SysFeedPowerSet`) is taken at 96/101 only; a 96/115 frame changes
+    /// nothing and is counted in `unknown_set_commands`. Off: 96/115 is taken too (what
+    /// the protocol text said before its correction). Default true.
+    pub feed_in_at_101_only: bool,
+    /// §13. A grid outage: the meter's phase voltages read 0 V and the grid 0 W, the house
+    /// runs on the battery and PV, then the grid returns. Default none.
+    pub grid_outage: Option<GridOutage>,
+    /// §11. Per report carrying such a state, the chance that one percentage reads
+    /// 4294967295 (UINT32 max) or one lifetime counter reads 0, for that report only.
+    /// Seeded (`seed`): the same run injects the same. 0 = off. Default 0.002.
+    pub placeholder_rate: f64,
+    /// §11. Per report carrying a counter, the chance that one counter (the heartbeat's
+    /// daily energies, the BMS's lifetime ones) reads 1 less than in the report before,
+    /// for that report only. 0 = off. Default 0.002.
+    pub counter_dip_rate: f64,
 }
 
 impl Default for FieldConfig {
@@ -142,12 +198,19 @@ impl FieldConfig {
             offline_keeps_last_values: true,
             offline_devices: Vec::new(),
             ignore_sets: Vec::new(),
+            stream_omits_zero_powers: true,
+            slow_reports_explicit_zeros: true,
+            feed_in_at_101_only: true,
+            grid_outage: None,
+            placeholder_rate: DEFAULT_BAD_SAMPLE_RATE,
+            counter_dip_rate: DEFAULT_BAD_SAMPLE_RATE,
         }
     }
 
     /// Every rule off: the kind cloud of before issue 12 (streams unasked, any client id,
-    /// credentials forever, lax signing). Takeover stays: the broker cannot hold two
-    /// sessions under one id anyway.
+    /// credentials forever, lax signing, every field on the wire, feed-in at 96/101 and
+    /// 96/115, no bad samples). Takeover stays: the broker cannot hold two sessions under
+    /// one id anyway; so do explicit zeros in the slow reports.
     pub fn lenient() -> FieldConfig {
         FieldConfig {
             energy_stream_switch: false,
@@ -159,6 +222,10 @@ impl FieldConfig {
             intermittent_8521: 0.0,
             credential_ttl: Duration::ZERO,
             offline_keeps_last_values: false,
+            stream_omits_zero_powers: false,
+            feed_in_at_101_only: false,
+            placeholder_rate: 0.0,
+            counter_dip_rate: 0.0,
             ..FieldConfig::strict()
         }
     }
@@ -177,8 +244,22 @@ impl FieldConfig {
         if self.timestamp_window.is_zero() {
             return bad("field.timestamp_window must be positive".into());
         }
-        if !(self.intermittent_8521.is_finite() && (0.0..=1.0).contains(&self.intermittent_8521)) {
-            return bad("field.intermittent_8521 must be a fraction within 0..=1".into());
+        for (what, rate) in [
+            ("intermittent_8521", self.intermittent_8521),
+            ("placeholder_rate", self.placeholder_rate),
+            ("counter_dip_rate", self.counter_dip_rate),
+        ] {
+            if !(rate.is_finite() && (0.0..=1.0).contains(&rate)) {
+                return bad(format!("field.{what} must be a fraction within 0..=1"));
+            }
+        }
+        if let Some(o) = &self.grid_outage {
+            if o.duration.is_zero() {
+                return bad("field.grid_outage.duration must be positive".into());
+            }
+            if o.every.is_some_and(|every| every <= o.duration) {
+                return bad("field.grid_outage.every must be longer than its duration".into());
+            }
         }
         for (what, list) in [
             ("unlinked_devices", &self.unlinked_devices),
@@ -214,6 +295,17 @@ mod tests {
         let lenient = FieldConfig::lenient();
         assert!(!lenient.energy_stream_switch && !lenient.strict_signing);
         assert_eq!(lenient.credential_ttl(), None);
+        // The wire as the field sends it (§10–11), off in the lenient cloud but for the
+        // explicit zeros, which are the kind side.
+        assert!(d.stream_omits_zero_powers && d.slow_reports_explicit_zeros);
+        assert!(d.feed_in_at_101_only && d.grid_outage.is_none());
+        assert!(d.placeholder_rate > 0.0 && d.counter_dip_rate > 0.0);
+        assert!(!lenient.stream_omits_zero_powers && lenient.slow_reports_explicit_zeros);
+        assert!(!lenient.feed_in_at_101_only);
+        assert_eq!(
+            (lenient.placeholder_rate, lenient.counter_dip_rate),
+            (0.0, 0.0)
+        );
     }
 
     #[test]
@@ -232,11 +324,32 @@ mod tests {
             (r#"{"offline_devices": ["B"]}"#, "offline_devices: B"),
             (r#"{"unlinked_devices": ["C"]}"#, "unlinked_devices: C"),
             (r#"{"ignore_sets": ["D"]}"#, "ignore_sets: D"),
+            (r#"{"placeholder_rate": -0.1}"#, "placeholder_rate"),
+            (r#"{"counter_dip_rate": 2}"#, "counter_dip_rate"),
+            (
+                r#"{"grid_outage": {"after": "1m", "duration": "0s"}}"#,
+                "duration must be positive",
+            ),
+            (
+                r#"{"grid_outage": {"after": "1m", "duration": "1h", "every": "1h"}}"#,
+                "every must be longer",
+            ),
         ] {
             let c: FieldConfig = serde_json::from_str(json).unwrap();
             let e = c.validate(&devices).unwrap_err().to_string();
             assert!(e.contains(why), "{json}: {e}");
         }
         assert!(serde_json::from_str::<FieldConfig>(r#"{"nope": 1}"#).is_err());
+        let c: FieldConfig =
+            serde_json::from_str(r#"{"grid_outage": {"after": "10m", "duration": "5m"}}"#).unwrap();
+        let outage = c.grid_outage.unwrap();
+        assert_eq!(outage.after, Duration::from_secs(600));
+        assert_eq!(
+            (outage.duration, outage.every),
+            (Duration::from_secs(300), None)
+        );
+        assert!(
+            serde_json::from_str::<FieldConfig>(r#"{"grid_outage": {"after": "1m"}}"#).is_err()
+        );
     }
 }

@@ -87,7 +87,7 @@ mod tests {
         let with_extras = Header {
             check_type: Some(3),
             from: Some("ios".into()),
-            device_sn: Some("HJ31".into()),
+            device_sn: Some("HC31".into()),
             ..exact()
         };
         assert_eq!(classify(&encode(vec![with_extras])), SetFrame::StreamOn);

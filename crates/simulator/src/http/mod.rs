@@ -193,7 +193,7 @@ pub(crate) fn router(state: Shared) -> Router {
 
 /// `GET /sim/stats`: what the simulator saw (issue 12 §1g).
 async fn sim_stats(axum::extract::State(st): axum::extract::State<Shared>) -> Json<JsonValue> {
-    let devices = st.devices.iter().map(|d| (d.sn().to_string(), d.online()));
+    let devices = st.devices.iter().map(DeviceView::now);
     let stats = st.field_log.snapshot(devices, st.counters.snapshot());
     Json(serde_json::to_value(stats).unwrap_or(JsonValue::Null))
 }

@@ -7,29 +7,44 @@
 //! reserve is the discharge floor, backup mode charges to 100 % (from the grid if need be)
 //! and holds, the feed-in mode caps export by curtailing PV.
 //!
+//! Where the field has exact zeros, so does the model (protocol §11 leaves them off the
+//! wire): no PV at night, a full battery that stops charging (the BMS ends the charge and
+//! calls it 100 %), packs that give nothing below a minimum power, no heating. During a
+//! grid outage ([`outage`], §13) the meter reads 0 V and 0 W and the house runs on the
+//! battery and the sun. The day counters reset at local midnight; [`ledger`] keeps each
+//! day's true totals.
+//!
 //! Sign conventions: `battery_w` > 0 discharges, < 0 charges; `grid_w` > 0 imports, < 0
 //! exports. At every instant `grid_w + pv_w + battery_w = load_w + heating_w` exactly.
+//!
+//! # Layout
+//! - this file: [`FitModel`] (flows, day energy, the controller, the meter).
+//! - [`pack`]: [`Pack`], one battery pack: limits, integration.
+//! - [`profile`]: weather and household. [`settings`]: the §10 settings.
+//! - [`outage`]: when the grid is down. [`ledger`]: each day's true counters.
 
+pub mod ledger;
+pub mod outage;
+pub mod pack;
 pub mod profile;
 pub mod settings;
 
+pub use pack::{
+    MIN_PACK_POWER_W, PACK_CAPACITY_WH, PACK_MAX_CHARGE_W, PACK_MAX_DISCHARGE_W, Pack,
+    SOC_LOWER_LIMIT, SOC_UPPER_LIMIT,
+};
+
+use ledger::{Ledger, LedgerDay};
+use outage::{GridRecord, OutagePlan};
 use profile::{Clouds, Household, Noise, clear_sky};
 use protocol::SetRequest;
 use settings::Controls;
 
-/// Capacity of one pack in Wh.
-pub const PACK_CAPACITY_WH: f64 = 5000.0;
-/// Most a pack takes while charging, W.
-pub const PACK_MAX_CHARGE_W: f64 = 2500.0;
-/// Most a pack gives while discharging, W.
-pub const PACK_MAX_DISCHARGE_W: f64 = 2800.0;
 /// The hybrid inverter's limit, W.
 pub const INVERTER_MAX_W: f64 = 10000.0;
-/// The controller never discharges below / charges above these (percent).
-pub const SOC_LOWER_LIMIT: f64 = 10.0;
-pub const SOC_UPPER_LIMIT: f64 = 100.0;
-/// One-way efficiency between the AC side and the cells.
-const EFFICIENCY: f64 = 0.96;
+/// The margin the controller leaves at the meter, W (it never balances to exactly 0 W):
+/// a mean-reverting walk around the middle of this range.
+const METER_MARGIN_W: (f64, f64) = (5.0, 40.0);
 /// Longest integration step, simulated seconds.
 const MAX_STEP_S: f64 = 5.0;
 
@@ -42,49 +57,8 @@ pub struct PhysicsConfig {
     pub seed: u64,
     /// Local time = UTC + this, seconds.
     pub utc_offset_s: i64,
-}
-
-/// One battery pack.
-#[derive(Debug, Clone)]
-pub struct Pack {
-    /// State of charge, percent.
-    pub soc: f64,
-    /// Power at the pack's terminals, W (> 0 discharging).
-    pub power_w: f64,
-    /// State of health, percent.
-    pub soh: f64,
-    /// Full equivalent cycles.
-    pub cycles: f64,
-    /// Cell temperature, °C.
-    pub temp_c: f64,
-    /// Lifetime charged / discharged energy, Wh.
-    pub charged_wh: f64,
-    pub discharged_wh: f64,
-}
-
-impl Pack {
-    /// What the pack can take now, W (tapers above 90 %).
-    pub fn charge_limit_w(&self) -> f64 {
-        let taper = ((SOC_UPPER_LIMIT - self.soc) / 10.0).clamp(0.0, 1.0);
-        PACK_MAX_CHARGE_W * taper
-    }
-
-    /// What the pack can give now, W (tapers in the last 5 % above the lower limit).
-    pub fn discharge_limit_w(&self) -> f64 {
-        self.discharge_limit_above(SOC_LOWER_LIMIT)
-    }
-
-    /// What the pack gives with the controller's floor at `floor` percent (the backup
-    /// reserve), W: tapers in the last 5 % above it.
-    pub fn discharge_limit_above(&self, floor: f64) -> f64 {
-        let taper = ((self.soc - floor.max(SOC_LOWER_LIMIT)) / 5.0).clamp(0.0, 1.0);
-        PACK_MAX_DISCHARGE_W * taper
-    }
-
-    /// Energy left in the pack, Wh.
-    pub fn remaining_wh(&self) -> f64 {
-        PACK_CAPACITY_WH * self.soh / 100.0 * self.soc / 100.0
-    }
+    /// Grid outages (protocol §13), if any.
+    pub outage: Option<OutagePlan>,
 }
 
 /// Power flows at the current instant, W.
@@ -98,7 +72,8 @@ pub struct Flows {
     pub bp_heating_w: f64,
     pub battery_w: f64,
     pub grid_w: f64,
-    /// Per phase: grid power (W, signed), voltage (V), current (A, RMS), power factor.
+    /// Per phase: grid power (W, signed), voltage (V), current (A, RMS), power factor;
+    /// all 0 while the grid is down.
     pub phase_w: [f64; 3],
     pub phase_v: [f64; 3],
     pub phase_a: [f64; 3],
@@ -136,6 +111,12 @@ pub struct FitModel {
     flows: Flows,
     day: DayEnergy,
     controls: Controls,
+    /// The mains voltages while the grid is up (the meter reads 0 V while it is down).
+    mains_v: [f64; 3],
+    /// The margin the controller leaves at the meter now, W.
+    margin_w: f64,
+    grid: GridRecord,
+    ledger: Ledger,
     now: f64,
 }
 
@@ -154,24 +135,25 @@ impl FitModel {
                 discharged_wh: 190_000.0,
             })
             .collect();
-        let phase_v = [
+        let mains_v = [
             230.0 + noise.gauss(),
             230.0 + noise.gauss(),
             230.0 + noise.gauss(),
         ];
+        let day = day_index(config.utc_offset_s, epoch_s);
         let mut model = FitModel {
             config,
             noise,
             clouds: Clouds { factor: 0.8 },
             household: Household::default(),
             packs,
-            flows: Flows {
-                phase_v,
-                phase_pf: [0.98; 3],
-                ..Flows::default()
-            },
+            flows: Flows::default(),
             day: DayEnergy::default(),
             controls: Controls::default(),
+            mains_v,
+            margin_w: (METER_MARGIN_W.0 + METER_MARGIN_W.1) / 2.0,
+            grid: GridRecord::default(),
+            ledger: Ledger::new(day),
             now: epoch_s,
         };
         model.settle(0.0);
@@ -193,6 +175,21 @@ impl FitModel {
 
     pub fn day(&self) -> &DayEnergy {
         &self.day
+    }
+
+    /// Whether the grid is down now and how many outages started and ended (§13).
+    pub fn grid(&self) -> GridRecord {
+        self.grid
+    }
+
+    /// Each local day's true counters, oldest first, the current day last.
+    pub fn ledger(&self) -> Vec<LedgerDay> {
+        self.ledger.days(&self.day)
+    }
+
+    /// A heartbeat goes out now with the current day counters: the ledger notes them.
+    pub fn note_heartbeat(&mut self) {
+        self.ledger.heartbeat(&self.day);
     }
 
     /// The settings (protocol §10) and their revision.
@@ -222,11 +219,12 @@ impl FitModel {
     }
 
     fn day_index(&self, epoch_s: f64) -> i64 {
-        (self.local_seconds(epoch_s) / 86400.0).floor() as i64
+        day_index(self.config.utc_offset_s, epoch_s)
     }
 
     /// Advances the model to simulated time `epoch_s` (earlier times are ignored), in steps
-    /// of at most 5 s; day counters reset at local midnight.
+    /// of at most 5 s that end at every local midnight (day counters reset, the ledger
+    /// closes the day) and at every start and end of an outage.
     pub fn advance_to(&mut self, epoch_s: f64) {
         if !epoch_s.is_finite() {
             return;
@@ -234,7 +232,14 @@ impl FitModel {
         while self.now < epoch_s {
             let next_midnight =
                 (self.day_index(self.now) + 1) as f64 * 86400.0 - self.config.utc_offset_s as f64;
-            let end = epoch_s.min(self.now + MAX_STEP_S).min(next_midnight);
+            let mut end = epoch_s.min(self.now + MAX_STEP_S).min(next_midnight);
+            if let Some(change) = self
+                .config
+                .outage
+                .and_then(|p| p.next_change_after(self.now))
+            {
+                end = end.min(change);
+            }
             let dt = end - self.now;
             self.now = end;
             if dt > 0.0 {
@@ -242,6 +247,7 @@ impl FitModel {
             }
             self.controls.check_reserve(self.now);
             if self.now >= next_midnight {
+                self.ledger.close_day(&self.day, self.day_index(self.now));
                 self.day = DayEnergy::default();
             }
         }
@@ -251,6 +257,12 @@ impl FitModel {
     fn settle(&mut self, dt: f64) {
         let hour = self.local_hour();
         let day_of_year = (self.local_seconds(self.now) / 86400.0).rem_euclid(365.2425);
+        // Steps end at every outage boundary, so the middle of a step is inside or outside.
+        let grid_up = !self
+            .config
+            .outage
+            .is_some_and(|p| p.active_at(self.now - dt / 2.0));
+        self.grid.note(!grid_up);
         self.clouds.step(dt, &mut self.noise);
         let pv_noise = 1.0 + 0.01 * self.noise.gauss().clamp(-3.0, 3.0);
         let mut pv_w = (self.config.pv_peak_w
@@ -259,15 +271,28 @@ impl FitModel {
             * self.clouds.factor
             * pv_noise)
             .clamp(0.0, self.config.pv_peak_w);
-        let load_w = self.household.step(hour, dt, &mut self.noise);
+        let mut load_w = self.household.step(hour, dt, &mut self.noise);
         let heating_w = 0.0;
         let bp_heating_w = 0.0;
+        let (lo, hi) = METER_MARGIN_W;
+        self.margin_w += ((lo + hi) / 2.0 - self.margin_w) * (dt / 300.0).min(1.0)
+            + 2.0 * self.noise.gauss() * dt.min(5.0).sqrt();
+        self.margin_w = self.margin_w.clamp(lo, hi);
 
         // Self-consumption: the battery covers the deficit down to the reserve or soaks
         // up the surplus; in backup mode it charges at full rate whatever the sun does.
+        // Islanded (§13) the house runs on the battery, which may then use its reserve
+        // down to the lower limit: that is what the reserve is kept for.
         let set = self.controls.settings;
-        let net = load_w + heating_w + bp_heating_w - pv_w;
-        let charging = set.charges_to_full() || net <= 0.0;
+        let demand = load_w + heating_w + bp_heating_w;
+        let net = demand - pv_w;
+        let backup_charge = grid_up && set.charges_to_full();
+        let charging = backup_charge || net <= 0.0;
+        let floor = if grid_up {
+            set.discharge_floor()
+        } else {
+            SOC_LOWER_LIMIT
+        };
         let limits: Vec<f64> = self
             .packs
             .iter()
@@ -275,15 +300,27 @@ impl FitModel {
                 if charging {
                     p.charge_limit_w()
                 } else {
-                    p.discharge_limit_above(set.discharge_floor())
+                    p.discharge_limit_above(floor)
                 }
             })
             .collect();
         let total_limit: f64 = limits.iter().sum::<f64>().min(INVERTER_MAX_W);
-        let battery_w = if set.charges_to_full() {
-            -total_limit
+        let (battery_w, grid_w) = if backup_charge {
+            (-total_limit, net + total_limit)
+        } else if grid_up {
+            // The controller leaves a small margin at the meter rather than overshoot.
+            let battery_w = net.signum() * (net.abs() - self.margin_w).max(0.0).min(total_limit);
+            (battery_w, net - battery_w)
         } else {
-            net.signum() * net.abs().min(total_limit)
+            let battery_w = net.signum() * net.abs().min(total_limit);
+            if net < 0.0 {
+                // No export: PV is curtailed to what the house and the battery take.
+                pv_w = demand - battery_w;
+            } else if battery_w < net {
+                // What the battery cannot carry goes dark.
+                load_w = (pv_w + battery_w - heating_w - bp_heating_w).max(0.0);
+            }
+            (battery_w, 0.0)
         };
         let limit_sum: f64 = limits.iter().sum();
         for (pack, limit) in self.packs.iter_mut().zip(&limits) {
@@ -293,29 +330,26 @@ impl FitModel {
                 0.0
             };
             pack.power_w = battery_w * share;
-            integrate_pack(pack, dt);
+            pack.integrate(dt);
+            // The BMS ends the charge when the taper falls below what it runs at, and
+            // calls the pack full.
+            if charging && pack.soc >= 99.0 && pack.charge_limit_w() == 0.0 {
+                pack.soc = SOC_UPPER_LIMIT;
+            }
         }
-        let mut grid_w = net - battery_w;
+        let mut grid_w = grid_w;
         // The feed-in mode caps export: the inverter curtails PV rather than export more.
         let cap = set.export_cap_w();
         if -grid_w > cap {
             pv_w -= -grid_w - cap;
             grid_w = -cap;
         }
-
-        // The meter: load spread unevenly over the phases, the inverter feeds all three evenly.
-        let load_split = [0.45, 0.33, 0.22];
-        for (i, split) in load_split.into_iter().enumerate() {
-            let v = &mut self.flows.phase_v[i];
-            *v += (230.0 - *v) * (dt / 120.0).min(1.0)
-                + 0.3 * self.noise.gauss() * dt.min(5.0).sqrt();
-            *v = v.clamp(222.0, 238.0);
-            let phase_w = (load_w + heating_w + bp_heating_w) * split - (pv_w + battery_w) / 3.0;
-            let pf = (0.97 + 0.01 * self.noise.gauss()).clamp(0.9, 1.0);
-            self.flows.phase_w[i] = phase_w;
-            self.flows.phase_pf[i] = pf;
-            self.flows.phase_a[i] = phase_w.abs() / (*v * pf);
-        }
+        self.meter(
+            dt,
+            grid_up,
+            load_w + heating_w + bp_heating_w,
+            pv_w + battery_w,
+        );
         self.flows.pv_w = pv_w;
         self.flows.load_w = load_w;
         self.flows.heating_w = heating_w;
@@ -331,113 +365,36 @@ impl FitModel {
         self.day.bp_out_wh += battery_w.max(0.0) * h;
         self.day.bp_in_wh += (-battery_w).max(0.0) * h;
     }
+
+    /// The 3-phase meter: the load spread unevenly over the phases, the inverter feeding
+    /// `inverter_w` evenly; all zeros while the grid is down (§13).
+    fn meter(&mut self, dt: f64, grid_up: bool, demand_w: f64, inverter_w: f64) {
+        if !grid_up {
+            let f = &mut self.flows;
+            (f.phase_w, f.phase_v, f.phase_a, f.phase_pf) =
+                ([0.0; 3], [0.0; 3], [0.0; 3], [0.0; 3]);
+            return;
+        }
+        let load_split = [0.45, 0.33, 0.22];
+        for (i, split) in load_split.into_iter().enumerate() {
+            let v = &mut self.mains_v[i];
+            *v += (230.0 - *v) * (dt / 120.0).min(1.0)
+                + 0.3 * self.noise.gauss() * dt.min(5.0).sqrt();
+            *v = v.clamp(222.0, 238.0);
+            let phase_w = demand_w * split - inverter_w / 3.0;
+            let pf = (0.97 + 0.01 * self.noise.gauss()).clamp(0.9, 1.0);
+            self.flows.phase_v[i] = *v;
+            self.flows.phase_w[i] = phase_w;
+            self.flows.phase_pf[i] = pf;
+            self.flows.phase_a[i] = phase_w.abs() / (*v * pf);
+        }
+    }
 }
 
-/// SOC, cycles and temperature of a pack after `dt` seconds at its power.
-fn integrate_pack(pack: &mut Pack, dt: f64) {
-    let h = dt / 3600.0;
-    let capacity = PACK_CAPACITY_WH * pack.soh / 100.0;
-    let cell_wh = if pack.power_w >= 0.0 {
-        pack.power_w / EFFICIENCY * h
-    } else {
-        pack.power_w * EFFICIENCY * h
-    };
-    pack.soc = (pack.soc - cell_wh / capacity * 100.0).clamp(0.0, 100.0);
-    if pack.power_w >= 0.0 {
-        pack.discharged_wh += pack.power_w * h;
-        pack.cycles += pack.power_w * h / PACK_CAPACITY_WH;
-    } else {
-        pack.charged_wh += -pack.power_w * h;
-    }
-    let target = 22.0 + 10.0 * pack.power_w.abs() / PACK_MAX_DISCHARGE_W;
-    pack.temp_c += (target - pack.temp_c) * (dt / 1800.0).min(1.0);
+/// Local day index (days since 1970-01-01 in local time) of `epoch_s`.
+fn day_index(utc_offset_s: i64, epoch_s: f64) -> i64 {
+    ((epoch_s + utc_offset_s as f64) / 86400.0).floor() as i64
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn model(packs: usize, soc: f64, start: f64) -> FitModel {
-        FitModel::new(
-            PhysicsConfig {
-                packs,
-                pv_peak_w: 8000.0,
-                initial_soc: soc,
-                seed: 11,
-                utc_offset_s: 3600,
-            },
-            start,
-        )
-    }
-
-    /// 2024-06-01 00:00 local (UTC+1) as epoch seconds.
-    const MIDNIGHT: f64 = 1_717_196_400.0;
-
-    #[test]
-    fn power_balances_at_every_instant_and_energy_over_a_day() {
-        let mut m = model(2, 50.0, MIDNIGHT);
-        let mut t = MIDNIGHT;
-        let mut saw_export = false;
-        let mut saw_charge = false;
-        let mut saw_discharge = false;
-        while t + 30.0 < MIDNIGHT + 86_400.0 {
-            t += 30.0;
-            m.advance_to(t);
-            let f = m.flows();
-            let supply = f.grid_w + f.pv_w + f.battery_w;
-            let demand = f.load_w + f.heating_w + f.bp_heating_w;
-            assert!((supply - demand).abs() <= 0.01 * demand.max(1.0), "{f:?}");
-            let phases: f64 = f.phase_w.iter().sum();
-            assert!((phases - f.grid_w).abs() < 1e-6);
-            saw_export |= f.grid_w < -100.0;
-            saw_charge |= f.battery_w < -100.0;
-            saw_discharge |= f.battery_w > 100.0;
-        }
-        assert!(saw_export && saw_charge && saw_discharge);
-        let day = m.day();
-        assert!(day.pv_wh > 10_000.0, "a June day makes PV energy: {day:?}");
-        assert!(day.imbalance_wh().abs() <= 0.01 * day.load_wh, "{day:?}");
-    }
-
-    #[test]
-    fn soc_stays_within_limits_and_charging_respects_pack_limits() {
-        let mut m = model(3, 12.0, MIDNIGHT);
-        for step in 1..=(4 * 86400 / 60) {
-            m.advance_to(MIDNIGHT + f64::from(step) * 60.0);
-            for p in m.packs() {
-                assert!((0.0..=100.0).contains(&p.soc));
-                assert!(p.power_w <= PACK_MAX_DISCHARGE_W + 1e-9);
-                assert!(-p.power_w <= PACK_MAX_CHARGE_W + 1e-9);
-                if p.power_w > 0.0 {
-                    assert!(p.soc >= SOC_LOWER_LIMIT - 0.5, "{p:?}");
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn soc_integrates_power() {
-        let mut m = model(1, 50.0, MIDNIGHT + 3.0 * 3600.0);
-        // At 3 am there is no sun: the pack discharges to cover the load.
-        let before = m.soc();
-        let mut energy_wh = 0.0;
-        for s in 1..=600 {
-            m.advance_to(MIDNIGHT + 3.0 * 3600.0 + f64::from(s));
-            energy_wh += m.flows().battery_w / 3600.0;
-        }
-        let expected_drop = energy_wh / EFFICIENCY / PACK_CAPACITY_WH * 100.0;
-        assert!(energy_wh > 0.0);
-        assert!(((before - m.soc()) - expected_drop).abs() < 0.01);
-    }
-
-    #[test]
-    fn day_counters_reset_at_local_midnight() {
-        let mut m = model(2, 60.0, MIDNIGHT + 23.0 * 3600.0);
-        m.advance_to(MIDNIGHT + 23.9 * 3600.0);
-        assert!(m.day().load_wh > 100.0);
-        m.advance_to(MIDNIGHT + 24.0 * 3600.0 + 60.0);
-        assert!(m.day().load_wh < 60.0 * 15000.0 / 3600.0);
-        assert!(m.day().load_wh > 0.0);
-        assert!(m.local_hour() < 0.1);
-    }
-}
+mod tests;

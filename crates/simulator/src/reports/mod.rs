@@ -1,7 +1,9 @@
 //! Model → catalog states → genuine report bytes: the four reports a Fit sends (EMS
 //! heartbeat, energy stream, battery packs, cloud BMS info).
 //!
-//! Every catalog state of a report is filled, each number inside its catalog range, except
+//! Every catalog state of a report is filled (what goes on the wire — zeros left out, bad
+//! samples — is the device's business, `field::wire` and `field::glitch`, through the
+//! edit [`encode`] takes), each number inside its catalog range, except
 //! the two signed flows of the energy stream: `gridPwr` (< 0 while exporting) and `bpPwr`
 //! (< 0 while charging), which carry the sign as the real device does so that
 //! `gridPwr + pvPwr + bpPwr = loadPwr + heatingPower + bpHeatingPower` holds. Per-pack and
@@ -219,7 +221,9 @@ pub(crate) fn heartbeat(m: &FitModel, cx: Context<'_>) -> States {
     s.out
 }
 
-/// Serial number of pack `i` of device `sn`.
+/// Serial number of pack `i` of device `sn`: a Fit's packs report serials beginning
+/// `HJ3A` (its wire sample, foxthefox/ioBroker.ecoflow-mqtt `test/data2/poweroceanfit.json`),
+/// 16 characters like the system's own.
 pub(crate) fn pack_serial(sn: &str, i: usize) -> String {
     let tail: String = sn
         .chars()
@@ -229,7 +233,7 @@ pub(crate) fn pack_serial(sn: &str, i: usize) -> String {
         .into_iter()
         .rev()
         .collect();
-    format!("HJ32BP{:02}{tail}", i + 1)
+    format!("HJ3AZP{:02}{tail}", i + 1)
 }
 
 /// Terminal voltage of a 16-cell LFP pack at `soc` percent.
@@ -397,25 +401,32 @@ pub(crate) fn cloud_bms(m: &FitModel, cx: Context<'_>, index: usize) -> States {
     s.out
 }
 
-/// The report bytes (`pdata`) of `report`.
+/// Edits one channel's states on their way to the wire (what the device leaves out,
+/// injected bad samples: `field::wire`, `field::glitch`).
+pub(crate) type WireEdit<'a> = &'a mut dyn FnMut(Channel, &mut States);
+
+/// The report bytes (`pdata`) of `report`, each channel's states passed through `edit`.
 pub(crate) fn encode(
     report: MappedReport,
     m: &FitModel,
     cx: Context<'_>,
     bms_index: usize,
+    edit: WireEdit<'_>,
 ) -> Result<Vec<u8>, protocol::EncodeError> {
-    match report {
-        MappedReport::EnergyStream => {
-            protocol::encode_report(Channel::EnergyStreamItem, &energy_stream(m, cx))
+    let (channel, mut states) = match report {
+        MappedReport::EnergyStream => (Channel::EnergyStreamItem, energy_stream(m, cx)),
+        MappedReport::EmsHeartbeat => (Channel::EmsHeartbeatReport, heartbeat(m, cx)),
+        MappedReport::CloudBmsInfo => (Channel::CloudBmsInfoReport, cloud_bms(m, cx, bms_index)),
+        MappedReport::BatteryPacks => {
+            let mut packs = battery_packs(m, cx);
+            for (i, pack) in packs.iter_mut().enumerate() {
+                edit(Channel::battery_pack(i).unwrap_or(Channel::BpInfo2), pack);
+            }
+            return protocol::encode_battery_packs(&packs);
         }
-        MappedReport::EmsHeartbeat => {
-            protocol::encode_report(Channel::EmsHeartbeatReport, &heartbeat(m, cx))
-        }
-        MappedReport::BatteryPacks => protocol::encode_battery_packs(&battery_packs(m, cx)),
-        MappedReport::CloudBmsInfo => {
-            protocol::encode_report(Channel::CloudBmsInfoReport, &cloud_bms(m, cx, bms_index))
-        }
-    }
+    };
+    edit(channel, &mut states);
+    protocol::encode_report(channel, &states)
 }
 
 #[cfg(test)]

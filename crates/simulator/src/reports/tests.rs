@@ -20,6 +20,7 @@ fn model(packs: usize, soc: f64) -> FitModel {
             initial_soc: soc,
             seed: 5,
             utc_offset_s: 3600,
+            outage: None,
         },
         MIDNIGHT,
     )
@@ -38,7 +39,7 @@ fn cx(m: &FitModel) -> Context<'static> {
 fn decode_all(m: &FitModel) -> Vec<protocol::StateUpdate> {
     let mut updates = Vec::new();
     for (seq, report) in MappedReport::ALL.into_iter().enumerate() {
-        let pdata = encode(report, m, cx(m), 0).unwrap();
+        let pdata = encode(report, m, cx(m), 0, &mut |_, _| {}).unwrap();
         let frame = protocol::FrameSpec::report(report, pdata, SN, 7 + seq as i32, true);
         let payload = protocol::encode_frames(vec![frame]);
         let decoded = protocol::decode_payload(&payload, SN).unwrap();

@@ -1,7 +1,10 @@
 //! Shared helpers of the simulator's integration tests: a real HTTPS client and a real
-//! MQTT/TLS client (rumqttc) that trust the simulator's CA, and frame checks.
+//! MQTT/TLS client (rumqttc) that trust the simulator's CA, and frame checks; `wire` reads
+//! the raw protobuf.
 
 #![allow(dead_code)]
+
+pub mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +14,7 @@ use rumqttc::{
     AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
 };
 use serde_json::{Value, json};
-use simulator::{FieldConfig, Simulator, SimulatorConfig};
+use simulator::{FieldConfig, FieldStats, Simulator, SimulatorConfig};
 
 /// A config for tests of the living device and the wire: ephemeral ports, and the
 /// lenient cloud on purpose (the field rules have their own tests in `field.rs`).
@@ -26,6 +29,24 @@ pub fn config(speed: f64) -> SimulatorConfig {
 /// The workspace's TLS client config, trusting the simulator's CA too.
 pub fn tls_config(ca_pem: &str) -> rustls::ClientConfig {
     connect::tls::client_config(Some(ca_pem)).unwrap()
+}
+
+/// A client id of the accepted app form (protocol §9).
+pub fn app_id(user_id: &str, n: u8) -> String {
+    format!("ANDROID_3F2504E0-4F89-41D3-9A0C-0305E82C33{n:02X}_{user_id}")
+}
+
+/// `GET /sim/stats` over HTTPS.
+pub async fn sim_stats(sim: &Simulator) -> FieldStats {
+    let body: Value = http_client(sim)
+        .get(format!("{}/sim/stats", sim.http_base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    serde_json::from_value(body).unwrap()
 }
 
 pub fn http_client(sim: &Simulator) -> reqwest::Client {

@@ -1,88 +1,41 @@
-//! What the simulator saw of its clients, as `GET /sim/stats` serves it ([`FieldStats`]),
-//! and the live record behind it ([`FieldLog`]): per device the switch frames, the
-//! stream and the §10 sets, per account the client ids and refused connections, signing errors by code.
+//! What the simulator saw of its clients and did on the wire, as `GET /sim/stats` serves
+//! it ([`FieldStats`]), and the live record behind it ([`FieldLog`]): per device the
+//! switch frames, the stream, the §10 sets, the zeros left out and bad samples injected
+//! (§11), the grid (§13) and the daily-counter ledger; per account the client ids and
+//! refused connections; signing errors by code.
+//!
+//! # Layout
+//! - this file: [`FieldLog`], [`Refusal`], the route keys.
+//! - `answer`: the JSON types ([`FieldStats`], [`DeviceFieldStats`], [`AccountFieldStats`]).
+
+mod answer;
+
+pub use answer::{AccountFieldStats, DeviceFieldStats, FieldStats};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::FieldConfig;
 use super::client_id::DailyIds;
+use super::glitch::BadSample;
 use crate::SimulatorStats;
+use crate::physics::ledger::LedgerDay;
+use crate::physics::outage::GridRecord;
 use crate::sets::Ignored;
 
-/// The `GET /sim/stats` answer.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct FieldStats {
-    /// Per device serial.
-    pub devices: BTreeMap<String, DeviceFieldStats>,
-    /// Per route: `"app"` (the e-mail account) and `"open"` (the developer key).
-    pub accounts: BTreeMap<String, AccountFieldStats>,
-    /// Open-API answers other than success, by code (`"8521"`, `"8513"`, `"1006"`, …).
-    pub signing_errors: BTreeMap<String, u64>,
-    /// The simulator's overall counters.
-    pub totals: SimulatorStats,
-}
+/// Distinct unknown set commands counted by name; past this, under `"other"` (the cmd_id
+/// comes from whoever publishes: it must not grow the record without limit).
+const MAX_UNKNOWN_COMMANDS: usize = 16;
 
-/// One device, as the field rules saw it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct DeviceFieldStats {
-    /// Online (reporting) right now.
-    pub online: bool,
-    /// Valid §8 switch frames received on the `set` topic.
-    pub switch_frames: u64,
-    /// 96/97 frames that were not the exact §8 switch (ignored).
-    pub bad_switch_frames: u64,
-    /// When the last valid switch arrived, epoch milliseconds.
-    pub last_switch_unix_ms: Option<u64>,
-    /// Whether the energy stream flows right now.
-    pub stream_on: bool,
-    /// Energy-stream (96/33) frames sent.
-    pub stream_frames: u64,
-    /// Energy-stream ticks skipped because no switch was recent enough.
-    pub stream_withheld: u64,
-    /// Times the stream stopped for want of a switch.
-    pub stream_stops: u64,
-    /// Get-all requests received.
-    pub get_all_requests: u64,
-    /// Payloads on the `set` topic other than 96/97 frames (protocol §10 sets and
-    /// anything else), whatever became of them.
-    pub sets_received: u64,
-    /// Sets applied (each followed by a 96/8 report).
-    pub sets_applied: u64,
-    /// Sets ignored, in total and by reason: `not_a_frame`, `envelope`,
-    /// `unknown_command`, `bad_pdata`, `bad_value`, `offline`, `ignoring_sets`.
-    pub sets_ignored: u64,
-    pub sets_ignored_by_reason: BTreeMap<String, u64>,
-    /// The device is switched to ignore sets (`field.ignore_sets`, `Faults::ignore_sets`).
-    pub ignores_sets: bool,
-}
-
-/// One account (route), as the broker and HTTP side saw it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct AccountFieldStats {
-    /// The user id (app route) or access key (open route).
-    pub account: String,
-    /// Distinct client ids accepted today (UTC, real time).
-    pub client_ids_today: u64,
-    /// Those client ids.
-    pub client_ids: Vec<String>,
-    /// MQTT connections accepted.
-    pub connections: u64,
-    /// Connections dropped because a new one took their client id.
-    pub takeovers: u64,
-    /// Connections refused, by reason: `bad_credentials`, `expired_credentials`,
-    /// `client_id_form`, `client_id_limit`.
-    pub refused: BTreeMap<String, u64>,
-    /// Certification answers (each hands out a fresh MQTT login when logins expire).
-    pub certifications: u64,
-    /// Connections dropped because their login expired.
-    pub expired_drops: u64,
-    /// Logins refused on the other region's API.
-    pub wrong_region: u64,
+/// What a device is now, for [`FieldLog::snapshot`].
+pub(crate) struct DeviceNow {
+    pub(crate) sn: String,
+    pub(crate) online: bool,
+    pub(crate) grid: GridRecord,
+    pub(crate) ledger: Vec<LedgerDay>,
 }
 
 /// Why the broker refused a CONNECT.
@@ -236,7 +189,32 @@ impl FieldLog {
                         .sets_ignored_by_reason
                         .entry(why.as_str().to_string())
                         .or_default() += 1;
+                    if let Ignored::UnknownCommand(id) = why {
+                        let unknown = &mut d.stats.unknown_set_commands;
+                        let mut name = format!("{}/{id}", protocol::control::CMD_FUNC);
+                        if !unknown.contains_key(&name) && unknown.len() >= MAX_UNKNOWN_COMMANDS {
+                            name = "other".to_string();
+                        }
+                        *unknown.entry(name).or_default() += 1;
+                    }
                 }
+            }
+        });
+    }
+
+    /// A report of `sn` went out with `omitted` zero fields left off and `injected` bad
+    /// samples (kind, state key).
+    pub(crate) fn on_the_wire(&self, sn: &str, omitted: usize, injected: &[(BadSample, &str)]) {
+        if omitted == 0 && injected.is_empty() {
+            return;
+        }
+        self.device(sn, |d| {
+            d.stats.zero_fields_omitted += omitted as u64;
+            for (kind, _) in injected {
+                *d.stats
+                    .bad_samples
+                    .entry(kind.as_str().to_string())
+                    .or_default() += 1;
             }
         });
     }
@@ -289,10 +267,10 @@ impl FieldLog {
             .or_default() += 1;
     }
 
-    /// The `/sim/stats` answer; `devices` are the serials with whether each is online.
+    /// The `/sim/stats` answer, with what each device is now.
     pub(crate) fn snapshot(
         &self,
-        devices: impl IntoIterator<Item = (String, bool)>,
+        devices: impl IntoIterator<Item = DeviceNow>,
         totals: SimulatorStats,
     ) -> FieldStats {
         let mut inner = self.lock();
@@ -302,12 +280,16 @@ impl FieldLog {
             signing_errors: inner.signing_errors.clone(),
             ..FieldStats::default()
         };
-        for (sn, online) in devices {
-            let d = inner.devices.entry(sn.clone()).or_default();
+        for now in devices {
+            let d = inner.devices.entry(now.sn.clone()).or_default();
             let mut stats = d.stats.clone();
-            stats.online = online;
-            stats.stream_on = online && self.flowing(d);
-            out.devices.insert(sn, stats);
+            stats.online = now.online;
+            stats.stream_on = now.online && self.flowing(d);
+            stats.grid_outage_active = now.grid.down;
+            stats.grid_outages_started = now.grid.outages_started;
+            stats.grid_outages_ended = now.grid.outages_ended;
+            stats.ledger = now.ledger;
+            out.devices.insert(now.sn, stats);
         }
         for (route, a) in &inner.accounts {
             let mut stats = a.stats.clone();
@@ -339,6 +321,11 @@ mod tests {
         log.get_all("SN");
         log.set_frame("SN", None);
         log.set_frame("SN", Some(Ignored::Envelope));
+        for id in (100..120).chain([115, 115]) {
+            log.set_frame("SN", Some(Ignored::UnknownCommand(id)));
+        }
+        log.on_the_wire("SN", 3, &[(BadSample::CounterDip, "k")]);
+        log.on_the_wire("SN", 2, &[]);
         log.ignoring_sets("SN", true);
         assert!(log.admit_client_id(OPEN, "a") && log.admit_client_id(OPEN, "b"));
         assert!(!log.admit_client_id(OPEN, "c"));
@@ -346,15 +333,35 @@ mod tests {
         assert!((0..20).all(|i| log.admit_client_id(APP, &format!("x{i}"))));
         log.connected(APP, true);
         log.signing_error("8521");
-        let s = log.snapshot([("SN".to_string(), true)], SimulatorStats::default());
+        let now = DeviceNow {
+            sn: "SN".to_string(),
+            online: true,
+            grid: GridRecord {
+                down: true,
+                outages_started: 1,
+                outages_ended: 0,
+            },
+            ledger: Vec::new(),
+        };
+        let s = log.snapshot([now], SimulatorStats::default());
         let d = &s.devices["SN"];
+        assert_eq!(d.unknown_set_commands.len(), MAX_UNKNOWN_COMMANDS + 1);
+        assert_eq!(d.unknown_set_commands["96/115"], 3);
+        assert_eq!(d.unknown_set_commands["other"], 4);
+        assert_eq!(d.sets_ignored_by_reason["unknown_command"], 22);
+        assert_eq!(d.zero_fields_omitted, 5);
+        assert_eq!(d.bad_samples["counter_dip"], 1);
+        assert!(d.grid_outage_active && d.grid_outages_started == 1);
         assert_eq!(
             (d.switch_frames, d.bad_switch_frames, d.stream_frames),
             (1, 1, 1)
         );
         assert_eq!((d.stream_withheld, d.get_all_requests), (1, 1));
         assert!(d.stream_on && d.last_switch_unix_ms.is_some());
-        assert_eq!((d.sets_received, d.sets_applied, d.sets_ignored), (2, 1, 1));
+        assert_eq!(
+            (d.sets_received, d.sets_applied, d.sets_ignored),
+            (24, 1, 23)
+        );
         assert_eq!(d.sets_ignored_by_reason["envelope"], 1);
         assert!(d.ignores_sets);
         assert_eq!(s.accounts[OPEN].client_ids, vec!["a", "b"]);
