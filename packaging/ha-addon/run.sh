@@ -63,6 +63,10 @@ if [ "$(opt home_assistant)" = true ]; then
 fi
 
 mkdir -p "$(dirname "$config")"
+# allowed_hosts: "Open Web UI" opens http://<the name the browser used for Home
+# Assistant>:8080, so the Home Assistant OS default names are allowed, plus the
+# dashboard_hosts option (your own DNS name, a reverse proxy). Any other name is refused
+# (DNS rebinding); IP addresses always work.
 # Every string goes through jq's tojson: a JSON string is a valid TOML basic string.
 jq -r --argjson mqtt "${mqtt_json:-null}" '
   def q: tostring | tojson;
@@ -78,6 +82,7 @@ jq -r --argjson mqtt "${mqtt_json:-null}" '
   "",
   "[web]",
   "bind = \"0.0.0.0:8080\"",
+  "allowed_hosts = [\((["homeassistant.local", "homeassistant"] + (.dashboard_hosts // [])) | unique | map(q) | join(", "))]",
   "metrics = \(.metrics | q)",
   "",
   "[home_assistant]",

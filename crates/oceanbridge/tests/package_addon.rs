@@ -119,6 +119,17 @@ fn the_addon_run_script_turns_the_options_into_a_config_the_binary_accepts() {
     }
     let parsed: toml::Table = toml::from_str(&text).expect("valid TOML");
     assert_eq!(parsed["store"]["retention"].as_str(), Some("90days"));
+    // "Open Web UI" names: Home Assistant's defaults and the option's, each once.
+    let hosts: Vec<&str> = parsed["web"]["allowed_hosts"]
+        .as_array()
+        .expect("allowed_hosts")
+        .iter()
+        .filter_map(|h| h.as_str())
+        .collect();
+    assert_eq!(
+        hosts,
+        ["homeassistant", "homeassistant.local", "solar.example.net"]
+    );
 
     // No web_token option, a public bind: a token is made once, kept owner-only, used.
     assert!(effective.contains("token = \"<redacted>\""), "{effective}");
