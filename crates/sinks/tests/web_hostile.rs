@@ -8,14 +8,14 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use common::{Harness, SN, lan_ip};
 use serde_json::json;
 use sinks::web::WebConfig;
-use sinks::web::diagnostics::{BundleFile, DiagnosticsBundle};
+use sinks::web::diagnostics::{BundleError, BundleFile, DiagnosticsBundle};
 use testkit::raw_http::{RawResponse, request};
 
 const TOKEN: &str = "h0stile-t0ken";
@@ -147,10 +147,12 @@ async fn every_answer_carries_the_security_headers() {
     h.stop().await;
 }
 
-/// A bundle whose build waits until the test opens the gate.
+/// A bundle whose build waits until the test opens the gate; like the runtime's builder,
+/// it builds one at a time and answers busy meanwhile.
 #[derive(Default)]
 struct GatedBundle {
     started: AtomicUsize,
+    building: AtomicBool,
     open: Mutex<bool>,
     opened: Condvar,
 }
@@ -163,10 +165,14 @@ impl GatedBundle {
 }
 
 impl DiagnosticsBundle for GatedBundle {
-    fn build(&self, _zip: bool) -> Result<BundleFile, String> {
+    fn build(&self, _zip: bool) -> Result<BundleFile, BundleError> {
+        if self.building.swap(true, Ordering::SeqCst) {
+            return Err(BundleError::Busy);
+        }
         self.started.fetch_add(1, Ordering::SeqCst);
         let open = self.open.lock().expect("gate");
         let _open = self.opened.wait_while(open, |open| !*open).expect("gate");
+        self.building.store(false, Ordering::SeqCst);
         Ok(BundleFile {
             file_name: "bundle.tar.gz".into(),
             content_type: "application/gzip",

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use sinks::web::diagnostics::{BundleFile, DiagnosticsBundle};
+use sinks::web::diagnostics::{BundleError, BundleFile, DiagnosticsBundle};
 use store::{BridgeStats, StateStore};
 
 use super::{Busy, Format, Inputs, Live, archive, try_build};
@@ -78,7 +78,10 @@ impl LiveBundle {
 }
 
 impl DiagnosticsBundle for LiveBundle {
-    fn build(&self, zip: bool) -> Result<BundleFile, String> {
-        self.try_build_file(zip).map_err(|e| e.to_string())
+    fn build(&self, zip: bool) -> Result<BundleFile, BundleError> {
+        self.try_build_file(zip).map_err(|e| match e {
+            BuildError::Busy(_) => BundleError::Busy,
+            other => BundleError::Failed(other.to_string()),
+        })
     }
 }

@@ -27,7 +27,20 @@ const RETRY_AFTER_SECS: &str = "5";
 /// Builds the bundle. Blocking (it reads the capture): the server calls it on a
 /// blocking thread.
 pub trait DiagnosticsBundle: Send + Sync + 'static {
-    fn build(&self, zip: bool) -> Result<BundleFile, String>;
+    /// The bundle, or [`BundleError::Busy`] at once while another is being built in
+    /// this process (the builder keeps one at a time, whoever asks).
+    fn build(&self, zip: bool) -> Result<BundleFile, BundleError>;
+}
+
+/// Why no bundle came out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BundleError {
+    /// Another bundle is being built: 429, try again in a moment.
+    #[error("a diagnostics bundle is being built; try again in a few seconds")]
+    Busy,
+    /// Building or packing it failed: 500.
+    #[error("{0}")]
+    Failed(String),
 }
 
 /// One finished bundle.
@@ -79,24 +92,7 @@ pub async fn download(
             );
         }
     };
-    let Ok(permit) = app.diagnostics_builds.clone().try_acquire_owned() else {
-        app.stats.record_dropped("web_diagnostics_busy");
-        let mut busy = error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "a diagnostics bundle is being built; try again in a few seconds".into(),
-        );
-        busy.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from_static(RETRY_AFTER_SECS),
-        );
-        return busy;
-    };
-    // The permit lives as long as the build, even when the client hangs up meanwhile.
-    let built = tokio::task::spawn_blocking(move || {
-        let file = provider.build(zip);
-        drop(permit);
-        file
-    });
+    let built = tokio::task::spawn_blocking(move || provider.build(zip));
     match built.await {
         Ok(Ok(file)) => (
             [
@@ -110,7 +106,18 @@ pub async fn download(
             file.bytes,
         )
             .into_response(),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Ok(Err(BundleError::Busy)) => {
+            app.stats.record_dropped("web_diagnostics_busy");
+            let mut busy = error(StatusCode::TOO_MANY_REQUESTS, BundleError::Busy.to_string());
+            busy.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
+            busy
+        }
+        Ok(Err(e @ BundleError::Failed(_))) => {
+            error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+        }
         Err(e) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("building the bundle failed: {e}"),

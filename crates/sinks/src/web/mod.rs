@@ -47,7 +47,6 @@ use axum::routing::get;
 use serde::Deserialize;
 use store::ControlPort;
 use store::{BridgeStats, StateStore};
-use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -75,8 +74,6 @@ pub struct AppState {
     pub body_timeout: Duration,
     /// Builds `/api/diagnostics`; `None`: the route answers 404.
     pub diagnostics: diagnostics::Provider,
-    /// One diagnostics build at a time (a permit while one runs).
-    pub diagnostics_builds: Arc<Semaphore>,
     /// Carries out settings changes; `None`: control is off (`[control] enabled = false`),
     /// the Settings card is hidden and `POST …/settings` is refused.
     pub control: Option<Arc<dyn ControlPort>>,
@@ -122,7 +119,6 @@ pub async fn serve(
         hosts: Arc::new(guard::HostRules::new(config.allowed_host_names())),
         body_timeout: config.header_timeout,
         diagnostics,
-        diagnostics_builds: Arc::new(Semaphore::new(1)),
         control,
         shutdown: shutdown.clone(),
     });
