@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use common::mqtt::{clear_retained, endpoint, retained, subscribe};
 use serde_json::Value as Json;
 use sinks::home_assistant::{self, HomeAssistantConfig};
-use store::{StateStore, StoreConfig};
+use store::{BridgeStats, StateStore, StoreConfig};
 use testkit::feed::{Feed, powers};
 use testkit::mqtt::collect_until;
 use testkit::unique;
@@ -189,7 +189,13 @@ async fn discovery_configs_states_availability_and_removal() {
     let mut feed1 = Feed::new(SN1, 2);
     store.apply(&feed1.full(0), SystemTime::now());
     let shutdown = CancellationToken::new();
-    let sink = home_assistant::run(config, store.clone(), None, shutdown.clone());
+    let sink = home_assistant::run(
+        config,
+        store.clone(),
+        BridgeStats::default(),
+        None,
+        shutdown.clone(),
+    );
 
     // Device 1 (known at start): 141 device entities + 2 packs × 25.
     let main_entities = home_assistant::discovery::states_of(None).count();
@@ -351,7 +357,13 @@ async fn remove_on_shutdown_clears_the_entities() {
     let store = StateStore::open(&StoreConfig::default()).expect("memory store");
     store.apply(&Feed::new(SN1, 1).full(0), SystemTime::now());
     let shutdown = CancellationToken::new();
-    let sink = home_assistant::run(config, store.clone(), None, shutdown.clone());
+    let sink = home_assistant::run(
+        config,
+        store.clone(),
+        BridgeStats::default(),
+        None,
+        shutdown.clone(),
+    );
     let expected = home_assistant::discovery::states_of(None).count()
         + home_assistant::discovery::states_of(Some(0)).count();
     let mut seen = BTreeMap::new();
