@@ -5,6 +5,8 @@
 //! # Layout
 //! - [`config`]: [`HomeAssistantConfig`] (serde, defaults; the broker URL parsed at load).
 //! - [`discovery`]: the pure part — payloads, classes, units, topics.
+//! - [`presentation`]: names, on/off by default and decimals per state, from the data
+//!   file `entities.txt`.
 //! - [`settings`]: the settings controls (protocol §10), pure — `select`/`number` configs,
 //!   read-back states, command payloads as [`protocol::SetRequest`]s.
 //! - `publisher`: announcing, following store events, removing entities.
@@ -18,6 +20,7 @@
 
 pub mod config;
 pub mod discovery;
+pub mod presentation;
 pub mod remove;
 pub mod settings;
 
