@@ -52,43 +52,15 @@ async fn rest_and_home_assistant_writes_are_applied_read_back_and_audited() {
     let dir = testkit::temp_dir("runtime-control-interfaces");
     let base = unique("ob_ctl");
     let shutdown = CancellationToken::new();
-    let mut bridge = Bridge::start(
-        BridgeOptions {
-            store: StoreConfig {
-                sqlite_path: Some(dir.path().join("history.db")),
-                ..StoreConfig::default()
-            },
-            web: Some(WebConfig {
-                bind: "127.0.0.1:0".parse().expect("addr"),
-                token: Some(TOKEN.into()),
-                ..WebConfig::default()
-            }),
-            home_assistant: HomeAssistantConfig {
-                enabled: true,
-                broker: connect::MqttEndpoint::parse(&broker.url()).expect("broker URL"),
-                client_id: unique("ob_ctl_bridge"),
-                discovery_prefix: format!("{base}/homeassistant"),
-                prefix: format!("{base}/oceanbridge"),
-                remove_on_shutdown: true,
-                control: true,
-                ..HomeAssistantConfig::default()
-            },
-            control: ControlConfig {
-                enabled: true,
-                confirm_timeout: Duration::from_secs(8),
-                ..ControlConfig::default()
-            },
-            ..BridgeOptions::default()
-        },
-        &shutdown,
-    )
-    .await
-    .expect("bridge starts");
-    let source =
-        CloudSource::with_ca_pem(app_config(&sim), Some(&sim.ca_cert_pem()), bridge.sender())
-            .expect("valid config");
-    bridge.attach_source(source.handle(), &shutdown);
-    tokio::spawn(source.run(shutdown.clone()));
+    let ha = HomeAssistantConfig {
+        client_id: unique("ob_ctl_bridge"),
+        discovery_prefix: format!("{base}/homeassistant"),
+        prefix: format!("{base}/oceanbridge"),
+        remove_on_shutdown: true,
+        control: true,
+        ..HomeAssistantConfig::default()
+    };
+    let bridge = start_bridge(&sim, dir.path(), &broker.url(), ha, &shutdown).await;
     let sn = sim.devices()[0].clone();
     let store = bridge.store.clone();
     let reported = testkit::wait_for_async(WAIT, async || {
@@ -213,8 +185,8 @@ async fn rest_and_home_assistant_writes_are_applied_read_back_and_audited() {
     sim.shutdown().await;
 }
 
-/// The bridge with control on (web and, if `ha_control`, Home Assistant) against the
-/// simulator, announcing to the broker at `broker_url`.
+/// The bridge with control on (the web API with [`TOKEN`]; Home Assistant as `ha` says)
+/// against the simulator on the app route, announcing to the broker at `broker_url`.
 async fn start_bridge(
     sim: &Simulator,
     dir: &std::path::Path,
@@ -274,7 +246,7 @@ async fn home_assistant_commands_need_the_opt_in() {
         ..HomeAssistantConfig::default()
     };
     assert!(!ha.control, "off by default");
-    let mut bridge = start_bridge(&sim, dir.path(), &broker.url(), ha, &shutdown).await;
+    let bridge = start_bridge(&sim, dir.path(), &broker.url(), ha, &shutdown).await;
     let sn = sim.devices()[0].clone();
     let (client, mut rx) = subscribe_with(
         MqttOptions::new(unique("ob_test_ctl_off"), "127.0.0.1", broker.port()),
