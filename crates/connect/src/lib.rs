@@ -4,7 +4,8 @@
 //! - [`secret`]: [`Secret`], a password/key/token that never prints itself ([`REDACTED`]).
 //! - [`endpoint`]: [`MqttEndpoint`], an `mqtt://` / `mqtts://` broker URL parsed with `url`.
 //! - [`tls`]: the rustls client config (public web roots + an optional extra CA, ring).
-//! - [`backoff`]: [`Backoff`], reconnect delays that double, cap and carry jitter.
+//! - [`backoff`]: [`Backoff`], reconnect delays that double, cap and carry jitter, and start
+//!   again at the shortest only after a stable connection.
 //!
 //! Used by the cloud and fleet sources, the Home Assistant sink, the PostgreSQL history
 //! sink and the config loader. Nothing here opens a socket.

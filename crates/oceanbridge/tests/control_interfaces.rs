@@ -3,7 +3,9 @@
 //! MQTT broker (mosquitto), the real controller, and the simulator behind the app route.
 //! A REST write and an HA command are applied and read back (96/8), the HA state shows
 //! the device's value, a write the device ignores is "not applied" with the old value
-//! kept, and every attempt is in the audit with its origin.
+//! kept, and every attempt is in the audit with its origin. Without the Home Assistant
+//! opt-in (`[home_assistant] control`) the bridge does not subscribe to command topics
+//! (a private mosquitto's subscription log says so) and a command is not carried out.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -51,42 +53,15 @@ async fn rest_and_home_assistant_writes_are_applied_read_back_and_audited() {
     let dir = testkit::temp_dir("runtime-control-interfaces");
     let base = unique("ob_ctl");
     let shutdown = CancellationToken::new();
-    let mut bridge = Bridge::start(
-        BridgeOptions {
-            store: StoreConfig {
-                sqlite_path: Some(dir.path().join("history.db")),
-                ..StoreConfig::default()
-            },
-            web: Some(WebConfig {
-                bind: "127.0.0.1:0".parse().expect("addr"),
-                token: Some(TOKEN.into()),
-                ..WebConfig::default()
-            }),
-            home_assistant: HomeAssistantConfig {
-                enabled: true,
-                broker: connect::MqttEndpoint::parse(&broker.url()).expect("broker URL"),
-                client_id: unique("ob_ctl_bridge"),
-                discovery_prefix: format!("{base}/homeassistant"),
-                prefix: format!("{base}/oceanbridge"),
-                remove_on_shutdown: true,
-                ..HomeAssistantConfig::default()
-            },
-            control: ControlConfig {
-                enabled: true,
-                confirm_timeout: Duration::from_secs(8),
-                ..ControlConfig::default()
-            },
-            ..BridgeOptions::default()
-        },
-        &shutdown,
-    )
-    .await
-    .expect("bridge starts");
-    let source =
-        CloudSource::with_ca_pem(app_config(&sim), Some(&sim.ca_cert_pem()), bridge.sender())
-            .expect("valid config");
-    bridge.attach_source(source.handle(), &shutdown);
-    tokio::spawn(source.run(shutdown.clone()));
+    let ha = HomeAssistantConfig {
+        client_id: unique("ob_ctl_bridge"),
+        discovery_prefix: format!("{base}/homeassistant"),
+        prefix: format!("{base}/oceanbridge"),
+        remove_on_shutdown: true,
+        control: true,
+        ..HomeAssistantConfig::default()
+    };
+    let bridge = start_bridge(&sim, dir.path(), &broker.url(), ha, &shutdown).await;
     let sn = sim.devices()[0].clone();
     let store = bridge.store.clone();
     let reported = testkit::wait_for_async(WAIT, async || {
@@ -204,6 +179,137 @@ async fn rest_and_home_assistant_writes_are_applied_read_back_and_audited() {
             .map(|(o, r)| (o.to_string(), r.to_string()))
             .collect();
     assert_eq!(rows, want, "{audit}");
+
+    shutdown.cancel();
+    bridge.finish().await;
+    sim.shutdown().await;
+}
+
+/// The bridge with control on (the web API with [`TOKEN`]; Home Assistant as `ha` says)
+/// against the simulator on the app route, announcing to the broker at `broker_url`.
+async fn start_bridge(
+    sim: &Simulator,
+    dir: &std::path::Path,
+    broker_url: &str,
+    ha: HomeAssistantConfig,
+    shutdown: &CancellationToken,
+) -> Bridge {
+    let mut bridge = Bridge::start(
+        BridgeOptions {
+            store: StoreConfig {
+                sqlite_path: Some(dir.join("history.db")),
+                ..StoreConfig::default()
+            },
+            web: Some(WebConfig {
+                bind: "127.0.0.1:0".parse().expect("addr"),
+                token: Some(TOKEN.into()),
+                ..WebConfig::default()
+            }),
+            home_assistant: HomeAssistantConfig {
+                enabled: true,
+                broker: connect::MqttEndpoint::parse(broker_url).expect("broker URL"),
+                ..ha
+            },
+            control: ControlConfig {
+                enabled: true,
+                confirm_timeout: Duration::from_secs(8),
+                ..ControlConfig::default()
+            },
+            ..BridgeOptions::default()
+        },
+        shutdown,
+    )
+    .await
+    .expect("bridge starts");
+    let source =
+        CloudSource::with_ca_pem(app_config(sim), Some(&sim.ca_cert_pem()), bridge.sender())
+            .expect("valid config");
+    bridge.attach_source(source.handle(), shutdown);
+    tokio::spawn(source.run(shutdown.clone()));
+    bridge
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn home_assistant_commands_need_the_opt_in() {
+    let bin = testkit::require!(testkit::services::mosquitto());
+    let broker =
+        tokio::task::block_in_place(|| testkit::Mosquitto::start_with(&bin, "log_type subscribe"));
+    let sim = Simulator::start(SimulatorConfig::default())
+        .await
+        .expect("simulator starts");
+    let dir = testkit::temp_dir("runtime-control-opt-in");
+    let client_id = unique("ob_ctl_off_bridge");
+    let shutdown = CancellationToken::new();
+    // [control] on, but Home Assistant not allowed to use it (the default).
+    let ha = HomeAssistantConfig {
+        client_id: client_id.clone(),
+        ..HomeAssistantConfig::default()
+    };
+    assert!(!ha.control, "off by default");
+    let bridge = start_bridge(&sim, dir.path(), &broker.url(), ha, &shutdown).await;
+    let sn = sim.devices()[0].clone();
+    let (client, mut rx) = subscribe_with(
+        MqttOptions::new(unique("ob_test_ctl_off"), "127.0.0.1", broker.port()),
+        "#",
+    )
+    .await;
+    // The device announced (after the bridge's subscriptions, on the same connection).
+    let device_availability = format!("oceanbridge/{sn}/availability");
+    let mut seen = BTreeMap::new();
+    assert!(
+        collect_until(&mut rx, &mut seen, WAIT, |s| s
+            .contains_key(&device_availability))
+        .await,
+        "the device was never announced"
+    );
+    let log = broker.log();
+    let subscribed: Vec<&str> = log.lines().filter(|l| l.contains(&client_id)).collect();
+    assert!(
+        subscribed
+            .iter()
+            .any(|l| l.ends_with("homeassistant/status")),
+        "{log}"
+    );
+    assert!(
+        !log.contains("/settings/+/set"),
+        "subscribed to commands:\n{log}"
+    );
+    assert!(
+        seen.iter()
+            .all(|(t, p)| !t.ends_with("/config") || !p.contains("command_topic")),
+        "a command entity was announced"
+    );
+
+    // An anonymous command is not carried out; the web API (with its token) still is.
+    client
+        .publish(
+            format!("oceanbridge/{sn}/settings/work_mode/set"),
+            QoS::AtLeastOnce,
+            false,
+            "backup",
+        )
+        .await
+        .expect("publish");
+    let web = bridge.web_addr.expect("dashboard address");
+    let r = request(
+        web,
+        "POST",
+        &format!("/api/devices/{sn}/settings?token={TOKEN}"),
+        Some(&json!({"setting": "work_mode", "mode": "backup"})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (name, value) = bearer(TOKEN);
+    let audit = get(web, "/api/control/audit", &[(name, value.as_str())])
+        .await
+        .json();
+    let origins: Vec<&str> = audit["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter_map(|r| r["origin"].as_str())
+        .collect();
+    assert_eq!(origins, ["web"], "{audit}");
 
     shutdown.cancel();
     bridge.finish().await;

@@ -216,6 +216,7 @@ impl Bridge {
             let handle = sinks::home_assistant::run(
                 options.home_assistant,
                 store.clone(),
+                stats.clone(),
                 control,
                 shutdown.clone(),
             );

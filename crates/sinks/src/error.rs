@@ -10,7 +10,7 @@ pub enum SinkError {
         source: std::io::Error,
     },
     #[error("MQTT: {0}")]
-    Mqtt(Box<rumqttc::ClientError>),
+    Mqtt(Box<rumqttc::v5::ClientError>),
     /// A setting that cannot work (the message names it).
     #[error("{0}")]
     Config(String),
@@ -19,8 +19,8 @@ pub enum SinkError {
     Connect { broker: String, reason: String },
 }
 
-impl From<rumqttc::ClientError> for SinkError {
-    fn from(e: rumqttc::ClientError) -> Self {
+impl From<rumqttc::v5::ClientError> for SinkError {
+    fn from(e: rumqttc::v5::ClientError) -> Self {
         SinkError::Mqtt(Box::new(e))
     }
 }

@@ -10,8 +10,9 @@ use std::time::{Duration, SystemTime};
 
 use common::mqtt::{clear_retained, endpoint, retained, subscribe};
 use serde_json::Value as Json;
+use sinks::home_assistant::presentation::Shown;
 use sinks::home_assistant::{self, HomeAssistantConfig};
-use store::{StateStore, StoreConfig};
+use store::{BridgeStats, StateStore, StoreConfig};
 use testkit::feed::{Feed, powers};
 use testkit::mqtt::collect_until;
 use testkit::unique;
@@ -94,6 +95,21 @@ fn check_config(topic: &str, c: &Json) -> Result<(), String> {
         && cat != "config"
     {
         return Err(format!("entity_category {cat} invalid for a sensor"));
+    }
+    if let Some(enabled) = obj.get("enabled_by_default")
+        && !enabled.is_boolean()
+    {
+        return Err("enabled_by_default is not a boolean".into());
+    }
+    if let Some(p) = obj.get("suggested_display_precision")
+        && (component != "sensor" || !p.is_u64())
+    {
+        return Err("suggested_display_precision: a sensor's non-negative integer".into());
+    }
+    if obj.get("enabled_by_default") == Some(&Json::Bool(false))
+        && string("entity_category").is_none()
+    {
+        return Err("an entity off by default belongs in a category".into());
     }
     if obj.contains_key("json_attributes_topic")
         && !obj.contains_key("value_template")
@@ -189,7 +205,13 @@ async fn discovery_configs_states_availability_and_removal() {
     let mut feed1 = Feed::new(SN1, 2);
     store.apply(&feed1.full(0), SystemTime::now());
     let shutdown = CancellationToken::new();
-    let sink = home_assistant::run(config, store.clone(), None, shutdown.clone());
+    let sink = home_assistant::run(
+        config,
+        store.clone(),
+        BridgeStats::default(),
+        None,
+        shutdown.clone(),
+    );
 
     // Device 1 (known at start): 141 device entities + 2 packs × 25.
     let main_entities = home_assistant::discovery::states_of(None).count();
@@ -267,6 +289,29 @@ async fn discovery_configs_states_availability_and_removal() {
     let pack = &all[&format!("{discovery}sensor/oceanbridge_{SN1}/bpInfo1_bpSoc/config")];
     assert_eq!(pack["device"]["via_device"], format!("oceanbridge_{SN1}"));
     assert_eq!(pack["device_class"], "battery");
+    // Internals are off by default; what is on fits a device page.
+    let off = |sn: &str| {
+        all.iter()
+            .filter(|(t, c)| t.contains(sn) && c["enabled_by_default"] == false)
+            .count()
+    };
+    let disabled = |pack| {
+        home_assistant::discovery::states_of(pack)
+            .filter(|s| home_assistant::presentation::of(s).shown == Shown::Disabled)
+            .count()
+    };
+    assert_eq!(
+        off(SN2),
+        disabled(None) + disabled(Some(0)),
+        "device 2 (one pack)"
+    );
+    assert!(off(SN2) > 100, "most internals are off");
+    let solar = &all[&format!("{discovery}sensor/oceanbridge_{SN1}/EnergyStreamItem_pvPwr/config")];
+    assert_eq!(
+        (&solar["name"], &solar["suggested_display_precision"]),
+        (&Json::from("Solar power"), &Json::from(0))
+    );
+    assert!(solar.get("entity_category").is_none() && solar.get("enabled_by_default").is_none());
     // Components: enum sensors and the one binary flag.
     assert!(all.values().filter(|c| c["device_class"] == "enum").count() > 10);
     assert_eq!(
@@ -351,7 +396,13 @@ async fn remove_on_shutdown_clears_the_entities() {
     let store = StateStore::open(&StoreConfig::default()).expect("memory store");
     store.apply(&Feed::new(SN1, 1).full(0), SystemTime::now());
     let shutdown = CancellationToken::new();
-    let sink = home_assistant::run(config, store.clone(), None, shutdown.clone());
+    let sink = home_assistant::run(
+        config,
+        store.clone(),
+        BridgeStats::default(),
+        None,
+        shutdown.clone(),
+    );
     let expected = home_assistant::discovery::states_of(None).count()
         + home_assistant::discovery::states_of(Some(0)).count();
     let mut seen = BTreeMap::new();

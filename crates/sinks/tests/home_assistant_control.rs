@@ -2,8 +2,9 @@
 //! with control on, `select`/`number` entities with command topics whose state is the
 //! device's read-back; a command from HA reaches the control port (origin `ha`) and its
 //! outcome is published; an ignored write leaves the old state; retained commands are
-//! not carried out. With control off there are no command entities, and those an
-//! earlier run left are removed. The port is the tests' [`TestPort`].
+//! not carried out; a flood of commands is dropped and counted. With control off — or
+//! without the opt-in `[home_assistant] control` — there are no command entities, and
+//! those an earlier run left are removed. The port is the tests' [`TestPort`].
 
 mod common;
 
@@ -16,7 +17,7 @@ use common::mqtt::{clear_retained, endpoint, retained, subscribe};
 use rumqttc::QoS;
 use serde_json::Value as Json;
 use sinks::home_assistant::{self, HomeAssistantConfig};
-use store::{ControlPort, Origin, StateStore, StoreConfig};
+use store::{BridgeStats, ControlPort, Origin, StateStore, StoreConfig};
 use testkit::feed::Feed;
 use testkit::mqtt::collect_until;
 use testkit::services::MqttBroker;
@@ -33,6 +34,7 @@ fn config(broker: &MqttBroker, base: &str) -> HomeAssistantConfig {
         discovery_prefix: format!("{base}/homeassistant"),
         prefix: format!("{base}/oceanbridge"),
         remove_on_shutdown: true,
+        control: true,
         ..HomeAssistantConfig::default()
     }
 }
@@ -85,6 +87,7 @@ async fn settings_controls_follow_the_read_back_and_carry_commands() {
     let sink = home_assistant::run(
         config(&broker, &base),
         store.clone(),
+        BridgeStats::default(),
         Some(control),
         shutdown.clone(),
     );
@@ -220,7 +223,13 @@ async fn no_command_entities_with_control_off() {
         remove_on_shutdown: false,
         ..config(&broker, &base)
     };
-    let sink = home_assistant::run(on, store.clone(), Some(control), earlier.clone());
+    let sink = home_assistant::run(
+        on,
+        store.clone(),
+        BridgeStats::default(),
+        Some(control),
+        earlier.clone(),
+    );
     let (_sub, mut rx) = subscribe(&broker, &format!("{base}/#")).await;
     let mut seen = BTreeMap::new();
     assert!(
@@ -231,21 +240,42 @@ async fn no_command_entities_with_control_off() {
     );
     stop(earlier, sink).await;
 
-    // Control off: the sink announces the device and removes the controls.
-    let shutdown = CancellationToken::new();
-    let off = HomeAssistantConfig {
-        remove_on_shutdown: false,
-        ..config(&broker, &base)
-    };
-    let sink = home_assistant::run(off, store.clone(), None, shutdown.clone());
+    // Control off ([control] enabled = false): the sink announces the device and removes
+    // the controls. Then [control] on, but not the HA opt-in: the same.
     let avail = format!("{base}/oceanbridge/bridge/availability");
-    seen.remove(&avail);
-    let got = collect_until(&mut rx, &mut seen, Duration::from_secs(30), |s| {
-        settings_configs(s, &base).is_empty() && s.get(&avail).map(String::as_str) == Some("online")
-    })
-    .await;
-    assert!(got, "left: {:?}", settings_configs(&seen, &base).keys());
-    stop(shutdown, sink).await;
+    let not_offered = [
+        (false, None),
+        (false, Some(port.clone() as Arc<dyn ControlPort>)),
+        (true, None),
+    ];
+    for (opt_in, control) in not_offered {
+        let shutdown = CancellationToken::new();
+        let off = HomeAssistantConfig {
+            remove_on_shutdown: false,
+            control: opt_in,
+            ..config(&broker, &base)
+        };
+        let sink = home_assistant::run(
+            off,
+            store.clone(),
+            BridgeStats::default(),
+            control,
+            shutdown.clone(),
+        );
+        seen.remove(&avail);
+        let got = collect_until(&mut rx, &mut seen, Duration::from_secs(30), |s| {
+            settings_configs(s, &base).is_empty()
+                && s.get(&avail).map(String::as_str) == Some("online")
+        })
+        .await;
+        assert!(
+            got,
+            "opt-in {opt_in}: left {:?}",
+            settings_configs(&seen, &base).keys()
+        );
+        stop(shutdown, sink).await;
+    }
+    assert!(port.calls().is_empty());
     let kept = retained(&broker, &base).await;
     assert!(
         kept.values().all(|p| !p.contains("command_topic")),
@@ -255,5 +285,108 @@ async fn no_command_entities_with_control_off() {
         kept.keys().any(|t| t.ends_with("/config")),
         "the sensors stay"
     );
+    clear_retained(&broker, &base).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_commands_is_bounded_dropped_and_counted() {
+    let broker = testkit::require!(testkit::services::mqtt_broker());
+    let base = unique("ob_test_flood");
+    let prefix = format!("{base}/oceanbridge");
+    let command = format!("{prefix}/{SN}/settings/work_mode/set");
+    let result = format!("{prefix}/{SN}/settings/result");
+    let (client, mut rx) = subscribe(&broker, &format!("{base}/#")).await;
+    let store = StateStore::open(&StoreConfig::default()).expect("memory store");
+    store.apply(&Feed::new(SN, 1).full(0), SystemTime::now());
+    let port = Arc::new(TestPort::new(store.clone()));
+    port.report(SN, &REPORTED);
+    // Writes wait: every command that reaches the port stays in flight.
+    port.hold(true);
+    let stats = BridgeStats::default();
+    let shutdown = CancellationToken::new();
+    let control: Arc<dyn ControlPort> = port.clone();
+    let sink = home_assistant::run(
+        config(&broker, &base),
+        store.clone(),
+        stats.clone(),
+        Some(control),
+        shutdown.clone(),
+    );
+    let mut seen = BTreeMap::new();
+    assert!(
+        collect_until(&mut rx, &mut seen, Duration::from_secs(30), |s| {
+            settings_configs(s, &base).len() == 6
+        })
+        .await,
+        "announced"
+    );
+
+    // 50 valid commands, 50 that are no work mode, 5 payloads of 100 bytes, 5 for an
+    // unknown device — at once.
+    let publish = async |topic: &str, payload: String| {
+        client
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .await
+            .expect("publish");
+    };
+    for i in 0..50 {
+        let mode = if i % 2 == 0 { "backup" } else { "self_use" };
+        publish(&command, mode.to_string()).await;
+        publish(&command, format!("no-such-mode-{i}")).await;
+    }
+    for _ in 0..5 {
+        publish(&command, "x".repeat(100)).await;
+        let unknown = format!("{prefix}/HC31UNKNOWN0001/settings/work_mode/set");
+        publish(&unknown, "backup".to_string()).await;
+    }
+    let dropped = |stats: &BridgeStats| -> u64 {
+        stats
+            .snapshot()
+            .dropped
+            .iter()
+            .filter(|(reason, _)| reason.starts_with("ha_command_"))
+            .map(|(_, n)| n)
+            .sum()
+    };
+    // Everything but the 8 commands in flight is dropped, each counted.
+    let in_flight = 8;
+    let all = 50 + 50 + 5 + 5;
+    testkit::wait_until("every drop counted", Duration::from_secs(30), || {
+        dropped(&stats) == all - in_flight
+    })
+    .await;
+    let s = stats.snapshot().dropped;
+    eprintln!("measured: {all} commands at once: dropped {s:?}");
+    // Which reason took which depends on timing (a full queue drops any kind).
+    for reason in s.keys() {
+        assert!(
+            [
+                "ha_command_queue_full",
+                "ha_command_busy",
+                "ha_command_invalid",
+                "ha_command_unknown_device"
+            ]
+            .contains(reason),
+            "{s:?}"
+        );
+    }
+    assert_eq!(port.calls().len(), in_flight as usize);
+
+    // Released: the eight finish; nothing else reaches the port.
+    port.hold(false);
+    let results = async |rx: &mut testkit::mqtt::Messages| {
+        let mut n = 0;
+        while let Ok(Some((topic, _))) =
+            tokio::time::timeout(Duration::from_secs(2), rx.recv()).await
+        {
+            n += usize::from(topic == result);
+        }
+        n
+    };
+    let published = results(&mut rx).await;
+    assert_eq!(port.calls().len(), in_flight as usize);
+    // One result line per refused value and per write; never more out than in.
+    assert!(published <= 50 + in_flight as usize, "{published} results");
+    stop(shutdown, sink).await;
     clear_retained(&broker, &base).await;
 }

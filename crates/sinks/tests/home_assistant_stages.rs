@@ -12,6 +12,7 @@ use common::mqtt::{clear_retained, endpoint, subscribe};
 use common::{Harness, SN, SN_OLD};
 use serde_json::Value as Json;
 use sinks::home_assistant::{self, HomeAssistantConfig};
+use store::BridgeStats;
 use testkit::feed::powers;
 use testkit::mqtt::collect_until;
 use testkit::unique;
@@ -38,7 +39,13 @@ async fn availability_per_device_and_channel_follows_the_stages() {
     // The stream stale (30 s), the other channels unavailable (1 h); SN_OLD all unavailable.
     let mut h = Harness::start_aged(None).await;
     let shutdown = CancellationToken::new();
-    let sink = home_assistant::run(config, h.store.clone(), None, shutdown.clone());
+    let sink = home_assistant::run(
+        config,
+        h.store.clone(),
+        BridgeStats::default(),
+        None,
+        shutdown.clone(),
+    );
 
     let mut seen = BTreeMap::new();
     let wanted = [

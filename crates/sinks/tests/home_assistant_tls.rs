@@ -7,19 +7,38 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use common::tls_broker::{self, USER};
 use connect::{MqttEndpoint, Secret};
+use rumqttc::{MqttOptions, TlsConfiguration, Transport};
 use sinks::home_assistant::remove::{Removed, remove_retained};
 use sinks::home_assistant::{self, HomeAssistantConfig};
-use store::{StateStore, StoreConfig};
+use store::{BridgeStats, StateStore, StoreConfig};
 use testkit::feed::Feed;
 use testkit::mqtt::{collect_until, retained_with, subscribe_with};
 use testkit::unique;
 use tokio_util::sync::CancellationToken;
 
 const SN: &str = "HC31ZDH5ZF220123";
+
+/// The test's own (MQTT 3.1.1) client options for the TLS broker: the CA and login of
+/// `config`, as another client of the user's broker would have them.
+fn listener(config: &HomeAssistantConfig, broker: &tls_broker::TlsBroker) -> MqttOptions {
+    let ca = std::fs::read_to_string(&broker.ca_file).expect("CA file");
+    let tls = connect::tls::client_config(Some(&ca)).expect("TLS config");
+    let mut opts = MqttOptions::new(
+        unique("ob_tls_sub"),
+        config.broker.host.clone(),
+        config.broker.port,
+    );
+    opts.set_credentials(USER, broker.password.clone())
+        .set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+            Arc::new(tls),
+        )));
+    opts
+}
 
 fn config(broker: &tls_broker::TlsBroker, base: &str) -> HomeAssistantConfig {
     HomeAssistantConfig {
@@ -41,13 +60,18 @@ async fn announces_over_tls_with_a_password_and_ha_remove_clears_everything() {
     let broker = tls_broker::start(&tools);
     let base = unique("ob_tls");
     let config = config(&broker, &base);
-    let listener = config.options_as(&unique("ob_tls_sub")).expect("options");
-    let (sub, mut rx) = subscribe_with(listener, &format!("{base}/#")).await;
+    let (sub, mut rx) = subscribe_with(listener(&config, &broker), &format!("{base}/#")).await;
 
     let store = StateStore::open(&StoreConfig::default()).expect("memory store");
     store.apply(&Feed::new(SN, 1).full(0), SystemTime::now());
     let shutdown = CancellationToken::new();
-    let sink = home_assistant::run(config.clone(), store.clone(), None, shutdown.clone());
+    let sink = home_assistant::run(
+        config.clone(),
+        store.clone(),
+        BridgeStats::default(),
+        None,
+        shutdown.clone(),
+    );
     let expected = home_assistant::discovery::states_of(None).count()
         + home_assistant::discovery::states_of(Some(0)).count();
     let discovery = format!("{base}/homeassistant/");
@@ -76,7 +100,7 @@ async fn announces_over_tls_with_a_password_and_ha_remove_clears_everything() {
         .await
         .expect("sink stops")
         .expect("join");
-    let options = || config.options_as(&unique("ob_tls_check")).expect("options");
+    let options = || listener(&config, &broker);
     let before = retained_with(options(), &base).await;
     let configs = before.keys().filter(|t| t.starts_with(&discovery)).count();
     assert!(configs >= expected, "{configs} configs retained");

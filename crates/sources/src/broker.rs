@@ -2,14 +2,17 @@
 //! mosquitto or EMQX into which device frames are bridged). Subscribes to the device topics
 //! of any number of devices with wildcards, optionally through an MQTT shared subscription
 //! (`$share/<group>/<filter>`) so several bridge instances split one stream, reconnects with
-//! backoff, and sends [`RawPayload`]s into the pipeline's bounded channel.
+//! backoff, and sends [`RawPayload`]s into the pipeline's bounded channel. It speaks MQTT 5,
+//! so the broker knows the largest packet we take and discards bigger messages instead of
+//! sending them (`crate::mqtt`): one oversized publish never costs the session.
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
 use connect::{Backoff, MqttEndpoint, tls};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, SubscribeFilter};
+use rumqttc::v5::mqttbytes::v5::{Filter, Packet};
+use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -64,7 +67,7 @@ impl BrokerSource {
     }
 
     fn options(&self) -> MqttOptions {
-        let mut options = mqtt::options(
+        let mut options = mqtt::options_v5(
             self.client_id.clone(),
             &self.endpoint.host,
             self.endpoint.port,
@@ -81,11 +84,15 @@ impl BrokerSource {
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), SourceError> {
         let _live = Live::new(&self.observer, LiveTask::ConnectionLoop);
         let mut backoff = Backoff::new(self.config.reconnect_min, self.config.reconnect_max);
-        let filters: Vec<SubscribeFilter> = self
+        let qos = match self.config.qos() {
+            rumqttc::QoS::AtMostOnce => rumqttc::v5::mqttbytes::QoS::AtMostOnce,
+            _ => rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+        };
+        let filters: Vec<Filter> = self
             .config
             .subscriptions()
             .into_iter()
-            .map(|path| SubscribeFilter::new(path, self.config.qos()))
+            .map(|path| Filter::new(path, qos))
             .collect();
         tracing::info!(
             host = %self.endpoint.host,
@@ -93,11 +100,14 @@ impl BrokerSource {
             shared_group = self.config.shared_group.as_deref().unwrap_or("-"),
             "MQTT broker source starting"
         );
-        let (client, mut eventloop) = AsyncClient::new(self.options(), 16);
+        let mut options = self.options();
         let mut network = rumqttc::NetworkOptions::new();
         network.set_connection_timeout(10);
         network.set_tcp_nodelay(true);
-        eventloop.set_network_options(network);
+        options
+            .set_network_options(network)
+            .set_connection_timeout(10);
+        let (client, mut eventloop) = AsyncClient::new(options, 16);
         loop {
             let event = tokio::select! {
                 e = eventloop.poll() => e,
@@ -105,16 +115,20 @@ impl BrokerSource {
             };
             match event {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    backoff.reset();
+                    backoff.connected();
                     self.observer.connected();
                     tracing::info!(client_id = %self.client_id, "MQTT broker connected");
                     if let Err(e) = client.try_subscribe_many(filters.clone()) {
                         tracing::warn!("subscribe not queued: {e}");
                     }
                 }
-                Ok(Event::Incoming(Packet::SubAck(ack))) => mqtt::warn_refused_subscriptions(&ack),
+                Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                    mqtt::warn_refused_subscriptions_v5(&ack)
+                }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
-                    let topic = self.config.unprefixed(p.topic);
+                    // Brokers check that topics are UTF-8; a broken one still names no device.
+                    let topic = String::from_utf8_lossy(&p.topic).into_owned();
+                    let topic = self.config.unprefixed(topic);
                     let delivered = tokio::select! {
                         d = self.forward(topic, p.payload) => d,
                         _ = shutdown.cancelled() => break,
@@ -126,7 +140,7 @@ impl BrokerSource {
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    let error = mqtt::classify(&e);
+                    let error = mqtt::classify_v5(&e);
                     self.observer.reconnecting(&error);
                     let delay = backoff.next_delay();
                     tracing::warn!(

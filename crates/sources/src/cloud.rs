@@ -49,7 +49,8 @@ pub(crate) enum Ended {
     Renew,
     Failed {
         error: SourceError,
-        was_connected: bool,
+        /// When the broker accepted this connection, if it did.
+        connected_at: Option<Instant>,
     },
 }
 
@@ -206,10 +207,14 @@ impl CloudSource {
                         }
                         Ended::Failed {
                             error,
-                            was_connected,
+                            connected_at,
                         } => {
-                            if was_connected {
-                                backoff.reset();
+                            // Only a connection that stayed up a while starts the delays
+                            // again at the shortest (connect::Backoff): one the broker
+                            // drops at once, e.g. for a packet over the client's limit,
+                            // must not reconnect in a tight loop.
+                            if let Some(at) = connected_at {
+                                backoff.connected_at(at.into_std());
                                 refused_once = false;
                             }
                             if error.action() == Action::Relogin {

@@ -70,6 +70,12 @@ impl Mosquitto {
         self.port
     }
 
+    /// What the broker logged so far (with `log_type subscribe` in the extra config, each
+    /// subscription as `<client id> <qos> <filter>`).
+    pub fn log(&self) -> String {
+        self.proc.as_ref().map(Proc::stderr).unwrap_or_default()
+    }
+
     /// `mqtt://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("mqtt://127.0.0.1:{}", self.port)

@@ -1,16 +1,32 @@
-//! Settings commands from Home Assistant (issue 14, protocol §10): a message on a
-//! settings command topic becomes a [`protocol::SetRequest`] for the [`ControlPort`]
-//! (origin `ha`). The outcome goes, as one line, to the device's "last settings change"
-//! sensor, and the device's read-back states are published again: HA then shows what the
-//! device reports — after an ignored write, the old value — never what was asked.
+//! Settings commands from Home Assistant (protocol §10), only with `[home_assistant]
+//! control = true`: a message on a settings command topic becomes a
+//! [`protocol::SetRequest`] for the [`ControlPort`] (origin `ha`). The outcome goes, as
+//! one line, to the device's "last settings change" sensor, and the device's read-back
+//! states are published again: HA then shows what the device reports — after an ignored
+//! write, the old value — never what was asked.
+//!
+//! Anyone who can publish on the broker can send commands, so each is bounded: a payload
+//! longer than [`MAX_PAYLOAD`], retained, for an unknown device, or arriving while
+//! [`MAX_IN_FLIGHT`] are being carried out is dropped and counted ([`Drops`]); a value the
+//! control does not take is refused with one result line (never more messages out than
+//! came in).
 
 use std::sync::Arc;
 
-use rumqttc::{AsyncClient, QoS};
+use rumqttc::v5::AsyncClient;
+use rumqttc::v5::mqttbytes::QoS;
 use store::{ControlPort, Origin, StateStore};
+use tokio::sync::Semaphore;
 
 use super::discovery::Topics;
+use super::drops::{Dropped, Drops};
 use super::settings::{SettingEntity, same_device};
+
+/// The longest command payload: option names and numbers are a few bytes.
+pub(super) const MAX_PAYLOAD: usize = 64;
+/// Commands carried out at once (each waits up to the confirm timeout for its read-back;
+/// the controller coalesces and rate-limits what gets through).
+pub(super) const MAX_IN_FLIGHT: usize = 8;
 
 /// Turns command messages into writes; each write runs in its own task (a write waits
 /// up to the confirm timeout for its read-back, and must not hold up the sink's loop).
@@ -19,19 +35,35 @@ pub(super) struct Commands {
     pub(super) topics: Topics,
     pub(super) store: StateStore,
     pub(super) port: Arc<dyn ControlPort>,
+    pub(super) drops: Arc<Drops>,
+    pub(super) in_flight: Arc<Semaphore>,
 }
 
 impl Commands {
-    /// Handles one message from the command subscription. Retained messages are ignored:
-    /// a command someone left retained on the broker would otherwise be carried out again
-    /// on every reconnect.
+    pub(super) fn new(
+        client: AsyncClient,
+        topics: Topics,
+        store: StateStore,
+        port: Arc<dyn ControlPort>,
+        drops: Arc<Drops>,
+    ) -> Commands {
+        Commands {
+            client,
+            topics,
+            store,
+            port,
+            drops,
+            in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+        }
+    }
+
+    /// Handles one message from the command subscription.
     pub(super) fn handle(&self, topic: &str, payload: &[u8], retained: bool) {
         let Some((level, setting)) = self.topics.parse_setting_command(topic) else {
             return;
         };
         if retained {
-            tracing::warn!(topic, "ignoring a retained settings command");
-            return;
+            return self.drops.count(Dropped::Retained, topic);
         }
         let Some(sn) = self
             .store
@@ -40,23 +72,38 @@ impl Commands {
             .map(|d| d.device_sn)
             .find(|sn| same_device(level, sn))
         else {
-            tracing::warn!(
-                topic,
-                "settings command for a device the bridge does not know"
-            );
-            return;
+            return self.drops.count(Dropped::UnknownDevice, topic);
         };
-        let payload = String::from_utf8_lossy(payload).into_owned();
+        let payload = match std::str::from_utf8(payload) {
+            Ok(text) if text.len() <= MAX_PAYLOAD => text.to_string(),
+            _ => return self.drops.count(Dropped::Invalid, topic),
+        };
         let current = self.store.settings(&sn).unwrap_or_default();
-        let request = setting.request(&payload, &current);
+        let request = match setting.request(&payload, &current) {
+            Ok(request) => request,
+            Err(reason) => {
+                // Said on the result sensor (one message, nothing else republished: the
+                // state did not change); counted, and warned about once a minute.
+                self.drops.count(Dropped::Invalid, topic);
+                let line = format!("refused: {reason}");
+                let _ = self.client.try_publish(
+                    self.topics.setting_result(&sn),
+                    QoS::AtLeastOnce,
+                    true,
+                    line,
+                );
+                return;
+            }
+        };
+        let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
+            return self.drops.count(Dropped::Busy, topic);
+        };
         let (client, topics, store) =
             (self.client.clone(), self.topics.clone(), self.store.clone());
         let port = self.port.clone();
         tokio::spawn(async move {
-            let line = match request {
-                Ok(request) => port.set(&sn, request, Origin::Ha).await.to_line(),
-                Err(reason) => format!("refused: {reason}"),
-            };
+            let line = port.set(&sn, request, Origin::Ha).await.to_line();
+            drop(permit);
             tracing::info!(device = %sn, setting = setting.key(), %payload, outcome = %line, "settings command from home assistant");
             if let Err(e) = publish_result(&client, &topics, &store, &sn, line).await {
                 tracing::warn!(error = %e, "could not publish the settings outcome");
@@ -72,7 +119,7 @@ async fn publish_result(
     store: &StateStore,
     sn: &str,
     line: String,
-) -> Result<(), rumqttc::ClientError> {
+) -> Result<(), rumqttc::v5::ClientError> {
     client
         .publish(topics.setting_result(sn), QoS::AtLeastOnce, true, line)
         .await?;

@@ -3,17 +3,27 @@
 //! the public roots plus an optional CA file, e.g. a self-signed Mosquitto add-on
 //! certificate), with an optional username/password. The broker URL is parsed when the
 //! config is read, so a bad one stops the bridge at start with the URL in the message.
+//!
+//! The connection speaks MQTT 5 and tells the broker the largest packet it takes
+//! ([`MAX_PACKET`]): the broker then discards a bigger message for us instead of sending
+//! it (MQTT 5.0 §3.1.2.11.4), where an MQTT 3.1.1 client could only drop the connection —
+//! and, for a retained one, get it again at every reconnect.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use connect::{MqttEndpoint, Secret};
-use rumqttc::{MqttOptions, TlsConfiguration, Transport};
+use rumqttc::v5::MqttOptions;
+use rumqttc::{TlsConfiguration, Transport};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::discovery::Topics;
 use crate::error::SinkError;
+
+/// The largest packet the Home Assistant connection takes in (and the broker is told):
+/// what arrives is HA's status (`online`/`offline`) and settings commands, a few bytes each.
+pub const MAX_PACKET: u32 = 64 * 1024;
 
 /// Where and how to announce to Home Assistant. All fields have defaults.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -39,6 +49,11 @@ pub struct HomeAssistantConfig {
     pub prefix: String,
     /// On shutdown, publish empty retained configs so HA removes the entities. Default false.
     pub remove_on_shutdown: bool,
+    /// Let Home Assistant change settings: announce the settings controls and carry out
+    /// commands from their topics. Default false: anyone who can publish on this broker
+    /// could change the device's settings (`docs/home-assistant.md`, "Who may change
+    /// settings"). Needs `[control] enabled = true` as well.
+    pub control: bool,
 }
 
 impl Default for HomeAssistantConfig {
@@ -57,6 +72,7 @@ impl Default for HomeAssistantConfig {
             discovery_prefix: "homeassistant".into(),
             prefix: "oceanbridge".into(),
             remove_on_shutdown: false,
+            control: false,
         }
     }
 }
@@ -85,8 +101,9 @@ impl HomeAssistantConfig {
     /// must not kick a running bridge off the broker: a duplicate id drops the older one).
     pub fn options_as(&self, client_id: &str) -> Result<MqttOptions, SinkError> {
         let mut opts = MqttOptions::new(client_id, &self.broker.host, self.broker.port);
-        opts.set_keep_alive(Duration::from_secs(30));
-        opts.set_max_packet_size(64 * 1024, 64 * 1024);
+        opts.set_keep_alive(Duration::from_secs(30))
+            .set_clean_start(true)
+            .set_max_packet_size(Some(MAX_PACKET));
         if let (Some(u), Some(p)) = (&self.username, &self.password) {
             opts.set_credentials(u, p.expose());
         }

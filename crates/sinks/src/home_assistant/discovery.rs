@@ -1,5 +1,6 @@
 //! Home Assistant MQTT discovery payloads, pure: which component, device class, state
 //! class and unit each catalog state gets, its topics, and how its value is published.
+//! Names, visibility and decimals come from the presentation table ([`super::presentation`]).
 //!
 //! The six `*DayEnergy` states are `energy` / `total_increasing` / `Wh` sensors, which the
 //! HA Energy dashboard accepts directly (they reset daily; `total_increasing` handles that).
@@ -8,6 +9,7 @@ use catalog::{Channel, Kind, StateDef};
 use protocol::Value;
 use serde_json::{Map, Value as Json, json};
 
+use super::presentation::{self, Shown};
 use crate::units::display_unit;
 
 /// Topic layout for one bridge.
@@ -114,45 +116,13 @@ pub fn device_info(sn: &str, pack: Option<usize>) -> Json {
     }
 }
 
-/// Friendly names for the Energy dashboard entities.
-fn energy_name(state: &StateDef) -> Option<&'static str> {
-    if state.channel != Channel::EmsHeartbeatReport {
-        return None;
-    }
-    Some(match state.name {
-        "pvInDayEnergy" => "Solar production today",
-        "bpInDayEnergy" => "Battery charge today",
-        "bpOutDayEnergy" => "Battery discharge today",
-        "gridInDayEnergy" => "Grid import today",
-        "gridOutDayEnergy" => "Grid export today",
-        "loadDayEnergy" => "Home consumption today",
-        _ => return None,
-    })
-}
-
-/// Keys of the states HA's Energy dashboard can use directly.
+/// Keys of the states HA's Energy dashboard can use directly (`energy`, `total_increasing`).
 pub fn energy_keys() -> Vec<&'static str> {
     catalog::STATES
         .iter()
-        .filter(|s| energy_name(s).is_some())
+        .filter(|s| s.kind == Kind::Number && number_class(s).0 == Some("energy"))
         .map(|s| s.key)
         .collect()
-}
-
-fn entity_name(state: &StateDef) -> String {
-    if let Some(name) = energy_name(state) {
-        return name.to_string();
-    }
-    let mut human = state.human_name.trim().to_string();
-    if let Some(first) = human.get(..1) {
-        human = first.to_uppercase() + &human[1..];
-    }
-    match state.channel {
-        Channel::CloudBmsInfoReport => format!("{human} (BMS)"),
-        Channel::EmsHeartbeatReport => format!("{human} (EMS)"),
-        Channel::EnergyStreamItem => format!("{human} (live)"),
-        _ => human,
-    }
 }
 
 /// How a number is classified: (device_class, state_class, unit).
@@ -222,17 +192,6 @@ pub fn component(state: &StateDef) -> &'static str {
     }
 }
 
-/// Primary entities (shown on the device page); the rest are `diagnostic`.
-fn is_primary(state: &StateDef) -> bool {
-    state.kind == Kind::Number
-        && (matches!(display_unit(state), "W" | "Wh") || state.name == "bpSoc")
-        && !state.name.starts_with("mppt")
-        && !state.name.contains("Minimum")
-        && !state.name.starts_with("manual")
-        && !state.name.starts_with("start")
-        && !state.name.contains("Max")
-}
-
 /// One discovery message: where it goes and what it says.
 #[derive(Debug, Clone)]
 pub struct Entity {
@@ -247,8 +206,9 @@ pub struct Entity {
 pub fn entity(topics: &Topics, sn: &str, state: &'static StateDef, origin_version: &str) -> Entity {
     let component = component(state);
     let state_topic = topics.state(sn, state);
+    let shown = presentation::of(state);
     let mut c = Map::new();
-    c.insert("name".into(), json!(entity_name(state)));
+    c.insert("name".into(), json!(shown.name));
     c.insert(
         "unique_id".into(),
         json!(format!("oceanbridge_{}_{}", id_safe(sn), object_id(state))),
@@ -268,8 +228,15 @@ pub fn entity(topics: &Topics, sn: &str, state: &'static StateDef, origin_versio
         "origin".into(),
         json!({"name": "oceanbridge", "sw_version": origin_version}),
     );
-    if !is_primary(state) {
-        c.insert("entity_category".into(), json!("diagnostic"));
+    match shown.shown {
+        Shown::Main => {}
+        Shown::Diagnostic => {
+            c.insert("entity_category".into(), json!("diagnostic"));
+        }
+        Shown::Disabled => {
+            c.insert("entity_category".into(), json!("diagnostic"));
+            c.insert("enabled_by_default".into(), json!(false));
+        }
     }
     match state.kind {
         Kind::Number => {
@@ -282,6 +249,9 @@ pub fn entity(topics: &Topics, sn: &str, state: &'static StateDef, origin_versio
             }
             if let Some(u) = unit {
                 c.insert("unit_of_measurement".into(), json!(u));
+            }
+            if let Some(p) = shown.precision {
+                c.insert("suggested_display_precision".into(), json!(p));
             }
         }
         Kind::Diagnostic => match binary_flag(state) {

@@ -5,46 +5,61 @@
 //! # Layout
 //! - [`config`]: [`HomeAssistantConfig`] (serde, defaults; the broker URL parsed at load).
 //! - [`discovery`]: the pure part — payloads, classes, units, topics.
+//! - [`presentation`]: names, on/off by default and decimals per state, from the data
+//!   file `entities.txt`.
 //! - [`settings`]: the settings controls (protocol §10), pure — `select`/`number` configs,
 //!   read-back states, command payloads as [`protocol::SetRequest`]s.
 //! - `publisher`: announcing, following store events, removing entities.
-//! - `commands`: settings commands from HA → [`store::ControlPort`] (origin `ha`).
-//! - `connection`: the MQTT event loop with reconnect backoff; says when to announce.
+//! - `commands`: settings commands from HA → [`store::ControlPort`] (origin `ha`), only
+//!   with the opt-in `[home_assistant] control`; bounded in size, rate and concurrency.
+//! - `connection`: the MQTT 5 event loop with reconnect backoff; says when to announce,
+//!   and the gate that keeps re-announces to one per connect or per 30 s.
+//! - `drops`: what is dropped from the HA broker, counted, warned about once a minute.
 //! - [`remove`]: clearing our retained topics without a running bridge (`ha remove`).
 //! - this file: [`run`], the loop that ties the store, the publisher and the connection.
 
 pub mod config;
 pub mod discovery;
+pub mod presentation;
 pub mod remove;
 pub mod settings;
 
 mod commands;
 mod connection;
+mod drops;
 mod publisher;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, LastWill, QoS};
-use store::{ControlPort, StateStore};
+use rumqttc::v5::AsyncClient;
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::mqttbytes::v5::LastWill;
+use store::{BridgeStats, ControlPort, StateStore};
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 pub use config::HomeAssistantConfig;
 
 use crate::error::SinkError;
 use commands::Commands;
+use connection::AnnounceGate;
+use drops::Drops;
 use publisher::Publisher;
 
 /// Starts the discovery publisher; it ends when `shutdown` fires (after marking the
 /// bridge offline, and removing the entities if configured). With `enabled: false` the
-/// task ends at once without connecting. With `control` (control on) the settings are
-/// offered as `select`/`number` entities whose commands go to it; with `None` there are
-/// no command entities and nothing is subscribed.
+/// task ends at once without connecting. Settings controls are offered — `select`/`number`
+/// entities whose commands go to `control` — only when both `[control]` is on (`control`
+/// is `Some`) and the config's own opt-in `control` is set; otherwise there are no
+/// command entities (those an earlier run left are removed) and nothing is subscribed.
+/// Drops of hostile or broken input are counted in `stats`.
 pub fn run(
     config: HomeAssistantConfig,
     store: StateStore,
+    stats: BridgeStats,
     control: Option<Arc<dyn ControlPort>>,
     shutdown: CancellationToken,
 ) -> JoinHandle<()> {
@@ -53,7 +68,23 @@ pub fn run(
             tracing::debug!("home assistant discovery disabled");
             return;
         }
-        if let Err(e) = publish_loop(config, store, control, shutdown).await {
+        let control = match (config.control, control) {
+            (true, Some(port)) => Some(port),
+            (true, None) => {
+                tracing::warn!(
+                    "[home_assistant] control = true, but [control] is off: Home Assistant gets no settings controls"
+                );
+                None
+            }
+            (false, Some(_)) => {
+                tracing::info!(
+                    "settings controls are not offered to Home Assistant ([home_assistant] control = false)"
+                );
+                None
+            }
+            (false, None) => None,
+        };
+        if let Err(e) = publish_loop(config, store, stats, control, shutdown).await {
             tracing::error!(error = %e, "home assistant sink stopped");
         }
     })
@@ -62,6 +93,7 @@ pub fn run(
 async fn publish_loop(
     config: HomeAssistantConfig,
     store: StateStore,
+    stats: BridgeStats,
     control: Option<Arc<dyn ControlPort>>,
     shutdown: CancellationToken,
 ) -> Result<(), SinkError> {
@@ -72,48 +104,76 @@ async fn publish_loop(
         "offline",
         QoS::AtLeastOnce,
         true,
+        None,
     ));
     let (client, eventloop) = AsyncClient::new(opts, 1024);
-    let (announce_tx, mut announce) = mpsc::channel(4);
+    let (connected_tx, mut connected) = mpsc::channel(1);
+    let (birth_tx, mut birth) = mpsc::channel(1);
     let (messages_tx, mut messages) = mpsc::channel(64);
+    let drops = Arc::new(Drops::new(stats));
     let stop = CancellationToken::new();
     let ha_status = format!("{}/status", topics.discovery_prefix);
     let connection = connection::spawn(
         eventloop,
         ha_status.clone(),
-        announce_tx,
-        messages_tx,
+        connection::Signals {
+            connected: connected_tx,
+            birth: birth_tx,
+            messages: messages_tx,
+        },
+        drops.clone(),
         stop.clone(),
     );
     let mut events = store.subscribe();
     let mut publisher = Publisher::new(client.clone(), topics.clone(), control.is_some());
-    let commands = control.map(|port| Commands {
-        client: client.clone(),
-        topics: topics.clone(),
-        store: store.clone(),
-        port,
+    let commands = control.map(|port| {
+        Commands::new(
+            client.clone(),
+            topics.clone(),
+            store.clone(),
+            port,
+            drops.clone(),
+        )
     });
+    let mut gate = AnnounceGate::new(connection::ANNOUNCE_QUIET);
     let result = async {
         loop {
+            let due = gate.due();
             tokio::select! {
                 () = shutdown.cancelled() => break,
-                Some(()) = announce.recv() => {
+                Some(()) = connected.recv() => {
+                    // A clean session: subscribe again at every connect.
                     client.subscribe(ha_status.clone(), QoS::AtMostOnce).await?;
                     if commands.is_some() {
                         client.subscribe(topics.setting_commands(), QoS::AtLeastOnce).await?;
                     }
+                    gate.announced(Instant::now());
+                    publisher.announce_all(&store).await?;
+                }
+                Some(()) = birth.recv() => {
+                    if gate.request(Instant::now()) {
+                        gate.announced(Instant::now());
+                        publisher.announce_all(&store).await?;
+                    }
+                }
+                () = sleep_until_due(due), if due.is_some() => {
+                    gate.announced(Instant::now());
                     publisher.announce_all(&store).await?;
                 }
                 Some(message) = messages.recv() => {
                     if let Some(commands) = &commands {
-                        commands.handle(&message.topic, &message.payload, message.retain);
+                        let topic = String::from_utf8_lossy(&message.topic);
+                        commands.handle(&topic, &message.payload, message.retain);
                     }
                 }
                 event = events.recv() => match event {
                     Ok(event) => publisher.on_event(&store, &event).await?,
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         tracing::warn!(missed = n, "home assistant sink lagged; re-announcing");
-                        publisher.announce_all(&store).await?;
+                        if gate.request(Instant::now()) {
+                            gate.announced(Instant::now());
+                            publisher.announce_all(&store).await?;
+                        }
                     }
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
@@ -138,4 +198,11 @@ async fn publish_loop(
         tracing::warn!("home assistant connection did not close in time");
     }
     result
+}
+
+/// Sleeps until `due` (the select branch is disabled while there is none).
+async fn sleep_until_due(due: Option<Instant>) {
+    if let Some(at) = due {
+        tokio::time::sleep_until(at).await;
+    }
 }

@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use catalog::Channel;
-use rumqttc::{AsyncClient, QoS};
+use rumqttc::v5::AsyncClient;
+use rumqttc::v5::mqttbytes::QoS;
 use store::{DeviceSnapshot, Stage, StateStore, StoreEvent};
 
 use protocol::DeviceSettings;

@@ -13,7 +13,10 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, EventLoop, Outgoing, Packet, QoS, SubscribeFilter};
+use rumqttc::Outgoing;
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::mqttbytes::v5::{Filter, Packet};
+use rumqttc::v5::{AsyncClient, Event, EventLoop};
 
 use super::HomeAssistantConfig;
 use crate::error::SinkError;
@@ -59,8 +62,8 @@ pub async fn remove_retained(
     let ours_filter = format!("{}/#", topics.prefix);
     client
         .subscribe_many([
-            SubscribeFilter::new(config_filter, QoS::AtMostOnce),
-            SubscribeFilter::new(ours_filter, QoS::AtMostOnce),
+            Filter::new(config_filter, QoS::AtMostOnce),
+            Filter::new(ours_filter, QoS::AtMostOnce),
         ])
         .await?;
     let marker = format!("{}/_remove_marker/{}", topics.prefix, std::process::id());
@@ -85,13 +88,14 @@ pub async fn remove_retained(
                     if !p.retain || p.payload.is_empty() {
                         continue;
                     }
-                    if p.topic == bridge_availability && &p.payload[..] == b"online" {
+                    let topic = String::from_utf8_lossy(&p.topic).into_owned();
+                    if topic == bridge_availability && &p.payload[..] == b"online" {
                         bridge_online = true;
                     }
-                    if p.topic.starts_with(&own_prefix) {
-                        others.insert(p.topic.clone());
-                    } else if is_our_config(&p.topic, &p.payload, &node_prefix, &own_prefix) {
-                        configs.insert(p.topic.clone());
+                    if topic.starts_with(&own_prefix) {
+                        others.insert(topic);
+                    } else if is_our_config(&topic, &p.payload, &node_prefix, &own_prefix) {
+                        configs.insert(topic);
                     }
                 }
                 Ok(_) => {}
@@ -119,7 +123,7 @@ pub async fn remove_retained(
                 .publish(topic, QoS::AtLeastOnce, true, Vec::<u8>::new())
                 .await?;
         }
-        Ok::<(), rumqttc::ClientError>(())
+        Ok::<(), rumqttc::v5::ClientError>(())
     });
     let mut acked = 0;
     step(&broker, "clear retained messages", async {

@@ -174,12 +174,12 @@ impl CloudSource {
         let result = tokio::select! {
             error = driver => {
                 driver_failed = true;
-                Ended::Failed { error, was_connected: false }
+                Ended::Failed { error, connected_at: None }
             }
             _ = ticker => Ended::Shutdown,
             _ = served => Ended::Failed {
                 error: SourceError::Mqtt("reconnecting: a device stayed silent while connected".into()),
-                was_connected: true,
+                connected_at: None,
             },
             _ = tokio::time::sleep_until(renew_at) => Ended::Renew,
             _ = shutdown.cancelled() => Ended::Shutdown,
@@ -187,8 +187,8 @@ impl CloudSource {
         if let Ok(mut s) = schedule.lock() {
             s.on_disconnect();
         }
-        let was_connected = connected_at.lock().ok().is_some_and(|at| at.is_some());
-        if !driver_failed && was_connected && client.try_disconnect().is_ok() {
+        let connected_at = connected_at.lock().ok().and_then(|at| *at);
+        if !driver_failed && connected_at.is_some() && client.try_disconnect().is_ok() {
             // Say goodbye properly (bounded): the broker then drops the session at once.
             let goodbye = async {
                 loop {
@@ -203,7 +203,7 @@ impl CloudSource {
         match result {
             Ended::Failed { error, .. } => Ended::Failed {
                 error,
-                was_connected,
+                connected_at,
             },
             other => other,
         }
