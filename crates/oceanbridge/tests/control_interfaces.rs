@@ -291,15 +291,17 @@ async fn home_assistant_commands_need_the_opt_in() {
         .await
         .expect("publish");
     let web = bridge.web_addr.expect("dashboard address");
-    let r = request(
+    let (name, value) = bearer(TOKEN);
+    let body = json!({"setting": "work_mode", "mode": "backup"}).to_string();
+    let r = raw_http::request(
         web,
         "POST",
-        &format!("/api/devices/{sn}/settings?token={TOKEN}"),
-        Some(&json!({"setting": "work_mode", "mode": "backup"})),
+        &format!("/api/devices/{sn}/settings"),
+        &[(name, value.as_str()), ("Content-Type", "application/json")],
+        &body,
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let (name, value) = bearer(TOKEN);
     let audit = get(web, "/api/control/audit", &[(name, value.as_str())])
         .await
         .json();
