@@ -12,6 +12,7 @@ use serde::ser::{SerializeStruct, Serializer};
 
 use tokio::time::Instant;
 
+use crate::grid::{GridInputs, GridState, PHASE_VOLTAGE_KEYS, derive};
 use crate::slots::{ChannelSlots, channel_slot};
 use crate::stage::{Arrival, Deadlines, DeviceClocks, Stage, StageChange, StageCtx, StageTimes};
 use crate::unix_ms;
@@ -82,7 +83,14 @@ pub struct DeviceSnapshot {
     pub settings: Option<DeviceSettings>,
     /// When the last settings report arrived.
     pub settings_ms: Option<i64>,
+    /// Grid presence derived from the meter's phase voltages (protocol §13; not a
+    /// catalog state), with how it was derived.
+    pub grid: GridState,
 }
+
+/// The phase voltages' catalog states (protocol §13).
+static PHASE_VOLTAGES: std::sync::LazyLock<[Option<&'static StateDef>; 3]> =
+    std::sync::LazyLock::new(|| PHASE_VOLTAGE_KEYS.map(catalog::by_key));
 
 /// One device: its latest values (see [`ChannelSlots`] for the memory layout), when each
 /// channel last reported, and its online status.
@@ -95,20 +103,48 @@ pub(crate) struct DeviceEntry {
     status: Option<(DeviceStatus, SystemTime)>,
     /// Settings merged from every 96/8 report, and when the last one arrived.
     settings: Option<(DeviceSettings, SystemTime)>,
+    /// Grid presence as last announced ([`crate::StoreEvent::Grid`]).
+    grid: GridState,
 }
 
 /// All devices' latest values and stage deadlines (kept behind the store's lock).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Latest {
     devices: BTreeMap<Arc<str>, DeviceEntry>,
     deadlines: Deadlines,
+    /// At most this many devices (`[store] max_devices`); a report of any other device
+    /// finds no room.
+    max_devices: usize,
+}
+
+impl Default for Latest {
+    fn default() -> Latest {
+        Latest::new(crate::StoreConfig::default().max_devices)
+    }
 }
 
 impl Latest {
-    /// The entry of device `sn`, created on its first report. Called once per device
-    /// and payload, not per state; a known device's serial is not copied.
+    pub(crate) fn new(max_devices: usize) -> Latest {
+        Latest {
+            devices: BTreeMap::new(),
+            deadlines: Deadlines::default(),
+            max_devices: max_devices.max(1),
+        }
+    }
+
+    /// Devices held.
+    pub(crate) fn len(&self) -> usize {
+        self.devices.len()
+    }
+
+    /// The entry of device `sn`, created on its first report; `None` when the store
+    /// already holds `max_devices` others. Called once per device and payload, not per
+    /// state; a known device's serial is not copied.
     pub(crate) fn device(&mut self, sn: &str) -> Option<&mut DeviceEntry> {
         if !self.devices.contains_key(sn) {
+            if self.devices.len() >= self.max_devices {
+                return None;
+            }
             let sn: Arc<str> = sn.into();
             let entry = DeviceEntry {
                 sn: sn.clone(),
@@ -117,6 +153,7 @@ impl Latest {
                 clocks: DeviceClocks::default(),
                 status: None,
                 settings: None,
+                grid: GridState::default(),
             };
             self.devices.insert(sn, entry);
         }
@@ -213,6 +250,9 @@ impl Latest {
                     device.clocks.restored(slot, mono, age, *at, &mut ctx);
                 }
             }
+            // Announced as restored: the first change after this is an event.
+            let heartbeat = device.clocks.channels[HEARTBEAT].stage;
+            device.grid = derive(&device.grid_inputs(heartbeat, device.clocks.stage()));
         }
     }
 
@@ -240,16 +280,63 @@ impl Latest {
         self.deadlines.next()
     }
 
+    /// Re-derives device `sn`'s grid presence from its values, status and stages (the
+    /// clocks' view, kept current by arrivals and the stage timer); returns it when it
+    /// changed since it was last announced.
+    pub(crate) fn refresh_grid(&mut self, sn: &str) -> Option<(Arc<str>, GridState)> {
+        let device = self.devices.get_mut(sn)?;
+        let grid = derive(&device.grid_inputs(
+            device.clocks.channels[HEARTBEAT].stage,
+            device.clocks.stage(),
+        ));
+        (grid != device.grid).then(|| {
+            device.grid = grid;
+            (device.sn.clone(), grid)
+        })
+    }
+
     #[cfg(test)]
     pub(crate) fn pending_deadlines(&self) -> usize {
         self.deadlines.len()
     }
 }
 
+/// The heartbeat's channel slot (the phase voltages' channel).
+const HEARTBEAT: usize = Channel::EmsHeartbeatReport as usize;
+
 impl DeviceEntry {
     /// The device's serial, shared by everything that names the device.
     pub(crate) fn sn(&self) -> &Arc<str> {
         &self.sn
+    }
+
+    /// The number the device last published for `state`, if any.
+    pub(crate) fn number(&self, state: &StateDef) -> Option<f64> {
+        self.values.get(state)?.value.as_number()
+    }
+
+    /// When `channel` last had an update (any origin).
+    pub(crate) fn channel_update(&self, channel: Channel) -> Option<SystemTime> {
+        self.channel_updates[channel_slot(channel)]
+    }
+
+    /// A report of `channel` arrived whose value was held back: the channel reported,
+    /// though no value of it changed.
+    pub(crate) fn touch(&mut self, channel: Channel, at: SystemTime) {
+        let update = &mut self.channel_updates[channel_slot(channel)];
+        if update.is_none_or(|t| t < at) {
+            *update = Some(at);
+        }
+    }
+
+    /// What the grid derivation looks at, with the given stages.
+    fn grid_inputs(&self, heartbeat: Option<Stage>, device: Option<Stage>) -> GridInputs {
+        GridInputs {
+            voltages: PHASE_VOLTAGES.map(|state| state.and_then(|s| self.number(s))),
+            online: self.status.map(|(s, _)| s == DeviceStatus::Online),
+            heartbeat,
+            device,
+        }
     }
 
     /// Merges a settings report (fields it leaves out keep their last value); returns
@@ -285,10 +372,7 @@ impl DeviceEntry {
         out_of_range: bool,
         at: SystemTime,
     ) {
-        let channel = &mut self.channel_updates[channel_slot(state.channel)];
-        if channel.is_none_or(|t| t < at) {
-            *channel = Some(at);
-        }
+        self.touch(state.channel, at);
         let Some(slot) = self.values.slot_mut(state) else {
             return;
         };
@@ -346,7 +430,13 @@ impl DeviceEntry {
                 stale: stage != Stage::Fresh,
             });
         }
+        let heartbeat = channels
+            .iter()
+            .find(|c| c.channel == Channel::EmsHeartbeatReport.as_str())
+            .map(|c| c.stage);
+        let stage = crate::stage::device_stage(channels.iter().map(|c| c.stage));
         DeviceSnapshot {
+            grid: derive(&self.grid_inputs(heartbeat, stage)),
             device_sn: self.sn.to_string(),
             online: self.status.map(|(s, _)| s == DeviceStatus::Online),
             status_ms: self.status.map(|(_, at)| unix_ms(at)),
@@ -356,7 +446,7 @@ impl DeviceEntry {
                 .flatten()
                 .max()
                 .map(|t| unix_ms(*t)),
-            stage: crate::stage::device_stage(channels.iter().map(|c| c.stage)),
+            stage,
             channels,
             packs,
             state_count: self.values().count(),
