@@ -46,7 +46,7 @@ impl BigPublisher {
     async fn connect(broker: &MqttBroker) -> BigPublisher {
         let mut options =
             MqttOptions::new(testkit::unique("hostile-pub"), &broker.host, broker.port);
-        options.set_max_packet_size(2 * MESSAGE_BYTES, 64 * 1024);
+        options.set_max_packet_size(64 * 1024, 2 * MESSAGE_BYTES);
         options.set_keep_alive(Duration::from_secs(30));
         let (client, mut eventloop) = AsyncClient::new(options, 16);
         let acked = Arc::new(AtomicU64::new(0));
@@ -101,7 +101,8 @@ fn attack_message(round: u64) -> (Vec<u8>, u64) {
             true,
         )
     };
-    let one = encode_frames(vec![frame(0)]).len();
+    // The longest frame (serial and seq of the most digits) bounds every frame's size.
+    let one = encode_frames(vec![frame(99_999_999)]).len();
     let n = (MESSAGE_BYTES / one) as u64;
     let payload = encode_frames((0..n).map(frame).collect());
     assert!(payload.len() <= MESSAGE_BYTES, "{} bytes", payload.len());
