@@ -14,31 +14,20 @@ mod support;
 use std::time::Duration;
 
 use catalog::Channel;
-use protocol::dispatch::MappedReport;
-use protocol::{FrameSpec, Value, encode_frames, encode_report};
+use protocol::encode_frames;
 use serde_json::Value as Json;
 use simulator::fleet::FleetPublisher;
 use support::fleet::{fleet_on, run_id};
 use support::{Bridge, STARTUP, metric, state_row};
+use testkit::feed::numbers_frame;
 use testkit::services::MqttBroker;
 use testkit::sse::EventStream;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-/// One report frame of device `sn` with these `(state name, value)` numbers.
+/// One payload: a report frame of device `sn` with these `(state name, value)` numbers.
 fn frame(channel: Channel, sn: &str, values: &[(&str, f64)]) -> Vec<u8> {
-    let states: Vec<_> = values
-        .iter()
-        .map(|(name, v)| {
-            (
-                catalog::find(channel, name).expect("catalog"),
-                Value::Number(*v),
-            )
-        })
-        .collect();
-    let pdata = encode_report(channel, &states).expect("encodes");
-    let report = MappedReport::for_channel(channel);
-    encode_frames(vec![FrameSpec::report(report, pdata, sn, 7, true)])
+    encode_frames(vec![numbers_frame(channel, sn, values)])
 }
 
 /// The bridge and its directory (removed when the test ends).

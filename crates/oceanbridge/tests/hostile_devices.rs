@@ -238,6 +238,7 @@ async fn frames_naming_other_devices_on_a_real_devices_topic_create_nothing() {
     assert_eq!(lines, 1, "{}", bridge.stderr());
     // The new reason passes Prometheus's linter.
     let metrics = bridge.get("/metrics", None).await;
+    eprintln!("attack: /metrics after it: {} bytes", metrics.body.len());
     assert!(
         metrics.body.contains("reason=\"serial_mismatch\""),
         "{:.2000}",

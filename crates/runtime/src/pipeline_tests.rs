@@ -4,12 +4,10 @@
 use std::time::{Duration, SystemTime};
 
 use catalog::Channel;
-use protocol::dispatch::MappedReport;
-use protocol::{
-    DeviceSettings, FieldRules, FrameSpec, UpdateBuf, Value, encode_frames, encode_report,
-};
+use protocol::{DeviceSettings, FieldRules, FrameSpec, UpdateBuf, encode_frames};
 use sources::RawPayload;
 use store::{BridgeStats, StateStore, StoreConfig};
+use testkit::feed::numbers_frame;
 
 use super::{Outcome, process, process_with};
 
@@ -23,21 +21,6 @@ fn raw_on(topic_sn: &str, payload: Vec<u8>, at: SystemTime) -> RawPayload {
         received_at: at,
         origin: sources::Origin::Push,
     }
-}
-
-/// One report frame of `channel` naming `sn`, with these `(state name, value)` numbers.
-fn report(channel: Channel, sn: &str, values: &[(&str, f64)]) -> FrameSpec {
-    let states: Vec<_> = values
-        .iter()
-        .map(|(name, v)| {
-            (
-                catalog::find(channel, name).expect("catalog"),
-                Value::Number(*v),
-            )
-        })
-        .collect();
-    let pdata = encode_report(channel, &states).expect("encodes");
-    FrameSpec::report(MappedReport::for_channel(channel), pdata, sn, 9, true)
 }
 
 fn number(store: &StateStore, sn: &str, key: &str) -> Option<f64> {
@@ -98,7 +81,7 @@ fn a_night_frame_zeroes_the_powers_it_leaves_out_unless_zero_fill_is_off() {
         let stats = BridgeStats::default();
         let mut buf = UpdateBuf::new();
         for (values, at) in [(&day[..], t0), (&night[..], t0 + Duration::from_secs(4))] {
-            let frame = report(Channel::EnergyStreamItem, A, values);
+            let frame = numbers_frame(Channel::EnergyStreamItem, A, values);
             let raw = raw_on(A, encode_frames(vec![frame]), at);
             process_with(rules, &mut buf, &raw, &store, &stats);
         }
@@ -135,7 +118,7 @@ fn frames_naming_another_device_change_no_device_and_are_counted() {
     let stats = BridgeStats::default();
     let mut buf = UpdateBuf::new();
     let now = SystemTime::now();
-    let own = report(Channel::EnergyStreamItem, A, &[("pvPwr", 1500.0)]);
+    let own = numbers_frame(Channel::EnergyStreamItem, A, &[("pvPwr", 1500.0)]);
     process(
         &mut buf,
         &raw_on(A, encode_frames(vec![own]), now),
@@ -147,7 +130,7 @@ fn frames_naming_another_device_change_no_device_and_are_counted() {
         ..Default::default()
     };
     let frames = vec![
-        report(Channel::EnergyStreamItem, B, &[("pvPwr", 9999.0)]),
+        numbers_frame(Channel::EnergyStreamItem, B, &[("pvPwr", 9999.0)]),
         FrameSpec {
             cmd_func: 96,
             cmd_id: 8,
@@ -157,7 +140,7 @@ fn frames_naming_another_device_change_no_device_and_are_counted() {
             src: 2,
             xor: true,
         },
-        report(Channel::EmsHeartbeatReport, A, &[("bpSoc", 61.0)]),
+        numbers_frame(Channel::EmsHeartbeatReport, A, &[("bpSoc", 61.0)]),
     ];
     let outcome = process(
         &mut buf,
@@ -182,7 +165,7 @@ fn frames_naming_another_device_change_no_device_and_are_counted() {
 fn a_payload_on_a_topic_without_a_device_is_dropped() {
     let store = StateStore::open(&StoreConfig::default()).expect("store");
     let stats = BridgeStats::default();
-    let own = report(Channel::EnergyStreamItem, A, &[("pvPwr", 1500.0)]);
+    let own = numbers_frame(Channel::EnergyStreamItem, A, &[("pvPwr", 1500.0)]);
     let raw = RawPayload {
         topic: "/site7/raw".into(),
         ..raw_on(A, encode_frames(vec![own]), SystemTime::now())
@@ -206,7 +189,7 @@ fn held_values_and_refused_devices_are_counted_by_reason() {
     let mut buf = UpdateBuf::new();
     let now = SystemTime::now();
     let mut send = |sn: &str, values: &[(&str, f64)]| {
-        let frame = report(Channel::EmsHeartbeatReport, sn, values);
+        let frame = numbers_frame(Channel::EmsHeartbeatReport, sn, values);
         process(
             &mut buf,
             &raw_on(sn, encode_frames(vec![frame]), now),

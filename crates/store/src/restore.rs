@@ -36,19 +36,12 @@ pub(crate) fn newest_rows(
         "the history holds devices that are not configured or past [store] max_devices ({max_devices}); only the configured, most recently heard ones are restored"
     );
     let conn = history.connection();
-    let mut stmt = conn.prepare(
-        "SELECT device, key, MAX(ts_ms), num, text FROM history WHERE device = ?1 GROUP BY key",
-    )?;
+    let mut stmt = conn
+        .prepare("SELECT key, MAX(ts_ms), num, text FROM history WHERE device = ?1 GROUP BY key")?;
     let mut rows = Vec::new();
     for device in admitted {
-        let found = stmt.query_map([device], |row| {
-            Ok((
-                row.get(0)?,
-                row.get(1)?,
-                row.get(2)?,
-                row.get(3)?,
-                row.get(4)?,
-            ))
+        let found = stmt.query_map([device], |r| {
+            Ok((device.clone(), r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })?;
         for row in found {
             rows.push(row?);

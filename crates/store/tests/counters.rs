@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use catalog::Channel;
-use protocol::dispatch::MappedReport;
-use protocol::{DecodedPayload, FrameSpec, Value, decode_payload, encode_frames, encode_report};
+use protocol::{DecodedPayload, decode_payload, encode_frames};
 use store::{Held, StateStore, StoreConfig, StoreEvent};
+use testkit::feed::numbers_frame;
 use tokio::sync::broadcast::Receiver;
 
 const SN: &str = "HC31ZDH5ZF220777";
@@ -17,21 +17,14 @@ const PV_DAY: &str = "EMSHeartbeatReport.pvInDayEnergy";
 const SOC: &str = "EMSHeartbeatReport.bpSoc";
 const CHARGED: &str = "CloudBmsInfoReport.bpAccuChgCap";
 
-/// One payload of `channel` (heartbeat or BMS) with these `(key, value)` numbers.
+/// One payload of the channel of these `(key, value)` numbers (heartbeat or BMS).
 fn report(values: &[(&str, f64)]) -> DecodedPayload {
-    let states: Vec<_> = values
+    let channel = catalog::by_key(values[0].0).expect("catalog key").channel;
+    let names: Vec<_> = values
         .iter()
-        .map(|(key, v)| {
-            (
-                catalog::by_key(key).expect("catalog key"),
-                Value::Number(*v),
-            )
-        })
+        .map(|(key, v)| (key.rsplit('.').next().unwrap_or(key), *v))
         .collect();
-    let channel = states[0].0.channel;
-    let report = MappedReport::for_channel(channel);
-    let pdata = encode_report(channel, &states).expect("encodes");
-    let payload = encode_frames(vec![FrameSpec::report(report, pdata, SN, 3, true)]);
+    let payload = encode_frames(vec![numbers_frame(channel, SN, &names)]);
     decode_payload(&payload, SN).expect("decodes")
 }
 

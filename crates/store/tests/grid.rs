@@ -7,26 +7,21 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use catalog::Channel;
-use protocol::dispatch::MappedReport;
-use protocol::{DecodedPayload, FrameSpec, Value, decode_payload, encode_frames, encode_report};
+use protocol::{DecodedPayload, decode_payload, encode_frames};
 use store::{GridPresence, StateStore, StoreConfig, StoreEvent};
-use testkit::feed::Feed;
+use testkit::feed::{Feed, numbers_frame};
 use tokio::sync::broadcast::Receiver;
 use tokio_util::sync::CancellationToken;
 
 const SN: &str = "HC31ZDH5ZF220555";
 
-fn heartbeat(sn: &str, volts: [f64; 3]) -> DecodedPayload {
-    let states: Vec<_> = ["meterAVoltage", "meterBVoltage", "meterCVoltage"]
-        .iter()
-        .zip(volts)
-        .map(|(name, v)| {
-            let state = catalog::find(Channel::EmsHeartbeatReport, name).expect("catalog");
-            (state, Value::Number(v))
-        })
-        .collect();
-    let pdata = encode_report(Channel::EmsHeartbeatReport, &states).expect("encodes");
-    let frame = FrameSpec::report(MappedReport::EmsHeartbeat, pdata, sn, 5, true);
+fn heartbeat(sn: &str, [a, b, c]: [f64; 3]) -> DecodedPayload {
+    let volts = [
+        ("meterAVoltage", a),
+        ("meterBVoltage", b),
+        ("meterCVoltage", c),
+    ];
+    let frame = numbers_frame(Channel::EmsHeartbeatReport, sn, &volts);
     decode_payload(&encode_frames(vec![frame]), sn).expect("decodes")
 }
 
