@@ -147,17 +147,21 @@ async fn a_night_frame_reads_zero_everywhere_and_without_zero_fill_the_day_stays
         Some(0.0),
         "{line}"
     );
-    let history: Json = filled
-        .get_json(&format!("/api/history?device={sn}&state={pv}"), None)
-        .await;
-    let points: Vec<f64> = history["points"]
-        .as_array()
-        .expect("points")
-        .iter()
-        .filter_map(|p| p[1].as_f64())
-        .collect();
-    assert_eq!(points.first(), Some(&1500.0), "{history}");
-    assert_eq!(points.last(), Some(&0.0), "{history}");
+    // The history writer commits in batches: poll until the night's sample is in.
+    let points = testkit::wait_for_async(WAIT, async || {
+        let path = format!("/api/history?device={sn}&state={pv}");
+        let history: Json = filled.get_json(&path, None).await;
+        let points: Vec<f64> = history["points"]
+            .as_array()?
+            .iter()
+            .filter_map(|p| p[1].as_f64())
+            .collect();
+        (points.len() >= 2).then_some(points)
+    })
+    .await
+    .expect("the day's and the night's pvPwr in /api/history");
+    assert_eq!(points.first(), Some(&1500.0), "{points:?}");
+    assert_eq!(points.last(), Some(&0.0), "{points:?}");
     let zero_on_sse = testkit::wait_for_async(WAIT, async || {
         let event = events.next(Duration::from_secs(1)).await?;
         let data: Json = serde_json::from_str(&event.data).ok()?;
