@@ -22,6 +22,7 @@
 //!   in [`DeviceSnapshot::grid`] and as [`StoreEvent::Grid`].
 //! - `restore`: which devices the history brings back at start (configured ones, at most
 //!   `max_devices`).
+//! - [`snapshot`]: what the store shows of a device ([`DeviceSnapshot`], [`LatestState`]).
 //! - `slots`: one device's per-state storage, allocated a channel at a time (latest values
 //!   and the history filter's last stored values).
 //! - [`sqlite`]: the SQLite history file: WAL, a writer thread fed by a bounded queue, retention.
@@ -49,6 +50,7 @@ pub mod latest;
 pub mod postgres;
 mod restore;
 mod slots;
+pub mod snapshot;
 pub mod sqlite;
 pub mod stage;
 pub mod state_store;
@@ -62,8 +64,8 @@ pub use event::{StateChange, StoreEvent};
 pub use grid::{GridPresence, GridState};
 pub use guard::Held;
 pub use history::HistorySample;
-pub use latest::{ChannelSnapshot, DeviceSnapshot, LatestState};
 pub use postgres::{PostgresConfig, PostgresSink};
+pub use snapshot::{ChannelSnapshot, DeviceSnapshot, LatestState};
 pub use sqlite::HistoryStats;
 pub use stage::{Stage, StageTimes};
 pub use state_store::StateStore;
