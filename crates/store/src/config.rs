@@ -49,11 +49,13 @@ pub struct StoreConfig {
     /// what the sinks announce). A device exists once it reported on its own topic (or,
     /// restored from history, was configured); a report of one more is dropped and
     /// counted (`dropped{reason="device_limit"}`). Default 25 000: the per-instance share
-    /// the fleet plan of docs/scaling.md sizes for (the fleet benchmark runs 10 000).
+    /// the fleet plan of docs/scaling.md sizes for (the fleet benchmark runs 10 000). At
+    /// least 1 (0 is taken as 1).
     pub max_devices: usize,
     /// The control audit keeps its newest this many rows; each new row past that deletes
     /// the oldest (counted, [`crate::StateStore::audit_pruned`]), so refused writes
     /// cannot grow the file without bound. Default 10 000 (what one audit query shows).
+    /// At least 1 (0 is taken as 1).
     pub audit_keep: usize,
 }
 

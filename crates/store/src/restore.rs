@@ -5,47 +5,47 @@
 //! (when a list is configured) and at most `max_devices`; the others stay in the file
 //! until retention deletes them, and are never revived.
 
+use std::collections::{HashMap, HashSet};
+
 use crate::error::StoreError;
 use crate::sqlite::{SqliteHistory, StoredRow};
 
 /// The newest row of every state of every admitted device (see the module doc).
 /// `configured` empty: every device is a candidate (fleet mode, or an account's list).
+///
+/// One pass over the history's newest rows (the query the restore always made); the
+/// choice is made on them, so a clean history costs nothing more.
 pub(crate) fn newest_rows(
     history: &SqliteHistory,
     configured: &[String],
     max_devices: usize,
 ) -> Result<Vec<StoredRow>, StoreError> {
-    let devices: Vec<String> = {
-        let conn = history.connection();
-        let mut stmt =
-            conn.prepare("SELECT device FROM history GROUP BY device ORDER BY MAX(ts_ms) DESC")?;
-        let rows = stmt.query_map([], |row| row.get(0))?;
-        rows.collect::<Result<_, _>>()?
-    };
-    let admitted: Vec<&String> = devices
-        .iter()
-        .filter(|d| configured.is_empty() || configured.contains(d))
-        .take(max_devices)
-        .collect();
-    if admitted.len() == devices.len() {
-        return history.newest();
+    let mut rows = history.newest()?;
+    // When each device was last heard: the newest of its rows.
+    let mut heard: HashMap<&str, i64> = HashMap::new();
+    for (device, _, ts, _, _) in &rows {
+        let last = heard.entry(device).or_insert(*ts);
+        *last = (*last).max(*ts);
     }
+    let in_history = heard.len();
+    let mut candidates: Vec<(&str, i64)> = heard
+        .into_iter()
+        .filter(|(d, _)| configured.is_empty() || configured.iter().any(|c| c == d))
+        .collect();
+    if candidates.len() == in_history && in_history <= max_devices {
+        return Ok(rows);
+    }
+    candidates.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let admitted: HashSet<String> = candidates
+        .into_iter()
+        .take(max_devices)
+        .map(|(d, _)| d.to_string())
+        .collect();
     tracing::warn!(
-        in_history = devices.len(),
+        in_history,
         restored = admitted.len(),
         "the history holds devices that are not configured or past [store] max_devices ({max_devices}); only the configured, most recently heard ones are restored"
     );
-    let conn = history.connection();
-    let mut stmt = conn
-        .prepare("SELECT key, MAX(ts_ms), num, text FROM history WHERE device = ?1 GROUP BY key")?;
-    let mut rows = Vec::new();
-    for device in admitted {
-        let found = stmt.query_map([device], |r| {
-            Ok((device.clone(), r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })?;
-        for row in found {
-            rows.push(row?);
-        }
-    }
+    rows.retain(|(device, ..)| admitted.contains(device));
     Ok(rows)
 }
