@@ -1,4 +1,4 @@
-//! Fake devices, repeated as an attacker would (issue 21, first finding), against the real
+//! Fake devices, repeated as an attacker would (as reported against f8b3153), against the real
 //! binary in fleet mode on the shared mosquitto (127.0.0.1:1883, a topic prefix unique to
 //! the run). Before: four 1 MB messages on one real device's topic, each frame naming
 //! another serial, created 50 002 devices (RSS 18 → 250 MB) that the history revived
