@@ -1,6 +1,6 @@
 //! Settings (protocol §10): what a user may set on a PowerOcean — work mode, backup
 //! reserve with the solar-surplus threshold, feed-in mode with its cap — as
-//! [`SetRequest`]s; the set frames that carry them (96/98, 96/112, 96/115, in the §10
+//! [`SetRequest`]s; the set frames that carry them (96/98, 96/112, 96/101, in the §10
 //! envelope); the checks a request must pass before anything is sent; and the 96/8
 //! `EmsChangeReport` read back into [`DeviceSettings`], a small settings channel outside
 //! the 216 catalog states.
@@ -20,6 +20,8 @@ use crate::wire::{self, RawField, WireError};
 pub const CMD_FUNC: i32 = 96;
 /// `cmd_id` of the settings report (read-back).
 pub const SETTINGS_REPORT_CMD_ID: i32 = 8;
+/// `cmd_id` of the feed-in set frame, `SysFeedPowerSet` (§10: 101, not 115).
+pub const FEED_IN_CMD_ID: i32 = 101;
 
 /// The EMS work mode (96/98 `ems_work_mode`, 96/8 `ems_word_mode`). Only the modes meant
 /// for users; the device knows others (3 debug … 13) that are never sent.
@@ -68,7 +70,8 @@ impl WorkMode {
     }
 }
 
-/// The feed-in mode (96/115 `ems_feed_mode`, 96/8 `ems_feed_mode`).
+/// The feed-in mode (96/101 `SysFeedPowerSet.ems_feed_mode`, read back as 96/8
+/// `ems_feed_mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FeedMode {
@@ -119,7 +122,7 @@ impl FeedMode {
 pub const MAX_FEED_POWER_W: u32 = 50_000;
 
 /// One change a user asks for. Reserve and threshold travel together (one 96/112 frame);
-/// so do feed mode and cap (one 96/115 frame).
+/// so do feed mode and cap (one 96/101 frame).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "setting", rename_all = "snake_case")]
 pub enum SetRequest {
@@ -163,12 +166,14 @@ pub struct SetContext {
 }
 
 impl SetRequest {
-    /// The frame's `cmd_id` (§10).
+    /// The frame's `cmd_id` (§10). Feed-in is 96/101 `SysFeedPowerSet`, as the app's own
+    /// command map dispatches it; an earlier protocol text said 96/115, which nothing
+    /// confirmed (§10, correction) and which the device ignores.
     pub const fn cmd_id(&self) -> i32 {
         match self {
             SetRequest::WorkMode { .. } => 98,
             SetRequest::BatteryLimits { .. } => 112,
-            SetRequest::FeedIn { .. } => 115,
+            SetRequest::FeedIn { .. } => FEED_IN_CMD_ID,
         }
     }
 

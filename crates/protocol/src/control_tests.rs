@@ -32,7 +32,7 @@ fn pdata_is_pinned_per_setting() {
         surplus_threshold: 80,
     };
     assert_eq!(hex(&limits.pdata()), "0864101418502050");
-    // 96/115: 2 = mode, 4 = cap (only for "limited").
+    // 96/101: 2 = mode, 4 = cap (only for "limited"); 1 and 3 are never sent (§10).
     let limited = SetRequest::FeedIn {
         mode: FeedMode::Limited,
         cap_w: Some(800),
@@ -100,13 +100,63 @@ fn set_payload_is_the_section_10_envelope_byte_for_byte() {
                 mode: FeedMode::Off,
                 cap_w: None,
             },
-            115,
+            101,
         ),
     ] {
         let h = header_of(&encode_set(&req, "SN", 1));
         assert_eq!(h.cmd_id, Some(cmd_id));
         assert_eq!(h.pdata.as_deref(), Some(req.pdata().as_slice()));
     }
+}
+
+/// Feed-in goes out as 96/101 `SysFeedPowerSet` (§10, corrected from 96/115): the whole
+/// payload, byte for byte, for "limited to 800 W".
+#[test]
+fn feed_in_is_96_101_byte_for_byte() {
+    let req = SetRequest::FeedIn {
+        mode: FeedMode::Limited,
+        cap_w: Some(800),
+    };
+    let payload = encode_set(&req, "HC31ZDH5ZF220123", 0x0102_0304);
+    // Checked by hand against §10: pdata 10 03 20 a0 06 (2 = mode 3 "limited",
+    // 4 = 800 W; fields 1 max feed power and 3 feed ratio absent), src 32, dest 96,
+    // d_src 1, d_dest 1, check_type 3, cmd 96/101 (0x65), data_len 5, need_ack 1,
+    // seq 0x01020304, version 3, payload_ver 1, from "ios", device_sn.
+    let golden = [
+        "0a3d",
+        "0a05100320a006",
+        "1020",
+        "1860",
+        "2001",
+        "2801",
+        "3803",
+        "4060",
+        "4865",
+        "5005",
+        "5801",
+        "7084868808",
+        "800103",
+        "880101",
+        "ba0103696f73",
+        "ca0110484333315a4448355a46323230313233",
+    ]
+    .concat();
+    assert_eq!(hex(&payload), golden);
+    let h = header_of(&payload);
+    assert_eq!((h.cmd_func, h.cmd_id), (Some(96), Some(101)));
+    let sent = pb::SysFeedPowerSet::decode(h.pdata.as_deref().unwrap_or_default()).expect("pdata");
+    assert_eq!(sent.ems_feed_mode, Some(3));
+    assert_eq!(sent.ems_feed_pwr, Some(800));
+    assert_eq!((sent.ems_max_feed_pwr, sent.ems_feed_ratio), (None, None));
+    // Read back from 96/8: the same mode and cap confirm it.
+    let read_back = DeviceSettings {
+        feed_mode: Some(3),
+        feed_power_cap_w: Some(800),
+        ..Default::default()
+    };
+    assert!(req.applied_in(&read_back));
+    // The old 96/115 is no report the decoder knows: an unknown pair, counted.
+    assert_eq!(crate::dispatch(96, 115), crate::Report::Unknown);
 }
 
 #[test]

@@ -5,10 +5,11 @@ use smol_str::SmolStr;
 use catalog::{Channel, StateDef};
 
 use crate::MAX_PAYLOAD_BYTES;
-use crate::compact::{UpdateBuf, decode_message, plan};
+use crate::compact::{UpdateBuf, decode_message, plan, push_zeros};
 use crate::control::DeviceSettings;
 use crate::dispatch::{MappedReport, Report, dispatch};
 use crate::error::DecodeError;
+use crate::field::{FieldRules, zero_fill};
 use crate::schema::tables;
 use crate::value::Value;
 use crate::wire::{self, RawField, WireError};
@@ -135,10 +136,22 @@ pub fn decode_payload(payload: &[u8], fallback_sn: &str) -> Result<DecodedPayloa
     Ok(buf.to_payload())
 }
 
+/// How a payload is read: the serial that names frames without one, and whether the
+/// service's rules apply on top of the decoder's.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Reading<'a> {
+    /// The serial of the topic the payload came on (or the caller's fallback).
+    pub(crate) sn: &'a str,
+    /// `Some` on the service's path: a frame whose header names another device than
+    /// `sn` is dropped and counted (protocol §2), and the §11 rules apply. `None`: the
+    /// decoder's own rules only (`decode --json`, the test vectors).
+    pub(crate) rules: Option<FieldRules>,
+}
+
 /// Fills an empty `buf` from one payload, frame by frame.
 pub(crate) fn decode_into(
     payload: &[u8],
-    fallback_sn: &str,
+    reading: Reading<'_>,
     buf: &mut UpdateBuf,
 ) -> Result<(), DecodeError> {
     if payload.len() > MAX_PAYLOAD_BYTES {
@@ -149,12 +162,12 @@ pub(crate) fn decode_into(
     }
     wire::walk(payload, &tables().frames, |_, raw| {
         if let RawField::Len(bytes) = raw {
-            decode_frame(&parse_header(bytes)?, fallback_sn, buf);
+            decode_frame(&parse_header(bytes)?, reading, buf);
         }
         Ok(())
     })
     .map_err(DecodeError::envelope)?;
-    if buf.frames() == 0 {
+    if buf.frames() == 0 && buf.foreign_frames() == 0 {
         return Err(DecodeError::Empty);
     }
     Ok(())
@@ -185,11 +198,15 @@ fn parse_header(bytes: &[u8]) -> Result<Header<'_>, WireError> {
     Ok(h)
 }
 
-fn decode_frame(h: &Header<'_>, fallback_sn: &str, buf: &mut UpdateBuf) {
-    let sn = h
-        .device_sn
-        .filter(|sn| !sn.is_empty())
-        .unwrap_or(fallback_sn);
+fn decode_frame(h: &Header<'_>, reading: Reading<'_>, buf: &mut UpdateBuf) {
+    let named = h.device_sn.filter(|sn| !sn.is_empty());
+    if reading.rules.is_some() && named.is_some_and(|sn| sn != reading.sn) {
+        // Protocol §2: the topic says whose frame this is; a header naming another
+        // device is not to be trusted, so the frame belongs to neither.
+        buf.foreign_frames += 1;
+        return;
+    }
+    let sn = named.unwrap_or(reading.sn);
     let frame = buf.push_frame(sn);
     let (cmd_func, cmd_id) = (h.cmd_func.unwrap_or(0), h.cmd_id.unwrap_or(0));
     let skip = |buf: &mut UpdateBuf, reason| {
@@ -218,7 +235,14 @@ fn decode_frame(h: &Header<'_>, fallback_sn: &str, buf: &mut UpdateBuf) {
     let pdata = unxor(h, &mut scratch);
     let result = match report {
         MappedReport::BatteryPacks => decode_packs(pdata, frame, cmd_func, cmd_id, buf),
-        other => decode_message(pdata, plan(other.channel()), frame, &mut buf.arenas),
+        other => {
+            let channel = other.channel();
+            decode_message(pdata, plan(channel), frame, &mut buf.arenas).map(|seen| {
+                if reading.rules.is_some_and(|r| r.stream_zero_fill) {
+                    push_zeros(zero_fill(channel), seen, frame, &mut buf.arenas);
+                }
+            })
+        }
     };
     buf.xor = scratch;
     match result {
@@ -283,7 +307,9 @@ fn decode_packs(
             return Ok(());
         };
         match Channel::battery_pack(index) {
-            Some(channel) => decode_message(pack, plan(channel), frame, &mut buf.arenas)?,
+            Some(channel) => {
+                decode_message(pack, plan(channel), frame, &mut buf.arenas)?;
+            }
             None => {
                 // Not a catalog channel, but it must still be a valid BPReport.
                 let before = buf.arenas.updates.len();

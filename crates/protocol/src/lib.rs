@@ -15,7 +15,12 @@
 //! - [`encode`]: the reverse, for the simulator and round-trip tests, plus the frames a
 //!   client publishes: get-all (§3) and the energy stream switch (§8).
 //! - [`control`]: settings (protocol §10): [`SetRequest`] checks, the 96/98, 96/112 and
-//!   96/115 set frames, and the 96/8 read-back as [`DeviceSettings`] (not catalog states).
+//!   96/101 set frames, and the 96/8 read-back as [`DeviceSettings`] (not catalog states).
+//! - [`field`]: what the field means beyond the frame (protocol §11): what an absent
+//!   field means per report (the energy stream's power fields read 0 W), placeholder
+//!   readings, and [`FieldRules`] for the service's decode path
+//!   ([`UpdateBuf::decode_from_device`]).
+//! - [`counters`]: which catalog states are lifetime or daily energy counters.
 //! - [`topics`]: MQTT topic names and the serial they carry.
 //! - [`json`]: the flat `decode --json` object.
 //! - [`open_api`]: open-API JSON: `a.b`/`a[0]` flattening (signing, quotas) and quota /
@@ -26,10 +31,12 @@
 
 pub mod compact;
 pub mod control;
+pub mod counters;
 pub mod decode;
 pub mod dispatch;
 pub mod encode;
 pub mod error;
+pub mod field;
 pub mod json;
 pub mod open_api;
 pub mod pb;
@@ -40,6 +47,7 @@ pub mod wire;
 
 pub use compact::{CompactUpdate, PayloadView, UpdateBuf, UpdateRef, ValueRef};
 pub use control::{DeviceSettings, FeedMode, SetContext, SetError, SetRequest, WorkMode};
+pub use counters::{CounterKind, counter_kind};
 pub use decode::{
     DecodedPayload, DeviceStatus, FrameSkip, SkipReason, StateUpdate, decode_payload,
 };
@@ -49,6 +57,7 @@ pub use encode::{
     energy_stream_switch, get_all_request, offline_payload,
 };
 pub use error::DecodeError;
+pub use field::FieldRules;
 pub use value::Value;
 
 /// Payloads larger than this are refused before parsing (real frames are a few KB).

@@ -91,3 +91,26 @@ fn a_warm_buffer_decodes_every_vector_without_allocating() {
         "allocations while decoding with a warm buffer"
     );
 }
+
+/// The service's path (topic device check, §11 zero-fill) keeps the same promise.
+#[test]
+fn the_service_path_allocates_nothing_either() {
+    let payloads = vectors();
+    let mut buf = UpdateBuf::new();
+    let rules = protocol::FieldRules::default();
+    let decode_all = |buf: &mut UpdateBuf| {
+        let mut states = 0;
+        for p in &payloads {
+            if buf.decode_from_device(p, "HJ31ZDH5ZF220123", rules).is_ok() {
+                states += buf.updates().len() + buf.foreign_frames();
+            }
+        }
+        states
+    };
+    let warm = decode_all(&mut buf);
+    let before = allocations();
+    let again: usize = (0..10).map(|_| decode_all(&mut buf)).sum();
+    let allocations = allocations() - before;
+    assert_eq!(again, 10 * warm);
+    assert_eq!(allocations, 0, "allocations on the service's path");
+}

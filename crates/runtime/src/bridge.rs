@@ -43,6 +43,11 @@ pub struct BridgeOptions {
     pub diagnostics: Option<DiagnosticsContext>,
     /// `[control]`: settings writes (off by default).
     pub control: ControlConfig,
+    /// How the pipeline reads frames (`[pipeline] stream_zero_fill`, protocol §11).
+    pub field_rules: protocol::FieldRules,
+    /// The devices the source is configured with (`[source] devices`): the history
+    /// revives only these at start. Empty: any device, up to `[store] max_devices`.
+    pub devices: Vec<String>,
 }
 
 /// A memory store, the default queue, and every sink, the capture and control off: what a
@@ -59,6 +64,8 @@ impl Default for BridgeOptions {
             capture_dir: None,
             diagnostics: None,
             control: ControlConfig::default(),
+            field_rules: protocol::FieldRules::default(),
+            devices: Vec::new(),
         }
     }
 }
@@ -84,6 +91,11 @@ impl BridgeOptions {
                 ..DiagnosticsContext::default()
             }),
             control: config.control.clone(),
+            field_rules: config.pipeline.field_rules(),
+            devices: match &config.source {
+                crate::config::SourceConfig::Cloud(cloud) => cloud.devices.clone(),
+                crate::config::SourceConfig::Broker(_) => Vec::new(),
+            },
         }
     }
 }
@@ -129,7 +141,8 @@ impl Bridge {
         options: BridgeOptions,
         shutdown: &CancellationToken,
     ) -> Result<Bridge, StartError> {
-        let store = StateStore::open(&options.store).map_err(StartError::Store)?;
+        let store =
+            StateStore::open_for(&options.store, &options.devices).map_err(StartError::Store)?;
         let stats = BridgeStats::default();
         let (sender, rx) = mpsc::channel(options.queue.max(1));
         let mut tasks = JoinSet::new();
@@ -152,11 +165,12 @@ impl Bridge {
             None => None,
         };
         tasks.spawn(store.clone().run_stages(shutdown.clone()));
-        tasks.spawn(pipeline::run(
+        tasks.spawn(pipeline::run_with(
             rx,
             store.clone(),
             stats.clone(),
             capture.as_ref().map(Capture::tap),
+            options.field_rules,
             shutdown.clone(),
         ));
         let controller = Arc::new(Controller::new(options.control, store.clone()));

@@ -93,18 +93,34 @@ impl Default for SourceConfig {
     }
 }
 
-/// `[pipeline]`: the queue between the source and the decoder.
+/// `[pipeline]`: the queue between the source and the decoder, and how frames are read.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PipelineConfig {
     /// Capacity of the bounded queue source → decoder; when full, payloads are dropped and
     /// counted (`dropped{reason="queue_full"}`). Default 1024.
     pub queue: usize,
+    /// Protocol §11: an energy-stream frame (96/33) that leaves out a power field means
+    /// 0 W (the device leaves zeros out), so the bridge sets it to 0 everywhere. Default
+    /// true; `false` only to diagnose (then a night shows the day's last solar power).
+    pub stream_zero_fill: bool,
 }
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        PipelineConfig { queue: 1024 }
+        PipelineConfig {
+            queue: 1024,
+            stream_zero_fill: protocol::FieldRules::default().stream_zero_fill,
+        }
+    }
+}
+
+impl PipelineConfig {
+    /// The decode rules these settings ask for.
+    pub fn field_rules(&self) -> protocol::FieldRules {
+        protocol::FieldRules {
+            stream_zero_fill: self.stream_zero_fill,
+        }
     }
 }
 
@@ -465,5 +481,13 @@ password = "ha-secret"
         let c = Config::from_toml("", |_| None).unwrap();
         assert_eq!(cloud(&c).api_url, sources::DEFAULT_API_URL);
         assert_eq!(c.pipeline.queue, 1024);
+        assert!(
+            c.pipeline.field_rules().stream_zero_fill,
+            "zero-fill on by default"
+        );
+        let c = Config::from_toml("[pipeline]\nstream_zero_fill = false\n", |_| None).unwrap();
+        assert!(!c.pipeline.field_rules().stream_zero_fill);
+        let e = Config::from_toml("[pipeline]\nstream_zero_fill = 1\n", |_| None).unwrap_err();
+        assert!(e.to_string().contains("stream_zero_fill"), "{e}");
     }
 }

@@ -2,8 +2,19 @@
 //! store, with a copy of each payload to the rolling capture; the sinks read from the
 //! store. Also [`StatsObserver`], the glue that lets a source count its events (logins,
 //! connects, reconnects, drops, live gauges) in [`BridgeStats`].
+//!
+//! The trust rule (protocol §2): a payload belongs to the device its topic names. A
+//! frame whose header names another device is dropped (`serial_mismatch`); a payload on
+//! a topic that names no device is dropped whole (`no_device_topic`): every topic the
+//! sources subscribe to names its device — the app route's property, `get_reply` and
+//! `set_reply` topics, the open API's `quota` and `status`, fleet mode's topics once its
+//! `topic_prefix` is removed — and so does every line of a record file written from
+//! them. The store then admits at most `[store] max_devices` devices (`device_limit`),
+//! and holds back placeholders and backward counter steps (`placeholder`,
+//! `counter_backwards`). Each is counted as `dropped{reason}`; the first two and the
+//! device limit also log one line a minute at most.
 
-use protocol::{PayloadView, UpdateBuf};
+use protocol::{FieldRules, PayloadView, UpdateBuf};
 use sources::payload::{PayloadKind, payload_kind};
 use sources::{
     LiveTask, Origin, PayloadError, RawPayload, SourceError, SourceObserver, decode_raw,
@@ -23,24 +34,58 @@ pub enum Outcome {
     Rejected(&'static str),
 }
 
-/// Decodes one payload, counts it and applies it to the store. Protobuf frames decode
-/// into `buf`, which the caller keeps between payloads: in steady state that allocates
-/// nothing per state. Open-API JSON decodes into owned states, as before.
+/// Decodes one payload, counts it and applies it to the store, with the default field
+/// rules (protocol §11: zero-fill on). See [`process_with`].
 pub fn process(
     buf: &mut UpdateBuf,
     raw: &RawPayload,
     store: &StateStore,
     stats: &BridgeStats,
 ) -> Outcome {
-    let result = match payload_kind(&raw.topic) {
-        PayloadKind::Frames => {
-            let sn = protocol::topics::device_sn_from_topic(&raw.topic).unwrap_or("");
-            buf.decode(&raw.payload, sn)
-                .map(|()| apply_to(&*buf, raw, store, stats))
-                .map_err(PayloadError::Frames)
-        }
-        // A command on a `set` topic (ours echoed, or the app's) is never a reading.
-        PayloadKind::Command => Ok(0),
+    process_with(FieldRules::default(), buf, raw, store, stats)
+}
+
+/// At most this much of a serial goes into a log line (topics come from the network).
+const LOGGED_SERIAL: usize = 40;
+
+/// Decodes one payload as coming from the device its topic names, counts it and applies
+/// it to the store. Protobuf frames decode into `buf`, which the caller keeps between
+/// payloads: in steady state that allocates nothing per state. Open-API JSON decodes
+/// into owned states, as before.
+pub fn process_with(
+    rules: FieldRules,
+    buf: &mut UpdateBuf,
+    raw: &RawPayload,
+    store: &StateStore,
+    stats: &BridgeStats,
+) -> Outcome {
+    let kind = payload_kind(&raw.topic);
+    // A command on a `set` topic (ours echoed, or the app's) is never a reading.
+    if kind == PayloadKind::Command {
+        return Outcome::Applied(0);
+    }
+    let Some(sn) = protocol::topics::device_sn_from_topic(&raw.topic) else {
+        let reason = "no_device_topic";
+        stats.warn_dropped(reason, 1, || {
+            let topic: String = raw.topic.chars().take(80).collect();
+            format!("a payload on {topic:?}, a topic that names no device, was dropped")
+        });
+        return Outcome::Rejected(reason);
+    };
+    let result = match kind {
+        PayloadKind::Frames => buf
+            .decode_from_device(&raw.payload, sn, rules)
+            .map(|()| {
+                let foreign = buf.foreign_frames() as u64;
+                stats.warn_dropped("serial_mismatch", foreign, || {
+                    let sn: String = sn.chars().take(LOGGED_SERIAL).collect();
+                    format!(
+                        "{foreign} frame(s) on the topic of device {sn} named another device in their header and were dropped (protocol §2: the topic says whose frame it is)"
+                    )
+                });
+                apply_to(&*buf, raw, store, stats)
+            })
+            .map_err(PayloadError::Frames),
         _ => decode_raw(&raw.topic, &raw.payload).map(|d| apply_to(&d, raw, store, stats)),
     };
     match result {
@@ -58,7 +103,8 @@ pub fn process(
     }
 }
 
-/// Counts a decoded payload and applies it; returns how many states went to the store.
+/// Counts a decoded payload and applies it; returns how many states it carried. What
+/// the store held back is counted by reason.
 fn apply_to(
     decoded: &impl PayloadView,
     raw: &RawPayload,
@@ -68,20 +114,42 @@ fn apply_to(
     stats.record_payload(decoded);
     // Protocol §8: a quota poll's values prove nothing about the device; they update the
     // latest values, never a channel's freshness.
-    match raw.origin {
+    let held = match raw.origin {
         Origin::Push => store.apply(decoded, raw.received_at),
         Origin::Poll => store.apply_polled(decoded, raw.received_at),
+    };
+    if !held.is_empty() {
+        stats.add_dropped("placeholder", held.placeholder);
+        stats.add_dropped("counter_backwards", held.counter_backwards);
+        stats.warn_dropped("device_limit", held.device_limit, || {
+            format!(
+                "the store holds its limit of {} devices ([store] max_devices); reports of further devices were dropped",
+                store.config().max_devices
+            )
+        });
     }
     decoded.len()
 }
 
+/// [`run_with`] with the default field rules (protocol §11: zero-fill on).
+pub async fn run(
+    rx: mpsc::Receiver<RawPayload>,
+    store: StateStore,
+    stats: BridgeStats,
+    capture: Option<CaptureTap>,
+    shutdown: CancellationToken,
+) {
+    run_with(rx, store, stats, capture, FieldRules::default(), shutdown).await
+}
+
 /// Drains the channel into the store until the senders are gone or `shutdown` fires;
 /// `capture` (if any) gets a copy of every payload first, as it arrived.
-pub async fn run(
+pub async fn run_with(
     mut rx: mpsc::Receiver<RawPayload>,
     store: StateStore,
     stats: BridgeStats,
     capture: Option<CaptureTap>,
+    rules: FieldRules,
     shutdown: CancellationToken,
 ) {
     let mut buf = UpdateBuf::new();
@@ -96,14 +164,14 @@ pub async fn run(
         if let Some(tap) = &capture {
             tap.offer(&raw);
         }
-        process(&mut buf, &raw, &store, &stats);
+        process_with(rules, &mut buf, &raw, &store, &stats);
     }
     // Whatever is already queued still goes in (bounded: the channel's capacity).
     while let Ok(raw) = rx.try_recv() {
         if let Some(tap) = &capture {
             tap.offer(&raw);
         }
-        process(&mut buf, &raw, &store, &stats);
+        process_with(rules, &mut buf, &raw, &store, &stats);
     }
 }
 
@@ -146,45 +214,5 @@ impl SourceObserver for StatsObserver {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::time::SystemTime;
-
-    use protocol::{DeviceSettings, FrameSpec, encode_frames};
-    use sources::RawPayload;
-    use store::{BridgeStats, StateStore, StoreConfig};
-
-    use super::{Outcome, process};
-
-    /// A 96/8 report (protocol §10) on the device's property topic reaches the store's
-    /// settings channel through the same path as every report, with no catalog state.
-    #[test]
-    fn a_settings_report_reaches_the_store() {
-        let sn = "HJ31ZDH5ZF220999";
-        let settings = DeviceSettings {
-            work_mode: Some(2),
-            backup_reserve: Some(15),
-            surplus_threshold: Some(85),
-            ..Default::default()
-        };
-        let payload = encode_frames(vec![FrameSpec {
-            cmd_func: 96,
-            cmd_id: 8,
-            pdata: settings.encode(),
-            device_sn: Some(sn.into()),
-            seq: 1,
-            src: 2,
-            xor: true,
-        }]);
-        let raw = RawPayload {
-            topic: protocol::topics::property_topic(sn),
-            payload: payload.into(),
-            received_at: SystemTime::now(),
-            origin: sources::Origin::Push,
-        };
-        let store = StateStore::open(&StoreConfig::default()).expect("store");
-        let mut buf = protocol::UpdateBuf::new();
-        let outcome = process(&mut buf, &raw, &store, &BridgeStats::default());
-        assert_eq!(outcome, Outcome::Applied(0));
-        assert_eq!(store.settings(sn), Some(settings));
-    }
-}
+#[path = "pipeline_tests.rs"]
+mod tests;

@@ -306,6 +306,13 @@ async fn sse_pushes_live_updates() {
         .expect("status event");
     assert_eq!(ev.event, "status");
     assert!(ev.data.contains("\"online\":false"), "{}", ev.data);
+    // Offline, the device says nothing about the grid any more (protocol §13).
+    let ev = events
+        .next(Duration::from_secs(20))
+        .await
+        .expect("grid event");
+    assert_eq!(ev.event, "grid");
+    assert!(ev.data.contains("\"presence\":\"unknown\""), "{}", ev.data);
     // Shutdown ends the stream instead of hanging the server (`next` tells an ended
     // stream from a quiet one: it panics when the stream merely stays open).
     h.shutdown.cancel();

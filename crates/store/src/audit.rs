@@ -82,7 +82,11 @@ pub(crate) fn create_table(conn: &Connection) -> rusqlite::Result<()> {
     )
 }
 
-fn insert(conn: &Connection, e: &AuditEntry) -> rusqlite::Result<()> {
+/// Inserts one row and deletes the rows older than the newest `keep`; returns how many
+/// were deleted. Ids only grow (`AUTOINCREMENT`) and the table only loses its oldest
+/// rows, so the newest `keep` rows are the ids above `last - keep`: one range delete on
+/// the primary key.
+fn insert(conn: &Connection, e: &AuditEntry, keep: usize) -> rusqlite::Result<usize> {
     conn.execute(
         "INSERT INTO control_audit (ts_ms, device, setting, previous, requested, outcome, detail, origin)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -97,7 +101,12 @@ fn insert(conn: &Connection, e: &AuditEntry) -> rusqlite::Result<()> {
             e.origin
         ],
     )?;
-    Ok(())
+    let keep = i64::try_from(keep.max(1)).unwrap_or(i64::MAX);
+    let last = conn.last_insert_rowid();
+    conn.execute(
+        "DELETE FROM control_audit WHERE id <= ?1",
+        params![last.saturating_sub(keep)],
+    )
 }
 
 fn select(
@@ -127,9 +136,24 @@ fn select(
 
 impl StateStore {
     /// Appends one attempt to the audit table, committed when this returns (a short
-    /// blocking write; the history writer may hold the file for one batch).
+    /// blocking write; the history writer may hold the file for one batch). The oldest
+    /// rows past `[store] audit_keep` go (counted in [`StateStore::audit_pruned`]).
     pub fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
-        Ok(insert(&self.sqlite().connection(), entry)?)
+        let keep = self.config().audit_keep;
+        let pruned = insert(&self.sqlite().connection(), entry, keep)?;
+        if pruned > 0 {
+            self.inner
+                .audit_pruned
+                .fetch_add(pruned as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Audit rows deleted since the start to keep the table at `[store] audit_keep`.
+    pub fn audit_pruned(&self) -> u64 {
+        self.inner
+            .audit_pruned
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The newest `limit` audit rows (at most [`MAX_AUDIT_ROWS`]), newest first; only

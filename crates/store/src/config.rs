@@ -45,7 +45,22 @@ pub struct StoreConfig {
     pub queue_capacity: usize,
     /// Samples written per SQLite transaction at most. Default 500.
     pub batch_size: usize,
+    /// At most this many devices are held (latest values, stages, history filter, and
+    /// what the sinks announce). A device exists once it reported on its own topic (or,
+    /// restored from history, was configured); a report of one more is dropped and
+    /// counted (`dropped{reason="device_limit"}`). Default 25 000: the per-instance share
+    /// the fleet plan of docs/scaling.md sizes for (the fleet benchmark runs 10 000). At
+    /// least 1 (0 is taken as 1).
+    pub max_devices: usize,
+    /// The control audit keeps its newest this many rows; each new row past that deletes
+    /// the oldest (counted, [`crate::StateStore::audit_pruned`]), so refused writes
+    /// cannot grow the file without bound. Default 10 000 (what one audit query shows).
+    /// At least 1 (0 is taken as 1).
+    pub audit_keep: usize,
 }
+
+/// The default of [`StoreConfig::max_devices`].
+pub const DEFAULT_MAX_DEVICES: usize = 25_000;
 
 impl Default for StoreConfig {
     fn default() -> Self {
@@ -60,6 +75,8 @@ impl Default for StoreConfig {
             unavailable_after: Duration::from_secs(10 * 60),
             queue_capacity: 50_000,
             batch_size: 500,
+            max_devices: DEFAULT_MAX_DEVICES,
+            audit_keep: crate::audit::MAX_AUDIT_ROWS,
         }
     }
 }

@@ -6,6 +6,7 @@ use std::time::SystemTime;
 use catalog::{Channel, StateDef};
 use protocol::{DeviceSettings, DeviceStatus, Value};
 
+use crate::grid::GridState;
 use crate::stage::Stage;
 
 /// One state that was just updated.
@@ -16,8 +17,8 @@ pub struct StateChange {
     pub out_of_range: bool,
 }
 
-/// One event per applied payload (states), per status report, per settings report and
-/// per stage transition.
+/// One event per applied payload (states), per status report, per settings report, per
+/// stage transition and per change of grid presence.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StoreEvent {
     /// New values for some states of a device (every update, changed or not).
@@ -47,6 +48,13 @@ pub enum StoreEvent {
         device_sn: Arc<str>,
         settings: DeviceSettings,
     },
+    /// The device's grid presence changed (protocol §13, derived from the meter's phase
+    /// voltages; [`crate::grid`]): after a heartbeat, a status report or a stage change.
+    Grid {
+        device_sn: Arc<str>,
+        grid: GridState,
+        at: SystemTime,
+    },
 }
 
 impl StoreEvent {
@@ -55,7 +63,8 @@ impl StoreEvent {
             StoreEvent::States { device_sn, .. }
             | StoreEvent::Status { device_sn, .. }
             | StoreEvent::Stage { device_sn, .. }
-            | StoreEvent::Settings { device_sn, .. } => device_sn,
+            | StoreEvent::Settings { device_sn, .. }
+            | StoreEvent::Grid { device_sn, .. } => device_sn,
         }
     }
 }

@@ -1,88 +1,25 @@
 //! The in-memory latest values: per device, per state, with per-channel update times,
-//! stages ([`crate::stage`]) and the online/offline status the device last reported.
+//! stages ([`crate::stage`]), the online/offline status the device last reported and its
+//! grid presence; at most `max_devices` devices. What it shows: [`crate::snapshot`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use catalog::{Channel, StateDef};
-use protocol::{DeviceSettings, DeviceStatus, Value, ValueRef};
-use serde::Serialize;
-use serde::ser::{SerializeStruct, Serializer};
-
+use protocol::{DeviceSettings, DeviceStatus, ValueRef};
 use tokio::time::Instant;
 
+use crate::grid::{GridInputs, GridState, PHASE_VOLTAGE_KEYS, derive};
 use crate::slots::{ChannelSlots, channel_slot};
 use crate::stage::{Arrival, Deadlines, DeviceClocks, Stage, StageChange, StageCtx, StageTimes};
 use crate::unix_ms;
 
-/// The latest value of one state of one device.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LatestState {
-    pub device_sn: Arc<str>,
-    pub state: &'static StateDef,
-    pub value: Value,
-    pub out_of_range: bool,
-    pub updated_at: SystemTime,
-}
+pub use crate::snapshot::{ChannelSnapshot, DeviceSnapshot, LatestState};
 
-impl Serialize for LatestState {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("LatestState", 8)?;
-        st.serialize_field("device", &*self.device_sn)?;
-        st.serialize_field("key", self.state.key)?;
-        st.serialize_field("channel", self.state.channel.as_str())?;
-        st.serialize_field("unit", self.state.unit)?;
-        st.serialize_field("value", &self.value)?;
-        st.serialize_field("out_of_range", &self.out_of_range)?;
-        st.serialize_field("updated_ms", &unix_ms(self.updated_at))?;
-        st.end()
-    }
-}
-
-/// One channel of one device: when it last reported and its stage.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ChannelSnapshot {
-    pub channel: &'static str,
-    /// Battery pack position for `bpInfoN` channels.
-    pub pack: Option<usize>,
-    /// Last update of any origin (pushed report or quota poll).
-    pub last_update_ms: Option<i64>,
-    /// Seconds since the last update, at snapshot time.
-    pub age_secs: Option<f64>,
-    /// Last pushed report (what the stage follows; `None`: only ever polled).
-    pub last_push_ms: Option<i64>,
-    /// Seconds since the last pushed report, at snapshot time.
-    pub push_age_secs: Option<f64>,
-    /// fresh / stale / unavailable ([`crate::stage`]).
-    pub stage: Stage,
-    /// `stage` is not fresh (kept for older clients).
-    pub stale: bool,
-}
-
-/// What the store knows about one device.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DeviceSnapshot {
-    pub device_sn: String,
-    /// `Some(true)` online, `Some(false)` offline, `None` never said.
-    pub online: Option<bool>,
-    pub status_ms: Option<i64>,
-    /// Latest state update of any channel.
-    pub last_update_ms: Option<i64>,
-    /// The freshest channel's stage ([`crate::stage`]); `None` before any channel reported.
-    pub stage: Option<Stage>,
-    /// Channels that have reported at least once.
-    pub channels: Vec<ChannelSnapshot>,
-    /// Battery pack positions seen (0-based).
-    pub packs: Vec<usize>,
-    /// How many of the 216 catalog states have a value.
-    pub state_count: usize,
-    /// The settings the device last reported (96/8, protocol §10; not catalog states);
-    /// `None` before its first settings report.
-    pub settings: Option<DeviceSettings>,
-    /// When the last settings report arrived.
-    pub settings_ms: Option<i64>,
-}
+/// The phase voltages' catalog states (protocol §13).
+static PHASE_VOLTAGES: std::sync::LazyLock<[Option<&'static StateDef>; 3]> =
+    std::sync::LazyLock::new(|| PHASE_VOLTAGE_KEYS.map(catalog::by_key));
 
 /// One device: its latest values (see [`ChannelSlots`] for the memory layout), when each
 /// channel last reported, and its online status.
@@ -95,20 +32,48 @@ pub(crate) struct DeviceEntry {
     status: Option<(DeviceStatus, SystemTime)>,
     /// Settings merged from every 96/8 report, and when the last one arrived.
     settings: Option<(DeviceSettings, SystemTime)>,
+    /// Grid presence as last announced ([`crate::StoreEvent::Grid`]).
+    grid: GridState,
 }
 
 /// All devices' latest values and stage deadlines (kept behind the store's lock).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Latest {
     devices: BTreeMap<Arc<str>, DeviceEntry>,
     deadlines: Deadlines,
+    /// At most this many devices (`[store] max_devices`); a report of any other device
+    /// finds no room.
+    max_devices: usize,
+}
+
+impl Default for Latest {
+    fn default() -> Latest {
+        Latest::new(crate::StoreConfig::default().max_devices)
+    }
 }
 
 impl Latest {
-    /// The entry of device `sn`, created on its first report. Called once per device
-    /// and payload, not per state; a known device's serial is not copied.
+    pub(crate) fn new(max_devices: usize) -> Latest {
+        Latest {
+            devices: BTreeMap::new(),
+            deadlines: Deadlines::default(),
+            max_devices: max_devices.max(1),
+        }
+    }
+
+    /// Devices held.
+    pub(crate) fn len(&self) -> usize {
+        self.devices.len()
+    }
+
+    /// The entry of device `sn`, created on its first report; `None` when the store
+    /// already holds `max_devices` others. Called once per device and payload, not per
+    /// state; a known device's serial is not copied.
     pub(crate) fn device(&mut self, sn: &str) -> Option<&mut DeviceEntry> {
         if !self.devices.contains_key(sn) {
+            if self.devices.len() >= self.max_devices {
+                return None;
+            }
             let sn: Arc<str> = sn.into();
             let entry = DeviceEntry {
                 sn: sn.clone(),
@@ -117,6 +82,7 @@ impl Latest {
                 clocks: DeviceClocks::default(),
                 status: None,
                 settings: None,
+                grid: GridState::default(),
             };
             self.devices.insert(sn, entry);
         }
@@ -213,6 +179,9 @@ impl Latest {
                     device.clocks.restored(slot, mono, age, *at, &mut ctx);
                 }
             }
+            // Announced as restored: the first change after this is an event.
+            let heartbeat = device.clocks.channels[HEARTBEAT].stage;
+            device.grid = derive(&device.grid_inputs(heartbeat, device.clocks.stage()));
         }
     }
 
@@ -240,16 +209,63 @@ impl Latest {
         self.deadlines.next()
     }
 
+    /// Re-derives device `sn`'s grid presence from its values, status and stages (the
+    /// clocks' view, kept current by arrivals and the stage timer); returns it when it
+    /// changed since it was last announced.
+    pub(crate) fn refresh_grid(&mut self, sn: &str) -> Option<(Arc<str>, GridState)> {
+        let device = self.devices.get_mut(sn)?;
+        let grid = derive(&device.grid_inputs(
+            device.clocks.channels[HEARTBEAT].stage,
+            device.clocks.stage(),
+        ));
+        (grid != device.grid).then(|| {
+            device.grid = grid;
+            (device.sn.clone(), grid)
+        })
+    }
+
     #[cfg(test)]
     pub(crate) fn pending_deadlines(&self) -> usize {
         self.deadlines.len()
     }
 }
 
+/// The heartbeat's channel slot (the phase voltages' channel).
+const HEARTBEAT: usize = Channel::EmsHeartbeatReport as usize;
+
 impl DeviceEntry {
     /// The device's serial, shared by everything that names the device.
     pub(crate) fn sn(&self) -> &Arc<str> {
         &self.sn
+    }
+
+    /// The number the device last published for `state`, if any.
+    pub(crate) fn number(&self, state: &StateDef) -> Option<f64> {
+        self.values.get(state)?.value.as_number()
+    }
+
+    /// When `channel` last had an update (any origin).
+    pub(crate) fn channel_update(&self, channel: Channel) -> Option<SystemTime> {
+        self.channel_updates[channel_slot(channel)]
+    }
+
+    /// A report of `channel` arrived whose value was held back: the channel reported,
+    /// though no value of it changed.
+    pub(crate) fn touch(&mut self, channel: Channel, at: SystemTime) {
+        let update = &mut self.channel_updates[channel_slot(channel)];
+        if update.is_none_or(|t| t < at) {
+            *update = Some(at);
+        }
+    }
+
+    /// What the grid derivation looks at, with the given stages.
+    fn grid_inputs(&self, heartbeat: Option<Stage>, device: Option<Stage>) -> GridInputs {
+        GridInputs {
+            voltages: PHASE_VOLTAGES.map(|state| state.and_then(|s| self.number(s))),
+            online: self.status.map(|(s, _)| s == DeviceStatus::Online),
+            heartbeat,
+            device,
+        }
     }
 
     /// Merges a settings report (fields it leaves out keep their last value); returns
@@ -285,10 +301,7 @@ impl DeviceEntry {
         out_of_range: bool,
         at: SystemTime,
     ) {
-        let channel = &mut self.channel_updates[channel_slot(state.channel)];
-        if channel.is_none_or(|t| t < at) {
-            *channel = Some(at);
-        }
+        self.touch(state.channel, at);
         let Some(slot) = self.values.slot_mut(state) else {
             return;
         };
@@ -346,7 +359,13 @@ impl DeviceEntry {
                 stale: stage != Stage::Fresh,
             });
         }
+        let heartbeat = channels
+            .iter()
+            .find(|c| c.channel == Channel::EmsHeartbeatReport.as_str())
+            .map(|c| c.stage);
+        let stage = crate::stage::device_stage(channels.iter().map(|c| c.stage));
         DeviceSnapshot {
+            grid: derive(&self.grid_inputs(heartbeat, stage)),
             device_sn: self.sn.to_string(),
             online: self.status.map(|(s, _)| s == DeviceStatus::Online),
             status_ms: self.status.map(|(_, at)| unix_ms(at)),
@@ -356,7 +375,7 @@ impl DeviceEntry {
                 .flatten()
                 .max()
                 .map(|t| unix_ms(*t)),
-            stage: crate::stage::device_stage(channels.iter().map(|c| c.stage)),
+            stage,
             channels,
             packs,
             state_count: self.values().count(),
@@ -367,91 +386,5 @@ impl DeviceEntry {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn value(key: &str, v: f64) -> LatestState {
-        LatestState {
-            device_sn: "SN1".into(),
-            state: catalog::by_key(key).expect("catalog key"),
-            value: Value::Number(v),
-            out_of_range: false,
-            updated_at: SystemTime::UNIX_EPOCH + Duration::from_secs(10),
-        }
-    }
-
-    #[test]
-    fn channels_are_allocated_on_first_report_and_read_back_by_key() {
-        let mut latest = Latest::default();
-        latest.set(value("EnergyStreamItem.pvPwr", 1200.0));
-        latest.set(value("bpInfo2.bpSoc", 55.0));
-        latest.set(value("EnergyStreamItem.pvPwr", 1300.0));
-        let entry = latest.devices.get("SN1").expect("device");
-        assert_eq!(entry.values.allocated(), [0, 0, 10, 0, 0, 25]);
-        let pv = catalog::by_key("EnergyStreamItem.pvPwr").expect("key");
-        assert_eq!(
-            latest.get("SN1", pv).map(|s| s.value),
-            Some(Value::Number(1300.0))
-        );
-        let soc = catalog::by_key("bpInfo2.bpSoc").expect("key");
-        assert_eq!(
-            latest.get("SN1", soc).map(|s| s.value),
-            Some(Value::Number(55.0))
-        );
-        let other = catalog::by_key("bpInfo0.bpSoc").expect("key");
-        assert_eq!(latest.get("SN1", other), None);
-        let keys: Vec<&str> = latest.latest("SN1").iter().map(|s| s.state.key).collect();
-        assert_eq!(keys, ["EnergyStreamItem.pvPwr", "bpInfo2.bpSoc"]);
-        let times = StageTimes::from_config(&crate::StoreConfig::default());
-        let snap = latest.snapshots(
-            SystemTime::UNIX_EPOCH + Duration::from_secs(11),
-            Instant::now(),
-            times,
-        );
-        assert_eq!(snap[0].state_count, 2);
-    }
-
-    #[test]
-    fn ten_thousand_devices_keep_one_deadline_per_channel() {
-        let times = StageTimes::from_config(&crate::StoreConfig::default());
-        let mut latest = Latest::default();
-        let stream = catalog::by_key("EnergyStreamItem.pvPwr").expect("key");
-        let heartbeat = &catalog::channel_states(Channel::EmsHeartbeatReport)[0];
-        let slot = |s: &StateDef| 1u8 << channel_slot(s.channel);
-        let t0 = Instant::now();
-        let started = std::time::Instant::now();
-        let mut changes = Vec::new();
-        for round in 0..20u64 {
-            let now = t0 + Duration::from_secs(round * 4);
-            let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(round * 4);
-            for d in 0..10_000 {
-                let sn = format!("SN{d:05}");
-                let device = latest.device(&sn).expect("device");
-                device.update(stream, ValueRef::Number(1.0), false, wall);
-                let mut channels = slot(stream);
-                if round == 0 {
-                    device.update(heartbeat, ValueRef::Number(230.0), false, wall);
-                    channels |= slot(heartbeat);
-                }
-                latest.arrived(
-                    &sn,
-                    channels,
-                    Arrival::Pushed(now, wall),
-                    times,
-                    &mut changes,
-                );
-            }
-            latest.expire_due(now, times, &mut changes);
-        }
-        let elapsed = started.elapsed();
-        // Fresh on the first round: the stream, the heartbeat and the device; no other
-        // transition in 80 s of a steady stream (the heartbeat is stale after 120 s).
-        assert_eq!(changes.len(), 30_000);
-        assert_eq!(
-            latest.pending_deadlines(),
-            20_000,
-            "one deadline per channel, however many pushes"
-        );
-        eprintln!("200 000 pushed reports of 10 000 devices with stage upkeep: {elapsed:?}");
-    }
-}
+#[path = "latest_tests.rs"]
+mod tests;

@@ -6,8 +6,8 @@
 //! - [`latest`]: the in-memory latest values, per-channel update times and stages, online status.
 //! - [`stage`]: fresh → stale → unavailable per device and channel (protocol §8): the
 //!   documented deadlines, the device rule, the deadline heap the stage timer works off.
-//! - [`state_store`]: [`StateStore`], the handle everything else holds (apply pushed or
-//!   polled payloads, query, subscribe, [`StateStore::run_stages`]).
+//! - [`state_store`]: [`StateStore`], the handle everything else holds (query, subscribe,
+//!   [`StateStore::run_stages`]); `apply`: applying pushed or polled payloads.
 //! - [`event`]: [`StoreEvent`], what subscribers (SSE, Home Assistant) receive.
 //! - [`control`]: the control interface (issue 14, protocol §10): [`ControlPort`], the
 //!   [`Origin`] of a write and its [`Outcome`]; the runtime's controller implements it,
@@ -16,6 +16,13 @@
 //! - [`audit`]: the control audit table in the SQLite history ([`AuditEntry`],
 //!   [`StateStore::append_audit`], [`StateStore::audit`]).
 //! - [`history`]: which samples are worth keeping (changed values, minimum interval).
+//! - `guard`: what is never published — placeholders (protocol §11) and energy counters
+//!   stepping backwards — counted per payload as [`Held`].
+//! - [`grid`]: grid presence per device from the meter's phase voltages (protocol §13),
+//!   in [`DeviceSnapshot::grid`] and as [`StoreEvent::Grid`].
+//! - `restore`: which devices the history brings back at start (configured ones, at most
+//!   `max_devices`).
+//! - [`snapshot`]: what the store shows of a device ([`DeviceSnapshot`], [`LatestState`]).
 //! - `slots`: one device's per-state storage, allocated a channel at a time (latest values
 //!   and the history filter's last stored values).
 //! - [`sqlite`]: the SQLite history file: WAL, a writer thread fed by a bounded queue, retention.
@@ -30,15 +37,20 @@
 //! column mapping ([`HistorySample::number`], [`HistorySample::text`]), and is configured
 //! under `[store]`. The sinks (Home Assistant, Prometheus, web) only read the store.
 
+mod apply;
 pub mod audit;
 pub mod config;
 pub mod control;
 pub mod error;
 pub mod event;
+pub mod grid;
+mod guard;
 pub mod history;
 pub mod latest;
 pub mod postgres;
+mod restore;
 mod slots;
+pub mod snapshot;
 pub mod sqlite;
 pub mod stage;
 pub mod state_store;
@@ -49,9 +61,11 @@ pub use config::{StoreConfig, cadence};
 pub use control::{ControlPort, Origin, Outcome, SetFuture};
 pub use error::StoreError;
 pub use event::{StateChange, StoreEvent};
+pub use grid::{GridPresence, GridState};
+pub use guard::Held;
 pub use history::HistorySample;
-pub use latest::{ChannelSnapshot, DeviceSnapshot, LatestState};
 pub use postgres::{PostgresConfig, PostgresSink};
+pub use snapshot::{ChannelSnapshot, DeviceSnapshot, LatestState};
 pub use sqlite::HistoryStats;
 pub use stage::{Stage, StageTimes};
 pub use state_store::StateStore;

@@ -216,6 +216,11 @@ impl StageCtx<'_> {
 }
 
 impl DeviceClocks {
+    /// The device's stage as last reported (`None` before any channel had values).
+    pub(crate) fn stage(&self) -> Option<Stage> {
+        self.stage
+    }
+
     /// New values arrived for the channel in `slot`.
     pub(crate) fn arrived(&mut self, slot: usize, arrival: Arrival, ctx: &mut StageCtx<'_>) {
         let channel = Channel::ALL[slot];

@@ -1,23 +1,22 @@
 //! [`StateStore`]: the shared handle the pipeline applies payloads to and the sinks read.
 
-use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
-use protocol::{DeviceSettings, DeviceStatus, PayloadView};
+use protocol::DeviceSettings;
 use tokio::sync::{Notify, broadcast, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::StoreConfig;
 use crate::error::StoreError;
-use crate::event::{StateChange, StoreEvent};
+use crate::event::StoreEvent;
+use crate::grid::GridState;
 use crate::history::{HistoryFilter, HistorySample, value_from_columns};
 use crate::latest::{DeviceSnapshot, Latest, LatestState};
-use crate::slots::channel_slot;
 use crate::sqlite::{HistoryStats, SqliteHistory};
-use crate::stage::{Arrival, StageChange, StageTimes};
+use crate::stage::{StageChange, StageTimes};
 use crate::stats::BridgeStats;
 
 /// Events buffered per subscriber before it lags (and is told how many it missed).
@@ -38,16 +37,18 @@ struct TapSender {
     reason: &'static str,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     config: StoreConfig,
-    times: StageTimes,
-    latest: RwLock<Latest>,
+    pub(crate) times: StageTimes,
+    pub(crate) latest: RwLock<Latest>,
     /// Wakes [`StateStore::run_stages`] when an earlier deadline was scheduled.
-    stage_timer: Notify,
-    filter: Mutex<HistoryFilter>,
-    events: broadcast::Sender<Arc<StoreEvent>>,
-    history: SqliteHistory,
+    pub(crate) stage_timer: Notify,
+    pub(crate) filter: Mutex<HistoryFilter>,
+    pub(crate) events: broadcast::Sender<Arc<StoreEvent>>,
+    pub(crate) history: SqliteHistory,
     taps: Mutex<Vec<TapSender>>,
+    /// Audit rows deleted to keep the table at `audit_keep` rows.
+    pub(crate) audit_pruned: AtomicU64,
 }
 
 /// Latest values, history and change events; cheap to clone (an `Arc` inside).
@@ -55,7 +56,7 @@ struct Inner {
 /// When the last clone is dropped, queued history is committed before the file closes.
 #[derive(Clone)]
 pub struct StateStore {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for StateStore {
@@ -64,46 +65,39 @@ impl std::fmt::Debug for StateStore {
     }
 }
 
-fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+pub(crate) fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     l.read().unwrap_or_else(|e| e.into_inner())
 }
 
-fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+pub(crate) fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(|e| e.into_inner())
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The payload's updates as runs of consecutive updates of one device (a payload
-/// normally is one run: one device).
-fn device_runs(decoded: &impl PayloadView) -> impl Iterator<Item = Range<usize>> + '_ {
-    let mut start = 0;
-    std::iter::from_fn(move || {
-        let first = decoded.update(start)?.device_sn;
-        let end = (start + 1..decoded.len())
-            .find(|&i| decoded.update(i).is_none_or(|u| u.device_sn != first))
-            .unwrap_or(decoded.len());
-        let run = start..end;
-        start = end;
-        Some(run)
-    })
 }
 
 impl StateStore {
     /// Opens the history (SQLite file in WAL mode, or memory) and restores the latest
-    /// value of every state from it.
+    /// value of every state of at most `max_devices` devices from it.
     pub fn open(config: &StoreConfig) -> Result<StateStore, StoreError> {
+        StateStore::open_for(config, &[])
+    }
+
+    /// [`StateStore::open`] for a bridge whose source names its devices (`configured`,
+    /// e.g. `[source] devices`): only those are restored from the history, so a serial
+    /// the source would never admit is never revived. Empty: every device is a candidate.
+    pub fn open_for(config: &StoreConfig, configured: &[String]) -> Result<StateStore, StoreError> {
         let history = SqliteHistory::open(
             config.sqlite_path.as_deref(),
             config.retention,
             config.queue_capacity,
             config.batch_size,
         )?;
-        let mut latest = Latest::default();
+        let mut latest = Latest::new(config.max_devices);
         let mut filter = HistoryFilter::new(config.min_interval, config.unchanged_every);
-        for (device, key, ts, num, text) in history.newest()? {
+        let rows = crate::restore::newest_rows(&history, configured, config.max_devices)?;
+        for (device, key, ts, num, text) in rows {
             let Some(state) = catalog::by_key(&key) else {
                 continue;
             };
@@ -135,6 +129,7 @@ impl StateStore {
                 events,
                 history,
                 taps: Mutex::new(Vec::new()),
+                audit_pruned: AtomicU64::new(0),
             }),
         })
     }
@@ -147,158 +142,22 @@ impl StateStore {
         &self.inner.config
     }
 
-    /// Applies one decoded payload that the device *pushed* (an MQTT report or get-all
-    /// answer) — a [`protocol::DecodedPayload`] or the pipeline's [`protocol::UpdateBuf`]:
-    /// latest values, status, history queue, and an event; its channels become fresh.
-    ///
-    /// Each device is looked up once per payload, values are updated in place, and the
-    /// event is only built when someone subscribed, so a steady stream of reports
-    /// allocates per payload, not per state (history samples aside: a changed value is
-    /// copied into its sample).
-    pub fn apply(&self, decoded: &impl PayloadView, received_at: SystemTime) {
-        self.apply_from(
-            decoded,
-            received_at,
-            Arrival::Pushed(Instant::now(), received_at),
-        );
-    }
-
-    /// Like [`StateStore::apply`] for values an HTTP quota poll returned: they update the
-    /// latest values and history, but prove nothing about the device (protocol §8: the
-    /// cloud answers with the last known values even for a device offline for days), so
-    /// no channel becomes fresh; a channel seen only through polls is unavailable.
-    pub fn apply_polled(&self, decoded: &impl PayloadView, received_at: SystemTime) {
-        self.apply_from(decoded, received_at, Arrival::Polled);
-    }
-
-    fn apply_from(&self, decoded: &impl PayloadView, received_at: SystemTime, arrival: Arrival) {
-        let inner = &self.inner;
-        if let (Some(status), Some(sn)) = (decoded.status(), decoded.device_sn()) {
-            let changed = {
-                let mut latest = write(&inner.latest);
-                latest
-                    .device(sn)
-                    .map(|d| (d.sn().clone(), d.set_status(status, received_at)))
-            };
-            if let Some((device_sn, changed)) = changed
-                && (changed || status == DeviceStatus::Offline)
-            {
-                let _ = inner.events.send(Arc::new(StoreEvent::Status {
-                    device_sn,
-                    status,
-                    at: received_at,
-                }));
-            }
-        }
-        if let (Some(reported), Some(sn)) = (decoded.settings(), decoded.device_sn()) {
-            self.apply_settings(sn, reported, received_at);
-        }
-        if decoded.is_empty() {
-            return;
-        }
-        let updates = |range: &Range<usize>| range.clone().filter_map(|i| decoded.update(i));
-        let mut stage_changes = Vec::new();
-        let runs = {
-            let mut latest = write(&inner.latest);
-            let mut runs: Vec<(Arc<str>, Range<usize>)> = Vec::with_capacity(1);
-            let mut rescheduled = false;
-            for range in device_runs(decoded) {
-                let Some(device) = decoded
-                    .update(range.start)
-                    .and_then(|u| latest.device(u.device_sn))
-                else {
-                    continue;
-                };
-                let mut channels = 0u8;
-                for u in updates(&range) {
-                    device.update(u.state, u.value, u.out_of_range, received_at);
-                    channels |= 1 << channel_slot(u.state.channel);
-                }
-                let sn = device.sn().clone();
-                rescheduled |=
-                    latest.arrived(&sn, channels, arrival, inner.times, &mut stage_changes);
-                runs.push((sn, range));
-            }
-            if rescheduled {
-                inner.stage_timer.notify_one();
-            }
-            runs
-        };
-        // Stage changes first: a subscriber marks a channel available before its values.
-        self.send_stage_changes(stage_changes, received_at);
-        let samples: Vec<HistorySample> = {
-            let mut filter = lock(&inner.filter);
-            let mut samples = Vec::new();
-            for (sn, range) in &runs {
-                let mut device = filter.device(sn);
-                for u in updates(range) {
-                    if device.admit(u.state, u.value, received_at) {
-                        samples.push(HistorySample {
-                            device_sn: sn.clone(),
-                            state: u.state,
-                            at: received_at,
-                            value: u.value.to_value(),
-                        });
-                    }
-                }
-            }
-            samples
-        };
-        if !samples.is_empty() {
-            self.feed_taps(&samples);
-            for s in samples {
-                inner.history.push(s);
-            }
-        }
-        // One event per device in the payload (payloads normally carry one device); with
-        // nobody subscribed there is nothing to build.
-        if inner.events.receiver_count() == 0 {
-            return;
-        }
-        let mut by_device: Vec<(Arc<str>, Vec<StateChange>)> = Vec::new();
-        for (sn, range) in &runs {
-            let changes = updates(range).map(|u| StateChange {
-                state: u.state,
-                value: u.value.to_value(),
-                out_of_range: u.out_of_range,
-            });
-            match by_device.iter_mut().find(|(d, _)| Arc::ptr_eq(d, sn)) {
-                Some((_, all)) => all.extend(changes),
-                None => by_device.push((sn.clone(), changes.collect())),
-            }
-        }
-        for (device_sn, changes) in by_device {
-            let _ = inner.events.send(Arc::new(StoreEvent::States {
-                device_sn,
-                at: received_at,
-                changes,
-            }));
-        }
-    }
-
-    /// A 96/8 settings report (protocol §10): merged into the device's settings and
-    /// announced as [`StoreEvent::Settings`]. Not a catalog channel: no stage, no history.
-    fn apply_settings(&self, sn: &str, reported: &DeviceSettings, at: SystemTime) {
-        let merged = {
-            let mut latest = write(&self.inner.latest);
-            latest
-                .device(sn)
-                .map(|d| (d.sn().clone(), d.set_settings(reported, at)))
-        };
-        if let Some((device_sn, settings)) = merged {
-            let _ = self.inner.events.send(Arc::new(StoreEvent::Settings {
-                device_sn,
-                settings,
-            }));
-        }
-    }
-
-    fn send_stage_changes(&self, changes: Vec<StageChange>, at: SystemTime) {
+    pub(crate) fn send_stage_changes(&self, changes: Vec<StageChange>, at: SystemTime) {
         for c in changes {
             let _ = self.inner.events.send(Arc::new(StoreEvent::Stage {
                 device_sn: c.device_sn,
                 channel: c.channel,
                 stage: c.stage,
+                at,
+            }));
+        }
+    }
+
+    pub(crate) fn send_grid_changes(&self, changes: Vec<(Arc<str>, GridState)>, at: SystemTime) {
+        for (device_sn, grid) in changes {
+            let _ = self.inner.events.send(Arc::new(StoreEvent::Grid {
+                device_sn,
+                grid,
                 at,
             }));
         }
@@ -312,8 +171,22 @@ impl StateStore {
         let inner = &self.inner;
         loop {
             let mut changes = Vec::new();
-            let next = write(&inner.latest).expire_due(Instant::now(), inner.times, &mut changes);
-            self.send_stage_changes(changes, SystemTime::now());
+            let (next, grids) = {
+                let mut latest = write(&inner.latest);
+                let next = latest.expire_due(Instant::now(), inner.times, &mut changes);
+                // A heartbeat gone stale or a device gone unavailable changes what its
+                // phase voltages tell (protocol §13).
+                let mut grids = Vec::new();
+                for c in changes.iter().filter(|c| {
+                    c.channel.is_none() || c.channel == Some(catalog::Channel::EmsHeartbeatReport)
+                }) {
+                    grids.extend(latest.refresh_grid(&c.device_sn));
+                }
+                (next, grids)
+            };
+            let now = SystemTime::now();
+            self.send_stage_changes(changes, now);
+            self.send_grid_changes(grids, now);
             let due = async {
                 match next {
                     Some(t) => tokio::time::sleep_until(t).await,
@@ -328,7 +201,7 @@ impl StateStore {
         }
     }
 
-    fn feed_taps(&self, samples: &[HistorySample]) {
+    pub(crate) fn feed_taps(&self, samples: &[HistorySample]) {
         let mut taps = lock(&self.inner.taps);
         taps.retain(|t| !t.tx.is_closed());
         if taps.is_empty() {
@@ -368,6 +241,11 @@ impl StateStore {
     /// Live events; a slow receiver gets `RecvError::Lagged` and should re-read the state.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<StoreEvent>> {
         self.inner.events.subscribe()
+    }
+
+    /// How many devices the store holds (at most `[store] max_devices`).
+    pub fn device_count(&self) -> usize {
+        read(&self.inner.latest).len()
     }
 
     /// Every known device with online status, per-channel update times and stages.

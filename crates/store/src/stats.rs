@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use protocol::{DecodeError, PayloadView};
 use serde::Serialize;
@@ -48,7 +48,12 @@ struct Maps {
     dropped: BTreeMap<&'static str, u64>,
     last_message: Option<SystemTime>,
     last_source_error: Option<String>,
+    /// Per drop reason: when it last logged, and how many it dropped since.
+    warned: BTreeMap<&'static str, (Option<Instant>, u64)>,
 }
+
+/// One drop reason logs at most one line this often ([`BridgeStats::warn_dropped`]).
+pub const DROP_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// Shared, cheap-to-clone pipeline counters.
 #[derive(Debug, Clone, Default)]
@@ -201,7 +206,42 @@ impl BridgeStats {
 
     /// Counts `n` dropped messages or samples (`reason`: e.g. `"postgres_write_failed"`).
     pub fn add_dropped(&self, reason: &'static str, n: u64) {
+        if n == 0 {
+            return;
+        }
         *self.maps().dropped.entry(reason).or_default() += n;
+    }
+
+    /// Counts `n` drops under `reason` like [`BridgeStats::add_dropped`] and logs one
+    /// warning line — `what` says what was dropped and why — at most once per
+    /// [`DROP_LOG_EVERY`] and reason, with the number dropped since the last line:
+    /// hostile input is counted, never a reason to flood the log.
+    pub fn warn_dropped(&self, reason: &'static str, n: u64, what: impl FnOnce() -> String) {
+        if n == 0 {
+            return;
+        }
+        let due = {
+            let mut maps = self.maps();
+            *maps.dropped.entry(reason).or_default() += n;
+            let now = Instant::now();
+            let (last, since) = maps.warned.entry(reason).or_default();
+            *since += n;
+            match last {
+                Some(at) if now.duration_since(*at) < DROP_LOG_EVERY => None,
+                _ => {
+                    *last = Some(now);
+                    Some(std::mem::take(since))
+                }
+            }
+        };
+        if let Some(dropped) = due {
+            tracing::warn!(
+                reason,
+                dropped,
+                "{} (counted as dropped{{reason=\"{reason}\"}}; at most one line a minute)",
+                what()
+            );
+        }
     }
 
     /// A PostgreSQL sink started; `sent` counts the samples its tap hands over. Its

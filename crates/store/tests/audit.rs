@@ -102,3 +102,53 @@ fn attempts_are_appended_kept_and_queried() {
     assert_eq!(json["outcome"], "not_applied");
     assert_eq!(json["origin"], "ha");
 }
+
+/// Refused writes cost a row each: the table keeps its newest `audit_keep` rows, across
+/// restarts, and counts what it deleted.
+#[test]
+fn the_audit_keeps_its_newest_rows_and_counts_the_pruned() {
+    let dir = testkit::temp_dir("audit-bound");
+    let config = StoreConfig {
+        sqlite_path: Some(dir.path().join("history.sqlite")),
+        audit_keep: 5,
+        ..StoreConfig::default()
+    };
+    let refused = |i: u64| {
+        let request = SetRequest::WorkMode {
+            mode: WorkMode::Backup,
+        };
+        let reason = format!("refused write {i}");
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + i);
+        AuditEntry::new(
+            at,
+            A,
+            &request,
+            None,
+            &Outcome::Refused { reason },
+            Origin::Web,
+        )
+    };
+    {
+        let store = StateStore::open(&config).expect("open");
+        for i in 0..12 {
+            store.append_audit(&refused(i)).expect("appended");
+        }
+        assert_eq!(store.audit_pruned(), 7);
+        let kept: Vec<_> = store.audit(None, 100).expect("query");
+        let details: Vec<_> = kept.iter().filter_map(|r| r.detail.clone()).collect();
+        assert_eq!(
+            details,
+            (7..12)
+                .rev()
+                .map(|i| format!("refused write {i}"))
+                .collect::<Vec<_>>()
+        );
+    }
+    let store = StateStore::open(&config).expect("reopen");
+    store.append_audit(&refused(12)).expect("appended");
+    assert_eq!(store.audit_pruned(), 1, "counted since this start");
+    let kept = store.audit(None, 100).expect("query");
+    assert_eq!(kept.len(), 5);
+    assert_eq!(kept[0].detail.as_deref(), Some("refused write 12"));
+    assert_eq!(kept[4].detail.as_deref(), Some("refused write 8"));
+}

@@ -234,7 +234,8 @@ fn online_status_and_events() {
     store.apply(&feed.offline(), t0 + Duration::from_secs(2));
     assert_eq!(store.devices()[0].online, Some(false));
     // Events: the status, the stages of the five channels and the device (fresh), then
-    // the states, then offline. (The stages over time: tests/stages.rs.)
+    // the states and the grid presence they tell (a meter phase above 50 V), then offline
+    // and the grid unknown. (The stages over time: tests/stages.rs.)
     let mut kinds = Vec::new();
     while let Ok(e) = events.try_recv() {
         kinds.push(match &*e {
@@ -246,6 +247,7 @@ fn online_status_and_events() {
                 stage.as_str()
             ),
             StoreEvent::Settings { .. } => "settings".into(),
+            StoreEvent::Grid { grid, .. } => format!("grid:{}", grid.presence.as_str()),
         });
     }
     assert_eq!(
@@ -259,7 +261,9 @@ fn online_status_and_events() {
             "bpInfo0:fresh".into(),
             "bpInfo1:fresh".into(),
             format!("states:{}", catalog::STATE_COUNT - 25),
-            "offline".into()
+            "grid:present".into(),
+            "offline".into(),
+            "grid:unknown".into(),
         ]
     );
 }

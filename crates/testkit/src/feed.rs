@@ -7,6 +7,21 @@ use protocol::pb::ProtoType;
 use protocol::schema::tables;
 use protocol::{DecodedPayload, FrameSpec, Value, value};
 
+/// One report frame of `channel` (not a battery pack) naming device `sn` with exactly
+/// these `(state name, number)` fields — for tests that need a frame as the field sends
+/// it: a power left out, a placeholder, a counter stepping back.
+pub fn numbers_frame(channel: Channel, sn: &str, values: &[(&str, f64)]) -> FrameSpec {
+    let states: Vec<_> = values
+        .iter()
+        .map(|(name, v)| {
+            let state = catalog::find(channel, name).unwrap_or_else(|| panic!("{name}?"));
+            (state, Value::Number(*v))
+        })
+        .collect();
+    let pdata = protocol::encode_report(channel, &states).expect("encodable");
+    FrameSpec::report(MappedReport::for_channel(channel), pdata, sn, 7, true)
+}
+
 /// A device's report stream: full payloads, energy-stream payloads and the offline notice.
 pub struct Feed {
     pub sn: String,

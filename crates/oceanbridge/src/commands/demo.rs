@@ -105,6 +105,7 @@ async fn demo(args: DemoArgs, log: runtime::LogRing) -> anyhow::Result<ExitCode>
                 enabled: true,
                 ..runtime::ControlConfig::default()
             },
+            ..BridgeOptions::default()
         },
         &shutdown,
     )

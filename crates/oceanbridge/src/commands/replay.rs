@@ -76,6 +76,7 @@ async fn replay(
             capture_dir: None,
             diagnostics: None,
             control: Default::default(),
+            ..BridgeOptions::default()
         },
         &shutdown,
     )

@@ -6,6 +6,7 @@ use catalog::StateDef;
 
 use super::plan::{Action, Gathered, Op, Plan, Shape};
 use super::{Arenas, CompactUpdate, Repr, Span};
+use crate::field::ZeroFill;
 use crate::value;
 use crate::wire::{FieldIndex, Reader, WIRE_END_GROUP, WIRE_START_GROUP, WireError};
 
@@ -20,13 +21,14 @@ pub(crate) struct Pending {
 /// Decodes `bytes` as the message of `plan` into `arenas`, tagging updates with `frame`.
 /// Scalars keep the last occurrence (protobuf's rule) at the place of the first; repeated
 /// fields gather all occurrences and follow the scalars, in order of first occurrence.
+/// Returns the set of scalar fields present (bit = field number), for the §11 rules.
 /// On error the caller truncates what was pushed.
 pub(crate) fn decode_message(
     bytes: &[u8],
     plan: &Plan,
     frame: u32,
     arenas: &mut Arenas,
-) -> Result<(), WireError> {
+) -> Result<u128, WireError> {
     let mut m = Message {
         start: arenas.updates.len(),
         seen: 0,
@@ -43,7 +45,22 @@ pub(crate) fn decode_message(
         }
     }
     m.finish();
-    Ok(())
+    Ok(m.seen)
+}
+
+/// Pushes a 0 for each state of `fills` whose field is not in `seen` (protocol §11: an
+/// absent power field of the energy stream reads 0 W), as updates of `frame`.
+pub(crate) fn push_zeros(fills: &[ZeroFill], seen: u128, frame: u32, arenas: &mut Arenas) {
+    for &(bit, state) in fills {
+        if seen & bit == 0 {
+            arenas.updates.push(CompactUpdate {
+                state: state.index as u16,
+                frame,
+                out_of_range: state.is_out_of_range(0.0),
+                value: Repr::Number(0.0),
+            });
+        }
+    }
 }
 
 struct Message<'b> {

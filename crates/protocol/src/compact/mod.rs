@@ -15,11 +15,12 @@ use smol_str::SmolStr;
 use catalog::StateDef;
 
 use crate::control::DeviceSettings;
-use crate::decode::{self, DecodedPayload, DeviceStatus, FrameSkip, StateUpdate};
+use crate::decode::{self, DecodedPayload, DeviceStatus, FrameSkip, Reading, StateUpdate};
 use crate::error::DecodeError;
+use crate::field::FieldRules;
 use crate::value::Value;
 
-pub(crate) use message::decode_message;
+pub(crate) use message::{decode_message, push_zeros};
 pub(crate) use plan::plan;
 pub use view::{PayloadView, UpdateRef};
 
@@ -164,6 +165,9 @@ pub struct UpdateBuf {
     pub(crate) settings: Option<DeviceSettings>,
     /// Scratch for XOR-ed pdata.
     pub(crate) xor: Vec<u8>,
+    /// Frames dropped because their header named another device than the topic's
+    /// ([`UpdateBuf::decode_from_device`] only).
+    pub(crate) foreign_frames: usize,
 }
 
 impl UpdateBuf {
@@ -187,8 +191,35 @@ impl UpdateBuf {
     /// [`crate::decode_payload`]: `fallback_sn` names the device when a frame carries no
     /// `device_sn`. On error the buffer is left empty.
     pub fn decode(&mut self, payload: &[u8], fallback_sn: &str) -> Result<(), DecodeError> {
+        let reading = Reading {
+            sn: fallback_sn,
+            rules: None,
+        };
+        self.decode_with(payload, reading)
+    }
+
+    /// Decodes a payload that came on device `topic_sn`'s topic the way the service
+    /// takes it: the frame belongs to the topic's device, so a frame whose header names
+    /// another device is dropped ([`UpdateBuf::foreign_frames`], protocol §2), and
+    /// `rules` add what absent fields mean (protocol §11: with `stream_zero_fill`, every
+    /// power field a 96/33 frame leaves out reads 0 W, as an update like a decoded one).
+    /// Like [`UpdateBuf::decode`], nothing is allocated per state once the buffer has grown.
+    pub fn decode_from_device(
+        &mut self,
+        payload: &[u8],
+        topic_sn: &str,
+        rules: FieldRules,
+    ) -> Result<(), DecodeError> {
+        let reading = Reading {
+            sn: topic_sn,
+            rules: Some(rules),
+        };
+        self.decode_with(payload, reading)
+    }
+
+    fn decode_with(&mut self, payload: &[u8], reading: Reading<'_>) -> Result<(), DecodeError> {
         self.clear();
-        let result = decode::decode_into(payload, fallback_sn, self);
+        let result = decode::decode_into(payload, reading, self);
         if result.is_err() {
             self.clear();
         }
@@ -205,6 +236,7 @@ impl UpdateBuf {
         self.skipped.clear();
         self.errors.clear();
         self.settings = None;
+        self.foreign_frames = 0;
     }
 
     /// Starts a frame whose device is `device_sn`; returns its index.
@@ -279,9 +311,15 @@ impl UpdateBuf {
         &self.errors
     }
 
-    /// Number of frames in the payload.
+    /// Number of frames in the payload (not counting foreign ones).
     pub fn frames(&self) -> usize {
         self.frames.len()
+    }
+
+    /// Frames [`UpdateBuf::decode_from_device`] dropped because their header named
+    /// another device than the topic's (protocol §2). Always 0 after [`UpdateBuf::decode`].
+    pub fn foreign_frames(&self) -> usize {
+        self.foreign_frames
     }
 
     /// Settings a 96/8 frame of the payload reported (not catalog states).

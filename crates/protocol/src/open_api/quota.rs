@@ -1,6 +1,12 @@
 //! Open-API JSON (protocol §1b) → catalog states: `96_1.bpSoc`, `96_108.bpInfo[0].bpSoc`.
 //! Keys whose `cmdFunc_cmdId` prefix maps to a catalog channel become [`StateUpdate`]s
 //! with the same value rules as the protobuf route; every other key is a counted skip.
+//!
+//! No zero-fill here (protocol §11's first row is about the 96/33 *frame*, a full
+//! snapshot): the peers that read open-API quota pushes merge them key by key into what
+//! they hold, and the Fit's key set is unconfirmed (§1b), so a key a message leaves out
+//! means "not in this message", not 0. The placeholder and counter rules do apply (the
+//! store applies them to every route).
 
 use catalog::{Channel, Kind, StateDef};
 use serde_json::Value as Json;

@@ -215,6 +215,8 @@ impl Publisher {
                     self.publish_settings(device_sn, settings).await?;
                 }
             }
+            // Grid presence (protocol §13) has no Home Assistant entity yet.
+            StoreEvent::Grid { .. } => {}
         }
         Ok(())
     }

@@ -51,6 +51,13 @@ fn to_sse(event: &StoreEvent) -> Event {
         } => Event::default()
             .event("settings")
             .data(json!({"device": &**device_sn, "settings": settings}).to_string()),
+        StoreEvent::Grid {
+            device_sn,
+            grid,
+            at,
+        } => Event::default().event("grid").data(
+            json!({"device": &**device_sn, "grid": grid, "t": unix_ms(*at)}).to_string(),
+        ),
     }
 }
 
