@@ -4,12 +4,15 @@
 //! them against backward steps, and the sinks announce them as totals.
 //!
 //! One table, by catalog key: every state not in it is not a counter. From the catalog
-//! (spec 1.4.0): the BMS's accumulated charge and discharge (`bpAccuChgCap`,
-//! `bpAccuDsgCap`, mAh) and its cycle count grow for the pack's life; the heartbeat's six
-//! `*DayEnergy` (Wh) count today's energy. Not counters although they look alike:
-//! design and full capacity (`bpDesignCap`, `bpFullCap`: the pack's size, which ageing
-//! lowers) and the remaining energy (`bpRemainWatth`: a level, like the SoC).
-
+//! (spec 1.4.0): the heartbeat's six `*DayEnergy` (Wh) count today's energy. The BMS's
+//! accumulated charge and discharge (`bpAccuChgCap`, `bpAccuDsgCap`, mAh) and its cycle
+//! count grow for a pack's life, but the 96/111 report describes the packs in turn under
+//! these same states (`bpSn` names the pack), so each of them reads 40, 47, 40, 47… on a
+//! two-pack system: one pack's counter, not one series. They are [`CounterKind::PackLifetime`]:
+//! their placeholders are dropped (protocol §11), but no backward step is held and no
+//! sink announces them as totals. Not counters although they look alike: design and full
+//! capacity (`bpDesignCap`, `bpFullCap`: the pack's size, which ageing lowers) and the
+//! remaining energy (`bpRemainWatth`: a level, like the SoC).
 use std::sync::LazyLock;
 
 use catalog::StateDef;
@@ -19,32 +22,43 @@ use catalog::StateDef;
 pub enum CounterKind {
     /// Not a counter: a reading that may go up and down.
     NotACounter,
-    /// Grows for the device's life and never resets.
+    /// Grows for the device's life and never resets: one series.
     Lifetime,
-    /// Grows over a day and falls back to 0 at local midnight.
+    /// Grows over a day and falls back to 0 at local midnight: one series.
     Daily,
+    /// Grows for a battery pack's life, but the report takes the packs in turn under the
+    /// same state: not one series (see the module doc).
+    PackLifetime,
 }
 
 impl CounterKind {
-    /// Short name (`none`, `lifetime`, `daily`).
+    /// Short name (`none`, `lifetime`, `daily`, `pack_lifetime`).
     pub const fn as_str(self) -> &'static str {
         match self {
             CounterKind::NotACounter => "none",
             CounterKind::Lifetime => "lifetime",
             CounterKind::Daily => "daily",
+            CounterKind::PackLifetime => "pack_lifetime",
         }
     }
 
+    /// A counter of any kind (its placeholders are dropped).
     pub const fn is_counter(self) -> bool {
         !matches!(self, CounterKind::NotACounter)
+    }
+
+    /// One series that only grows (apart from a daily reset): what the store guards
+    /// against backward steps and the sinks announce as a total.
+    pub const fn is_series(self) -> bool {
+        matches!(self, CounterKind::Lifetime | CounterKind::Daily)
     }
 }
 
 /// Every counter of the catalog, by key.
 pub const COUNTERS: [(&str, CounterKind); 9] = [
-    ("CloudBmsInfoReport.bpAccuChgCap", CounterKind::Lifetime),
-    ("CloudBmsInfoReport.bpAccuDsgCap", CounterKind::Lifetime),
-    ("CloudBmsInfoReport.bpCycles", CounterKind::Lifetime),
+    ("CloudBmsInfoReport.bpAccuChgCap", CounterKind::PackLifetime),
+    ("CloudBmsInfoReport.bpAccuDsgCap", CounterKind::PackLifetime),
+    ("CloudBmsInfoReport.bpCycles", CounterKind::PackLifetime),
     ("EMSHeartbeatReport.pvInDayEnergy", CounterKind::Daily),
     ("EMSHeartbeatReport.bpInDayEnergy", CounterKind::Daily),
     ("EMSHeartbeatReport.bpOutDayEnergy", CounterKind::Daily),
@@ -97,8 +111,9 @@ mod tests {
                 .map(|s| s.key)
                 .collect()
         };
+        assert!(of(CounterKind::Lifetime).is_empty());
         assert_eq!(
-            of(CounterKind::Lifetime),
+            of(CounterKind::PackLifetime),
             [
                 "CloudBmsInfoReport.bpCycles",
                 "CloudBmsInfoReport.bpAccuChgCap",

@@ -156,7 +156,11 @@ static PLACEHOLDER: LazyLock<Vec<Placeholder>> = LazyLock::new(|| {
         .iter()
         .map(|s| match (s.unit, counter_kind(s)) {
             ("%", _) => Placeholder::Uint32Max,
-            (unit, CounterKind::Lifetime) if ENERGY_UNITS.contains(&unit) => Placeholder::Zero,
+            (unit, CounterKind::Lifetime | CounterKind::PackLifetime)
+                if ENERGY_UNITS.contains(&unit) =>
+            {
+                Placeholder::Zero
+            }
             _ => Placeholder::Never,
         })
         .collect()

@@ -7,8 +7,10 @@
 //! repaired afterwards; it takes any decrease of a `total_increasing` sensor below 90 %
 //! of the previous value as a meter reset. One bad sample (a dip by 1 Wh, a 0 for a
 //! frame) would then count the whole day's energy twice. So:
-//! - **lifetime counter** (pack charge/discharge, cycles): never resets. Any decrease is
-//!   held; exactly 0 of an energy/charge counter is a placeholder.
+//! - **lifetime counter**: never resets. Any decrease is held; exactly 0 of an
+//!   energy/charge counter is a placeholder. (The catalog's pack charge, discharge and
+//!   cycles are per pack, taken in turn under one state: only their placeholders are
+//!   dropped — [`CounterKind::PackLifetime`].)
 //! - **daily counter** (the heartbeat's six `*DayEnergy`): resets at local midnight. A
 //!   decrease is a reset, published once, when the new value is at most
 //!   [`RESET_FRACTION`] (10 %) of the last published one — a day restarts at 0 and the
@@ -89,8 +91,17 @@ pub(crate) fn judge(
     if is_placeholder(state, v) {
         return Verdict::Placeholder;
     }
-    let kind = counter_kind(state);
-    if !kind.is_counter() {
+    judge_counter(counter_kind(state), v, previous, silence)
+}
+
+/// The counter part of [`judge`], by kind: only a series is held back.
+fn judge_counter(
+    kind: CounterKind,
+    v: f64,
+    previous: impl FnOnce() -> Option<f64>,
+    silence: Option<Duration>,
+) -> Verdict {
+    if !kind.is_series() {
         return Verdict::Publish;
     }
     if !v.is_finite() {
@@ -130,11 +141,11 @@ mod tests {
         )
     }
 
+    /// A lifetime series (the catalog has none today; Modbus-style totals would be).
     fn lifetime(v: f64, last: Option<f64>) -> Verdict {
-        let charged = state("CloudBmsInfoReport.bpAccuChgCap");
-        judge(
-            charged,
-            ValueRef::Number(v),
+        judge_counter(
+            CounterKind::Lifetime,
+            v,
             || last,
             Some(Duration::from_secs(30)),
         )
@@ -163,14 +174,24 @@ mod tests {
         assert_eq!(daily(-5.0, Some(15_000.0)), Verdict::Backwards);
         // Reset, then the day grows from there.
         assert_eq!(daily(30.0, Some(0.0)), Verdict::Publish);
-        // A lifetime counter never resets; 0 of an energy counter is a placeholder.
+        // A lifetime series never resets.
         assert_eq!(lifetime(1.0, Some(4000.0)), Verdict::Backwards);
-        assert_eq!(lifetime(0.0, Some(4000.0)), Verdict::Placeholder);
-        assert_eq!(lifetime(0.0, None), Verdict::Placeholder);
+        assert_eq!(lifetime(0.0, Some(4000.0)), Verdict::Backwards);
+    }
+
+    #[test]
+    fn pack_counters_drop_placeholders_and_take_each_pack_in_turn() {
+        let charged = state("CloudBmsInfoReport.bpAccuChgCap");
+        let judge_charged = |v, last| judge(charged, ValueRef::Number(v), || last, None);
+        // 0 of a charge counter is a placeholder (protocol §11), whatever came before.
+        assert_eq!(judge_charged(0.0, None), Verdict::Placeholder);
+        assert_eq!(judge_charged(0.0, Some(4000.0)), Verdict::Placeholder);
+        // The other pack's smaller total is its own reading, not a step back.
+        assert_eq!(judge_charged(3000.0, Some(4000.0)), Verdict::Publish);
         let cycles = state("CloudBmsInfoReport.bpCycles");
         let judge_cycles = |v, last| judge(cycles, ValueRef::Number(v), || last, None);
         assert_eq!(judge_cycles(0.0, None), Verdict::Publish, "a new pack");
-        assert_eq!(judge_cycles(0.0, Some(112.0)), Verdict::Backwards);
+        assert_eq!(judge_cycles(40.0, Some(47.0)), Verdict::Publish, "pack 2");
     }
 
     #[test]
@@ -186,10 +207,10 @@ mod tests {
         };
         assert_eq!(after(3599), Verdict::Backwards);
         assert_eq!(after(3600), Verdict::Publish);
-        let charged = state("CloudBmsInfoReport.bpAccuChgCap");
+        // A lifetime series has no midnight.
         let long = Some(Duration::from_secs(86_400));
         assert_eq!(
-            judge(charged, ValueRef::Number(1.0), || Some(2.0), long),
+            judge_counter(CounterKind::Lifetime, 1.0, || Some(2.0), long),
             Verdict::Backwards
         );
     }

@@ -137,7 +137,7 @@ fn a_dip_by_one_a_placeholder_and_a_midnight_reset() {
 }
 
 #[test]
-fn a_lifetime_counter_never_resets_and_never_reads_zero() {
+fn a_pack_counter_never_reads_zero_and_each_pack_reports_in_turn() {
     let store = StateStore::open(&StoreConfig::default()).expect("store");
     let now = SystemTime::now();
     assert_eq!(store.apply(&report(&[(CHARGED, 0.0)]), now), held(1, 0));
@@ -151,26 +151,24 @@ fn a_lifetime_counter_never_resets_and_never_reads_zero() {
         Held::default()
     );
     assert_eq!(store.apply(&report(&[(CHARGED, 0.0)]), now), held(1, 0));
-    assert_eq!(store.apply(&report(&[(CHARGED, 3.0)]), now), held(0, 1));
-    // Even after a day of silence: a lifetime counter has no midnight.
-    let later = now + Duration::from_secs(86_400);
+    assert_eq!(number(&store, CHARGED), Some(4000.0));
+    // 96/111 describes the packs in turn: the next pack's smaller total is its reading.
+    let later = now + Duration::from_secs(60);
     assert_eq!(
-        store.apply(&report(&[(CHARGED, 3999.0)]), later),
-        held(0, 1)
-    );
-    assert_eq!(
-        store.apply(&report(&[(CHARGED, 4000.5)]), later),
+        store.apply(&report(&[(CHARGED, 3100.0)]), later),
         Held::default()
     );
-    assert_eq!(number(&store, CHARGED), Some(4000.5));
-    // The channel still reported: its update time moved with the held values.
+    assert_eq!(number(&store, CHARGED), Some(3100.0));
+    // The channel reported even when its only value was held.
+    let latest = later + Duration::from_secs(60);
+    assert_eq!(store.apply(&report(&[(CHARGED, 0.0)]), latest), held(1, 0));
     let device = store.device(SN).expect("device");
     let bms = device
         .channels
         .iter()
         .find(|c| c.channel == Channel::CloudBmsInfoReport.as_str())
         .expect("bms channel");
-    assert_eq!(bms.last_update_ms, Some(store::unix_ms(later)));
+    assert_eq!(bms.last_update_ms, Some(store::unix_ms(latest)));
 }
 
 #[test]
