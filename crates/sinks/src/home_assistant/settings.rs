@@ -15,7 +15,7 @@ use super::discovery::{Topics, device_info, id_safe, topic_safe};
 pub const UNKNOWN: &str = "None";
 
 /// One settable value as HA sees it. Reserve and threshold are separate `number`s but
-/// travel in one frame (96/112), as do feed mode and cap (96/115): a command for one of
+/// travel in one frame (96/112), as do feed mode and cap (96/101): a command for one of
 /// them carries the other's current read-back value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SettingEntity {
