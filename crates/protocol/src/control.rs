@@ -284,7 +284,13 @@ impl SetRequest {
 /// The whole MQTT payload for `request`, to publish on the device's `set` topic: a
 /// `Frames` with one header in the §10 envelope.
 pub fn encode_set(request: &SetRequest, device_sn: &str, seq: i32) -> Vec<u8> {
-    let pdata = request.pdata();
+    encode_command(request.cmd_id(), request.pdata(), device_sn, seq)
+}
+
+/// The whole MQTT payload of command `96/<cmd_id>` carrying `pdata`, for the device's
+/// `set` topic: a `Frames` with one header in the §10 envelope (the settings above, the
+/// timer-task frames of §12).
+pub fn encode_command(cmd_id: i32, pdata: Vec<u8>, device_sn: &str, seq: i32) -> Vec<u8> {
     let header = pb::Header {
         data_len: Some(pdata.len() as i32),
         pdata: Some(pdata),
@@ -294,7 +300,7 @@ pub fn encode_set(request: &SetRequest, device_sn: &str, seq: i32) -> Vec<u8> {
         d_dest: Some(1),
         check_type: Some(3),
         cmd_func: Some(CMD_FUNC),
-        cmd_id: Some(request.cmd_id()),
+        cmd_id: Some(cmd_id),
         need_ack: Some(1),
         seq: Some(seq),
         version: Some(3),

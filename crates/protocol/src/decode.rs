@@ -11,6 +11,7 @@ use crate::dispatch::{MappedReport, Report, dispatch};
 use crate::error::DecodeError;
 use crate::field::{FieldRules, zero_fill};
 use crate::schema::tables;
+use crate::timer::{self, TimerTask};
 use crate::value::Value;
 use crate::wire::{self, RawField, WireError};
 
@@ -59,6 +60,9 @@ pub enum SkipReason {
     /// Open-API JSON: a catalog state whose value has the wrong JSON type (e.g. text
     /// where a number belongs).
     WrongValueType,
+    /// A second timer-task list under the seq of one already read from the payload: the
+    /// stale copy a 96/127 answer can carry after the current one (protocol §12).
+    StaleCopy,
 }
 
 impl SkipReason {
@@ -71,6 +75,7 @@ impl SkipReason {
             SkipReason::NoCommand => "no_command",
             SkipReason::NonCatalogField => "non_catalog_field",
             SkipReason::WrongValueType => "wrong_value_type",
+            SkipReason::StaleCopy => "stale_copy",
         }
     }
 }
@@ -97,6 +102,10 @@ pub struct DecodedPayload {
     pub frames: usize,
     /// Settings reported in a 96/8 frame of this payload (not catalog states, §10).
     pub settings: Option<DeviceSettings>,
+    /// The timer tasks of a 96/10 or 96/127 frame of this payload (not catalog states,
+    /// §12): the whole list (empty: the device has none); a later list under another seq
+    /// replaces it, one under the same seq is the stale copy and is skipped.
+    pub timer_tasks: Option<Vec<TimerTask>>,
 }
 
 impl DecodedPayload {
@@ -227,6 +236,7 @@ fn decode_frame(h: &Header<'_>, reading: Reading<'_>, buf: &mut UpdateBuf) {
     let report = match dispatch(cmd_func, cmd_id) {
         Report::Mapped(r) => r,
         Report::Settings => return decode_settings(h, cmd_func, cmd_id, buf),
+        Report::TimerTasks => return decode_timer_tasks(h, cmd_func, cmd_id, buf),
         Report::KnownUnmapped(name) => return skip(buf, SkipReason::UnmappedCmdPair(name)),
         Report::Unknown => return skip(buf, SkipReason::UnknownCmdPair),
     };
@@ -289,6 +299,36 @@ fn decode_settings(h: &Header<'_>, cmd_func: i32, cmd_id: i32, buf: &mut UpdateB
             cmd_func,
             cmd_id,
             message: "EmsChangeReport",
+            source,
+        }),
+    }
+}
+
+/// A 96/10 push or a 96/127 answer: the device's timer-task list (§12). The first list
+/// under a seq is current; another one under the same seq is the stale copy.
+fn decode_timer_tasks(h: &Header<'_>, cmd_func: i32, cmd_id: i32, buf: &mut UpdateBuf) {
+    if buf.timer_seq == Some(h.seq) {
+        // Even when the first copy did not decode: the second is stale all the same.
+        buf.skipped.push(FrameSkip {
+            cmd_func,
+            cmd_id,
+            reason: SkipReason::StaleCopy,
+        });
+        return;
+    }
+    buf.timer_seq = Some(h.seq);
+    let mut scratch = std::mem::take(&mut buf.xor);
+    let result = timer::decode_list(unxor(h, &mut scratch));
+    buf.xor = scratch;
+    match result {
+        Ok(tasks) => {
+            buf.timer_tasks = Some(tasks);
+            buf.status = Some(DeviceStatus::Online);
+        }
+        Err(source) => buf.errors.push(DecodeError::BadPdata {
+            cmd_func,
+            cmd_id,
+            message: "EmsAllTimerTaskReport",
             source,
         }),
     }

@@ -10,6 +10,9 @@ pub enum Report {
     /// 96/8 `EmsChangeReport`: the device's settings (protocol §10), decoded into
     /// [`crate::control::DeviceSettings`], not catalog states.
     Settings,
+    /// 96/10 `EmsAllTimerTaskReport` and the 96/127 answer: the device's timer tasks
+    /// (protocol §12), decoded into [`crate::timer::TimerTask`]s, not catalog states.
+    TimerTasks,
     /// A known report with no catalog states (counted, not an error).
     KnownUnmapped(&'static str),
     /// A pair the protocol does not know (counted, not an error).
@@ -75,9 +78,8 @@ impl MappedReport {
 }
 
 /// Known pairs that carry no catalog states.
-const KNOWN_UNMAPPED: [((i32, i32), &str); 13] = [
+const KNOWN_UNMAPPED: [((i32, i32), &str); 11] = [
     ((96, 3), "ErrorChangeReport"),
-    ((96, 10), "TimerTasks"),
     ((96, 34), "EnergyStreamDetail"),
     ((96, 97), "EnergyStreamSwitch"),
     ((96, 106), "ConfigSet"),
@@ -85,7 +87,6 @@ const KNOWN_UNMAPPED: [((i32, i32), &str); 13] = [
     ((96, 109), "DcChangeReport"),
     ((96, 110), "DcStaReport2"),
     ((96, 112), "Report96_112"),
-    ((96, 127), "Report96_127"),
     ((96, 136), "Report96_136"),
     ((53, 113), "ModuleClusterInfo"),
     ((254, 32), "EnergyTotalReport"),
@@ -100,6 +101,14 @@ pub fn dispatch(cmd_func: i32, cmd_id: i32) -> Report {
         )
     {
         return Report::Settings;
+    }
+    if cmd_func == crate::control::CMD_FUNC
+        && matches!(
+            cmd_id,
+            crate::timer::PUSH_CMD_ID | crate::timer::GET_ALL_CMD_ID
+        )
+    {
+        return Report::TimerTasks;
     }
     if let Some(r) = MappedReport::ALL
         .into_iter()

@@ -16,6 +16,9 @@
 //!   client publishes: get-all (§3) and the energy stream switch (§8).
 //! - [`control`]: settings (protocol §10): [`SetRequest`] checks, the 96/98, 96/112 and
 //!   96/101 set frames, and the 96/8 read-back as [`DeviceSettings`] (not catalog states).
+//! - [`timer`]: timer tasks (protocol §12, scheduled grid charge): [`TimerTask`] read
+//!   from 96/10 and 96/127 (not catalog states), the 96/125 write recipes, the 96/127
+//!   get-all request, and [`TimerRequest`] checks that plan the frames.
 //! - [`field`]: what the field means beyond the frame (protocol §11): what an absent
 //!   field means per report (the energy stream's power fields read 0 W), placeholder
 //!   readings, and [`FieldRules`] for the service's decode path
@@ -41,6 +44,7 @@ pub mod json;
 pub mod open_api;
 pub mod pb;
 pub mod schema;
+pub mod timer;
 pub mod topics;
 pub mod value;
 pub mod wire;
@@ -58,6 +62,7 @@ pub use encode::{
 };
 pub use error::DecodeError;
 pub use field::FieldRules;
+pub use timer::{TimerRequest, TimerTask};
 pub use value::Value;
 
 /// Payloads larger than this are refused before parsing (real frames are a few KB).

@@ -29,6 +29,8 @@ pub enum WireError {
     GroupTooDeep,
     #[error("end-group tag without a start")]
     UnexpectedEndGroup,
+    #[error("field {field} repeats more than {max} times")]
+    TooManyElements { field: u32, max: usize },
 }
 
 impl WireError {

@@ -206,22 +206,37 @@ fn frame() -> impl Strategy<Value = Frame> {
         })
 }
 
+/// The timer-task lists (protocol §12) a frame may carry besides the four reports.
+const TIMER_LISTS: [i32; 2] = [10, 127];
+
 fn render_frames(frames: &[Frame]) -> Vec<u8> {
     let mut payload = Vec::new();
     for f in frames {
-        let report = MappedReport::ALL[f.report.index(MappedReport::ALL.len())];
-        let mut pdata = match report {
-            MappedReport::BatteryPacks => {
-                let mut packs = Vec::new();
-                for pack in &f.packs {
-                    put_len(&mut packs, 1, &render("BPReport", pack));
-                }
-                packs
+        let which = f.report.index(MappedReport::ALL.len() + TIMER_LISTS.len());
+        let entries = |message: &str| {
+            let mut list = Vec::new();
+            for entry in &f.packs {
+                put_len(&mut list, 1, &render(message, entry));
             }
-            other => render(other.message(), &f.packs[0]),
+            list
+        };
+        let (cmd_func, cmd_id, mut pdata, seq) = match MappedReport::ALL.get(which) {
+            Some(MappedReport::BatteryPacks) => {
+                let (func, id) = MappedReport::BatteryPacks.cmd();
+                (func, id, entries("BPReport"), f.seq)
+            }
+            Some(other) => {
+                let (func, id) = other.cmd();
+                (func, id, render(other.message(), &f.packs[0]), f.seq)
+            }
+            // Two seqs only, so that a list under the seq of one before (the stale
+            // copy) comes up often.
+            None => {
+                let id = TIMER_LISTS[which - MappedReport::ALL.len()];
+                (96, id, entries("EmsTimerTaskCfg"), f.seq & 1)
+            }
         };
         let mut header = Vec::new();
-        let (cmd_func, cmd_id) = report.cmd();
         let mut int = |number: u64, v: i64| {
             put_varint(&mut header, number << 3);
             put_varint(&mut header, v as u64);
@@ -230,9 +245,9 @@ fn render_frames(frames: &[Frame]) -> Vec<u8> {
         int(6, i64::from(f.xor));
         int(8, i64::from(cmd_func));
         int(9, i64::from(cmd_id));
-        int(14, i64::from(f.seq));
+        int(14, i64::from(seq));
         if f.xor && !f.src32 {
-            pdata.iter_mut().for_each(|b| *b ^= f.seq as u8);
+            pdata.iter_mut().for_each(|b| *b ^= seq as u8);
         }
         put_len(&mut header, 1, &pdata);
         if let Some(sn) = &f.device_sn {

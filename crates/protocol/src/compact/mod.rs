@@ -18,6 +18,7 @@ use crate::control::DeviceSettings;
 use crate::decode::{self, DecodedPayload, DeviceStatus, FrameSkip, Reading, StateUpdate};
 use crate::error::DecodeError;
 use crate::field::FieldRules;
+use crate::timer::TimerTask;
 use crate::value::Value;
 
 pub(crate) use message::{decode_message, push_zeros};
@@ -163,6 +164,11 @@ pub struct UpdateBuf {
     pub(crate) errors: Vec<DecodeError>,
     /// Settings from 96/8 frames (protocol §10), outside the catalog.
     pub(crate) settings: Option<DeviceSettings>,
+    /// Timer tasks from a 96/10 or 96/127 frame (protocol §12), outside the catalog, and
+    /// the header seq of the last list frame read (`None`: none yet; a second list under
+    /// it is the stale copy).
+    pub(crate) timer_tasks: Option<Vec<TimerTask>>,
+    pub(crate) timer_seq: Option<Option<i32>>,
     /// Scratch for XOR-ed pdata.
     pub(crate) xor: Vec<u8>,
     /// Frames dropped because their header named another device than the topic's
@@ -236,6 +242,8 @@ impl UpdateBuf {
         self.skipped.clear();
         self.errors.clear();
         self.settings = None;
+        self.timer_tasks = None;
+        self.timer_seq = None;
         self.foreign_frames = 0;
     }
 
@@ -327,6 +335,11 @@ impl UpdateBuf {
         self.settings.as_ref()
     }
 
+    /// Timer tasks a 96/10 or 96/127 frame of the payload reported (not catalog states).
+    pub fn timer_tasks(&self) -> Option<&[TimerTask]> {
+        self.timer_tasks.as_deref()
+    }
+
     /// The buffer's content as a [`DecodedPayload`] of [`StateUpdate`]s.
     pub fn to_payload(&self) -> DecodedPayload {
         let mut sn: Option<(u32, SmolStr)> = None;
@@ -360,6 +373,7 @@ impl UpdateBuf {
             errors: self.errors.clone(),
             frames: self.frames(),
             settings: self.settings,
+            timer_tasks: self.timer_tasks.clone(),
         }
     }
 }

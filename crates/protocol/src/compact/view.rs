@@ -9,6 +9,7 @@ use super::{UpdateBuf, ValueRef};
 use crate::control::DeviceSettings;
 use crate::decode::{DecodedPayload, DeviceStatus, FrameSkip};
 use crate::error::DecodeError;
+use crate::timer::TimerTask;
 use crate::value::Value;
 
 /// One decoded state as a view hands it out.
@@ -39,12 +40,19 @@ pub trait PayloadView {
     fn update(&self, i: usize) -> Option<UpdateRef<'_>>;
     /// Settings a 96/8 frame reported (protocol §10; not catalog states).
     fn settings(&self) -> Option<&DeviceSettings>;
+    /// Timer tasks a 96/10 or 96/127 frame reported (protocol §12; not catalog states).
+    fn timer_tasks(&self) -> Option<&[TimerTask]>;
 }
 
 impl PayloadView for DecodedPayload {
     #[inline]
     fn settings(&self) -> Option<&DeviceSettings> {
         self.settings.as_ref()
+    }
+
+    #[inline]
+    fn timer_tasks(&self) -> Option<&[TimerTask]> {
+        self.timer_tasks.as_deref()
     }
 
     #[inline]
@@ -92,6 +100,11 @@ impl PayloadView for UpdateBuf {
     #[inline]
     fn settings(&self) -> Option<&DeviceSettings> {
         UpdateBuf::settings(self)
+    }
+
+    #[inline]
+    fn timer_tasks(&self) -> Option<&[TimerTask]> {
+        UpdateBuf::timer_tasks(self)
     }
 
     #[inline]

@@ -97,6 +97,7 @@ fn map_key(key: &str) -> Result<(Channel, &'static StateDef), SkipReason> {
         Report::Mapped(r) => r,
         // Settings keys are kept as extra values like other non-catalog keys.
         Report::Settings => return Err(SkipReason::UnmappedCmdPair("EmsChangeReport")),
+        Report::TimerTasks => return Err(SkipReason::UnmappedCmdPair("EmsAllTimerTaskReport")),
         Report::KnownUnmapped(name) => return Err(SkipReason::UnmappedCmdPair(name)),
         Report::Unknown => return Err(SkipReason::UnknownCmdPair),
     };

@@ -62,8 +62,10 @@ pub fn decode_payload(payload: &[u8], fallback_sn: &str) -> Result<DecodedPayloa
         frames: headers.len(),
         ..Default::default()
     };
+    // The seq of the last timer-task list read (§12: a second list under it is stale).
+    let mut timer_seq = None;
     for header in headers {
-        decode_frame(&header, fallback_sn, &mut out);
+        decode_frame(&header, fallback_sn, &mut timer_seq, &mut out);
     }
     Ok(out)
 }
@@ -93,7 +95,12 @@ fn parse_header(bytes: &[u8]) -> Result<Header<'_>, WireError> {
     Ok(h)
 }
 
-fn decode_frame(h: &Header<'_>, fallback_sn: &str, out: &mut DecodedPayload) {
+fn decode_frame(
+    h: &Header<'_>,
+    fallback_sn: &str,
+    timer_seq: &mut Option<Option<i32>>,
+    out: &mut DecodedPayload,
+) {
     let sn = SmolStr::new(
         h.device_sn
             .filter(|sn| !sn.is_empty())
@@ -127,6 +134,32 @@ fn decode_frame(h: &Header<'_>, fallback_sn: &str, out: &mut DecodedPayload) {
                     cmd_func,
                     cmd_id,
                     message: "EmsChangeReport",
+                    source,
+                }),
+            }
+            return;
+        }
+        // Timer tasks likewise reuse protocol's list decoder (golden-tested there).
+        Report::TimerTasks => {
+            if *timer_seq == Some(h.seq) {
+                let reason = SkipReason::StaleCopy;
+                out.skipped.push(FrameSkip {
+                    cmd_func,
+                    cmd_id,
+                    reason,
+                });
+                return;
+            }
+            *timer_seq = Some(h.seq);
+            match protocol::timer::decode_list(&unxor(h)) {
+                Ok(tasks) => {
+                    out.timer_tasks = Some(tasks);
+                    out.status = Some(DeviceStatus::Online);
+                }
+                Err(source) => out.errors.push(DecodeError::BadPdata {
+                    cmd_func,
+                    cmd_id,
+                    message: "EmsAllTimerTaskReport",
                     source,
                 }),
             }
