@@ -1,7 +1,9 @@
 //! What a device makes of a payload on its `set` topic besides the §8 switch: a §10 set
 //! frame (96/98 work mode, 96/112 battery limits, 96/101 feed-in) in the exact §10
-//! envelope becomes a [`SetRequest`]; anything else is [`Ignored`] with a reason (the
-//! reasons are the `/sim/stats` keys). Feed-in is `SysFeedPowerSet` at 96/101 as the
+//! envelope becomes a [`SetRequest`], a §12 timer-task write (96/125) its raw message
+//! (the device's rules for it are `physics::timer`'s), a 96/127 with an empty pdata a
+//! request for the task list — each a [`Command`]; anything else is [`Ignored`] with a
+//! reason (the reasons are the `/sim/stats` keys). Feed-in is `SysFeedPowerSet` at 96/101 as the
 //! app's own command map has it (§10, corrected); a 96/115 frame is an unknown command
 //! unless `field.feed_in_at_101_only` is off (the protocol text before its correction).
 //!
@@ -17,7 +19,10 @@
 
 use prost::Message;
 use protocol::control::{CMD_FUNC, MAX_FEED_POWER_W};
-use protocol::pb::{Frames, Header, SysBatChgDsgSet, SysFeedPowerSet, SysWorkModeSet};
+use protocol::pb::{
+    EmsTimerTaskCfg, Frames, Header, SysBatChgDsgSet, SysFeedPowerSet, SysWorkModeSet,
+};
+use protocol::timer::{GET_ALL_CMD_ID, WRITE_CMD_ID};
 use protocol::{FeedMode, SetRequest, WorkMode};
 
 /// Why a payload on the `set` topic changed nothing.
@@ -38,6 +43,20 @@ pub enum Ignored {
     Offline,
     /// The device is switched to ignore sets (`field.ignore_sets`, `Faults::ignore_sets`).
     IgnoringSets,
+    /// A timer-task write the device takes and that changes nothing: an explicit
+    /// `is_enable = 0` (§12).
+    NoEffect,
+}
+
+/// A frame the device understands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// A §10 setting.
+    Set(SetRequest),
+    /// A §12 timer-task write, as it came.
+    TimerWrite(EmsTimerTaskCfg),
+    /// A §12 request for the task list; the answer goes out under this seq.
+    TimerList { seq: i32 },
 }
 
 impl Ignored {
@@ -51,6 +70,7 @@ impl Ignored {
             Ignored::BadValue => "bad_value",
             Ignored::Offline => "offline",
             Ignored::IgnoringSets => "ignoring_sets",
+            Ignored::NoEffect => "no_effect",
         }
     }
 }
@@ -62,7 +82,7 @@ pub const LEGACY_FEED_IN_CMD_ID: i32 = 115;
 
 /// Reads one payload published on `/app/<userId>/<sn>/thing/property/set`; feed-in at
 /// 96/101, and also at 96/115 unless `feed_in_at_101_only`.
-pub fn parse(payload: &[u8], sn: &str, feed_in_at_101_only: bool) -> Result<SetRequest, Ignored> {
+pub fn parse(payload: &[u8], sn: &str, feed_in_at_101_only: bool) -> Result<Command, Ignored> {
     let frames = Frames::decode(payload).map_err(|_| Ignored::NotAFrame)?;
     let [header] = frames.header.as_slice() else {
         return Err(Ignored::NotAFrame);
@@ -72,10 +92,18 @@ pub fn parse(payload: &[u8], sn: &str, feed_in_at_101_only: bool) -> Result<SetR
         return Err(Ignored::Envelope);
     }
     match header.cmd_id {
-        Some(98) => work_mode(pdata),
-        Some(112) => battery_limits(pdata),
-        Some(FEED_IN_CMD_ID) => feed_in(pdata),
-        Some(LEGACY_FEED_IN_CMD_ID) if !feed_in_at_101_only => feed_in(pdata),
+        Some(98) => work_mode(pdata).map(Command::Set),
+        Some(112) => battery_limits(pdata).map(Command::Set),
+        Some(FEED_IN_CMD_ID) => feed_in(pdata).map(Command::Set),
+        Some(LEGACY_FEED_IN_CMD_ID) if !feed_in_at_101_only => feed_in(pdata).map(Command::Set),
+        Some(WRITE_CMD_ID) => EmsTimerTaskCfg::decode(pdata)
+            .map(Command::TimerWrite)
+            .map_err(|_| Ignored::BadPdata),
+        // Get-all: an empty pdata (§12); the envelope made sure there is a seq.
+        Some(GET_ALL_CMD_ID) if pdata.is_empty() => Ok(Command::TimerList {
+            seq: header.seq.unwrap_or_default(),
+        }),
+        Some(GET_ALL_CMD_ID) => Err(Ignored::BadPdata),
         other => Err(Ignored::UnknownCommand(other.unwrap_or_default())),
     }
 }
@@ -159,7 +187,10 @@ mod tests {
     }
 
     fn parse(payload: &[u8], sn: &str) -> Result<SetRequest, Ignored> {
-        super::parse(payload, sn, true)
+        match super::parse(payload, sn, true)? {
+            Command::Set(request) => Ok(request),
+            other => panic!("not a setting: {other:?}"),
+        }
     }
 
     fn requests() -> [SetRequest; 5] {
@@ -342,12 +373,44 @@ mod tests {
         };
         let at_101 = frame_with(&zero_export, |_| {});
         let at_115 = frame_with(&zero_export, |h| h.cmd_id = Some(LEGACY_FEED_IN_CMD_ID));
-        assert_eq!(super::parse(&at_101, SN, true), Ok(zero_export));
+        let taken = Ok(Command::Set(zero_export));
+        assert_eq!(super::parse(&at_101, SN, true), taken);
         assert_eq!(
             super::parse(&at_115, SN, true),
             Err(Ignored::UnknownCommand(115))
         );
-        assert_eq!(super::parse(&at_101, SN, false), Ok(zero_export));
-        assert_eq!(super::parse(&at_115, SN, false), Ok(zero_export));
+        assert_eq!(super::parse(&at_101, SN, false), taken);
+        assert_eq!(super::parse(&at_115, SN, false), taken);
+    }
+
+    #[test]
+    fn timer_writes_and_list_requests_are_read_in_the_envelope() {
+        use protocol::timer::{TimerWrite, encode_write, timer_tasks_request};
+        let arm = TimerWrite::Arm { index: 1 };
+        assert_eq!(
+            super::parse(&encode_write(&arm, SN, 5), SN, true),
+            Ok(Command::TimerWrite(arm.to_pb()))
+        );
+        assert_eq!(
+            super::parse(&timer_tasks_request(SN, 77), SN, true),
+            Ok(Command::TimerList { seq: 77 })
+        );
+        let not_empty = frame_with(&requests()[0], |h| {
+            h.cmd_id = Some(127);
+            h.data_len = Some(2);
+            h.pdata = Some(vec![0x08, 0x01]);
+        });
+        assert_eq!(super::parse(&not_empty, SN, true), Err(Ignored::BadPdata));
+        let garbage = frame_with(&requests()[0], |h| {
+            h.cmd_id = Some(125);
+            h.data_len = Some(1);
+            h.pdata = Some(vec![0x08]);
+        });
+        assert_eq!(super::parse(&garbage, SN, true), Err(Ignored::BadPdata));
+        // Another device's list request is not ours.
+        assert_eq!(
+            super::parse(&timer_tasks_request("HC31OTHER", 1), SN, true),
+            Err(Ignored::Envelope)
+        );
     }
 }

@@ -8,10 +8,12 @@
 //!   routes, going offline.
 //! - `commands`: the one-shot fault commands, stop/start and ignoring sets.
 //! - `sets`: the §10 sets a device takes and its 96/8 settings report.
+//! - `timer`: the §12 timer-task writes it takes, its 96/10 push and 96/127 answer.
 
 mod commands;
 mod sets;
 mod task;
+mod timer;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -76,6 +78,7 @@ impl DeviceView {
             online: self.online(),
             grid: model.grid(),
             ledger: model.ledger(),
+            timer_tasks: model.timers().tasks().to_vec(),
         }
     }
 
@@ -123,6 +126,8 @@ pub(crate) struct DeviceSetup {
     pub(crate) ignore_sets: bool,
     /// Takes feed-in at 96/101 only, not at 96/115 too (field.feed_in_at_101_only).
     pub(crate) feed_in_at_101_only: bool,
+    /// Answers 96/127 with the list twice, the stale copy second (field.timer_list_twice).
+    pub(crate) timer_list_twice: bool,
     /// What a report leaves off the wire (§11).
     pub(crate) wire: WireRules,
     /// The bad samples it injects (§11).
@@ -147,6 +152,9 @@ struct Device {
     /// The settings revision last reported in 96/8.
     settings_reported: u64,
     feed_in_at_101_only: bool,
+    /// The timer-task revision last pushed in 96/10.
+    timers_reported: u64,
+    timer_list_twice: bool,
     wire: WireRules,
     glitches: Glitches,
 }
@@ -181,6 +189,8 @@ pub(crate) fn spawn(
         ignore_sets: false,
         settings_reported: 0,
         feed_in_at_101_only: setup.feed_in_at_101_only,
+        timers_reported: 0,
+        timer_list_twice: setup.timer_list_twice,
         wire: setup.wire,
         glitches: setup.glitches,
     };
@@ -244,6 +254,7 @@ pub(crate) fn spawn_all(
                 start_offline: config.field.offline_devices.contains(sn),
                 ignore_sets: config.field.ignore_sets.contains(sn),
                 feed_in_at_101_only: config.field.feed_in_at_101_only,
+                timer_list_twice: config.field.timer_list_twice,
                 wire: WireRules::of(&config.field),
                 glitches: Glitches::new(
                     config.field.placeholder_rate,

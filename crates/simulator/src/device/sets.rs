@@ -1,5 +1,6 @@
 //! The settings side of a device (protocol §10): it takes a set frame from its `set`
-//! topic (unless it is offline or switched to ignore sets), and reports its settings in a
+//! topic (unless it is offline or switched to ignore sets; a §12 timer-task frame goes
+//! on to `timer`), and reports its settings in a
 //! 96/8 `EmsChangeReport` — XOR-ed like every report — on every change (on the property
 //! topic) and in every get-all answer.
 
@@ -7,31 +8,33 @@ use protocol::FrameSpec;
 use protocol::control::{CMD_FUNC, SETTINGS_REPORT_CMD_ID};
 
 use super::Device;
-use crate::sets::{self, Ignored};
+use crate::sets::{self, Command, Ignored};
 
 impl Device {
-    /// A payload on `set` that is not a 96/97 frame: applied, or counted as ignored.
-    pub(super) async fn on_set(&mut self, payload: &[u8]) {
-        let outcome =
-            sets::parse(payload, self.sn(), self.feed_in_at_101_only).and_then(|request| {
-                if !self.running {
-                    Err(Ignored::Offline)
-                } else if self.ignore_sets {
-                    Err(Ignored::IgnoringSets)
-                } else {
-                    Ok(request)
+    /// A payload on `set` that is not a 96/97 frame: applied, answered, or counted as
+    /// ignored. `user_id` names the account whose `set_reply` a list request is answered on.
+    pub(super) async fn on_set(&mut self, user_id: &str, payload: &[u8]) {
+        let command = match sets::parse(payload, self.sn(), self.feed_in_at_101_only) {
+            // A read, not a set: answered unless offline, whether sets are ignored or not.
+            Ok(Command::TimerList { seq }) => return self.answer_timer_list(user_id, seq).await,
+            Ok(_) if !self.running => Err(Ignored::Offline),
+            Ok(_) if self.ignore_sets => Err(Ignored::IgnoringSets),
+            other => other,
+        };
+        match command {
+            Ok(Command::Set(request)) => {
+                let now = self.clock.now();
+                {
+                    let mut model = self.view.shared.model();
+                    model.advance_to(now);
+                    model.apply_set(&request);
                 }
-            });
-        let applied = outcome.is_ok();
-        if let Ok(request) = outcome {
-            let now = self.clock.now();
-            let mut model = self.view.shared.model();
-            model.advance_to(now);
-            model.apply_set(&request);
-        }
-        self.field_log.set_frame(self.sn(), outcome.err());
-        if applied {
-            self.report_settings_change().await;
+                self.field_log.set_frame(self.sn(), None);
+                self.report_settings_change().await;
+            }
+            Ok(Command::TimerWrite(frame)) => self.on_timer_write(&frame).await,
+            Ok(Command::TimerList { .. }) => {}
+            Err(why) => self.field_log.set_frame(self.sn(), Some(why)),
         }
     }
 

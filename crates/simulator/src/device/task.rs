@@ -1,8 +1,9 @@
 //! One simulated Fit system on the wire: advances its physics on the simulated clock,
 //! publishes the four reports at their cadences on `/app/device/property/<SN>` (the energy
 //! stream only while a client keeps it switched on, protocol §8), answers get-all
-//! requests on `get_reply` (96/8 settings included), hears the switch and the §10 sets
-//! on `set`, reports 96/8 when its settings change, pushes the open-API status and
+//! requests on `get_reply` (96/8 settings included), hears the switch, the §10 sets and
+//! the §12 timer-task frames on `set`, reports 96/8 when its settings change and 96/10
+//! when its timer tasks do, pushes the open-API status and
 //! quota routes, and sends the offline message when stopped.
 
 use std::sync::atomic::Ordering;
@@ -110,8 +111,10 @@ impl Device {
                         let now = self.clock.now();
                         self.view.shared.model().advance_to(now);
                     }
-                    // The device may have raised a too-low reserve by itself (§10).
+                    // The device may have raised a too-low reserve by itself (§10), and a
+                    // timer task may have started or ended (§12).
                     self.report_settings_change().await;
+                    self.report_timer_change().await;
                 }
             }
         }
@@ -204,7 +207,7 @@ impl Device {
             "set" => match switch::classify(&msg.payload) {
                 SetFrame::StreamOn => self.field_log.switch_frame(sn, true),
                 SetFrame::BadSwitch => self.field_log.switch_frame(sn, false),
-                SetFrame::Other => self.on_set(&msg.payload).await,
+                SetFrame::Other => self.on_set(user_id, &msg.payload).await,
             },
             "get" => self.field_log.get_all(sn),
             _ => return,

@@ -162,6 +162,10 @@ pub struct FieldConfig {
     /// daily energies, the BMS's lifetime ones) reads 1 less than in the report before,
     /// for that report only. 0 = off. Default 0.002.
     pub counter_dip_rate: f64,
+    /// §12. A 96/127 answer carries the timer-task list twice under the request's seq:
+    /// the current list first, then a stale copy (the list before its last change). Off:
+    /// once. Default true.
+    pub timer_list_twice: bool,
 }
 
 impl Default for FieldConfig {
@@ -204,12 +208,13 @@ impl FieldConfig {
             grid_outage: None,
             placeholder_rate: DEFAULT_BAD_SAMPLE_RATE,
             counter_dip_rate: DEFAULT_BAD_SAMPLE_RATE,
+            timer_list_twice: true,
         }
     }
 
     /// Every rule off: the kind cloud of before issue 12 (streams unasked, any client id,
     /// credentials forever, lax signing, every field on the wire, feed-in at 96/101 and
-    /// 96/115, no bad samples). Takeover stays: the broker cannot hold two sessions under
+    /// 96/115, no bad samples, the timer-task list once). Takeover stays: the broker cannot hold two sessions under
     /// one id anyway; so do explicit zeros in the slow reports.
     pub fn lenient() -> FieldConfig {
         FieldConfig {
@@ -226,6 +231,7 @@ impl FieldConfig {
             feed_in_at_101_only: false,
             placeholder_rate: 0.0,
             counter_dip_rate: 0.0,
+            timer_list_twice: false,
             ..FieldConfig::strict()
         }
     }
@@ -302,6 +308,7 @@ mod tests {
         assert!(d.placeholder_rate > 0.0 && d.counter_dip_rate > 0.0);
         assert!(!lenient.stream_omits_zero_powers && lenient.slow_reports_explicit_zeros);
         assert!(!lenient.feed_in_at_101_only);
+        assert!(d.timer_list_twice && !lenient.timer_list_twice);
         assert_eq!(
             (lenient.placeholder_rate, lenient.counter_dip_rate),
             (0.0, 0.0)

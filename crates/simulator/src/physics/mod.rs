@@ -5,7 +5,9 @@
 //!
 //! The user's settings (protocol §10, [`settings`]) steer the controller: the backup
 //! reserve is the discharge floor, backup mode charges to 100 % (from the grid if need be)
-//! and holds, the feed-in mode caps export by curtailing PV.
+//! and holds, the feed-in mode caps export by curtailing PV. An armed timer task
+//! ([`timer`], §12) charges the battery from the grid at its power in its window, up to
+//! full, whatever the work mode.
 //!
 //! Where the field has exact zeros, so does the model (protocol §11 leaves them off the
 //! wire): no PV at night, a full battery that stops charging (the BMS ends the charge and
@@ -22,12 +24,14 @@
 //! - [`pack`]: [`Pack`], one battery pack: limits, integration.
 //! - [`profile`]: weather and household. [`settings`]: the §10 settings.
 //! - [`outage`]: when the grid is down. [`ledger`]: each day's true counters.
+//! - [`timer`]: the §12 timer tasks and the device's rules for writing them.
 
 pub mod ledger;
 pub mod outage;
 pub mod pack;
 pub mod profile;
 pub mod settings;
+pub mod timer;
 
 pub use pack::{
     MIN_PACK_POWER_W, PACK_CAPACITY_WH, PACK_MAX_CHARGE_W, PACK_MAX_DISCHARGE_W, Pack,
@@ -38,7 +42,10 @@ use ledger::{Ledger, LedgerDay};
 use outage::{GridRecord, OutagePlan};
 use profile::{Clouds, Household, Noise, clear_sky};
 use protocol::SetRequest;
+use protocol::pb::EmsTimerTaskCfg;
+use protocol::timer::Date;
 use settings::Controls;
+use timer::{ChargeRules, TimerRefusal, TimerSlots, TimerWriteKind};
 
 /// The hybrid inverter's limit, W.
 pub const INVERTER_MAX_W: f64 = 10000.0;
@@ -111,6 +118,7 @@ pub struct FitModel {
     flows: Flows,
     day: DayEnergy,
     controls: Controls,
+    timers: TimerSlots,
     /// The mains voltages while the grid is up (the meter reads 0 V while it is down).
     mains_v: [f64; 3],
     /// The margin the controller leaves at the meter now, W.
@@ -150,6 +158,7 @@ impl FitModel {
             flows: Flows::default(),
             day: DayEnergy::default(),
             controls: Controls::default(),
+            timers: TimerSlots::default(),
             mains_v,
             margin_w: (METER_MARGIN_W.0 + METER_MARGIN_W.1) / 2.0,
             grid: GridRecord::default(),
@@ -202,6 +211,32 @@ impl FitModel {
     pub fn apply_set(&mut self, request: &SetRequest) {
         self.controls.apply(request, self.now);
         self.settle(0.0);
+    }
+
+    /// The timer tasks (protocol §12) and their revision.
+    pub fn timers(&self) -> &TimerSlots {
+        &self.timers
+    }
+
+    /// What the device takes as a task's power: steps of 100 W, at least 100 W per pack,
+    /// at most what its packs take at full rate within the inverter's limit.
+    pub fn charge_rules(&self) -> ChargeRules {
+        let max = (self.packs.len() as f64 * PACK_MAX_CHARGE_W).min(INVERTER_MAX_W);
+        ChargeRules {
+            packs: self.packs.len() as u32,
+            max_w: (max / 100.0).floor() as u32 * 100,
+        }
+    }
+
+    /// Applies a 96/125 timer-task write (protocol §12) from now on; the flows follow
+    /// at once.
+    pub fn apply_timer_write(
+        &mut self,
+        frame: &EmsTimerTaskCfg,
+    ) -> Result<TimerWriteKind, TimerRefusal> {
+        let outcome = self.timers.write(frame, self.charge_rules());
+        self.settle(0.0);
+        outcome
     }
 
     /// Mean state of charge of the packs, percent.
@@ -263,6 +298,11 @@ impl FitModel {
             .outage
             .is_some_and(|p| p.active_at(self.now - dt / 2.0));
         self.grid.note(!grid_up);
+        let local = self.local_seconds(self.now);
+        if let Some(date) = Date::from_days_since_epoch(local.div_euclid(86400.0) as i64) {
+            let minute = (local.rem_euclid(86400.0) / 60.0) as u16;
+            self.timers.tick(date, minute, grid_up);
+        }
         self.clouds.step(dt, &mut self.noise);
         let pv_noise = 1.0 + 0.01 * self.noise.gauss().clamp(-3.0, 3.0);
         let mut pv_w = (self.config.pv_peak_w
@@ -280,14 +320,16 @@ impl FitModel {
         self.margin_w = self.margin_w.clamp(lo, hi);
 
         // Self-consumption: the battery covers the deficit down to the reserve or soaks
-        // up the surplus; in backup mode it charges at full rate whatever the sun does.
+        // up the surplus; in backup mode it charges at full rate whatever the sun does,
+        // in a timer task's window at the task's power whatever the mode (§12).
         // Islanded (§13) the house runs on the battery, which may then use its reserve
         // down to the lower limit: that is what the reserve is kept for.
         let set = self.controls.settings;
         let demand = load_w + heating_w + bp_heating_w;
         let net = demand - pv_w;
+        let timer_w = self.timers.charge_w().filter(|_| grid_up);
         let backup_charge = grid_up && set.charges_to_full();
-        let charging = backup_charge || net <= 0.0;
+        let charging = timer_w.is_some() || backup_charge || net <= 0.0;
         let floor = if grid_up {
             set.discharge_floor()
         } else {
@@ -305,7 +347,11 @@ impl FitModel {
             })
             .collect();
         let total_limit: f64 = limits.iter().sum::<f64>().min(INVERTER_MAX_W);
-        let (battery_w, grid_w) = if backup_charge {
+        let (battery_w, grid_w) = if let Some(task_w) = timer_w {
+            // Up to full: the packs' taper ends the charge, then the battery holds.
+            let battery_w = 0.0 - task_w.min(total_limit);
+            (battery_w, net - battery_w)
+        } else if backup_charge {
             (-total_limit, net + total_limit)
         } else if grid_up {
             // The controller leaves a small margin at the meter rather than overshoot.

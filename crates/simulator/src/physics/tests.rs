@@ -232,3 +232,90 @@ fn the_ledger_closes_each_day_at_midnight_and_lifetime_counters_only_grow() {
     assert_eq!(today.end_of_day, ledger::DayCounters::of(m.day()));
     assert!(today.end_of_day.load < first.end_of_day.load);
 }
+
+/// Arms the default slot (daily 01:00–05:00, 1000 W) as the §12 arm recipe does.
+fn arm_timer(m: &mut FitModel) {
+    let arm = protocol::timer::TimerWrite::Arm { index: 1 }.to_pb();
+    assert_eq!(m.apply_timer_write(&arm), Ok(timer::TimerWriteKind::Arm));
+}
+
+#[test]
+fn an_armed_timer_task_charges_from_the_grid_at_its_power_in_its_window() {
+    // Self-use at night: the battery would cover the load; in the window it charges.
+    let mut m = model(2, 40.0, MIDNIGHT);
+    arm_timer(&mut m);
+    m.advance_to(MIDNIGHT + 1800.0);
+    assert!(!m.timers().tasks()[0].running && m.flows().battery_w > 100.0);
+    m.advance_to(MIDNIGHT + 3600.0);
+    assert!(m.timers().tasks()[0].running, "01:00: the window opens");
+    let (soc0, day0) = (
+        m.packs().iter().map(|p| p.soc).collect::<Vec<_>>(),
+        m.day().clone(),
+    );
+    let mut load_wh = 0.0;
+    for minute in 1..=120 {
+        m.advance_to(MIDNIGHT + 3600.0 + 60.0 * f64::from(minute));
+        let f = m.flows();
+        assert!((f.battery_w + 1000.0).abs() < 1e-9, "{f:?}");
+        assert!(
+            (f.grid_w - f.load_w - 1000.0).abs() < 1e-6 && f.pv_w == 0.0,
+            "{f:?}"
+        );
+        load_wh += f.load_w / 60.0;
+    }
+    // Two hours at 1000 W: 2 kWh into the packs (less the charge losses), all of it and
+    // the load from the grid.
+    let day = m.day();
+    assert!(
+        (day.bp_in_wh - day0.bp_in_wh - 2000.0).abs() < 1.0,
+        "{day:?}"
+    );
+    let imported = day.grid_in_wh - day0.grid_in_wh;
+    assert!(
+        (imported - 2000.0 - load_wh).abs() < 0.02 * load_wh,
+        "{imported}"
+    );
+    for (p, before) in m.packs().iter().zip(soc0) {
+        // Each pack took half, 500 W.
+        let want = 1000.0 * EFFICIENCY / (PACK_CAPACITY_WH * p.soh / 100.0) * 100.0;
+        assert!(
+            (p.soc - before - want).abs() < 0.01,
+            "{} → {}",
+            before,
+            p.soc
+        );
+    }
+    // 05:00: the window closes, the battery covers the load again.
+    m.advance_to(MIDNIGHT + 5.0 * 3600.0 + 60.0);
+    assert!(!m.timers().tasks()[0].running && m.flows().battery_w > 100.0);
+}
+
+#[test]
+fn a_timer_task_charges_up_to_full_then_holds_and_not_without_the_grid() {
+    let mut m = model(2, 96.0, MIDNIGHT + 3600.0);
+    m.apply_set(&SetRequest::WorkMode {
+        mode: protocol::WorkMode::TimeOfUse,
+    });
+    arm_timer(&mut m);
+    assert!(m.flows().battery_w < -500.0, "{:?}", m.flows());
+    for minute in 1..=120 {
+        m.advance_to(MIDNIGHT + 3600.0 + 60.0 * f64::from(minute));
+        assert!(m.flows().battery_w <= 0.0, "never discharges in the window");
+    }
+    let f = m.flows();
+    assert!(
+        m.packs().iter().all(|p| p.soc == SOC_UPPER_LIMIT),
+        "{:?}",
+        m.packs()
+    );
+    assert!(
+        f.battery_w == 0.0 && (f.grid_w - f.load_w).abs() < 1e-6,
+        "{f:?}"
+    );
+    // In an outage nothing charges from the grid, and the task does not run.
+    let mut islanded = with_outage(50.0, MIDNIGHT, 1.5, 1.0);
+    arm_timer(&mut islanded);
+    islanded.advance_to(MIDNIGHT + 2.0 * 3600.0);
+    assert!(!islanded.timers().tasks()[0].running);
+    assert!(islanded.flows().battery_w > 0.0, "{:?}", islanded.flows());
+}

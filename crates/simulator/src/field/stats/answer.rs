@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use protocol::TimerTask;
+
 use crate::SimulatorStats;
 use crate::physics::ledger::LedgerDay;
 
@@ -42,13 +44,14 @@ pub struct DeviceFieldStats {
     pub stream_stops: u64,
     /// Get-all requests received.
     pub get_all_requests: u64,
-    /// Payloads on the `set` topic other than 96/97 frames (protocol §10 sets and
-    /// anything else), whatever became of them.
+    /// Payloads on the `set` topic other than 96/97 frames and 96/127 list requests
+    /// (protocol §10 sets, §12 timer-task writes and anything else), whatever became of them.
     pub sets_received: u64,
     /// Sets applied (each followed by a 96/8 report).
     pub sets_applied: u64,
     /// Sets ignored, in total and by reason: `not_a_frame`, `envelope`,
-    /// `unknown_command`, `bad_pdata`, `bad_value`, `offline`, `ignoring_sets`.
+    /// `unknown_command`, `bad_pdata`, `bad_value`, `offline`, `ignoring_sets`,
+    /// `no_effect` (a timer-task write that changes nothing).
     pub sets_ignored: u64,
     pub sets_ignored_by_reason: BTreeMap<String, u64>,
     /// The device is switched to ignore sets (`field.ignore_sets`, `Faults::ignore_sets`).
@@ -68,6 +71,22 @@ pub struct DeviceFieldStats {
     /// Grid outages started and ended so far.
     pub grid_outages_started: u64,
     pub grid_outages_ended: u64,
+    /// Timer-task writes (96/125, §12) the device took, by recipe: `arm`, `disarm`,
+    /// `change` (fields 6–10 all present), `partial` (some absent: written as 0),
+    /// `explicit_disable` (an explicit `is_enable = 0`: does nothing).
+    #[serde(default)]
+    pub timer_writes: BTreeMap<String, u64>,
+    /// Timer-task writes refused, by reason: `power` (not in 100 W steps, below 100 W
+    /// per pack or above the system's limit), `window`, `no_such_task`, `unsupported`
+    /// (create or delete).
+    #[serde(default)]
+    pub timer_writes_refused: BTreeMap<String, u64>,
+    /// 96/127 requests for the timer-task list.
+    #[serde(default)]
+    pub timer_list_requests: u64,
+    /// The device's timer tasks now.
+    #[serde(default)]
+    pub timer_tasks: Vec<TimerTask>,
     /// Per simulated local day (the last 31 and today), the heartbeat's six daily counters
     /// as they truly stand at the end of the day and as its last heartbeat carried them,
     /// without any injected fault.

@@ -24,7 +24,9 @@ use super::glitch::BadSample;
 use crate::SimulatorStats;
 use crate::physics::ledger::LedgerDay;
 use crate::physics::outage::GridRecord;
+use crate::physics::timer::{TimerRefusal, TimerWriteKind};
 use crate::sets::Ignored;
+use protocol::TimerTask;
 
 /// Distinct unknown set commands counted by name; past this, under `"other"` (the cmd_id
 /// comes from whoever publishes: it must not grow the record without limit).
@@ -36,6 +38,7 @@ pub(crate) struct DeviceNow {
     pub(crate) online: bool,
     pub(crate) grid: GridRecord,
     pub(crate) ledger: Vec<LedgerDay>,
+    pub(crate) timer_tasks: Vec<TimerTask>,
 }
 
 /// Why the broker refused a CONNECT.
@@ -219,6 +222,22 @@ impl FieldLog {
         });
     }
 
+    /// A timer-task write arrived for `sn` (also counted as a set): taken as a recipe,
+    /// or refused.
+    pub(crate) fn timer_write(&self, sn: &str, outcome: Result<TimerWriteKind, TimerRefusal>) {
+        self.device(sn, |d| {
+            let (map, key) = match outcome {
+                Ok(kind) => (&mut d.stats.timer_writes, kind.as_str()),
+                Err(why) => (&mut d.stats.timer_writes_refused, why.as_str()),
+            };
+            *map.entry(key.to_string()).or_default() += 1;
+        });
+    }
+
+    pub(crate) fn timer_list_request(&self, sn: &str) {
+        self.device(sn, |d| d.stats.timer_list_requests += 1);
+    }
+
     pub(crate) fn ignoring_sets(&self, sn: &str, ignore: bool) {
         self.device(sn, |d| d.stats.ignores_sets = ignore);
     }
@@ -289,6 +308,7 @@ impl FieldLog {
             stats.grid_outages_started = now.grid.outages_started;
             stats.grid_outages_ended = now.grid.outages_ended;
             stats.ledger = now.ledger;
+            stats.timer_tasks = now.timer_tasks;
             out.devices.insert(now.sn, stats);
         }
         for (route, a) in &inner.accounts {
@@ -342,7 +362,12 @@ mod tests {
                 outages_ended: 0,
             },
             ledger: Vec::new(),
+            timer_tasks: Vec::new(),
         };
+        log.timer_write("SN", Ok(TimerWriteKind::Arm));
+        log.timer_write("SN", Ok(TimerWriteKind::Arm));
+        log.timer_write("SN", Err(TimerRefusal::Power));
+        log.timer_list_request("SN");
         let s = log.snapshot([now], SimulatorStats::default());
         let d = &s.devices["SN"];
         assert_eq!(d.unknown_set_commands.len(), MAX_UNKNOWN_COMMANDS + 1);
@@ -363,6 +388,9 @@ mod tests {
             (24, 1, 23)
         );
         assert_eq!(d.sets_ignored_by_reason["envelope"], 1);
+        assert_eq!(d.timer_writes["arm"], 2);
+        assert_eq!(d.timer_writes_refused["power"], 1);
+        assert_eq!(d.timer_list_requests, 1);
         assert!(d.ignores_sets);
         assert_eq!(s.accounts[OPEN].client_ids, vec!["a", "b"]);
         assert_eq!(s.accounts[OPEN].refused["client_id_limit"], 1);
