@@ -8,7 +8,8 @@
 //! client ids are checked, logins expire, signing is strict, the account lives in one of
 //! two regions. Its devices send what the field sends (§10–13): zero powers left out of
 //! the energy stream, explicit zeros in the slow reports, feed-in taken at 96/101 only,
-//! now and then a placeholder or a counter that dips; a grid outage can be switched on.
+//! now and then a placeholder or a counter that dips, timer tasks that charge from the
+//! grid and a list answered twice (§12); a grid outage can be switched on.
 //! `GET /sim/stats` tells what it saw and did, with a ledger of each day's true energy
 //! counters. Fault switches break it on purpose.
 //!
@@ -35,14 +36,17 @@
 //! - [`stats`]: [`SimulatorStats`], counters of what happened.
 //! - [`fleet`]: many devices' frames (encoder only, no physics) published into a broker, for load.
 //! - [`physics`]: the pure, clock-driven model of a Fit (PV, load, packs, grid meter), the
-//!   §10 settings that steer it (reserve floor, backup charging, feed-in cap), grid
-//!   outages (§13) and the ledger of each day's true counters.
+//!   §10 settings that steer it (reserve floor, backup charging, feed-in cap), the §12
+//!   timer tasks (grid charge in a window), grid outages (§13) and the ledger of each
+//!   day's true counters.
 //! - [`credentials`]: [`MqttCredentials`]: the random MQTT logins (expiring ones handed out
 //!   per certification) and tokens (OS RNG or an error).
 //! - `reports`: model → catalog states → report bytes, and the open-API JSON quota form.
 //! - `device`: the device tasks: cadences, get-all answers, offline message, one-shot
-//!   faults, the §10 sets taken and the 96/8 settings report.
-//! - `sets`: a payload on a device's `set` topic → a §10 `SetRequest` or why it is ignored.
+//!   faults, the §10 sets taken and the 96/8 settings report, the §12 timer-task writes
+//!   taken, the 96/10 push and the 96/127 answer.
+//! - `sets`: a payload on a device's `set` topic → a §10 `SetRequest`, a §12 timer-task
+//!   frame, or why it is ignored.
 //! - `mqtt`: the MQTT side chosen at start — the embedded broker or an external one.
 //! - `broker`: the embedded MQTT/TLS broker (rumqttc's v4 codec) and its control.
 //! - `outlet`: publishing into the embedded or an external broker.

@@ -88,7 +88,7 @@ impl fmt::Display for TaskKind {
 
 /// On which days a task runs (`time_mode`, `time_param`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(tag = "repeat", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum Repeat {
     /// Every day: `time_mode` 65, `time_param` 0 (seen for a daily task).
     Daily,

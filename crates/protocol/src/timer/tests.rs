@@ -274,7 +274,7 @@ fn repeat_dates_and_windows_are_read_and_shown() {
             date: date(2026, 8, 29)
         })
         .unwrap(),
-        r#"{"repeat":"once","date":"2026-08-29"}"#
+        r#"{"type":"once","date":"2026-08-29"}"#
     );
 
     let night: Window = "22:00-05:30".parse().unwrap();
