@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use prost::Message;
 use protocol::{DecodedPayload, DeviceSettings, FeedMode, SetRequest, WorkMode};
-use rumqttc::{AsyncClient, EventLoop, QoS};
 use simulator::{FieldConfig, Simulator, SimulatorConfig};
 use testkit::wait_until;
 
@@ -22,9 +21,7 @@ const MIDNIGHT: u64 = 1_717_196_400;
 
 /// A client on the app route hearing the property topic and the get-all answers.
 struct App {
-    client: AsyncClient,
-    events: EventLoop,
-    user_id: String,
+    app: AppClient,
     seq: i32,
     /// Size of the last payload, bytes.
     last_len: usize,
@@ -32,24 +29,18 @@ struct App {
 
 impl App {
     async fn connect(sim: &Simulator, client_id: &str) -> App {
-        let login = app_login(sim).await;
-        let property = protocol::topics::property_topic(SN);
-        let reply = protocol::topics::get_reply_topic(&login.user_id, SN);
-        let (client, events) = connect(sim, &login, client_id, &[&property, &reply]).await;
+        let app = AppClient::connect(sim, client_id, |user_id| {
+            vec![
+                protocol::topics::property_topic(SN),
+                protocol::topics::get_reply_topic(user_id, SN),
+            ]
+        })
+        .await;
         App {
-            client,
-            events,
-            user_id: login.user_id,
+            app,
             seq: 0,
             last_len: 0,
         }
-    }
-
-    async fn publish(&self, topic: String, payload: Vec<u8>) {
-        self.client
-            .publish(topic, QoS::AtLeastOnce, false, payload)
-            .await
-            .unwrap();
     }
 
     async fn set(&mut self, request: &SetRequest) {
@@ -59,17 +50,13 @@ impl App {
     }
 
     async fn set_raw(&self, payload: Vec<u8>) {
-        let topic = protocol::topics::set_topic(&self.user_id, SN);
-        self.publish(topic, payload).await;
+        self.app.set(SN, payload).await;
     }
 
     /// The next payload (topic, decoded) within [`WAIT`].
     async fn next(&mut self) -> (String, DecodedPayload) {
-        let (topic, payload) = next_publish(&mut self.events, WAIT)
-            .await
-            .expect("a payload within the wait");
+        let (topic, payload, decoded) = self.app.next(SN, WAIT).await;
         self.last_len = payload.len();
-        let decoded = protocol::decode_payload(&payload, SN).expect("the device's payload decodes");
         (topic, decoded)
     }
 
@@ -87,8 +74,8 @@ impl App {
     /// Asks for a get-all and returns the 96/8 of its answer; `Err` with the settings
     /// when a 96/8 came on the property topic first (a set taken).
     async fn get_all_settings(&mut self) -> Result<DeviceSettings, DeviceSettings> {
-        let topic = protocol::topics::get_topic(&self.user_id, SN);
-        self.publish(topic, protocol::get_all_request(7)).await;
+        let topic = protocol::topics::get_topic(&self.app.user_id, SN);
+        self.app.publish(topic, protocol::get_all_request(7)).await;
         loop {
             let (topic, decoded) = self.next().await;
             match decoded.settings {
@@ -126,11 +113,6 @@ fn initial() -> DeviceSettings {
         feed_mode: Some(1),
         feed_power_cap_w: Some(10_000),
     }
-}
-
-/// `GET /sim/stats` over HTTPS: this device's entry, as JSON.
-async fn device_stats(sim: &Simulator) -> serde_json::Value {
-    serde_json::to_value(&sim_stats(sim).await.devices[SN]).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -197,7 +179,7 @@ async fn every_set_is_applied_and_read_back_in_96_8_and_get_all() {
     app.set_raw(debug_mode.encode_to_vec()).await;
     // Sets are taken in order: the get-all answer comes after all three, and no 96/8 before.
     assert_eq!(app.get_all_settings().await, Ok(expected));
-    let d = device_stats(&sim).await;
+    let d = device_stats(&sim, SN).await;
     assert_eq!(d["sets_received"], 8, "{d}");
     assert_eq!(d["sets_applied"], 5, "{d}");
     assert_eq!(d["sets_ignored"], 3, "{d}");
@@ -227,7 +209,7 @@ async fn a_device_switched_to_ignore_sets_keeps_its_settings() {
     app.set(&limits).await;
     // No 96/8 before the get-all answer, and that still shows the old values.
     assert_eq!(app.get_all_settings().await, Ok(initial()));
-    let d = device_stats(&sim).await;
+    let d = device_stats(&sim, SN).await;
     assert_eq!(d["sets_received"], 1, "{d}");
     assert_eq!(d["sets_applied"], 0, "{d}");
     assert_eq!(d["ignores_sets"], true, "{d}");

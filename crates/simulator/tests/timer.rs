@@ -16,7 +16,6 @@ use protocol::timer::{
     Window,
 };
 use protocol::{DecodedPayload, SkipReason, control};
-use rumqttc::{AsyncClient, EventLoop, QoS};
 use simulator::{FieldConfig, Simulator, SimulatorConfig};
 
 const SN: &str = "HC31ZDH5ZF220123";
@@ -31,32 +30,25 @@ const LIMITS: GridChargeLimits = GridChargeLimits {
 
 /// A client on the app route hearing the property topic and `set_reply`.
 struct App {
-    client: AsyncClient,
-    events: EventLoop,
-    user_id: String,
+    app: AppClient,
     seq: i32,
 }
 
 impl App {
     async fn connect(sim: &Simulator, client_id: &str) -> App {
-        let login = app_login(sim).await;
-        let property = protocol::topics::property_topic(SN);
-        let reply = format!("/app/{}/{SN}/thing/property/set_reply", login.user_id);
-        let (client, events) = connect(sim, &login, client_id, &[&property, &reply]).await;
-        App {
-            client,
-            events,
-            user_id: login.user_id,
-            seq: 100,
-        }
+        let app = AppClient::connect(sim, client_id, |user_id| {
+            vec![
+                protocol::topics::property_topic(SN),
+                // The answer to a command on `set` (protocol §2).
+                format!("/app/{user_id}/{SN}/thing/property/set_reply"),
+            ]
+        })
+        .await;
+        App { app, seq: 100 }
     }
 
     async fn send(&mut self, payload: Vec<u8>) {
-        let topic = protocol::topics::set_topic(&self.user_id, SN);
-        self.client
-            .publish(topic, QoS::AtLeastOnce, false, payload)
-            .await
-            .unwrap();
+        self.app.set(SN, payload).await;
     }
 
     async fn write(&mut self, write: &TimerWrite) {
@@ -66,11 +58,7 @@ impl App {
 
     /// The next payload (topic, bytes, decoded) within [`WAIT`].
     async fn next(&mut self) -> (String, Vec<u8>, DecodedPayload) {
-        let (topic, payload) = next_publish(&mut self.events, WAIT)
-            .await
-            .expect("a payload within the wait");
-        let decoded = protocol::decode_payload(&payload, SN).expect("the device's payload decodes");
-        (topic, payload, decoded)
+        self.app.next(SN, WAIT).await
     }
 
     /// The next 96/10 push; fails on a list answer first.
@@ -116,11 +104,6 @@ fn copies(payload: &[u8]) -> Vec<Vec<TimerTask>> {
 
 fn slot(tasks: &[TimerTask]) -> &TimerTask {
     timer::find(tasks, 1).expect("slot 1")
-}
-
-/// `GET /sim/stats` over HTTPS: this device's entry, as JSON.
-async fn device_stats(sim: &Simulator) -> serde_json::Value {
-    serde_json::to_value(&sim_stats(sim).await.devices[SN]).unwrap()
 }
 
 fn with_duplicate(field: FieldConfig) -> FieldConfig {
@@ -213,7 +196,7 @@ async fn the_recipes_arm_disarm_and_a_full_write_clears_the_flag() {
     app.write(&off_rules).await;
     assert_eq!(slot(&app.tasks().await).power_w, 1500);
 
-    let d = device_stats(&sim).await;
+    let d = device_stats(&sim, SN).await;
     let writes = &d["timer_writes"];
     assert_eq!(writes["arm"], 2, "{d}");
     assert_eq!(

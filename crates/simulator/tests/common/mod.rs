@@ -49,6 +49,11 @@ pub async fn sim_stats(sim: &Simulator) -> FieldStats {
     serde_json::from_value(body).unwrap()
 }
 
+/// `GET /sim/stats` over HTTPS: device `sn`'s entry, as JSON.
+pub async fn device_stats(sim: &Simulator, sn: &str) -> Value {
+    serde_json::to_value(&sim_stats(sim).await.devices[sn]).unwrap()
+}
+
 pub fn http_client(sim: &Simulator) -> reqwest::Client {
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls_config(&sim.ca_cert_pem()))
@@ -168,6 +173,58 @@ pub async fn connect(
     .await
     .expect("subscribed within 10 s");
     (client, events)
+}
+
+/// A client on the app route — login and certification over HTTPS, MQTT over TLS — that
+/// subscribed to the topics `topics` names for the account's user id.
+pub struct AppClient {
+    pub client: AsyncClient,
+    pub events: EventLoop,
+    pub user_id: String,
+}
+
+impl AppClient {
+    pub async fn connect(
+        sim: &Simulator,
+        client_id: &str,
+        topics: impl FnOnce(&str) -> Vec<String>,
+    ) -> AppClient {
+        let login = app_login(sim).await;
+        let topics = topics(&login.user_id);
+        let filters: Vec<&str> = topics.iter().map(String::as_str).collect();
+        let (client, events) = connect(sim, &login, client_id, &filters).await;
+        AppClient {
+            client,
+            events,
+            user_id: login.user_id,
+        }
+    }
+
+    pub async fn publish(&self, topic: String, payload: Vec<u8>) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .await
+            .unwrap();
+    }
+
+    /// Publishes on device `sn`'s `set` topic.
+    pub async fn set(&self, sn: &str, payload: Vec<u8>) {
+        let topic = protocol::topics::set_topic(&self.user_id, sn);
+        self.publish(topic, payload).await;
+    }
+
+    /// The next payload within `wait`: topic, bytes, and decoded as device `sn`'s.
+    pub async fn next(
+        &mut self,
+        sn: &str,
+        wait: Duration,
+    ) -> (String, Vec<u8>, protocol::DecodedPayload) {
+        let (topic, payload) = next_publish(&mut self.events, wait)
+            .await
+            .expect("a payload within the wait");
+        let decoded = protocol::decode_payload(&payload, sn).expect("the device's payload decodes");
+        (topic, payload, decoded)
+    }
 }
 
 /// The next PUBLISH (topic, payload), or None after `wait`.
