@@ -238,3 +238,7 @@ fn changing(
     }
     Ok(frames)
 }
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;
