@@ -7,6 +7,7 @@
 
 pub mod browser;
 pub mod control;
+pub mod grid;
 pub mod mqtt;
 pub mod tls_broker;
 
