@@ -128,6 +128,42 @@ fn check_config(topic: &str, c: &Json) -> Result<(), String> {
             if string("payload_on").is_none() || string("payload_off").is_none() {
                 return Err("binary_sensor needs payload_on/payload_off".into());
             }
+            // binary_sensor/__init__.py: BinarySensorDeviceClass.
+            const CLASSES: &[&str] = &[
+                "battery",
+                "battery_charging",
+                "carbon_monoxide",
+                "cold",
+                "connectivity",
+                "door",
+                "garage_door",
+                "gas",
+                "heat",
+                "light",
+                "lock",
+                "moisture",
+                "motion",
+                "moving",
+                "occupancy",
+                "opening",
+                "plug",
+                "power",
+                "presence",
+                "problem",
+                "running",
+                "safety",
+                "smoke",
+                "sound",
+                "tamper",
+                "update",
+                "vibration",
+                "window",
+            ];
+            if let Some(dc) = device_class
+                && !CLASSES.contains(&dc)
+            {
+                return Err(format!("binary_sensor device_class {dc} invalid"));
+            }
         }
         "sensor" => {
             if let Some(sc) = state_class
@@ -213,8 +249,8 @@ async fn discovery_configs_states_availability_and_removal() {
         shutdown.clone(),
     );
 
-    // Device 1 (known at start): 141 device entities + 2 packs × 25.
-    let main_entities = home_assistant::discovery::states_of(None).count();
+    // Device 1 (known at start): 141 device entities and its grid presence + 2 packs × 25.
+    let main_entities = home_assistant::discovery::states_of(None).count() + 1;
     let pack_entities = home_assistant::discovery::states_of(Some(0)).count();
     let expected1 = main_entities + 2 * pack_entities;
     let mut seen = BTreeMap::new();
@@ -312,11 +348,16 @@ async fn discovery_configs_states_availability_and_removal() {
         (&Json::from("Solar power"), &Json::from(0))
     );
     assert!(solar.get("entity_category").is_none() && solar.get("enabled_by_default").is_none());
-    // Components: enum sensors and the one binary flag.
+    // Components: enum sensors, the one binary flag and the grid presence per device.
     assert!(all.values().filter(|c| c["device_class"] == "enum").count() > 10);
     assert_eq!(
         all.keys().filter(|t| t.contains("/binary_sensor/")).count(),
-        2
+        4
+    );
+    let grid = &all[&format!("{discovery}binary_sensor/oceanbridge_{SN2}/grid/config")];
+    assert_eq!(
+        (&grid["device_class"], &grid["name"]),
+        (&Json::from("power"), &Json::from("Grid presence"))
     );
 
     // States and availability.
@@ -403,7 +444,9 @@ async fn remove_on_shutdown_clears_the_entities() {
         None,
         shutdown.clone(),
     );
+    // The states, the grid presence and one pack.
     let expected = home_assistant::discovery::states_of(None).count()
+        + 1
         + home_assistant::discovery::states_of(Some(0)).count();
     let mut seen = BTreeMap::new();
     let d = discovery.clone();
