@@ -107,22 +107,8 @@ fn docs_table() -> String {
     out
 }
 
-/// `OCEANBRIDGE_UPDATE_DOCS=1 cargo test -p sinks the_docs_list` writes it.
+/// The table in docs/metrics.md between its markers must be [`docs_table`].
 #[test]
 fn the_docs_list_every_drop_reason() {
-    let path = workspace().join("docs/metrics.md");
-    let doc = std::fs::read_to_string(&path).expect("docs/metrics.md");
-    let (start, end) = ("<!-- dropped:begin -->\n", "<!-- dropped:end -->");
-    let (head, rest) = doc.split_once(start).expect("the begin marker");
-    let (_, tail) = rest.split_once(end).expect("the end marker");
-    let want = format!("{head}{start}{}{end}{tail}", docs_table());
-    if want != doc && std::env::var_os("OCEANBRIDGE_UPDATE_DOCS").is_some() {
-        std::fs::write(&path, &want).expect("write the docs");
-        return;
-    }
-    assert!(
-        want == doc,
-        "docs/metrics.md lists other drop reasons than metrics/dropped.rs; \
-         run OCEANBRIDGE_UPDATE_DOCS=1 cargo test -p sinks the_docs_list"
-    );
+    crate::doc_blocks::check("metrics.md", "dropped", &docs_table());
 }
