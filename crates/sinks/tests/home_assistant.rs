@@ -8,15 +8,15 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
+use common::ha::{Sink, store_with};
 use common::mqtt::{clear_retained, endpoint, retained, subscribe};
 use serde_json::Value as Json;
 use sinks::home_assistant::presentation::Shown;
 use sinks::home_assistant::{self, HomeAssistantConfig};
-use store::{BridgeStats, StateStore, StoreConfig};
+use store::{StateStore, StoreConfig};
 use testkit::feed::{Feed, powers};
 use testkit::mqtt::collect_until;
 use testkit::unique;
-use tokio_util::sync::CancellationToken;
 
 const SN1: &str = "HC31ZDH5ZF220123";
 const SN2: &str = "HJ31ZDH5ZF220999";
@@ -240,14 +240,7 @@ async fn discovery_configs_states_availability_and_removal() {
     let store = StateStore::open(&StoreConfig::default()).expect("memory store");
     let mut feed1 = Feed::new(SN1, 2);
     store.apply(&feed1.full(0), SystemTime::now());
-    let shutdown = CancellationToken::new();
-    let sink = home_assistant::run(
-        config,
-        store.clone(),
-        BridgeStats::default(),
-        None,
-        shutdown.clone(),
-    );
+    let sink = Sink::start(config, &store);
 
     // Device 1 (known at start): 141 device entities and its grid presence + 2 packs × 25.
     let main_entities = home_assistant::discovery::states_of(None).count() + 1;
@@ -403,11 +396,7 @@ async fn discovery_configs_states_availability_and_removal() {
     );
 
     // Shutdown marks the bridge offline; configs stay retained.
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(10), sink)
-        .await
-        .expect("sink stops")
-        .expect("join");
+    sink.stop().await;
     let kept = retained(&broker, &base).await;
     assert_eq!(
         configs(&kept, &discovery).len(),
@@ -434,16 +423,7 @@ async fn remove_on_shutdown_clears_the_entities() {
     };
     let discovery = format!("{base}/homeassistant/");
     let (sub, mut rx) = subscribe(&broker, &format!("{base}/#")).await;
-    let store = StateStore::open(&StoreConfig::default()).expect("memory store");
-    store.apply(&Feed::new(SN1, 1).full(0), SystemTime::now());
-    let shutdown = CancellationToken::new();
-    let sink = home_assistant::run(
-        config,
-        store.clone(),
-        BridgeStats::default(),
-        None,
-        shutdown.clone(),
-    );
+    let sink = Sink::start(config, &store_with(SN1, 1));
     // The states, the grid presence and one pack.
     let expected = home_assistant::discovery::states_of(None).count()
         + 1
@@ -459,11 +439,7 @@ async fn remove_on_shutdown_clears_the_entities() {
         .await,
         "configs announced"
     );
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(10), sink)
-        .await
-        .expect("sink stops")
-        .expect("join");
+    sink.stop().await;
     let _ = sub.disconnect().await;
     let left = retained(&broker, &base).await;
     let left: Vec<&String> = left.keys().collect();

@@ -10,14 +10,13 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use common::grid::{grid_back, outage};
+use common::ha::{Sink, store_with};
 use common::mqtt::{clear_retained, endpoint, retained, subscribe};
 use serde_json::Value as Json;
 use sinks::home_assistant::{self, HomeAssistantConfig, remove};
-use store::{BridgeStats, StateStore, StoreConfig};
 use testkit::feed::Feed;
 use testkit::mqtt::collect_until;
 use testkit::unique;
-use tokio_util::sync::CancellationToken;
 
 const SN: &str = "HC31ZDH5ZF221111";
 const WAIT: Duration = Duration::from_secs(30);
@@ -56,17 +55,9 @@ async fn the_grid_binary_sensor_follows_an_outage_and_ha_remove_clears_it() {
     let base = unique("ob_test_grid");
     let config = config(&base);
     let (_sub, mut rx) = subscribe(&broker, &format!("{base}/#")).await;
-    let store = StateStore::open(&StoreConfig::default()).expect("memory store");
     // The feed's heartbeat reports a phase above 50 V: present from the start.
-    store.apply(&Feed::new(SN, 1).full(0), SystemTime::now());
-    let shutdown = CancellationToken::new();
-    let sink = home_assistant::run(
-        config.clone(),
-        store.clone(),
-        BridgeStats::default(),
-        None,
-        shutdown.clone(),
-    );
+    let store = store_with(SN, 1);
+    let sink = Sink::start(config.clone(), &store);
 
     let config_topic = format!("{base}/homeassistant/binary_sensor/oceanbridge_{SN}/grid/config");
     let state_topic = format!("{base}/oceanbridge/{SN}/grid");
@@ -113,11 +104,7 @@ async fn the_grid_binary_sensor_follows_an_outage_and_ha_remove_clears_it() {
     let unknown = grid_state(&mut rx, &mut seen, &state_topic, "None").await;
     assert_eq!(unknown["presence"], "unknown");
 
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(10), sink)
-        .await
-        .expect("sink stops")
-        .expect("join");
+    sink.stop().await;
     let kept = retained(&broker, &base).await;
     assert!(kept.contains_key(&config_topic) && kept.contains_key(&state_topic));
     // `ha remove` finds it like every other config of ours.
@@ -142,16 +129,7 @@ async fn energy_counters_carry_the_classes_the_energy_dashboard_trusts() {
     let broker = testkit::require!(testkit::services::mqtt_broker());
     let base = unique("ob_test_counters");
     let (_sub, mut rx) = subscribe(&broker, &format!("{base}/homeassistant/#")).await;
-    let store = StateStore::open(&StoreConfig::default()).expect("memory store");
-    store.apply(&Feed::new(SN, 1).full(0), SystemTime::now());
-    let shutdown = CancellationToken::new();
-    let sink = home_assistant::run(
-        config(&base),
-        store.clone(),
-        BridgeStats::default(),
-        None,
-        shutdown.clone(),
-    );
+    let sink = Sink::start(config(&base), &store_with(SN, 1));
     let topic =
         |object: &str| format!("{base}/homeassistant/sensor/oceanbridge_{SN}/{object}/config");
     let daily = [
@@ -210,10 +188,6 @@ async fn energy_counters_carry_the_classes_the_energy_dashboard_trusts() {
         (&c["device_class"], &c["state_class"]),
         (&"energy_storage".into(), &"measurement".into())
     );
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(10), sink)
-        .await
-        .expect("sink stops")
-        .expect("join");
+    sink.stop().await;
     clear_retained(&broker, &base).await;
 }

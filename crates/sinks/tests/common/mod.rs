@@ -8,6 +8,7 @@
 pub mod browser;
 pub mod control;
 pub mod grid;
+pub mod ha;
 pub mod mqtt;
 pub mod tls_broker;
 
