@@ -19,3 +19,6 @@ pub mod units;
 pub mod web;
 
 pub use error::SinkError;
+
+#[cfg(test)]
+mod doc_blocks;

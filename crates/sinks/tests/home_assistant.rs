@@ -8,15 +8,15 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
+use common::ha::{Sink, store_with};
 use common::mqtt::{clear_retained, endpoint, retained, subscribe};
 use serde_json::Value as Json;
 use sinks::home_assistant::presentation::Shown;
 use sinks::home_assistant::{self, HomeAssistantConfig};
-use store::{BridgeStats, StateStore, StoreConfig};
+use store::{StateStore, StoreConfig};
 use testkit::feed::{Feed, powers};
 use testkit::mqtt::collect_until;
 use testkit::unique;
-use tokio_util::sync::CancellationToken;
 
 const SN1: &str = "HC31ZDH5ZF220123";
 const SN2: &str = "HJ31ZDH5ZF220999";
@@ -128,6 +128,42 @@ fn check_config(topic: &str, c: &Json) -> Result<(), String> {
             if string("payload_on").is_none() || string("payload_off").is_none() {
                 return Err("binary_sensor needs payload_on/payload_off".into());
             }
+            // binary_sensor/__init__.py: BinarySensorDeviceClass.
+            const CLASSES: &[&str] = &[
+                "battery",
+                "battery_charging",
+                "carbon_monoxide",
+                "cold",
+                "connectivity",
+                "door",
+                "garage_door",
+                "gas",
+                "heat",
+                "light",
+                "lock",
+                "moisture",
+                "motion",
+                "moving",
+                "occupancy",
+                "opening",
+                "plug",
+                "power",
+                "presence",
+                "problem",
+                "running",
+                "safety",
+                "smoke",
+                "sound",
+                "tamper",
+                "update",
+                "vibration",
+                "window",
+            ];
+            if let Some(dc) = device_class
+                && !CLASSES.contains(&dc)
+            {
+                return Err(format!("binary_sensor device_class {dc} invalid"));
+            }
         }
         "sensor" => {
             if let Some(sc) = state_class
@@ -204,17 +240,10 @@ async fn discovery_configs_states_availability_and_removal() {
     let store = StateStore::open(&StoreConfig::default()).expect("memory store");
     let mut feed1 = Feed::new(SN1, 2);
     store.apply(&feed1.full(0), SystemTime::now());
-    let shutdown = CancellationToken::new();
-    let sink = home_assistant::run(
-        config,
-        store.clone(),
-        BridgeStats::default(),
-        None,
-        shutdown.clone(),
-    );
+    let sink = Sink::start(config, &store);
 
-    // Device 1 (known at start): 141 device entities + 2 packs × 25.
-    let main_entities = home_assistant::discovery::states_of(None).count();
+    // Device 1 (known at start): 141 device entities and its grid presence + 2 packs × 25.
+    let main_entities = home_assistant::discovery::states_of(None).count() + 1;
     let pack_entities = home_assistant::discovery::states_of(Some(0)).count();
     let expected1 = main_entities + 2 * pack_entities;
     let mut seen = BTreeMap::new();
@@ -312,11 +341,16 @@ async fn discovery_configs_states_availability_and_removal() {
         (&Json::from("Solar power"), &Json::from(0))
     );
     assert!(solar.get("entity_category").is_none() && solar.get("enabled_by_default").is_none());
-    // Components: enum sensors and the one binary flag.
+    // Components: enum sensors, the one binary flag and the grid presence per device.
     assert!(all.values().filter(|c| c["device_class"] == "enum").count() > 10);
     assert_eq!(
         all.keys().filter(|t| t.contains("/binary_sensor/")).count(),
-        2
+        4
+    );
+    let grid = &all[&format!("{discovery}binary_sensor/oceanbridge_{SN2}/grid/config")];
+    assert_eq!(
+        (&grid["device_class"], &grid["name"]),
+        (&Json::from("power"), &Json::from("Grid presence"))
     );
 
     // States and availability.
@@ -362,11 +396,7 @@ async fn discovery_configs_states_availability_and_removal() {
     );
 
     // Shutdown marks the bridge offline; configs stay retained.
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(10), sink)
-        .await
-        .expect("sink stops")
-        .expect("join");
+    sink.stop().await;
     let kept = retained(&broker, &base).await;
     assert_eq!(
         configs(&kept, &discovery).len(),
@@ -393,17 +423,10 @@ async fn remove_on_shutdown_clears_the_entities() {
     };
     let discovery = format!("{base}/homeassistant/");
     let (sub, mut rx) = subscribe(&broker, &format!("{base}/#")).await;
-    let store = StateStore::open(&StoreConfig::default()).expect("memory store");
-    store.apply(&Feed::new(SN1, 1).full(0), SystemTime::now());
-    let shutdown = CancellationToken::new();
-    let sink = home_assistant::run(
-        config,
-        store.clone(),
-        BridgeStats::default(),
-        None,
-        shutdown.clone(),
-    );
+    let sink = Sink::start(config, &store_with(SN1, 1));
+    // The states, the grid presence and one pack.
     let expected = home_assistant::discovery::states_of(None).count()
+        + 1
         + home_assistant::discovery::states_of(Some(0)).count();
     let mut seen = BTreeMap::new();
     let d = discovery.clone();
@@ -416,11 +439,7 @@ async fn remove_on_shutdown_clears_the_entities() {
         .await,
         "configs announced"
     );
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(10), sink)
-        .await
-        .expect("sink stops")
-        .expect("join");
+    sink.stop().await;
     let _ = sub.disconnect().await;
     let left = retained(&broker, &base).await;
     let left: Vec<&String> = left.keys().collect();

@@ -8,15 +8,14 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
+use common::ha::Sink;
 use common::mqtt::{clear_retained, endpoint, subscribe};
 use common::{Harness, SN, SN_OLD};
 use serde_json::Value as Json;
-use sinks::home_assistant::{self, HomeAssistantConfig};
-use store::BridgeStats;
+use sinks::home_assistant::HomeAssistantConfig;
 use testkit::feed::powers;
 use testkit::mqtt::collect_until;
 use testkit::unique;
-use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn availability_per_device_and_channel_follows_the_stages() {
@@ -38,14 +37,7 @@ async fn availability_per_device_and_channel_follows_the_stages() {
     let (_sub, mut rx) = subscribe(&broker, &format!("{base}/#")).await;
     // The stream stale (30 s), the other channels unavailable (1 h); SN_OLD all unavailable.
     let mut h = Harness::start_aged(None).await;
-    let shutdown = CancellationToken::new();
-    let sink = home_assistant::run(
-        config,
-        h.store.clone(),
-        BridgeStats::default(),
-        None,
-        shutdown.clone(),
-    );
+    let sink = Sink::start(config, &h.store);
 
     let mut seen = BTreeMap::new();
     let wanted = [
@@ -126,11 +118,7 @@ async fn availability_per_device_and_channel_follows_the_stages() {
     assert_eq!(seen[&avail(SN, None)], "online");
     assert_eq!(seen[&avail(SN_OLD, None)], "offline");
 
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(10), sink)
-        .await
-        .expect("sink stops")
-        .expect("join");
+    sink.stop().await;
     h.stop().await;
     clear_retained(&broker, &base).await;
 }

@@ -8,18 +8,16 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
+use common::ha::{Sink, store_with};
 use common::tls_broker::{self, USER};
 use connect::{MqttEndpoint, Secret};
 use rumqttc::{MqttOptions, TlsConfiguration, Transport};
 use sinks::home_assistant::remove::{Removed, remove_retained};
 use sinks::home_assistant::{self, HomeAssistantConfig};
-use store::{BridgeStats, StateStore, StoreConfig};
-use testkit::feed::Feed;
 use testkit::mqtt::{collect_until, retained_with, subscribe_with};
 use testkit::unique;
-use tokio_util::sync::CancellationToken;
 
 const SN: &str = "HC31ZDH5ZF220123";
 
@@ -62,16 +60,7 @@ async fn announces_over_tls_with_a_password_and_ha_remove_clears_everything() {
     let config = config(&broker, &base);
     let (sub, mut rx) = subscribe_with(listener(&config, &broker), &format!("{base}/#")).await;
 
-    let store = StateStore::open(&StoreConfig::default()).expect("memory store");
-    store.apply(&Feed::new(SN, 1).full(0), SystemTime::now());
-    let shutdown = CancellationToken::new();
-    let sink = home_assistant::run(
-        config.clone(),
-        store.clone(),
-        BridgeStats::default(),
-        None,
-        shutdown.clone(),
-    );
+    let sink = Sink::start(config.clone(), &store_with(SN, 1));
     let expected = home_assistant::discovery::states_of(None).count()
         + home_assistant::discovery::states_of(Some(0)).count();
     let discovery = format!("{base}/homeassistant/");
@@ -95,11 +84,7 @@ async fn announces_over_tls_with_a_password_and_ha_remove_clears_everything() {
         .to_string();
     assert!(e.contains("online") && e.contains("--force"), "{e}");
 
-    shutdown.cancel();
-    tokio::time::timeout(Duration::from_secs(10), sink)
-        .await
-        .expect("sink stops")
-        .expect("join");
+    sink.stop().await;
     let options = || listener(&config, &broker);
     let before = retained_with(options(), &base).await;
     let configs = before.keys().filter(|t| t.starts_with(&discovery)).count();

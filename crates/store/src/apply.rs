@@ -88,7 +88,7 @@ impl StateStore {
                 let changed = latest
                     .device(sn)
                     .map(|d| (d.sn().clone(), d.set_status(status, received_at)));
-                grids.extend(latest.refresh_grid(sn));
+                grids.extend(latest.refresh_grid(sn, received_at));
                 changed
             };
             match changed {
@@ -153,7 +153,7 @@ impl StateStore {
                 let sn = device.sn().clone();
                 rescheduled |=
                     latest.arrived(&sn, channels, arrival, inner.times, &mut stage_changes);
-                grids.extend(latest.refresh_grid(&sn));
+                grids.extend(latest.refresh_grid(&sn, received_at));
                 runs.push((sn, range));
             }
             if rescheduled {

@@ -57,6 +57,10 @@ impl GridPresence {
 pub struct GridState {
     pub presence: GridPresence,
     pub derivation: &'static str,
+    /// Since when (Unix ms) the presence is what it is: when this bridge saw it change.
+    /// `None` while it has not seen it change since it started (e.g. restored from the
+    /// history, or unknown from the first report on).
+    pub since_ms: Option<i64>,
 }
 
 impl Default for GridState {
@@ -64,7 +68,26 @@ impl Default for GridState {
         GridState {
             presence: GridPresence::Unknown,
             derivation: NO_VOLTAGE,
+            since_ms: None,
         }
+    }
+}
+
+impl GridState {
+    /// The same presence and derivation (whatever `since_ms` says).
+    pub fn same_reading(&self, other: &GridState) -> bool {
+        self.presence == other.presence && self.derivation == other.derivation
+    }
+
+    /// This fresh derivation after `before`: `before`'s `since_ms` while the presence
+    /// stays the same, else `changed_at`.
+    pub(crate) fn after(self, before: &GridState, changed_at: Option<i64>) -> GridState {
+        let since_ms = if self.presence == before.presence {
+            before.since_ms
+        } else {
+            changed_at
+        };
+        GridState { since_ms, ..self }
     }
 }
 
@@ -95,6 +118,7 @@ pub(crate) fn derive(inputs: &GridInputs) -> GridState {
     let state = |presence, derivation| GridState {
         presence,
         derivation,
+        since_ms: None,
     };
     let reported = inputs.voltages.iter().flatten().filter(|v| v.is_finite());
     let Some(highest) = reported.fold(None, |m: Option<f64>, v| Some(m.map_or(*v, |m| m.max(*v))))
@@ -180,6 +204,23 @@ mod tests {
             ..inputs(low)
         };
         assert_eq!(presence(unsaid), Lost);
+    }
+
+    #[test]
+    fn since_counts_from_the_change_of_presence() {
+        let present = derive(&inputs([Some(230.0), None, None]));
+        let first = present.after(&GridState::default(), Some(1_000));
+        assert_eq!(first.since_ms, Some(1_000), "unknown → present");
+        // The same presence (even said another way) keeps its since.
+        let again = derive(&inputs([Some(231.0), None, None])).after(&first, Some(2_000));
+        assert_eq!(again.since_ms, Some(1_000));
+        assert!(again.same_reading(&first));
+        let lost = derive(&inputs([Some(0.0), None, None])).after(&again, Some(3_000));
+        assert_eq!(
+            (lost.presence, lost.since_ms),
+            (GridPresence::Lost, Some(3_000))
+        );
+        assert!(!lost.same_reading(&again));
     }
 
     #[test]

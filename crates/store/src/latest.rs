@@ -211,14 +211,19 @@ impl Latest {
 
     /// Re-derives device `sn`'s grid presence from its values, status and stages (the
     /// clocks' view, kept current by arrivals and the stage timer); returns it when it
-    /// changed since it was last announced.
-    pub(crate) fn refresh_grid(&mut self, sn: &str) -> Option<(Arc<str>, GridState)> {
+    /// changed since it was last announced (a new presence counts from `at`).
+    pub(crate) fn refresh_grid(
+        &mut self,
+        sn: &str,
+        at: SystemTime,
+    ) -> Option<(Arc<str>, GridState)> {
         let device = self.devices.get_mut(sn)?;
         let grid = derive(&device.grid_inputs(
             device.clocks.channels[HEARTBEAT].stage,
             device.clocks.stage(),
-        ));
-        (grid != device.grid).then(|| {
+        ))
+        .after(&device.grid, Some(unix_ms(at)));
+        (!grid.same_reading(&device.grid)).then(|| {
             device.grid = grid;
             (device.sn.clone(), grid)
         })
@@ -365,7 +370,9 @@ impl DeviceEntry {
             .map(|c| c.stage);
         let stage = crate::stage::device_stage(channels.iter().map(|c| c.stage));
         DeviceSnapshot {
-            grid: derive(&self.grid_inputs(heartbeat, stage)),
+            // Between the stage timer's transitions a snapshot may be ahead of the
+            // announced presence: then it is new, since a moment not yet announced.
+            grid: derive(&self.grid_inputs(heartbeat, stage)).after(&self.grid, None),
             device_sn: self.sn.to_string(),
             online: self.status.map(|(s, _)| s == DeviceStatus::Online),
             status_ms: self.status.map(|(_, at)| unix_ms(at)),

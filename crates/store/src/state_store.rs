@@ -171,6 +171,7 @@ impl StateStore {
         let inner = &self.inner;
         loop {
             let mut changes = Vec::new();
+            let now = SystemTime::now();
             let (next, grids) = {
                 let mut latest = write(&inner.latest);
                 let next = latest.expire_due(Instant::now(), inner.times, &mut changes);
@@ -180,11 +181,10 @@ impl StateStore {
                 for c in changes.iter().filter(|c| {
                     c.channel.is_none() || c.channel == Some(catalog::Channel::EmsHeartbeatReport)
                 }) {
-                    grids.extend(latest.refresh_grid(&c.device_sn));
+                    grids.extend(latest.refresh_grid(&c.device_sn, now));
                 }
                 (next, grids)
             };
-            let now = SystemTime::now();
             self.send_stage_changes(changes, now);
             self.send_grid_changes(grids, now);
             let due = async {

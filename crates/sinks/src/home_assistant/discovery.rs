@@ -2,11 +2,14 @@
 //! class and unit each catalog state gets, its topics, and how its value is published.
 //! Names, visibility and decimals come from the presentation table ([`super::presentation`]).
 //!
-//! The six `*DayEnergy` states are `energy` / `total_increasing` / `Wh` sensors, which the
-//! HA Energy dashboard accepts directly (they reset daily; `total_increasing` handles that).
+//! Energy counters get their classes from [`protocol::counters`] (see [`number_class`]):
+//! the six `*DayEnergy` states are `energy` / `total_increasing` / `Wh` sensors, which the
+//! HA Energy dashboard accepts directly (they fall back to 0 at local midnight, which
+//! `total_increasing` takes as a reset); the battery packs' counters are not totals.
 
 use catalog::{Channel, Kind, StateDef};
 use protocol::Value;
+use protocol::counters::{CounterKind, counter_kind};
 use serde_json::{Map, Value as Json, json};
 
 use super::presentation::{self, Shown};
@@ -126,6 +129,21 @@ pub fn energy_keys() -> Vec<&'static str> {
 }
 
 /// How a number is classified: (device_class, state_class, unit).
+///
+/// Counters by their kind ([`counter_kind`]):
+/// - one series that only grows — [`CounterKind::Daily`] (reset at local midnight) and
+///   [`CounterKind::Lifetime`] — is `total_increasing`: HA sums its growth for the Energy
+///   dashboard and takes a drop as a reset (the midnight one; the store holds back any
+///   other backward step, so nothing else looks like one). In Wh it is `energy`.
+/// - [`CounterKind::PackLifetime`] (the BMS's `bpAccuChgCap`, `bpAccuDsgCap` in mAh and
+///   `bpCycles`) has **no state class**: the report takes the packs in turn under one
+///   state (40, 47, 40, 47… on two packs), so `total_increasing` would count every
+///   switch to the smaller pack as a reset and sum the packs' lifetimes again and again,
+///   `total` would sum the zig-zag, and `measurement` would average two packs' counters
+///   into a number that is neither (HA also reserves it for present-time readings, not
+///   cumulative ones). HA has no device class for mAh or counts; without a state class
+///   it keeps the entity's history but makes no long-term statistics of it. Its unit
+///   (mAh), or its decimals for the unitless cycles (`entities.txt`), keep it numeric.
 pub fn number_class(
     state: &StateDef,
 ) -> (
@@ -135,11 +153,18 @@ pub fn number_class(
 ) {
     let unit = display_unit(state);
     let name = state.name;
+    let unit_or_none = (!unit.is_empty()).then_some(unit);
+    match counter_kind(state) {
+        CounterKind::Daily | CounterKind::Lifetime => {
+            let device_class = (unit == "Wh").then_some("energy");
+            return (device_class, Some("total_increasing"), unit_or_none);
+        }
+        CounterKind::PackLifetime => return (None, None, unit_or_none),
+        CounterKind::NotACounter => {}
+    }
     match unit {
         "W" => (Some("power"), Some("measurement"), Some("W")),
-        "Wh" if name.ends_with("DayEnergy") => {
-            (Some("energy"), Some("total_increasing"), Some("Wh"))
-        }
+        // Not a counter: the energy a battery holds now.
         "Wh" => (Some("energy_storage"), Some("measurement"), Some("Wh")),
         "V" => (Some("voltage"), Some("measurement"), Some("V")),
         "A" => (Some("current"), Some("measurement"), Some("A")),
@@ -151,9 +176,7 @@ pub fn number_class(
         // The timezone is an offset code, not a duration.
         "h" if name == "timezone" => (None, None, None),
         "h" => (Some("duration"), Some("measurement"), Some("h")),
-        "mAh" if name.starts_with("bpAccu") => (None, Some("total_increasing"), Some("mAh")),
         "mAh" => (None, Some("measurement"), Some("mAh")),
-        "" if name == "bpCycles" => (None, Some("total_increasing"), None),
         _ => (None, Some("measurement"), None),
     }
 }
@@ -329,71 +352,5 @@ pub fn state_payload(state: &StateDef, value: &Value) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn topics() -> Topics {
-        Topics {
-            discovery_prefix: "homeassistant".into(),
-            prefix: "oceanbridge".into(),
-        }
-    }
-
-    #[test]
-    fn energy_entities_fit_the_energy_dashboard() {
-        let keys = energy_keys();
-        assert_eq!(keys.len(), 6, "{keys:?}");
-        for key in keys {
-            let state = catalog::by_key(key).expect("in catalog");
-            let e = entity(&topics(), "SN1", state, "0");
-            assert_eq!(e.component, "sensor");
-            assert_eq!(e.config["device_class"], "energy", "{key}");
-            assert_eq!(e.config["state_class"], "total_increasing", "{key}");
-            assert_eq!(e.config["unit_of_measurement"], "Wh", "{key}");
-            assert!(e.config.get("value_template").is_none());
-        }
-    }
-
-    #[test]
-    fn packs_are_their_own_devices() {
-        let state = catalog::by_key("bpInfo1.bpSoc").expect("in catalog");
-        let e = entity(&topics(), "SN1", state, "0");
-        assert_eq!(e.config["device"]["via_device"], "oceanbridge_SN1");
-        assert_eq!(
-            e.config["device"]["identifiers"][0],
-            "oceanbridge_SN1_pack2"
-        );
-        assert_eq!(e.config["device_class"], "battery");
-        assert_eq!(
-            e.config_topic,
-            "homeassistant/sensor/oceanbridge_SN1/bpInfo1_bpSoc/config"
-        );
-        assert_eq!(e.state_topic, "oceanbridge/SN1/bpInfo1/bpSoc");
-        assert_eq!(states_of(Some(1)).count(), 25);
-        assert_eq!(
-            states_of(None).count() + 3 * states_of(Some(0)).count(),
-            catalog::STATE_COUNT
-        );
-    }
-
-    #[test]
-    fn payloads() {
-        let run = catalog::by_key("CloudBmsInfoReport.bpRunSta").expect("in catalog");
-        assert_eq!(
-            state_payload(run, &Value::Text("RUNSTA_RUN".into())),
-            r#"{"raw":"RUNSTA_RUN","value":"RUNSTA_RUN"}"#
-        );
-        assert_eq!(
-            state_payload(run, &Value::Text("7 not part of array".into())),
-            r#"{"raw":"7 not part of array","value":"unknown"}"#
-        );
-        let flag = catalog::by_key("CloudBmsInfoReport.bpAcRechargeFlag").expect("in catalog");
-        assert_eq!(component(flag), "binary_sensor");
-        let pv = catalog::by_key("EnergyStreamItem.pvPwr").expect("in catalog");
-        assert_eq!(state_payload(pv, &Value::Number(1234.5)), "1234.5");
-        let cells = catalog::by_key("CloudBmsInfoReport.bpCellVol").expect("in catalog");
-        let p: Json = serde_json::from_str(&state_payload(cells, &Value::Array(vec![3.2, 3.3])))
-            .expect("json");
-        assert_eq!(p["count"], 2);
-    }
-}
+#[path = "discovery_tests.rs"]
+mod tests;

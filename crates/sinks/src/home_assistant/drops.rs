@@ -130,4 +130,18 @@ mod tests {
         assert_eq!(d.due(Dropped::Invalid, t0 + WARN_EVERY), Some(3));
         assert_eq!(d.due(Dropped::Invalid, t0 + WARN_EVERY), None);
     }
+
+    #[test]
+    fn every_reason_is_listed_for_metrics() {
+        use Dropped::*;
+        for why in [QueueFull, Busy, Invalid, Retained, UnknownDevice] {
+            assert!(
+                crate::metrics::dropped::REASONS
+                    .iter()
+                    .any(|(r, _)| *r == why.reason()),
+                "{} is missing from metrics/dropped.rs REASONS",
+                why.reason()
+            );
+        }
+    }
 }

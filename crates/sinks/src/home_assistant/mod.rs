@@ -7,6 +7,7 @@
 //! - [`discovery`]: the pure part — payloads, classes, units, topics.
 //! - [`presentation`]: names, on/off by default and decimals per state, from the data
 //!   file `entities.txt`.
+//! - [`grid`]: the grid presence `binary_sensor` (protocol §13), pure — config and state.
 //! - [`settings`]: the settings controls (protocol §10), pure — `select`/`number` configs,
 //!   read-back states, command payloads as [`protocol::SetRequest`]s.
 //! - `publisher`: announcing, following store events, removing entities.
@@ -20,6 +21,7 @@
 
 pub mod config;
 pub mod discovery;
+pub mod grid;
 pub mod presentation;
 pub mod remove;
 pub mod settings;

@@ -3,7 +3,6 @@
 //! decimals for every number, and the docs' list of entities on by default up to date.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use catalog::{Kind, STATES};
 
@@ -63,6 +62,10 @@ fn names_are_unique_on_each_device() {
         for state in STATES.iter().filter(|s| s.channel.pack_index() == pack) {
             let name = of(state).name;
             assert!(seen.insert(name.clone()), "{name:?} twice ({})", state.key);
+        }
+        // The PowerOcean's own entities beside the catalog's.
+        if pack.is_none() {
+            assert!(seen.insert(crate::home_assistant::grid::NAME.to_string()));
         }
     }
 }
@@ -161,7 +164,13 @@ fn the_daily_view_is_small_and_internals_are_off() {
 
 /// The docs' list of the entities on by default, as made from the table.
 fn default_on_list() -> String {
-    let mut out = String::from("| Entity | State | Where |\n|---|---|---|\n");
+    // The grid presence first: not a catalog state, derived from the meter's phase
+    // voltages (protocol §13).
+    let mut out = format!(
+        "| Entity | State | Where |\n|---|---|---|\n\
+         | {} | derived from the phase voltages (binary sensor) | device page |\n",
+        crate::home_assistant::grid::NAME
+    );
     let mut on = |pack: Option<usize>, device: &str| {
         for shown in [Shown::Main, Shown::Diagnostic] {
             for state in STATES.iter().filter(|s| s.channel.pack_index() == pack) {
@@ -194,23 +203,8 @@ fn default_on_list() -> String {
     out
 }
 
-/// The list in docs/home-assistant.md between its markers must be [`default_on_list`];
-/// `OCEANBRIDGE_UPDATE_DOCS=1 cargo test -p sinks` writes it.
+/// The list in docs/home-assistant.md between its markers must be [`default_on_list`].
 #[test]
 fn the_docs_list_the_entities_on_by_default() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/home-assistant.md");
-    let doc = std::fs::read_to_string(&path).expect("docs/home-assistant.md");
-    let (start, end) = ("<!-- entities:begin -->\n", "<!-- entities:end -->");
-    let (head, rest) = doc.split_once(start).expect("the begin marker");
-    let (_, tail) = rest.split_once(end).expect("the end marker");
-    let want = format!("{head}{start}{}{end}{tail}", default_on_list());
-    if want != doc && std::env::var_os("OCEANBRIDGE_UPDATE_DOCS").is_some() {
-        std::fs::write(&path, &want).expect("write the docs");
-        return;
-    }
-    assert!(
-        want == doc,
-        "docs/home-assistant.md lists other entities than entities.txt; \
-         run OCEANBRIDGE_UPDATE_DOCS=1 cargo test -p sinks the_docs_list"
-    );
+    crate::doc_blocks::check("home-assistant.md", "entities", &default_on_list());
 }

@@ -1,7 +1,8 @@
 //! [`Publisher`]: what the sink says to Home Assistant — device and pack configs (once per
 //! connection), current values, state changes, availability (bridge, device, channel:
-//! `docs/stages.md`), the settings controls while control is on (read-back states only,
-//! [`super::settings`]), and the empty retained messages that remove the entities again.
+//! `docs/stages.md`), the grid presence entity ([`super::grid`]), the settings controls
+//! while control is on (read-back states only, [`super::settings`]), and the empty
+//! retained messages that remove the entities again.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -9,11 +10,12 @@ use std::sync::Arc;
 use catalog::Channel;
 use rumqttc::v5::AsyncClient;
 use rumqttc::v5::mqttbytes::QoS;
-use store::{DeviceSnapshot, Stage, StateStore, StoreEvent};
+use store::{DeviceSnapshot, GridState, Stage, StateStore, StoreEvent};
 
 use protocol::DeviceSettings;
 
 use super::discovery::{Topics, entity, state_payload, states_of};
+use super::grid;
 use super::settings::{self, SettingEntity};
 use crate::error::SinkError;
 
@@ -83,6 +85,9 @@ impl Publisher {
             self.publish(e.config_topic, e.config.to_string()).await?;
         }
         if pack.is_none() {
+            let config = grid::config(&self.topics, sn, VERSION);
+            self.publish(self.topics.grid_config(sn), config.to_string())
+                .await?;
             self.announce_settings(store, sn).await?;
         }
         for latest in store.latest(sn) {
@@ -92,7 +97,17 @@ impl Publisher {
                     .await?;
             }
         }
+        if pack.is_none() {
+            let current = store.device(sn).map(|d| d.grid).unwrap_or_default();
+            self.publish_grid(sn, &current).await?;
+        }
         Ok(())
+    }
+
+    /// The grid presence entity's state (protocol §13).
+    async fn publish_grid(&self, sn: &str, grid: &GridState) -> Result<(), SinkError> {
+        self.publish(self.topics.grid_state(sn), grid::state_payload(grid))
+            .await
     }
 
     /// The settings controls of a device with their read-back states while control is
@@ -215,8 +230,17 @@ impl Publisher {
                     self.publish_settings(device_sn, settings).await?;
                 }
             }
-            // Grid presence (protocol §13) has no Home Assistant entity yet.
-            StoreEvent::Grid { .. } => {}
+            // Every change of grid presence (protocol §13); a new device is announced
+            // first (its announcement publishes the current presence).
+            StoreEvent::Grid {
+                device_sn, grid, ..
+            } => {
+                if self.announced.contains(&(device_sn.clone(), None)) {
+                    self.publish_grid(device_sn, grid).await?;
+                } else {
+                    self.announce(store, device_sn, None).await?;
+                }
+            }
         }
         Ok(())
     }
@@ -243,6 +267,11 @@ impl Publisher {
             if pack.is_none() {
                 self.publish(self.topics.device_availability(&sn), String::new())
                     .await?;
+                self.publish(self.topics.grid_config(&sn), String::new())
+                    .await?;
+                self.publish(self.topics.grid_state(&sn), String::new())
+                    .await?;
+                n += 1;
                 if self.control {
                     for topic in settings::config_topics(&self.topics, &sn) {
                         self.publish(topic, String::new()).await?;

@@ -7,6 +7,7 @@ const INDEX_HTML: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
 const SETTINGS_JS: &str = include_str!("assets/settings.js");
 const LIVE_JS: &str = include_str!("assets/live.js");
+const GRID_JS: &str = include_str!("assets/grid.js");
 const STYLE_CSS: &str = include_str!("assets/style.css");
 
 const NO_CACHE: (header::HeaderName, &str) = (header::CACHE_CONTROL, "no-cache");
@@ -47,6 +48,17 @@ pub async fn live_js() -> impl IntoResponse {
             NO_CACHE,
         ],
         LIVE_JS,
+    )
+}
+
+/// Grid presence: the outage banner and the header's indicator (protocol §13).
+pub async fn grid_js() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            NO_CACHE,
+        ],
+        GRID_JS,
     )
 }
 

@@ -157,6 +157,7 @@ pub fn router(state: AppState) -> Router {
         .route("/app.js", get(assets::app_js))
         .route("/settings.js", get(assets::settings_js))
         .route("/live.js", get(assets::live_js))
+        .route("/grid.js", get(assets::grid_js))
         .route("/style.css", get(assets::style_css))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

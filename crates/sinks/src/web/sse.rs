@@ -4,7 +4,8 @@
 //! out_of_range}]}`), `status` (`{device, online, t}`), `stage` (`{device, channel, stage,
 //! t}`; `channel` null for the device as a whole; `stage` fresh, stale or unavailable),
 //! `settings` (`{device, settings: {work_mode, backup_reserve, …}}`, the 96/8 read-back of
-//! protocol §10), and
+//! protocol §10), `grid` (`{device, grid: {presence, derivation, since_ms}, t}` on every
+//! change of grid presence, protocol §13), and
 //! `resync` when this client fell behind and should re-read `/api/states`. The stream ends when the server shuts down.
 
 use std::convert::Infallible;

@@ -7,6 +7,8 @@
 
 pub mod browser;
 pub mod control;
+pub mod grid;
+pub mod ha;
 pub mod mqtt;
 pub mod tls_broker;
 

@@ -339,6 +339,7 @@ async function loadDevices() {
   badge.className = 'badge ' + (dev && dev.online === false ? 'bad' : dev ? 'ok' : '');
   badge.textContent = !dev ? 'no device yet' : dev.online === false ? 'offline' : 'online';
   showDeviceStage(dev ? dev.stage : null);
+  noteGrids(d.devices);
 }
 
 function showDeviceStage(stage) {
