@@ -22,23 +22,29 @@
 //! - [`pack`]: [`Pack`], one battery pack: limits, integration.
 //! - [`profile`]: weather and household. [`settings`]: the §10 settings.
 //! - [`outage`]: when the grid is down. [`ledger`]: each day's true counters.
+//! - [`external`]: the Modbus side's set-points (§14). [`totals`]: the system's own
+//!   lifetime and "today" counters, as Modbus serves them.
 
+pub mod external;
 pub mod ledger;
 pub mod outage;
 pub mod pack;
 pub mod profile;
 pub mod settings;
+pub mod totals;
 
 pub use pack::{
     MIN_PACK_POWER_W, PACK_CAPACITY_WH, PACK_MAX_CHARGE_W, PACK_MAX_DISCHARGE_W, Pack,
     SOC_LOWER_LIMIT, SOC_UPPER_LIMIT,
 };
 
+use external::External;
 use ledger::{Ledger, LedgerDay};
 use outage::{GridRecord, OutagePlan};
 use profile::{Clouds, Household, Noise, clear_sky};
 use protocol::SetRequest;
 use settings::Controls;
+use totals::Totals;
 
 /// The hybrid inverter's limit, W.
 pub const INVERTER_MAX_W: f64 = 10000.0;
@@ -117,6 +123,9 @@ pub struct FitModel {
     margin_w: f64,
     grid: GridRecord,
     ledger: Ledger,
+    /// Set-points from the Modbus side (§14).
+    external: External,
+    totals: Totals,
     now: f64,
 }
 
@@ -141,6 +150,7 @@ impl FitModel {
             230.0 + noise.gauss(),
         ];
         let day = day_index(config.utc_offset_s, epoch_s);
+        let totals = Totals::new(config.seed);
         let mut model = FitModel {
             config,
             noise,
@@ -154,6 +164,8 @@ impl FitModel {
             margin_w: (METER_MARGIN_W.0 + METER_MARGIN_W.1) / 2.0,
             grid: GridRecord::default(),
             ledger: Ledger::new(day),
+            external: External::default(),
+            totals,
             now: epoch_s,
         };
         model.settle(0.0);
@@ -204,6 +216,25 @@ impl FitModel {
         self.settle(0.0);
     }
 
+    /// The Modbus side's set-points (§14).
+    pub fn external(&self) -> &External {
+        &self.external
+    }
+
+    /// Steers the set-points; the flows follow from the next step on.
+    pub fn external_mut(&mut self) -> &mut External {
+        &mut self.external
+    }
+
+    /// The system's own lifetime and "today" counters (what Modbus serves, §14).
+    pub fn totals(&self) -> &Totals {
+        &self.totals
+    }
+
+    pub fn totals_mut(&mut self) -> &mut Totals {
+        &mut self.totals
+    }
+
     /// Mean state of charge of the packs, percent.
     pub fn soc(&self) -> f64 {
         self.packs.iter().map(|p| p.soc).sum::<f64>() / self.packs.len().max(1) as f64
@@ -249,6 +280,7 @@ impl FitModel {
             if self.now >= next_midnight {
                 self.ledger.close_day(&self.day, self.day_index(self.now));
                 self.day = DayEnergy::default();
+                self.totals.midnight(self.now, self.day_index(self.now));
             }
         }
     }
@@ -287,7 +319,11 @@ impl FitModel {
         let demand = load_w + heating_w + bp_heating_w;
         let net = demand - pv_w;
         let backup_charge = grid_up && set.charges_to_full();
-        let charging = backup_charge || net <= 0.0;
+        // A Modbus set-point under a fresh heartbeat overrides the app's settings (§14).
+        let external = grid_up
+            .then(|| self.external.battery_target_w(self.now, net, pv_w))
+            .flatten();
+        let charging = external.map_or(backup_charge || net <= 0.0, |w| w < 0.0);
         let floor = if grid_up {
             set.discharge_floor()
         } else {
@@ -305,7 +341,14 @@ impl FitModel {
             })
             .collect();
         let total_limit: f64 = limits.iter().sum::<f64>().min(INVERTER_MAX_W);
-        let (battery_w, grid_w) = if backup_charge {
+        let (battery_w, grid_w) = if let Some(want) = external {
+            // Within the packs' limits, and never exporting past the feed-in cap.
+            let battery_w = want
+                .clamp(-total_limit, total_limit)
+                .min(net + set.export_cap_w())
+                .max(-total_limit);
+            (battery_w, net - battery_w)
+        } else if backup_charge {
             (-total_limit, net + total_limit)
         } else if grid_up {
             // The controller leaves a small margin at the meter rather than overshoot.
@@ -364,6 +407,10 @@ impl FitModel {
         self.day.grid_out_wh += (-grid_w).max(0.0) * h;
         self.day.bp_out_wh += battery_w.max(0.0) * h;
         self.day.bp_in_wh += (-battery_w).max(0.0) * h;
+        let (grid_in, grid_out) = (grid_w.max(0.0) * h, (-grid_w).max(0.0) * h);
+        let (bp_in, bp_out) = ((-battery_w).max(0.0) * h, battery_w.max(0.0) * h);
+        self.totals
+            .add([grid_in, grid_out, bp_in, bp_out, pv_w * h], self.now);
     }
 
     /// The 3-phase meter: the load spread unevenly over the phases, the inverter feeding
