@@ -493,3 +493,55 @@ async fn an_outage_sets_the_islanded_bit() {
     assert!(x["rated_power"] > 0.0, "islanded is not switched off");
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_clients_are_bounded() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sim = Simulator::start(sim_config(
+        1.0,
+        12,
+        ModbusConfig {
+            max_connections: 3,
+            ..calm()
+        },
+    ))
+    .await
+    .unwrap();
+    let addr = sim.modbus_addr(SN).unwrap();
+    // A frame that is not Modbus TCP (protocol id 0xFFFF): the connection is closed.
+    // (A length field promising more only waits for it: at most 64 KiB a connection.)
+    let mut raw = tokio::net::TcpStream::connect(addr).await.unwrap();
+    raw.write_all(&[0, 1, 0xFF, 0xFF, 0, 2, 1, 3])
+        .await
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let closed = tokio::time::timeout(ANSWER, raw.read(&mut buf)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "closed after garbage: {closed:?}"
+    );
+    wait_until("the bad frame is counted", WAIT, || {
+        sim.field_stats().modbus[SN].bad_frames == 1
+    })
+    .await;
+
+    // Three connections at most; the fourth is closed as soon as it opens.
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(client(&sim).await);
+    }
+    wait_until("three clients", WAIT, || {
+        sim.field_stats().modbus[SN].clients_now == 3
+    })
+    .await;
+    let mut fourth = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let refused = tokio::time::timeout(ANSWER, fourth.read(&mut buf)).await;
+    assert!(
+        matches!(refused, Ok(Ok(0)) | Ok(Err(_))),
+        "closed at once: {refused:?}"
+    );
+    assert_eq!(sim.field_stats().modbus[SN].connections_refused, 1);
+    // The first of them is still served.
+    assert_eq!(modbus::health(&read_map(&mut open[0]).await), Health::Live);
+    sim.shutdown().await;
+}

@@ -115,6 +115,14 @@ pub(crate) async fn start(
             switched_on,
             log: field_log.modbus.device(&sn, addr.to_string(), switched_on),
         }));
+        tracing::info!(
+            "device {sn}: Modbus TCP on {addr}{}",
+            if switched_on {
+                ""
+            } else {
+                " (not switched on: every value reads 0)"
+            }
+        );
         side.tasks
             .push(tokio::spawn(serve(listener, device.clone(), stop.clone())));
         side.devices.insert(sn, (device, addr));
