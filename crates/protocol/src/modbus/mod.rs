@@ -20,7 +20,8 @@
 //!   ([`parse_command`]: bits 0 and 1 are refused).
 //! - [`reading`]: [`health`] of a poll (rated power 0 → no readings), the stream twins and
 //!   their signs ([`STREAM_TWINS`], [`stream_updates`]), [`extras`], [`identity`],
-//!   [`EnableWatch`] ("not enabled" vs a spike).
+//!   [`EnableWatch`] ("not enabled" vs a spike); the way back for a re-serving server
+//!   ([`set_stream_state`], [`set_extra`]).
 
 pub mod control;
 pub mod map;
@@ -36,7 +37,7 @@ pub use map::{Access, Kind, Point, Product, REGISTERS, Register};
 pub use plan::{Block, MAX_READ_WORDS, read_plan};
 pub use reading::{
     EnableWatch, Extra, Health, Identity, STREAM_TWINS, Sign, Twin, Verdict, extras, health,
-    identity, stream_updates, twin_of,
+    identity, set_extra, set_stream_state, stream_updates, twin_of,
 };
 pub use values::{Image, RegValue, Values};
 pub use words::WordOrder;

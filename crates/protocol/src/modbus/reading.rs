@@ -210,6 +210,48 @@ pub fn extras(values: &Values) -> Vec<Extra> {
     out
 }
 
+/// The reverse of [`stream_updates`], for a server that re-serves what it knows: puts a
+/// catalog state's value (`EnergyStreamItem.bpPwr`) into its twin register, the sign
+/// turned back. False for a state without a twin.
+pub fn set_stream_state(values: &mut Values, key: &str, value: f64) -> bool {
+    let Some(t) = STREAM_TWINS
+        .iter()
+        .find(|t| t.def().is_some_and(|d| d.key == key))
+    else {
+        return false;
+    };
+    values.set_number(t.point, t.sign.apply(value));
+    true
+}
+
+/// The reverse of [`extras`]: puts an extra value back into its register; `islanded`,
+/// `fault` and `powered_on` set or clear their bit of the status word. False for a name
+/// that is not an extra.
+pub fn set_extra(values: &mut Values, name: &str, value: f64) -> bool {
+    let bit = match name {
+        "islanded" => status::ISLANDED,
+        "fault" => status::FAULT,
+        "powered_on" => status::POWERED_ON,
+        _ => {
+            let Some(point) = Point::from_name(name).filter(|p| {
+                p.register().access.readable() && twin_of(*p).is_none() && *p != Point::Status
+            }) else {
+                return false;
+            };
+            values.set_number(point, value);
+            return true;
+        }
+    };
+    let word = values.number(Point::Status).unwrap_or(0.0) as u32;
+    let word = if value != 0.0 {
+        word | bit
+    } else {
+        word & !bit
+    };
+    values.set_number(Point::Status, f64::from(word));
+    true
+}
+
 /// Who the device says it is (40001–40011).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
