@@ -24,6 +24,8 @@
 //!   readings, and [`FieldRules`] for the service's decode path
 //!   ([`UpdateBuf::decode_from_device`]).
 //! - [`counters`]: which catalog states are lifetime or daily energy counters.
+//! - [`modbus`]: the local Modbus TCP register map (protocol §14) as data: read plan,
+//!   word codecs both ways, the stream twins and their signs, "not enabled" detection.
 //! - [`topics`]: MQTT topic names and the serial they carry.
 //! - [`json`]: the flat `decode --json` object.
 //! - [`open_api`]: open-API JSON: `a.b`/`a[0]` flattening (signing, quotas) and quota /
@@ -41,6 +43,7 @@ pub mod encode;
 pub mod error;
 pub mod field;
 pub mod json;
+pub mod modbus;
 pub mod open_api;
 pub mod pb;
 pub mod schema;

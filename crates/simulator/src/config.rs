@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::SimulatorError;
 use crate::field::FieldConfig;
+use crate::modbus::ModbusConfig;
 
 /// Everything the simulator needs; every field has a default, so `{}` is a valid config.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -65,6 +66,8 @@ pub struct SimulatorConfig {
     pub cadence: Cadence,
     /// How closely the simulated cloud behaves like the real one (protocol §8–9).
     pub field: FieldConfig,
+    /// The devices' Modbus TCP side (protocol §14). Off by default.
+    pub modbus: ModbusConfig,
     /// Where the CA and the server key are kept, so a restarted simulator presents the
     /// same certificates (a running bridge keeps trusting it). Default: none, a fresh
     /// CA each start.
@@ -106,7 +109,8 @@ impl SimulatorConfig {
         if !(-14 * 60..=14 * 60).contains(&self.utc_offset_minutes) {
             return bad("utc_offset_minutes must be within ±840");
         }
-        self.field.validate(&self.devices)
+        self.field.validate(&self.devices)?;
+        self.modbus.validate(&self.devices)
     }
 }
 
@@ -136,6 +140,7 @@ impl Default for SimulatorConfig {
             open_quota: true,
             cadence: Cadence::default(),
             field: FieldConfig::default(),
+            modbus: ModbusConfig::default(),
             state_dir: None,
         }
     }

@@ -9,7 +9,9 @@
 //! two regions. Its devices send what the field sends (§10–13): zero powers left out of
 //! the energy stream, explicit zeros in the slow reports, feed-in taken at 96/101 only,
 //! now and then a placeholder or a counter that dips, timer tasks that charge from the
-//! grid and a list answered twice (§12); a grid outage can be switched on.
+//! grid and a list answered twice (§12); a grid outage can be switched on. With
+//! `[modbus]` each device also serves its local Modbus TCP side (§14) from the same
+//! living system, by the device's rules (one client at a time, the heartbeat).
 //! `GET /sim/stats` tells what it saw and did, with a ledger of each day's true energy
 //! counters. Fault switches break it on purpose.
 //!
@@ -37,8 +39,10 @@
 //! - [`fleet`]: many devices' frames (encoder only, no physics) published into a broker, for load.
 //! - [`physics`]: the pure, clock-driven model of a Fit (PV, load, packs, grid meter), the
 //!   §10 settings that steer it (reserve floor, backup charging, feed-in cap), the §12
-//!   timer tasks (grid charge in a window), grid outages (§13) and the ledger of each
-//!   day's true counters.
+//!   timer tasks (grid charge in a window), grid outages (§13), the ledger of each day's
+//!   true counters, Modbus set-points and the system's own totals (§14).
+//! - [`modbus`]: [`ModbusConfig`]; each device's Modbus TCP server (tokio-modbus) and
+//!   its rules, [`ModbusStats`].
 //! - [`credentials`]: [`MqttCredentials`]: the random MQTT logins (expiring ones handed out
 //!   per certification) and tokens (OS RNG or an error).
 //! - `reports`: model → catalog states → report bytes, and the open-API JSON quota form.
@@ -64,6 +68,7 @@ pub mod error;
 pub mod faults;
 pub mod field;
 pub mod fleet;
+pub mod modbus;
 pub mod open_api;
 pub mod physics;
 pub mod stats;
@@ -93,6 +98,7 @@ pub use faults::Faults;
 pub use field::FieldConfig;
 pub use field::stats::FieldStats;
 pub use http::{WRONG_REGION_CODE, WRONG_REGION_MESSAGE};
+pub use modbus::{ModbusConfig, ModbusStats};
 pub use stats::SimulatorStats;
 
 use broker::Broker;
@@ -123,6 +129,7 @@ pub struct Simulator {
     device_tasks: Vec<JoinHandle<()>>,
     infra_tasks: Vec<JoinHandle<()>>,
     broker: Option<Broker>,
+    modbus: Option<modbus::ModbusSide>,
 }
 
 /// The address a client should dial for a listener bound to `addr` (loopback for an
@@ -190,6 +197,15 @@ impl Simulator {
             delay_micros.clone(),
         );
         let http = http::start(&config, state, &identity.acceptor, infra_stop.clone()).await?;
+        let mut modbus = modbus::start(
+            &config,
+            &devices.views,
+            devices.clock,
+            &field_log,
+            &infra_stop,
+        )
+        .await?;
+        let modbus_tasks = modbus.as_mut().map(|m| std::mem::take(&mut m.tasks));
         let faults = Faults::new(
             mqtt.broker.as_ref().map(Broker::control),
             devices.commands,
@@ -211,8 +227,14 @@ impl Simulator {
             devices_stop,
             infra_stop,
             device_tasks: devices.tasks,
-            infra_tasks: mqtt.link.into_iter().chain(http.tasks).collect(),
+            infra_tasks: mqtt
+                .link
+                .into_iter()
+                .chain(http.tasks)
+                .chain(modbus_tasks.into_iter().flatten())
+                .collect(),
             broker: mqtt.broker,
+            modbus,
         })
     }
 
@@ -256,6 +278,23 @@ impl Simulator {
     /// Serial numbers of the simulated devices.
     pub fn devices(&self) -> &[String] {
         &self.devices
+    }
+
+    /// Where a client reaches device `sn`'s Modbus TCP server (with `[modbus] enabled`).
+    pub fn modbus_addr(&self, sn: &str) -> Option<SocketAddr> {
+        self.modbus.as_ref()?.addr(sn)
+    }
+
+    /// Switches device `sn`'s Modbus on or off, as its installer would: off, the
+    /// connection opens and the serial reads, every value reads 0 (protocol §14).
+    pub fn set_modbus_switched_on(&self, sn: &str, on: bool) -> Result<(), SimulatorError> {
+        match &self.modbus {
+            Some(m) if m.switch(sn, on) => Ok(()),
+            Some(_) => Err(SimulatorError::UnknownDevice(sn.to_string())),
+            None => Err(SimulatorError::Config(
+                "the Modbus side is off ([modbus] enabled = false)".into(),
+            )),
+        }
     }
 
     /// The fault switches.

@@ -90,7 +90,11 @@ async fn samples_postgres_gives_up_show_on_metrics() {
     assert!(sink.flush(Duration::from_secs(30)).await, "batch given up");
     let after = get(h.addr, "/metrics", &[common::OPENMETRICS]).await;
     assert_eq!(dropped(&after.body, WRITE_FAILED), Some(sent as f64));
-    assert_eq!(dropped(&after.body, QUEUE_FULL), Some(0.0), "the queue had room");
+    assert_eq!(
+        dropped(&after.body, QUEUE_FULL),
+        Some(0.0),
+        "the queue had room"
+    );
     let devices = get(h.addr, "/api/devices", &[]).await.json();
     assert_eq!(devices["stats"]["dropped"][WRITE_FAILED], sent);
     assert_eq!(

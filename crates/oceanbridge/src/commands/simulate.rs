@@ -293,6 +293,11 @@ fn print_banner(sim: &Simulator, c: &SimulatorConfig, ca_file: &Path) {
         sim.user_id()
     );
     println!("  Field rules     {}", field_summary(&c.field));
+    for sn in &c.devices {
+        if let Some(addr) = sim.modbus_addr(sn) {
+            println!("  Modbus TCP      {addr}   device {sn} (protocol §14, holding registers)");
+        }
+    }
     println!();
     println!(
         "  Point the bridge at it:  api_url = \"{base}\", ca_file = \"{ca}\", the e-mail/password above,"

@@ -70,6 +70,11 @@ impl DeviceView {
         self.shared.online.load(Ordering::Relaxed)
     }
 
+    /// The model, locked: the Modbus side reads and steers the same system.
+    pub(crate) fn model(&self) -> MutexGuard<'_, FitModel> {
+        self.shared.model()
+    }
+
     /// What `/sim/stats` shows of the device now: online, the grid, the ledger.
     pub(crate) fn now(&self) -> DeviceNow {
         let model = self.shared.model();
@@ -207,6 +212,8 @@ pub(crate) struct Devices {
     pub(crate) tasks: Vec<JoinHandle<()>>,
     /// Each device's command queue, by serial (for the fault switches).
     pub(crate) commands: HashMap<String, mpsc::Sender<DeviceCommand>>,
+    /// The simulated clock they all run on.
+    pub(crate) clock: SimClock,
 }
 
 /// Starts one task per `config.devices`, all on one simulated clock, publishing through
@@ -228,6 +235,7 @@ pub(crate) fn spawn_all(
         views: Vec::new(),
         tasks: Vec::new(),
         commands: HashMap::new(),
+        clock,
     };
     for (i, sn) in config.devices.iter().enumerate() {
         let (tx, rx) = mpsc::channel(16);

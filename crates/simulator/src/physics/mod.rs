@@ -25,19 +25,24 @@
 //! - [`profile`]: weather and household. [`settings`]: the §10 settings.
 //! - [`outage`]: when the grid is down. [`ledger`]: each day's true counters.
 //! - [`timer`]: the §12 timer tasks and the device's rules for writing them.
+//! - [`external`]: the Modbus side's set-points (§14). [`totals`]: the system's own
+//!   lifetime and "today" counters, as Modbus serves them.
 
+pub mod external;
 pub mod ledger;
 pub mod outage;
 pub mod pack;
 pub mod profile;
 pub mod settings;
 pub mod timer;
+pub mod totals;
 
 pub use pack::{
     MIN_PACK_POWER_W, PACK_CAPACITY_WH, PACK_MAX_CHARGE_W, PACK_MAX_DISCHARGE_W, Pack,
     SOC_LOWER_LIMIT, SOC_UPPER_LIMIT,
 };
 
+use external::External;
 use ledger::{Ledger, LedgerDay};
 use outage::{GridRecord, OutagePlan};
 use profile::{Clouds, Household, Noise, clear_sky};
@@ -46,6 +51,7 @@ use protocol::pb::EmsTimerTaskCfg;
 use protocol::timer::Date;
 use settings::Controls;
 use timer::{ChargeRules, TimerRefusal, TimerSlots, TimerWriteKind};
+use totals::Totals;
 
 /// The hybrid inverter's limit, W.
 pub const INVERTER_MAX_W: f64 = 10000.0;
@@ -125,6 +131,9 @@ pub struct FitModel {
     margin_w: f64,
     grid: GridRecord,
     ledger: Ledger,
+    /// Set-points from the Modbus side (§14).
+    external: External,
+    totals: Totals,
     now: f64,
 }
 
@@ -149,6 +158,7 @@ impl FitModel {
             230.0 + noise.gauss(),
         ];
         let day = day_index(config.utc_offset_s, epoch_s);
+        let totals = Totals::new(config.seed);
         let mut model = FitModel {
             config,
             noise,
@@ -163,6 +173,8 @@ impl FitModel {
             margin_w: (METER_MARGIN_W.0 + METER_MARGIN_W.1) / 2.0,
             grid: GridRecord::default(),
             ledger: Ledger::new(day),
+            external: External::default(),
+            totals,
             now: epoch_s,
         };
         model.settle(0.0);
@@ -239,6 +251,25 @@ impl FitModel {
         outcome
     }
 
+    /// The Modbus side's set-points (§14).
+    pub fn external(&self) -> &External {
+        &self.external
+    }
+
+    /// Steers the set-points; the flows follow from the next step on.
+    pub fn external_mut(&mut self) -> &mut External {
+        &mut self.external
+    }
+
+    /// The system's own lifetime and "today" counters (what Modbus serves, §14).
+    pub fn totals(&self) -> &Totals {
+        &self.totals
+    }
+
+    pub fn totals_mut(&mut self) -> &mut Totals {
+        &mut self.totals
+    }
+
     /// Mean state of charge of the packs, percent.
     pub fn soc(&self) -> f64 {
         self.packs.iter().map(|p| p.soc).sum::<f64>() / self.packs.len().max(1) as f64
@@ -284,6 +315,7 @@ impl FitModel {
             if self.now >= next_midnight {
                 self.ledger.close_day(&self.day, self.day_index(self.now));
                 self.day = DayEnergy::default();
+                self.totals.midnight(self.now, self.day_index(self.now));
             }
         }
     }
@@ -329,7 +361,16 @@ impl FitModel {
         let net = demand - pv_w;
         let timer_w = self.timers.charge_w().filter(|_| grid_up);
         let backup_charge = grid_up && set.charges_to_full();
-        let charging = timer_w.is_some() || backup_charge || net <= 0.0;
+        // A Modbus set-point under a fresh heartbeat overrides the app's settings (§14),
+        // timer tasks included: how the device orders the two is not documented, and the
+        // live set-point, renewed every minute, is taken as the stronger.
+        let external = grid_up
+            .then(|| self.external.battery_target_w(self.now, net, pv_w))
+            .flatten();
+        let charging = match external {
+            Some(w) => w < 0.0,
+            None => timer_w.is_some() || backup_charge || net <= 0.0,
+        };
         let floor = if grid_up {
             set.discharge_floor()
         } else {
@@ -347,7 +388,14 @@ impl FitModel {
             })
             .collect();
         let total_limit: f64 = limits.iter().sum::<f64>().min(INVERTER_MAX_W);
-        let (battery_w, grid_w) = if let Some(task_w) = timer_w {
+        let (battery_w, grid_w) = if let Some(want) = external {
+            // Within the packs' limits, and never exporting past the feed-in cap.
+            let battery_w = want
+                .clamp(-total_limit, total_limit)
+                .min(net + set.export_cap_w())
+                .max(-total_limit);
+            (battery_w, net - battery_w)
+        } else if let Some(task_w) = timer_w {
             // Up to full: the packs' taper ends the charge, then the battery holds.
             let battery_w = 0.0 - task_w.min(total_limit);
             (battery_w, net - battery_w)
@@ -410,6 +458,10 @@ impl FitModel {
         self.day.grid_out_wh += (-grid_w).max(0.0) * h;
         self.day.bp_out_wh += battery_w.max(0.0) * h;
         self.day.bp_in_wh += (-battery_w).max(0.0) * h;
+        let (grid_in, grid_out) = (grid_w.max(0.0) * h, (-grid_w).max(0.0) * h);
+        let (bp_in, bp_out) = ((-battery_w).max(0.0) * h, battery_w.max(0.0) * h);
+        self.totals
+            .add([grid_in, grid_out, bp_in, bp_out, pv_w * h], self.now);
     }
 
     /// The 3-phase meter: the load spread unevenly over the phases, the inverter feeding

@@ -237,7 +237,7 @@ pub(crate) fn pack_serial(sn: &str, i: usize) -> String {
 }
 
 /// Terminal voltage of a 16-cell LFP pack at `soc` percent.
-fn pack_volts(soc: f64) -> f64 {
+pub(crate) fn pack_volts(soc: f64) -> f64 {
     49.0 + 6.5 * soc / 100.0
 }
 

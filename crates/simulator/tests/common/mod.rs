@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod modbus;
 pub mod wire;
 
 use std::sync::Arc;

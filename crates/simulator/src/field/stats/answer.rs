@@ -21,6 +21,9 @@ pub struct FieldStats {
     pub signing_errors: BTreeMap<String, u64>,
     /// The simulator's overall counters.
     pub totals: SimulatorStats,
+    /// Per device serial, its Modbus TCP side (empty while `[modbus]` is off).
+    #[serde(default)]
+    pub modbus: BTreeMap<String, crate::modbus::ModbusStats>,
 }
 
 /// One device, as the field rules saw it.

@@ -86,6 +86,8 @@ struct Inner {
 
 /// The live record (shared by the broker, the HTTP side and the devices).
 pub struct FieldLog {
+    /// The devices' Modbus side (protocol §14), when it runs.
+    pub(crate) modbus: crate::modbus::stats::ModbusLog,
     gate_stream: bool,
     window: Duration,
     open_limit: u32,
@@ -113,6 +115,7 @@ impl FieldLog {
             ids: DailyIds::default(),
         };
         FieldLog {
+            modbus: Default::default(),
             gate_stream: field.energy_stream_switch,
             window: field.stream_window,
             open_limit: field.open_client_ids_per_day,
@@ -297,6 +300,7 @@ impl FieldLog {
         let mut out = FieldStats {
             totals,
             signing_errors: inner.signing_errors.clone(),
+            modbus: self.modbus.snapshot(),
             ..FieldStats::default()
         };
         for now in devices {
