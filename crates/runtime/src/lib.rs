@@ -25,6 +25,9 @@
 //! - [`control`]: [`Controller`], the settings writes (issue 14, protocol §10) behind
 //!   [`store::ControlPort`]: `[control]` config, validation, coalescing, rate limit,
 //!   dry run, the frame through [`sources::SourceHandle::publish_set`], read-back, audit.
+//! - [`service`]: [`Service`], the one front door: the config search, the locked state
+//!   directory, the source with its kept client ids, the bridge of a [`Profile`]
+//!   (`run`, `set` and `record` start here).
 //! - [`shutdown`]: one cancellation token, cancelled by SIGINT/SIGTERM or a time limit.
 //!
 //! The binary (`crates/oceanbridge`) is clap glue over this crate.
@@ -40,6 +43,7 @@ pub mod diagnostics;
 pub mod log_ring;
 pub mod pipeline;
 pub mod refresh;
+pub mod service;
 pub mod shutdown;
 pub mod source;
 
@@ -63,4 +67,5 @@ pub use control::{ControlConfig, Controller};
 pub use data_dir::DataDir;
 pub use log_ring::LogRing;
 pub use pipeline::StatsObserver;
+pub use service::{Profile, Service, ServiceError};
 pub use source::Source;

@@ -248,14 +248,10 @@ fn test_login(cloud: &CloudConfig) -> anyhow::Result<Vec<ListedDevice>> {
     };
     let tls = connect::tls::client_config(ca.as_deref())?;
     let api = ApiClient::new(&cloud.api_url, tls, Duration::from_secs(15))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
     struct Quiet;
     impl SourceObserver for Quiet {}
     let mut auth = Authenticator::new(api, cloud, Arc::new(Quiet));
-    runtime.block_on(async {
+    super::common::block_on(async {
         auth.credentials().await.map_err(|e| login_error(&e))?;
         match cloud.way_in {
             WayIn::App => Ok(Vec::new()),
@@ -264,7 +260,7 @@ fn test_login(cloud: &CloudConfig) -> anyhow::Result<Vec<ListedDevice>> {
                 .await
                 .map_err(|e| anyhow::anyhow!("login OK, but the device list failed: {e}")),
         }
-    })
+    })?
 }
 
 /// The login error with what to try (protocol §9: accounts live in one region, and the
