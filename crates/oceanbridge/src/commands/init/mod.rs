@@ -4,6 +4,8 @@
 //! the cloud (protocol §1a/§1b) before writing, and on the open-API way in fills in the
 //! account's devices from its device list (the app route has no such list: §1a).
 
+#[cfg(test)]
+mod defaults_tests;
 mod template;
 
 use std::io::IsTerminal as _;
