@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{CloudSource, Ended};
-use crate::credentials::{Identity, MqttCredentials, quota_topic};
+use crate::credentials::{Identity, MqttCredentials};
 use crate::error::SourceError;
 use crate::handle::Request;
 use crate::login::Authenticator;
@@ -267,7 +267,7 @@ impl CloudSource {
                 Ok(data) => {
                     self.observer.get_all_sent();
                     let body = serde_json::json!({ "params": data }).to_string();
-                    let topic = quota_topic(&id.account, sn);
+                    let topic = protocol::topics::open_quota_topic(&id.account, sn);
                     self.forward(topic, Bytes::from(body), Origin::Poll);
                 }
                 Err(e @ SourceError::Denied { .. }) if is_not_linked(&e) => {
