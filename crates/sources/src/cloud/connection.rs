@@ -24,6 +24,14 @@ use crate::schedule::{Job, Schedule};
 
 use super::seq_now;
 
+/// A reconnect request ([`crate::SourceHandle::reconnect`]) is honoured only once the
+/// connection is this old, so a device that is silent for a reason of its own can never
+/// cause a reconnect loop. 10 s is the shortest energy stream switch period (protocol
+/// §8: re-sent every 10–25 s) and two or more cadences of the stream (§7: every 3–5 s):
+/// time enough for the switch sent at connect to bring data. Its own constant: the
+/// switch period is a setting (`energy_stream_interval`), this floor is not.
+const MIN_AGE_FOR_RECONNECT: Duration = Duration::from_secs(10);
+
 impl CloudSource {
     /// One MQTT connection, from connect to failure (or renewal, or shutdown).
     #[allow(clippy::too_many_arguments)]
@@ -117,9 +125,6 @@ impl CloudSource {
             }
         };
 
-        // A reconnect is honoured once the connection has had one switch period to bring
-        // data: a device that is silent for a reason of its own can never cause a loop.
-        let min_age = self.config.energy_stream_interval;
         let served = async {
             loop {
                 match requests.recv().await {
@@ -159,7 +164,7 @@ impl CloudSource {
                             .and_then(|at| *at)
                             .map(|at| at.elapsed());
                         match age {
-                            Some(age) if age >= min_age => return,
+                            Some(age) if age >= MIN_AGE_FOR_RECONNECT => return,
                             _ => {
                                 tracing::debug!("reconnect request ignored (connection too young)")
                             }
