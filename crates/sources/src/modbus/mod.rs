@@ -125,7 +125,7 @@ impl std::fmt::Display for ModbusStatus {
                     .unwrap_or_default()
             ),
             ModbusStatus::HeldOff => f.write_str(
-                "the connection opens but no request is answered: the device serves one Modbus client at a time and another one (evcc, Home Assistant, Node-RED, …) holds it",
+                "the connection opens but no request is answered: the device serves one Modbus client at a time, so another one (evcc, Home Assistant, Node-RED, …) likely holds it",
             ),
             ModbusStatus::Unreachable { error } => write!(f, "{error}"),
             ModbusStatus::Stopped => f.write_str("stopped"),

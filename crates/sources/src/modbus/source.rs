@@ -279,16 +279,18 @@ impl ModbusSource {
     /// Sets the status; logs it when it changed, and recalls a lasting failure now and then.
     fn set_status(&self, gate: &mut LogGate, status: ModbusStatus) {
         if let Some(repeats) = gate.allow(&status) {
-            let addr = self.config.address();
             let again = if repeats > 0 {
                 format!(" (still, after {repeats} more attempts)")
             } else {
                 String::new()
             };
-            match status {
+            let addr = self.config.address();
+            match &status {
                 ModbusStatus::Live { .. } | ModbusStatus::Stopped | ModbusStatus::Starting => {
                     tracing::info!("Modbus TCP at {addr}: {status}")
                 }
+                // The error names the address already.
+                ModbusStatus::Unreachable { error } => tracing::warn!("{error}{again}"),
                 _ => tracing::warn!("Modbus TCP at {addr}: {status}{again}"),
             }
         }
