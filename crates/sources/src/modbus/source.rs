@@ -157,6 +157,7 @@ impl ModbusSource {
     ) -> Ended {
         let mut identity: Option<Identity> = None;
         let mut exception_said = false;
+        let mut no_serial_said = false;
         let mut ticker = tokio::time::interval(self.config.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
@@ -190,7 +191,7 @@ impl ModbusSource {
             if let Some((block, code)) = read.exceptions.first() {
                 if !std::mem::replace(&mut exception_said, true) {
                     tracing::warn!(
-                        "Modbus TCP at {}: the read of {block} was refused ({code:?}); polls with a refused block are skipped",
+                        "Modbus TCP at {}: the read of {block} was refused ({code:?}); its registers are left out (a poll without the rated power is skipped)",
                         self.config.address()
                     );
                 }
@@ -205,7 +206,7 @@ impl ModbusSource {
                             identity: identity.clone(),
                         },
                     );
-                    if !self.publish(&read.values, identity.as_ref()) {
+                    if !self.publish(&read.values, identity.as_ref(), &mut no_serial_said) {
                         return Ended::Shutdown;
                     }
                 }
@@ -242,9 +243,20 @@ impl ModbusSource {
     }
 
     /// Sends one usable poll on; false when the receiver is gone.
-    fn publish(&self, values: &Values, identity: Option<&Identity>) -> bool {
+    fn publish(
+        &self,
+        values: &Values,
+        identity: Option<&Identity>,
+        no_serial_said: &mut bool,
+    ) -> bool {
         let Some(sn) = self.serial(identity) else {
             // No serial read and none configured: the values would name no device.
+            if !std::mem::replace(no_serial_said, true) {
+                tracing::warn!(
+                    "Modbus TCP at {}: the device reports no serial (40004–40011); set [modbus] serial to the one the cloud knows — nothing is published until then",
+                    self.config.address()
+                );
+            }
             self.stats.skipped();
             return true;
         };
@@ -332,5 +344,50 @@ impl LogGate {
             self.since = Some(Instant::now());
             std::mem::take(&mut self.repeats)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_is_logged_when_it_changes_not_when_it_repeats() {
+        let mut gate = LogGate::default();
+        let lost = || ModbusStatus::Unreachable {
+            error: ModbusError::Connect {
+                addr: "x:502".into(),
+                message: "refused".into(),
+            },
+        };
+        assert_eq!(gate.allow(&ModbusStatus::Starting), Some(0));
+        assert_eq!(gate.allow(&lost()), Some(0));
+        // The same failure again and again: counted, not logged (recalled after 10 min).
+        for _ in 0..100 {
+            assert_eq!(gate.allow(&lost()), None);
+        }
+        assert_eq!(gate.repeats, 100);
+        assert_eq!(gate.allow(&ModbusStatus::HeldOff), Some(0));
+        let live = ModbusStatus::Live { identity: None };
+        assert_eq!(gate.allow(&live), Some(0));
+        assert_eq!(gate.allow(&live), None);
+        assert_eq!(gate.repeats, 0, "a live status is not a failure to recall");
+    }
+
+    #[test]
+    fn the_identity_block_is_read_once_a_connection() {
+        let (tx, _rx) = mpsc::channel(1);
+        let source = ModbusSource::new(
+            ModbusConfig {
+                host: "device.local".into(),
+                ..ModbusConfig::default()
+            },
+            tx,
+        )
+        .expect("valid");
+        assert_eq!(source.plan.len(), 4);
+        assert_eq!(source.live_plan.len(), 3);
+        assert!(source.live_plan.iter().all(|b| b.start != 40001));
+        assert_eq!(source.plan[1..], source.live_plan[..]);
     }
 }

@@ -38,7 +38,8 @@ pub struct ModbusStatsSnapshot {
     pub polls: u64,
     /// Polls whose values were sent on.
     pub published: u64,
-    /// Polls skipped: a zero-rated-power spike, or a block answered with an exception.
+    /// Polls skipped: a zero-rated-power spike, a poll without the rated power (its block
+    /// refused), no serial to name the device by.
     pub skipped: u64,
     /// Polls that read "Modbus not enabled" (every value 0, rated power 0).
     pub not_enabled_polls: u64,
