@@ -2,7 +2,8 @@
 //! answers too short, foreign transaction ids, an oversized frame header, a connection
 //! closed mid-request, silence, exceptions to every request. The source never panics,
 //! never publishes, counts each kind, reconnects by its backoff and logs a line per
-//! change of status, not per failure.
+//! change of status, not per failure. And a firmware refusing one block (no pack
+//! registers): the rest is read and published.
 
 mod modbus_common;
 
@@ -12,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use modbus_common::*;
+use protocol::modbus::{Image, Point, RegValue, Values};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -30,9 +32,37 @@ enum Behaviour {
 
 /// The request's header: transaction id, unit, function code and count.
 async fn request(s: &mut TcpStream) -> Option<([u8; 2], u8, u8, u16)> {
+    read_request(s)
+        .await
+        .map(|(tid, unit, fc, _, count)| (tid, unit, fc, count))
+}
+
+/// The request: transaction id, unit, function code, start and count.
+async fn read_request(s: &mut TcpStream) -> Option<([u8; 2], u8, u8, u16, u16)> {
     let mut r = [0u8; 12];
     s.read_exact(&mut r).await.ok()?;
-    Some(([r[0], r[1]], r[6], r[7], u16::from_be_bytes([r[10], r[11]])))
+    let word = |i: usize| u16::from_be_bytes([r[i], r[i + 1]]);
+    Some(([r[0], r[1]], r[6], r[7], word(8), word(10)))
+}
+
+/// Serves `image` (the device's conventions, from `protocol::modbus`), but answers the
+/// read starting at `refused` with "illegal data address", as a firmware without it.
+async fn serve_image(mut s: TcpStream, image: Arc<Image>, refused: u16) {
+    while let Some((tid, unit, fc, start, count)) = read_request(&mut s).await {
+        let reply = if start == refused {
+            [&tid[..], &[0, 0, 0, 3, unit, fc | 0x80, 2]].concat()
+        } else {
+            let words = image.read(start, count);
+            let len = (3 + 2 * words.len()) as u16;
+            let mut v = [&tid[..], &[0, 0], &len.to_be_bytes(), &[unit, fc]].concat();
+            v.push((2 * words.len()) as u8);
+            v.extend(words.iter().flat_map(|w| w.to_be_bytes()));
+            v
+        };
+        if s.write_all(&reply).await.is_err() {
+            return;
+        }
+    }
 }
 
 async fn serve(mut s: TcpStream, how: Behaviour) {
@@ -180,4 +210,37 @@ async fn a_server_refusing_every_read_is_said_once_and_publishes_nothing() {
     run.stop().await;
     let text = lines.text();
     assert_eq!(text.matches("was refused").count(), 1, "{text}");
+}
+
+#[tokio::test]
+async fn a_refused_block_leaves_its_registers_out_and_the_rest_goes_on() {
+    let lines = Lines::default();
+    let _guard = lines.capture();
+    let mut v = Values::new();
+    v.set(Point::Serial, RegValue::Text("HC31TESTSERIAL01".into()));
+    v.set_number(Point::RatedPower, 6000.0);
+    v.set_number(Point::SolarPower, 1234.5);
+    v.set_number(Point::BatteryPower, 800.0);
+    v.set_number(Point::SolarTotal, 4321.0);
+    let image = Arc::new(Image::new(&v));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            // This firmware has no pack registers.
+            tokio::spawn(serve_image(s, image.clone(), 42081));
+        }
+    });
+    let mut run = start(source_config(addr));
+    let first = run.reading().await;
+    run.reading().await;
+    assert_eq!(first.device_sn, "HC31TESTSERIAL01");
+    assert_eq!(state(&first, "EnergyStreamItem.pvPwr"), Some(1234.5));
+    // + = charge on the register, − while charging in the stream.
+    assert_eq!(state(&first, "EnergyStreamItem.bpPwr"), Some(-800.0));
+    assert_eq!(extra(&first, "solar_total"), Some(4321.0));
+    assert_eq!(extra(&first, "packs_online"), None);
+    run.stop().await;
+    let text = lines.text();
+    assert_eq!(text.matches("42081–42084 was refused").count(), 1, "{text}");
 }
