@@ -118,6 +118,29 @@ mod tests {
         assert!(serde_json::from_str::<ModbusConfig>(r#"{"hots": "x"}"#).is_err());
     }
 
+    /// docs/modbus.md shows the section with every default: it must parse to them.
+    #[test]
+    fn the_documented_section_is_the_defaults() {
+        let doc = include_str!("../../../../docs/modbus.md");
+        let block = doc
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("a toml block in docs/modbus.md");
+        #[derive(Deserialize)]
+        struct File {
+            modbus: ModbusConfig,
+        }
+        let file: File = toml::from_str(block).expect("the documented section parses");
+        assert_eq!(
+            file.modbus,
+            ModbusConfig {
+                host: "192.168.1.20".into(),
+                ..ModbusConfig::default()
+            }
+        );
+    }
+
     #[test]
     fn what_cannot_run_is_refused_by_name() {
         for (change, why) in [
