@@ -49,7 +49,7 @@ pub fn source_config(addr: SocketAddr) -> ModbusConfig {
         host: addr.ip().to_string(),
         port: addr.port(),
         interval: Duration::from_millis(50),
-        timeout: Duration::from_millis(500),
+        timeout: Duration::from_secs(1),
         reconnect_min: Duration::from_millis(50),
         reconnect_max: Duration::from_millis(300),
         ..ModbusConfig::default()
