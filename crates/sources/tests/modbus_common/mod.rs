@@ -1,4 +1,4 @@
-//! Helpers of the Modbus source tests (protocol §14): a simulator with its Modbus side
+//! Support for the Modbus source tests (protocol §14): a simulator with its Modbus side
 //! on, a Modbus source dialling it, waits on the source's status and readings.
 
 #![allow(dead_code)]
