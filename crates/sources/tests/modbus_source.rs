@@ -7,6 +7,7 @@
 mod modbus_common;
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use modbus_common::*;
@@ -241,8 +242,10 @@ async fn a_zero_spike_is_never_a_sample() {
 async fn the_server_going_away_and_coming_back_reconnects() {
     let first = simulator(sim_config(1.0, 12, calm())).await;
     let addr = first.modbus_addr(SN).expect("Modbus is on");
-    let mut run = start(source_config(addr));
+    let seen = std::sync::Arc::new(Seen::default());
+    let mut run = start_observed(source_config(addr), seen.clone());
     run.reading().await;
+    assert_eq!(seen.live_loops.load(Ordering::SeqCst), 1);
     first.shutdown().await;
     run.status_becomes("unreachable").await;
     let failures = run.stats.snapshot().connect_failures;
@@ -264,6 +267,14 @@ async fn the_server_going_away_and_coming_back_reconnects() {
     assert!(s.connects >= 2, "{s:?}");
     assert!(s.connect_failures >= failures, "{s:?}");
     run.stop().await;
+    // The observer saw the same: every connect, every retry, one loop that ended.
+    assert_eq!(seen.connected.load(Ordering::SeqCst), s.connects);
+    assert_eq!(
+        seen.reconnecting.load(Ordering::SeqCst),
+        s.connects - 1 + s.connect_failures
+    );
+    assert_eq!(seen.stopped.load(Ordering::SeqCst), 1);
+    assert_eq!(seen.live_loops.load(Ordering::SeqCst), 0);
     second.shutdown().await;
 }
 

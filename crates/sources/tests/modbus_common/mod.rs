@@ -5,10 +5,12 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use simulator::{FieldConfig, ModbusConfig as SimModbus, Simulator, SimulatorConfig};
 use sources::modbus::{ModbusConfig, ModbusReading, ModbusSource, ModbusStats, ModbusStatus};
+use sources::{LiveTask, SourceError, SourceObserver};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -66,8 +68,39 @@ pub struct Running {
 }
 
 pub fn start(config: ModbusConfig) -> Running {
+    start_observed(config, Arc::new(Seen::default()))
+}
+
+/// What a source told its observer.
+#[derive(Default)]
+pub struct Seen {
+    pub connected: AtomicU64,
+    pub reconnecting: AtomicU64,
+    pub stopped: AtomicU64,
+    pub live_loops: AtomicI64,
+}
+
+impl SourceObserver for Seen {
+    fn connected(&self) {
+        self.connected.fetch_add(1, Ordering::SeqCst);
+    }
+    fn reconnecting(&self, _error: &SourceError) {
+        self.reconnecting.fetch_add(1, Ordering::SeqCst);
+    }
+    fn stopped(&self) {
+        self.stopped.fetch_add(1, Ordering::SeqCst);
+    }
+    fn live(&self, task: LiveTask, change: i64) {
+        assert_eq!(task, LiveTask::ConnectionLoop);
+        self.live_loops.fetch_add(change, Ordering::SeqCst);
+    }
+}
+
+pub fn start_observed(config: ModbusConfig, seen: Arc<Seen>) -> Running {
     let (tx, readings) = mpsc::channel(1024);
-    let source = ModbusSource::new(config, tx).expect("valid config");
+    let source = ModbusSource::new(config, tx)
+        .expect("valid config")
+        .with_observer(seen);
     let (status, stats) = (source.status(), source.stats());
     let stop = CancellationToken::new();
     let task = tokio::spawn(source.run(stop.clone()));
