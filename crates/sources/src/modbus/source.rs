@@ -26,7 +26,7 @@ use crate::error::SourceError;
 use crate::observer::{Live, LiveTask, SourceObserver, unobserved};
 
 /// All-zero polls in a row that make "Modbus not enabled"; fewer are spikes (§14: values
-/// "briefly" read 0). At the default 2 s interval: 6 s.
+/// "briefly" read 0). At the default 2 s interval the verdict comes 4 s after the first.
 pub const NOT_ENABLED_AFTER: u32 = 3;
 
 /// A lasting failure (held off, unreachable) is logged again at most this often.
