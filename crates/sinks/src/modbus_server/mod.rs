@@ -16,15 +16,15 @@
 //! - [`config`]: [`ModbusServerConfig`], the `[modbus_server]` section.
 //! - [`registers`]: the store's latest values of the device as registers.
 //! - `service`: one connection's tokio-modbus service: unit, function, exceptions.
-//! - `idle`: the idle timeout as a socket wrapper.
+//! - `socket`: a client's socket with the idle timeout and the frame header check.
 //! - [`stats`]: [`ServerStats`], the counters.
 
 pub mod config;
 pub mod registers;
 pub mod stats;
 
-mod idle;
 mod service;
+mod socket;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,8 +41,8 @@ pub use service::THIS_SERVER_UNIT;
 pub use stats::{ServerStats, ServerStatsSnapshot};
 
 use crate::error::SinkError;
-use idle::Idle;
 use service::{Connection, Shared};
+use socket::Guarded;
 
 /// How long the accept loop waits after the listener failed (e.g. out of file
 /// descriptors) before it accepts again.
@@ -114,7 +114,7 @@ async fn accept_loop(
             let _ = tokio::net::TcpStream::set_nodelay(&stream, true);
             Ok(Some((
                 Connection { shared },
-                Idle::new(stream, idle_timeout),
+                Guarded::new(stream, idle_timeout),
             )))
         }
     };

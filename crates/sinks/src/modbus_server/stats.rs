@@ -119,7 +119,8 @@ impl ServerStats {
     pub(crate) fn connection_error(&self, e: &std::io::Error) {
         let counter = match e.kind() {
             std::io::ErrorKind::TimedOut => &self.idle_closed,
-            std::io::ErrorKind::InvalidData => &self.bad_frames,
+            // tokio-modbus's decoder: a bad header or PDU, or a PDU cut short.
+            std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof => &self.bad_frames,
             _ => &self.io_errors,
         };
         counter.fetch_add(1, Ordering::Relaxed);
