@@ -123,6 +123,31 @@ mod tests {
         assert!(serde_json::from_str::<ModbusServerConfig>(r#"{"port": 1}"#).is_err());
     }
 
+    /// The documented `[modbus_server]` block, made from the defaults.
+    fn default_block() -> String {
+        let c = ModbusServerConfig::default();
+        format!(
+            "```toml\n[modbus_server]\n\
+             bind = \"{}\"   # listen address; \"0.0.0.0:5020\" for the LAN (see below)\n\
+             unit = {}                  # the unit id answered (255 is always answered too)\n\
+             # serial = \"HC31…\"        # the device served; default: the only one (or the first by serial)\n\
+             max_connections = {}      # clients at once; one more is closed at once\n\
+             idle_timeout = \"{}\"       # a connection silent for this long is closed\n\
+             rated_power_w = {}     # what 40528 reads (never 0: 0 means \"Modbus off\" to clients)\n\
+             ```\n",
+            c.bind,
+            c.unit,
+            c.max_connections,
+            humantime::format_duration(c.idle_timeout),
+            c.rated_power_w,
+        )
+    }
+
+    #[test]
+    fn the_docs_config_block_is_the_defaults() {
+        crate::doc_blocks::check("modbus.md", "modbus-server-config", &default_block());
+    }
+
     /// The section from JSON (the same serde shape as TOML); empty means `{}`.
     fn toml_like(json: &str) -> ModbusServerConfig {
         let json = if json.is_empty() { "{}" } else { json };
