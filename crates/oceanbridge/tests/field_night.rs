@@ -1,0 +1,390 @@
+//! Field truth end to end (protocol §11, §13): the real `oceanbridge run` binary against
+//! the simulator with its default field rules on a fast simulated clock, over real
+//! sockets, with a listener next to the bridge on the simulator's broker that hears what
+//! the device sent ([`support::wire`]). No fixed sleeps: the dashboard is sampled while
+//! the run goes on and every wait has a deadline.
+//!
+//! - a simulated evening, night and dawn (2024-06-01, sunset about 20:53 local, sunrise
+//!   about 05:07): once 96/33 comes without `pv_pwr`, `pvPwr` reads 0 within one stream
+//!   cadence and stays 0 until the sun is back while the stream keeps coming; a second
+//!   bridge on the same run with `[pipeline] stream_zero_fill = false` shows the last
+//!   day value all night, so the rule is what makes the difference;
+//! - a simulated grid outage: `/api/devices` says `lost` within one heartbeat cadence of
+//!   its start and `present` within one of its end;
+//! - the daily counters on Home Assistant's state topics: `field_night_counters.rs`.
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use catalog::Channel;
+use serde_json::Value as Json;
+use simulator::field::GridOutage;
+use simulator::{Simulator, SimulatorConfig};
+use support::wire::{Heard, Wire};
+use support::*;
+
+const SN: &str = "HC31ZDH5ZF220123";
+/// 2024-06-01 00:00 local time (the simulator's default UTC+1), epoch seconds.
+const JUNE_1: u64 = 1_717_196_400;
+/// Room for a loaded CI machine between a frame's arrival and the sample that reads it.
+const SLACK: Duration = Duration::from_secs(2);
+const LIMIT: Duration = Duration::from_secs(90);
+/// The longest the sampler may go without a sample (a loaded machine stalls it for up to
+/// ~1.8 s, docs/field-behaviour.md): a wrong value held longer than this always shows.
+const MAX_SAMPLE_GAP: Duration = Duration::from_secs(5);
+const PV: &str = "EnergyStreamItem.pvPwr";
+
+/// `[source]` for the simulator's app route, `extra` sections, and a dashboard.
+fn bridge_config(sim: &Simulator, dir: &Path, extra: &str) -> String {
+    let ca = write_ca(sim, dir);
+    format!(
+        "{}\n{extra}[web]\nbind = \"127.0.0.1:0\"\n",
+        source_section(sim, &[SN], Some(&ca))
+    )
+}
+
+fn start_bridge(name: &str, sim: &Simulator, extra: &str) -> (Bridge, testkit::TempDir) {
+    let dir = testkit::temp_dir(name);
+    let config = bridge_config(sim, dir.path(), extra);
+    let bridge = tokio::task::block_in_place(|| Bridge::start(dir.path(), &config, &[]));
+    (bridge, dir)
+}
+
+/// The numeric value of `key` and the age of its channel's last frame, on `bridge`.
+async fn read(bridge: &Bridge, key: &str) -> (Option<f64>, Option<f64>) {
+    let states = bridge
+        .get_json(&format!("/api/states?device={SN}"), None)
+        .await;
+    let row = state_row(&states, key);
+    let value = row.as_ref().and_then(|r| r["value"].as_f64());
+    let age = row.as_ref().and_then(|r| r["age_secs"].as_f64());
+    (value, age)
+}
+
+/// One look at both bridges.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    at: Instant,
+    filled: Option<f64>,
+    kept: Option<f64>,
+    /// The age of the zero-filling bridge's `pvPwr`: the time since its last 96/33.
+    filled_age: Option<f64>,
+}
+
+/// The night on the wire: the last 96/33 with `pv_pwr`, the first without, the first
+/// with it again, and the frames in between.
+struct Night {
+    last_light: Heard,
+    sunset: Heard,
+    sunrise: Heard,
+    frames: usize,
+}
+
+fn night_on_the_wire(stream: &[Heard]) -> Option<Night> {
+    let dark = stream
+        .iter()
+        .position(|h| !h.numbers.contains_key(PV))
+        .filter(|&i| i > 0)?;
+    let light_again = dark
+        + stream[dark..]
+            .iter()
+            .position(|h| h.numbers.contains_key(PV))?;
+    Some(Night {
+        last_light: stream[dark - 1].clone(),
+        sunset: stream[dark].clone(),
+        sunrise: stream[light_again].clone(),
+        frames: light_again - dark,
+    })
+}
+
+/// What one bridge showed between `from` and `until`: the samples, how many read `want`,
+/// the longest time between two of them.
+fn held(
+    samples: &[Sample],
+    from: Instant,
+    until: Instant,
+    pick: impl Fn(&Sample) -> Option<f64>,
+    want: f64,
+) -> (usize, usize, Duration) {
+    let window: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.at >= from && s.at < until)
+        .collect();
+    let matching = window
+        .iter()
+        .filter(|s| pick(s).is_some_and(|v| (v - want).abs() < 1e-6))
+        .count();
+    let gap = window
+        .windows(2)
+        .map(|w| w[1].at - w[0].at)
+        .max()
+        .unwrap_or_default();
+    (window.len(), matching, gap)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pv_reads_zero_all_night_and_without_zero_fill_the_evening_stays() {
+    // 17:00 local, four simulated hours before sunset (8 s real, for two bridges to start
+    // on a loaded machine); the night then takes about 16 s.
+    let speed = 1800.0;
+    let config = SimulatorConfig {
+        start_time: Some(JUNE_1 + 17 * 3600),
+        ..sim_config(&[SN], speed)
+    };
+    let cadence = config
+        .cadence
+        .real_interval(config.cadence.energy_stream, speed);
+    let sim = Simulator::start(config).await.expect("simulator starts");
+    let wire = Wire::listen(&sim, "field-night-wire", SN).await;
+    let (mut filled, _d1) = start_bridge("field-night-fill", &sim, "");
+    let (mut kept, _d2) = start_bridge(
+        "field-night-kept",
+        &sim,
+        "[pipeline]\nstream_zero_fill = false\n",
+    );
+
+    let deadline = Instant::now() + LIMIT;
+    let mut samples = Vec::new();
+    let mut frames_at = Vec::new(); // (when, 96/33 frames the simulator sent so far)
+    loop {
+        let stream = wire.of(Channel::EnergyStreamItem);
+        if let Some(n) = night_on_the_wire(&stream)
+            && n.sunrise.at.elapsed() > SLACK
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no sunrise on the wire within {LIMIT:?}: {} stream frames",
+            stream.len()
+        );
+        let (f, k) = tokio::join!(read(&filled, PV), read(&kept, PV));
+        let at = Instant::now();
+        samples.push(Sample {
+            at,
+            filled: f.0,
+            kept: k.0,
+            filled_age: f.1,
+        });
+        frames_at.push((at, sim.field_stats().devices[SN].stream_frames));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stream = wire.of(Channel::EnergyStreamItem);
+    let night = night_on_the_wire(&stream).expect("a night on the wire");
+    let evening = night.last_light.numbers[PV];
+    let stats = sim.field_stats().devices[SN].clone();
+
+    // Both bridges had the day before the sun went down.
+    let day = |pick: fn(&Sample) -> Option<f64>| {
+        samples
+            .iter()
+            .any(|s| s.at < night.sunset.at && pick(s).is_some_and(|v| v > 0.0))
+    };
+    assert!(
+        day(|s| s.filled) && day(|s| s.kept),
+        "the bridges were not up before sunset"
+    );
+
+    // Zero-fill on: the first read of 0, measured from the last frame with light.
+    let zero = samples
+        .iter()
+        .find(|s| s.at >= night.sunset.at && s.filled == Some(0.0))
+        .expect("pvPwr read 0 after sunset");
+    let after_light = zero.at - night.last_light.at;
+    let after_dark_frame = zero.at - night.sunset.at;
+    let (looked, zeros, gap) = held(&samples, zero.at, night.sunrise.at, |s| s.filled, 0.0);
+    let worst_age = samples
+        .iter()
+        .filter(|s| s.at >= zero.at && s.at < night.sunrise.at)
+        .filter_map(|s| s.filled_age)
+        .fold(0.0, f64::max);
+    // Zero-fill off, the same night: the evening's last value, once the first dark frame
+    // has certainly been read.
+    let settled = night.sunset.at + cadence + SLACK;
+    let (kept_looked, kept_evening, kept_gap) =
+        held(&samples, settled, night.sunrise.at, |s| s.kept, evening);
+    let (_, kept_zeros, _) = held(&samples, settled, night.sunrise.at, |s| s.kept, 0.0);
+    let sent_at = |t: Instant| {
+        frames_at
+            .iter()
+            .rev()
+            .find(|(at, _)| *at <= t)
+            .map_or(0, |(_, n)| *n)
+    };
+    let night_real = night.sunrise.at - night.sunset.at;
+    let sent_in_night = sent_at(night.sunrise.at) - sent_at(night.sunset.at);
+    eprintln!(
+        "night: {} dark 96/33 frames heard over {night_real:?} (the simulator counted \
+         {sent_in_night} sent; cadence {cadence:?}; stops {}); evening pvPwr {evening} W. \
+         Zero-fill on: 0 W {after_light:?} after the last frame with light \
+         ({after_dark_frame:?} after the first dark one), then {zeros}/{looked} samples \
+         0 W at most {gap:?} apart, worst 96/33 age {worst_age:.2} s. Zero-fill off: \
+         {kept_evening}/{kept_looked} samples {evening} W, {kept_zeros} 0 W (at most \
+         {kept_gap:?} apart)",
+        night.frames, stats.stream_stops
+    );
+    assert!(
+        after_light <= cadence + SLACK,
+        "pvPwr 0 only {after_light:?} after the last light (cadence {cadence:?})"
+    );
+    assert!(
+        looked >= 20 && zeros == looked,
+        "pvPwr was not 0 all night: {zeros}/{looked}"
+    );
+    assert!(
+        gap <= MAX_SAMPLE_GAP,
+        "samples {gap:?} apart: a value could hide"
+    );
+    // The stream kept coming all night, and the bridge kept hearing it.
+    let expected = (night_real.as_secs_f64() / cadence.as_secs_f64()) as u64;
+    assert!(
+        sent_in_night * 2 >= expected && night.frames as u64 * 2 >= expected,
+        "the stream thinned out: {sent_in_night} sent, {} heard, {expected} expected",
+        night.frames
+    );
+    assert_eq!(stats.stream_stops, 0, "{stats:?}");
+    assert!(
+        worst_age <= (cadence * 2 + SLACK).as_secs_f64(),
+        "96/33 age {worst_age} s at night"
+    );
+    // The rule bites: without it the same night shows the evening all along.
+    assert!(evening > 0.0);
+    assert!(
+        kept_looked >= 20 && kept_evening == kept_looked && kept_zeros == 0,
+        "zero-fill off should keep {evening} W: {kept_evening}/{kept_looked}"
+    );
+    assert!(kept_gap <= MAX_SAMPLE_GAP);
+    assert!(filled.stop() && kept.stop());
+    sim.shutdown().await;
+}
+
+/// `sn`'s grid presence in `/api/devices`.
+async fn presence(bridge: &Bridge) -> Option<String> {
+    let devices: Json = bridge.get_json("/api/devices", None).await;
+    devices["devices"]
+        .as_array()?
+        .iter()
+        .find(|d| d["device_sn"] == SN)?["grid"]["presence"]
+        .as_str()
+        .map(str::to_string)
+}
+
+/// Polls `/api/devices` until the presence reads `want`; when it first did.
+async fn until_presence(bridge: &Bridge, want: &str, deadline: Instant) -> Instant {
+    loop {
+        let seen = presence(bridge).await;
+        if seen.as_deref() == Some(want) {
+            return Instant::now();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "grid presence {seen:?}, never {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The first heartbeat from `from` on whose meter phase voltages say `up` (any above
+/// 50 V, docs/field-behaviour.md) or not.
+fn heartbeat_where(heard: &[Heard], from: Instant, up: bool) -> Option<Instant> {
+    const PHASES: [&str; 3] = [
+        "EMSHeartbeatReport.meterAVoltage",
+        "EMSHeartbeatReport.meterBVoltage",
+        "EMSHeartbeatReport.meterCVoltage",
+    ];
+    heard
+        .iter()
+        .filter(|h| h.at >= from && h.has(Channel::EmsHeartbeatReport))
+        .find(|h| {
+            let volts: Vec<f64> = PHASES
+                .iter()
+                .filter_map(|k| h.numbers.get(k))
+                .copied()
+                .collect();
+            !volts.is_empty() && volts.iter().any(|v| *v > 50.0) == up
+        })
+        .map(|h| h.at)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_grid_outage_reads_lost_within_a_heartbeat_and_present_after() {
+    // Speed 60: a heartbeat every 0.5 s; the outage from 20 s to 30 s of real time.
+    let speed = 60.0;
+    let outage = GridOutage {
+        after: Duration::from_secs(20 * 60),
+        duration: Duration::from_secs(10 * 60),
+        every: None,
+    };
+    let mut config = sim_config(&[SN], speed);
+    config.field.grid_outage = Some(outage);
+    let heartbeat = config
+        .cadence
+        .real_interval(config.cadence.heartbeat, speed);
+    let bound = heartbeat + SLACK;
+    // The simulated clock starts inside `start`: an outage measured from before it is
+    // measured from no later than it truly began (the delays below are upper bounds).
+    let before = Instant::now();
+    let sim = Simulator::start(config).await.expect("simulator starts");
+    let start_took = before.elapsed();
+    let begins = before + outage.after.div_f64(speed);
+    let ends = before + (outage.after + outage.duration).div_f64(speed);
+    let wire = Wire::listen(&sim, "field-grid-wire", SN).await;
+    let (mut bridge, _dir) = start_bridge("field-grid", &sim, "");
+
+    let limit = ends + LIMIT;
+    let present_first = until_presence(&bridge, "present", limit).await;
+    assert!(
+        present_first < begins,
+        "the bridge only saw the grid {:?} after the outage began",
+        present_first - begins
+    );
+    let lost = until_presence(&bridge, "lost", limit).await;
+    // Lost all through the outage: every look until the grid is back on the wire.
+    let mut looks = 0;
+    let back_on_wire = loop {
+        if let Some(t) = heartbeat_where(&wire.heard(), lost, true) {
+            break t;
+        }
+        assert!(
+            Instant::now() < limit,
+            "the grid never came back on the wire"
+        );
+        assert_eq!(presence(&bridge).await.as_deref(), Some("lost"));
+        looks += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let present = until_presence(&bridge, "present", limit).await;
+    let heard = wire.heard();
+    let dark_on_wire = heartbeat_where(&heard, before, false).expect("a 0 V heartbeat heard");
+    let stats = sim.field_stats().devices[SN].clone();
+    let lost_after = lost.saturating_duration_since(begins);
+    let present_after = present.saturating_duration_since(ends);
+    eprintln!(
+        "grid outage (simulator start took {start_took:?}; heartbeat every {heartbeat:?}): \
+         lost {lost_after:?} after it began ({:?} after the first 0 V heartbeat was heard), \
+         {looks} looks lost during it; present {present_after:?} after it ended ({:?} after \
+         the first heartbeat with voltage); outages started {} ended {}",
+        lost.saturating_duration_since(dark_on_wire),
+        present.saturating_duration_since(back_on_wire),
+        stats.grid_outages_started,
+        stats.grid_outages_ended
+    );
+    assert!(lost >= begins, "lost before the outage began");
+    assert!(
+        lost_after <= bound,
+        "lost {lost_after:?} after the start (bound {bound:?})"
+    );
+    assert!(
+        present_after <= bound,
+        "present {present_after:?} after the end (bound {bound:?})"
+    );
+    assert!(looks >= 10, "the outage was looked at: {looks}");
+    assert_eq!(
+        (stats.grid_outages_started, stats.grid_outages_ended),
+        (1, 1)
+    );
+    assert!(bridge.stop());
+    sim.shutdown().await;
+}
