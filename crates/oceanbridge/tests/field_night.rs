@@ -11,19 +11,27 @@
 //!   day value all night, so the rule is what makes the difference;
 //! - a simulated grid outage: `/api/devices` says `lost` within one heartbeat cadence of
 //!   its start and `present` within one of its end;
-//! - the daily counters on Home Assistant's state topics: `field_night_counters.rs`.
+//! - the daily counters on Home Assistant's state topics (mosquitto on :1883, a prefix of
+//!   this run's own) with many placeholders and dips: never a step back but the midnight
+//!   reset, never a placeholder, and the day's total as the simulator's ledger has it.
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use catalog::Channel;
+use rumqttc::MqttOptions;
 use serde_json::Value as Json;
 use simulator::field::GridOutage;
+use simulator::field::glitch::DAY_COUNTERS;
 use simulator::{Simulator, SimulatorConfig};
+use support::counters::{self, is_reset, steps_back};
 use support::wire::{Heard, Wire};
 use support::*;
+use testkit::mqtt::subscribe_with;
+use testkit::unique;
 
 const SN: &str = "HC31ZDH5ZF220123";
 /// 2024-06-01 00:00 local time (the simulator's default UTC+1), epoch seconds.
@@ -386,5 +394,207 @@ async fn a_grid_outage_reads_lost_within_a_heartbeat_and_present_after() {
         (1, 1)
     );
     assert!(bridge.stop());
+    sim.shutdown().await;
+}
+
+/// The six daily counters of one wire heartbeat that carried any of them.
+fn day_counters(h: &Heard) -> Option<BTreeMap<&'static str, f64>> {
+    let values: BTreeMap<_, _> = DAY_COUNTERS
+        .iter()
+        .filter_map(|k| Some((*k, *h.numbers.get(k)?)))
+        .collect();
+    (!values.is_empty()).then_some(values)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn daily_counters_on_home_assistant_never_step_back_and_end_the_day_as_the_ledger() {
+    let broker = testkit::require!(testkit::services::mqtt_broker());
+    // 00:05 on 2024-06-01 to just past the next midnight: a day in 30 s, a heartbeat every
+    // 250 ms (12 simulated minutes), one report in five with a placeholder and one in
+    // five with a counter one below the report before.
+    let speed = 2880.0;
+    let mut config = SimulatorConfig {
+        start_time: Some(JUNE_1 + 300),
+        ..sim_config(&[SN], speed)
+    };
+    config.field.placeholder_rate = 0.2;
+    config.field.counter_dip_rate = 0.2;
+    let sim = Simulator::start(config).await.expect("simulator starts");
+    let wire = Wire::listen(&sim, "field-night-counters", SN).await;
+    let base = unique("ob_night_ha");
+    let prefix = format!("{base}/oceanbridge");
+    let (_sub, mut rx) = subscribe_with(
+        MqttOptions::new(unique("ob_night_ha_sub"), broker.host.clone(), broker.port),
+        &format!("{prefix}/{SN}/#"),
+    )
+    .await;
+    let extra = format!(
+        "[home_assistant]\nenabled = true\nbroker = {:?}\nclient_id = {:?}\n\
+         discovery_prefix = \"{base}/homeassistant\"\nprefix = \"{prefix}\"\n",
+        broker.url(),
+        unique("ob_night_ha_bridge"),
+    );
+    let (mut bridge, _dir) = start_bridge("field-night-counters", &sim, &extra);
+
+    // Until Home Assistant's load counter has been reset at midnight and grown 3 times.
+    const LOAD: &str = "EMSHeartbeatReport.loadDayEnergy";
+    let load_topic = format!("{prefix}/{SN}/{}", LOAD.replace('.', "/"));
+    let mut messages = Vec::new();
+    let mut load = Vec::new();
+    let deadline = Instant::now() + LIMIT;
+    // Only the load topic is read while the run goes on: the rest waits in the channel.
+    while !steps_back(&load)
+        .first()
+        .is_some_and(|(i, _, _)| load.len() > i + 3)
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "no midnight reset of {LOAD} within {LIMIT:?}: {load:?}"
+        );
+        match tokio::time::timeout(left.min(Duration::from_secs(1)), rx.recv()).await {
+            Ok(Some((topic, payload))) => {
+                if topic == load_topic
+                    && let Ok(v) = payload.parse::<f64>()
+                {
+                    load.push(v);
+                }
+                messages.push((Instant::now(), topic, payload));
+            }
+            Ok(None) => panic!("the subscriber ended"),
+            Err(_) => {}
+        }
+    }
+    assert!(bridge.stop());
+    let published = counters::numbers(&messages, &prefix, SN);
+    let by_key = counters::series(&published);
+
+    // The wire: every heartbeat (reports and get-all answers) up to local midnight, the
+    // moment the load counter fell back.
+    let heard = wire.heard();
+    let beats: Vec<_> = heard
+        .iter()
+        .filter_map(|h| Some((h.at, day_counters(h)?)))
+        .collect();
+    let midnight = beats
+        .windows(2)
+        .position(|w| {
+            w[1].1
+                .get(LOAD)
+                .zip(w[0].1.get(LOAD))
+                .is_some_and(|(a, b)| is_reset(*b, *a))
+        })
+        .map(|i| i + 1)
+        .unwrap_or_else(|| {
+            let load: Vec<_> = beats.iter().filter_map(|b| b.1.get(LOAD)).collect();
+            panic!(
+                "no midnight on the wire: {LOAD} {load:?}; on Home Assistant {:?}",
+                by_key.get(LOAD)
+            )
+        });
+    let midnight_at = beats[midnight].0;
+    let day: Vec<_> = beats[..midnight].iter().map(|b| &b.1).collect();
+    let ledger = sim.field_stats().devices[SN]
+        .ledger
+        .iter()
+        .find(|d| d.date == "2024-06-01")
+        .cloned()
+        .expect("the ledger has the day");
+    assert!(ledger.complete, "{ledger:?}");
+    let last = ledger.last_heartbeat.expect("a heartbeat that day");
+    let mut exact = 0;
+    let mut wire_dips = 0;
+    for (name, truth) in last.by_state() {
+        let key = DAY_COUNTERS
+            .iter()
+            .find(|k| k.ends_with(&format!(".{name}")))
+            .expect("a day counter");
+        let on_wire: Vec<f64> = day.iter().filter_map(|b| b.get(key).copied()).collect();
+        wire_dips += steps_back(&on_wire).len();
+        let ha: Vec<f64> = by_key
+            .get(key)
+            .map_or(Vec::new(), |s| s.iter().map(|p| p.1).collect());
+        let back = steps_back(&ha);
+        // Never back, but for one reset at midnight (a counter still at 0 has none).
+        assert!(
+            back.len() <= 1,
+            "{key} stepped back on Home Assistant: {back:?} in {ha:?}"
+        );
+        let end_of_day = match back.first() {
+            Some(&(i, before, after)) => {
+                assert!(
+                    is_reset(before, after),
+                    "{key}: {before} -> {after} is no reset"
+                );
+                assert!(
+                    by_key[key][i].0 >= midnight_at,
+                    "{key}: reset published before midnight on the wire"
+                );
+                before
+            }
+            None => ha.last().copied().unwrap_or(0.0),
+        };
+        // Exactly the day's highest true reading (a dip held back, never shown)...
+        let highest = on_wire.iter().copied().fold(0.0, f64::max);
+        assert_eq!(end_of_day, highest, "{key}: published vs the wire's day");
+        // ...which is the ledger's last heartbeat, or — when that one carried the dip —
+        // the heartbeat before it: short by one heartbeat's growth, never more.
+        let before_last = on_wire.iter().rev().nth(1).copied().unwrap_or(0.0);
+        let step = (truth - before_last).max(0.0);
+        exact += usize::from(end_of_day == truth);
+        eprintln!(
+            "{name}: published {end_of_day} Wh at the end of the day, ledger {truth} Wh \
+             (true at midnight {} Wh), one heartbeat's growth {step} Wh; {} values on Home \
+             Assistant, {} back",
+            ledger
+                .end_of_day
+                .by_state()
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or(0.0, |p| p.1),
+            ha.len(),
+            back.len()
+        );
+        assert!(
+            end_of_day <= truth && truth - end_of_day <= step,
+            "{key}: published {end_of_day}, ledger {truth}, one heartbeat {step}"
+        );
+    }
+    // No placeholder ever reached a state topic, though the wire carried many.
+    let shown: Vec<_> = published
+        .iter()
+        .filter(|p| protocol::field::is_placeholder(p.state, p.value))
+        .collect();
+    assert!(
+        shown.is_empty(),
+        "placeholders on Home Assistant: {shown:?}"
+    );
+    let wire_placeholders: usize = heard
+        .iter()
+        .map(|h| {
+            h.numbers
+                .iter()
+                .filter(|(k, v)| {
+                    catalog::STATES
+                        .iter()
+                        .find(|s| s.key == **k)
+                        .is_some_and(|s| protocol::field::is_placeholder(s, **v))
+                })
+                .count()
+        })
+        .sum();
+    let injected = sim.field_stats().devices[SN].bad_samples.clone();
+    eprintln!(
+        "counters: {} heartbeats that day on the wire, {wire_dips} steps back and \
+         {wire_placeholders} placeholders among what the device sent (injected {injected:?}); \
+         {} numeric values on Home Assistant, {exact}/6 end-of-day totals equal to the ledger",
+        day.len(),
+        published.len()
+    );
+    // The checks above can fail: the same reading of the raw wire finds steps back.
+    assert!(
+        wire_dips > 0 && wire_placeholders > 0,
+        "nothing was injected"
+    );
     sim.shutdown().await;
 }

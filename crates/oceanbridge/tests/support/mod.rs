@@ -4,10 +4,12 @@
 //! `[source]` section for it, an MQTT/TLS publisher of crafted payloads on
 //! the simulator's broker, and readers for `/api/states` and `/metrics`. [`fleet`]: the
 //! fleet-mode tests' publishers, probes and PostgreSQL rows. [`wire`]: what a simulated
-//! device sent, heard next to the bridge.
+//! device sent, heard next to the bridge; [`counters`]: energy counters as Home Assistant
+//! reads them off the state topics.
 
 #![allow(dead_code)]
 
+pub mod counters;
 pub mod fleet;
 pub mod wire;
 

@@ -1,5 +1,6 @@
 //! What a simulated device puts on the wire, heard by a client of the simulator's broker
-//! next to the bridge: every payload on the device's report topic, decoded with the
+//! next to the bridge: every payload on the device's report topic and on the account's
+//! get-all answer topic (the bridge reads both, §3), decoded with the
 //! protocol crate's decoder (which shows only what a frame carries, §6 rule 1: a 96/33
 //! frame that leaves `pv_pwr` out has no `pvPwr`) and stamped with its arrival. A proof
 //! compares what the bridge shows with what arrived, and when.
@@ -18,6 +19,8 @@ use super::app_client_id;
 #[derive(Debug, Clone)]
 pub struct Heard {
     pub at: Instant,
+    /// A get-all answer (`get_reply`), not a report the device sent on its own.
+    pub reply: bool,
     /// The channels its frames carried.
     pub channels: Vec<Channel>,
     /// Its numeric values by catalog key (only those on the wire).
@@ -53,13 +56,13 @@ impl Wire {
                 Arc::new(tls),
             )));
         let (client, mut events) = rumqttc::AsyncClient::new(options, 64);
-        client
-            .subscribe(
-                protocol::topics::property_topic(sn),
-                rumqttc::QoS::AtMostOnce,
-            )
-            .await
-            .expect("subscribe queued");
+        let reply_topic = protocol::topics::get_reply_topic(sim.user_id(), sn);
+        for topic in [protocol::topics::property_topic(sn), reply_topic.clone()] {
+            client
+                .subscribe(topic, rumqttc::QoS::AtMostOnce)
+                .await
+                .expect("subscribe queued");
+        }
         let heard = Arc::new(Mutex::new(Vec::new()));
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let log = heard.clone();
@@ -67,10 +70,14 @@ impl Wire {
         let task = tokio::spawn(async move {
             let _client = client; // the event loop ends with its last handle
             let mut ready = Some(ready_tx);
+            let mut acks = 0;
             loop {
                 match events.poll().await {
                     Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => {
-                        if let Some(tx) = ready.take() {
+                        acks += 1;
+                        if acks == 2
+                            && let Some(tx) = ready.take()
+                        {
                             let _ = tx.send(());
                         }
                     }
@@ -89,6 +96,7 @@ impl Wire {
                             }
                             let entry = Heard {
                                 at,
+                                reply: p.topic == reply_topic,
                                 channels,
                                 numbers,
                             };
@@ -115,11 +123,11 @@ impl Wire {
         self.heard.lock().expect("wire log").clone()
     }
 
-    /// The payloads that carried `channel`.
+    /// The device's own reports (no get-all answers) that carried `channel`.
     pub fn of(&self, channel: Channel) -> Vec<Heard> {
         self.heard()
             .into_iter()
-            .filter(|h| h.has(channel))
+            .filter(|h| !h.reply && h.has(channel))
             .collect()
     }
 }
