@@ -17,18 +17,16 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use catalog::Channel;
 use rumqttc::MqttOptions;
-use serde_json::Value as Json;
 use simulator::field::GridOutage;
 use simulator::field::glitch::DAY_COUNTERS;
 use simulator::{Simulator, SimulatorConfig};
 use support::counters::{self, is_reset, steps_back};
-use support::wire::{Heard, Wire};
+use support::night::*;
+use support::wire::Wire;
 use support::*;
 use testkit::mqtt::subscribe_with;
 use testkit::unique;
@@ -44,94 +42,6 @@ const LIMIT: Duration = Duration::from_secs(90);
 const MAX_SAMPLE_GAP: Duration = Duration::from_secs(5);
 const PV: &str = "EnergyStreamItem.pvPwr";
 
-/// `[source]` for the simulator's app route, `extra` sections, and a dashboard.
-fn bridge_config(sim: &Simulator, dir: &Path, extra: &str) -> String {
-    let ca = write_ca(sim, dir);
-    format!(
-        "{}\n{extra}[web]\nbind = \"127.0.0.1:0\"\n",
-        source_section(sim, &[SN], Some(&ca))
-    )
-}
-
-fn start_bridge(name: &str, sim: &Simulator, extra: &str) -> (Bridge, testkit::TempDir) {
-    let dir = testkit::temp_dir(name);
-    let config = bridge_config(sim, dir.path(), extra);
-    let bridge = tokio::task::block_in_place(|| Bridge::start(dir.path(), &config, &[]));
-    (bridge, dir)
-}
-
-/// The numeric value of `key` and the age of its channel's last frame, on `bridge`.
-async fn read(bridge: &Bridge, key: &str) -> (Option<f64>, Option<f64>) {
-    let states = bridge
-        .get_json(&format!("/api/states?device={SN}"), None)
-        .await;
-    let row = state_row(&states, key);
-    let value = row.as_ref().and_then(|r| r["value"].as_f64());
-    let age = row.as_ref().and_then(|r| r["age_secs"].as_f64());
-    (value, age)
-}
-
-/// One look at both bridges.
-#[derive(Debug, Clone, Copy)]
-struct Sample {
-    at: Instant,
-    filled: Option<f64>,
-    kept: Option<f64>,
-    /// The age of the zero-filling bridge's `pvPwr`: the time since its last 96/33.
-    filled_age: Option<f64>,
-}
-
-/// The night on the wire: the last 96/33 with `pv_pwr`, the first without, the first
-/// with it again, and the frames in between.
-struct Night {
-    last_light: Heard,
-    sunset: Heard,
-    sunrise: Heard,
-    frames: usize,
-}
-
-fn night_on_the_wire(stream: &[Heard]) -> Option<Night> {
-    let dark = stream
-        .iter()
-        .position(|h| !h.numbers.contains_key(PV))
-        .filter(|&i| i > 0)?;
-    let light_again = dark
-        + stream[dark..]
-            .iter()
-            .position(|h| h.numbers.contains_key(PV))?;
-    Some(Night {
-        last_light: stream[dark - 1].clone(),
-        sunset: stream[dark].clone(),
-        sunrise: stream[light_again].clone(),
-        frames: light_again - dark,
-    })
-}
-
-/// What one bridge showed between `from` and `until`: the samples, how many read `want`,
-/// the longest time between two of them.
-fn held(
-    samples: &[Sample],
-    from: Instant,
-    until: Instant,
-    pick: impl Fn(&Sample) -> Option<f64>,
-    want: f64,
-) -> (usize, usize, Duration) {
-    let window: Vec<&Sample> = samples
-        .iter()
-        .filter(|s| s.at >= from && s.at < until)
-        .collect();
-    let matching = window
-        .iter()
-        .filter(|s| pick(s).is_some_and(|v| (v - want).abs() < 1e-6))
-        .count();
-    let gap = window
-        .windows(2)
-        .map(|w| w[1].at - w[0].at)
-        .max()
-        .unwrap_or_default();
-    (window.len(), matching, gap)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pv_reads_zero_all_night_and_without_zero_fill_the_evening_stays() {
     // 17:00 local, four simulated hours before sunset (8 s real, for two bridges to start
@@ -146,8 +56,9 @@ async fn pv_reads_zero_all_night_and_without_zero_fill_the_evening_stays() {
         .real_interval(config.cadence.energy_stream, speed);
     let sim = Simulator::start(config).await.expect("simulator starts");
     let wire = Wire::listen(&sim, "field-night-wire", SN).await;
-    let (mut filled, _d1) = start_bridge("field-night-fill", &sim, "");
+    let (mut filled, _d1) = start_bridge(SN, "field-night-fill", &sim, "");
     let (mut kept, _d2) = start_bridge(
+        SN,
         "field-night-kept",
         &sim,
         "[pipeline]\nstream_zero_fill = false\n",
@@ -158,7 +69,7 @@ async fn pv_reads_zero_all_night_and_without_zero_fill_the_evening_stays() {
     let mut frames_at = Vec::new(); // (when, 96/33 frames the simulator sent so far)
     loop {
         let stream = wire.of(Channel::EnergyStreamItem);
-        if let Some(n) = night_on_the_wire(&stream)
+        if let Some(n) = night_on_the_wire(&stream, PV)
             && n.sunrise.at.elapsed() > SLACK
         {
             break;
@@ -168,7 +79,7 @@ async fn pv_reads_zero_all_night_and_without_zero_fill_the_evening_stays() {
             "no sunrise on the wire within {LIMIT:?}: {} stream frames",
             stream.len()
         );
-        let (f, k) = tokio::join!(read(&filled, PV), read(&kept, PV));
+        let (f, k) = tokio::join!(read(&filled, SN, PV), read(&kept, SN, PV));
         let at = Instant::now();
         samples.push(Sample {
             at,
@@ -180,7 +91,7 @@ async fn pv_reads_zero_all_night_and_without_zero_fill_the_evening_stays() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let stream = wire.of(Channel::EnergyStreamItem);
-    let night = night_on_the_wire(&stream).expect("a night on the wire");
+    let night = night_on_the_wire(&stream, PV).expect("a night on the wire");
     let evening = night.last_light.numbers[PV];
     let stats = sim.field_stats().devices[SN].clone();
 
@@ -268,54 +179,6 @@ async fn pv_reads_zero_all_night_and_without_zero_fill_the_evening_stays() {
     sim.shutdown().await;
 }
 
-/// `sn`'s grid presence in `/api/devices`.
-async fn presence(bridge: &Bridge) -> Option<String> {
-    let devices: Json = bridge.get_json("/api/devices", None).await;
-    devices["devices"]
-        .as_array()?
-        .iter()
-        .find(|d| d["device_sn"] == SN)?["grid"]["presence"]
-        .as_str()
-        .map(str::to_string)
-}
-
-/// Polls `/api/devices` until the presence reads `want`; when it first did.
-async fn until_presence(bridge: &Bridge, want: &str, deadline: Instant) -> Instant {
-    loop {
-        let seen = presence(bridge).await;
-        if seen.as_deref() == Some(want) {
-            return Instant::now();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "grid presence {seen:?}, never {want:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The first heartbeat from `from` on whose meter phase voltages say `up` (any above
-/// 50 V, docs/field-behaviour.md) or not.
-fn heartbeat_where(heard: &[Heard], from: Instant, up: bool) -> Option<Instant> {
-    const PHASES: [&str; 3] = [
-        "EMSHeartbeatReport.meterAVoltage",
-        "EMSHeartbeatReport.meterBVoltage",
-        "EMSHeartbeatReport.meterCVoltage",
-    ];
-    heard
-        .iter()
-        .filter(|h| h.at >= from && h.has(Channel::EmsHeartbeatReport))
-        .find(|h| {
-            let volts: Vec<f64> = PHASES
-                .iter()
-                .filter_map(|k| h.numbers.get(k))
-                .copied()
-                .collect();
-            !volts.is_empty() && volts.iter().any(|v| *v > 50.0) == up
-        })
-        .map(|h| h.at)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_grid_outage_reads_lost_within_a_heartbeat_and_present_after() {
     // Speed 60: a heartbeat every 0.5 s; the outage from 20 s to 30 s of real time.
@@ -339,16 +202,16 @@ async fn a_grid_outage_reads_lost_within_a_heartbeat_and_present_after() {
     let begins = before + outage.after.div_f64(speed);
     let ends = before + (outage.after + outage.duration).div_f64(speed);
     let wire = Wire::listen(&sim, "field-grid-wire", SN).await;
-    let (mut bridge, _dir) = start_bridge("field-grid", &sim, "");
+    let (mut bridge, _dir) = start_bridge(SN, "field-grid", &sim, "");
 
     let limit = ends + LIMIT;
-    let present_first = until_presence(&bridge, "present", limit).await;
+    let present_first = until_presence(&bridge, SN, "present", limit).await;
     assert!(
         present_first < begins,
         "the bridge only saw the grid {:?} after the outage began",
         present_first - begins
     );
-    let lost = until_presence(&bridge, "lost", limit).await;
+    let lost = until_presence(&bridge, SN, "lost", limit).await;
     // Lost all through the outage: every look until the grid is back on the wire.
     let mut looks = 0;
     let back_on_wire = loop {
@@ -359,11 +222,11 @@ async fn a_grid_outage_reads_lost_within_a_heartbeat_and_present_after() {
             Instant::now() < limit,
             "the grid never came back on the wire"
         );
-        assert_eq!(presence(&bridge).await.as_deref(), Some("lost"));
+        assert_eq!(presence(&bridge, SN).await.as_deref(), Some("lost"));
         looks += 1;
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let present = until_presence(&bridge, "present", limit).await;
+    let present = until_presence(&bridge, SN, "present", limit).await;
     let heard = wire.heard();
     let dark_on_wire = heartbeat_where(&heard, before, false).expect("a 0 V heartbeat heard");
     let stats = sim.field_stats().devices[SN].clone();
@@ -397,15 +260,6 @@ async fn a_grid_outage_reads_lost_within_a_heartbeat_and_present_after() {
     sim.shutdown().await;
 }
 
-/// The six daily counters of one wire heartbeat that carried any of them.
-fn day_counters(h: &Heard) -> Option<BTreeMap<&'static str, f64>> {
-    let values: BTreeMap<_, _> = DAY_COUNTERS
-        .iter()
-        .filter_map(|k| Some((*k, *h.numbers.get(k)?)))
-        .collect();
-    (!values.is_empty()).then_some(values)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn daily_counters_on_home_assistant_never_step_back_and_end_the_day_as_the_ledger() {
     let broker = testkit::require!(testkit::services::mqtt_broker());
@@ -434,7 +288,7 @@ async fn daily_counters_on_home_assistant_never_step_back_and_end_the_day_as_the
         broker.url(),
         unique("ob_night_ha_bridge"),
     );
-    let (mut bridge, _dir) = start_bridge("field-night-counters", &sim, &extra);
+    let (mut bridge, _dir) = start_bridge(SN, "field-night-counters", &sim, &extra);
 
     // Until Home Assistant's load counter has been reset at midnight and grown 3 times.
     const LOAD: &str = "EMSHeartbeatReport.loadDayEnergy";
@@ -443,10 +297,12 @@ async fn daily_counters_on_home_assistant_never_step_back_and_end_the_day_as_the
     let mut load = Vec::new();
     let deadline = Instant::now() + LIMIT;
     // Only the load topic is read while the run goes on: the rest waits in the channel.
-    while !steps_back(&load)
-        .first()
-        .is_some_and(|(i, _, _)| load.len() > i + 3)
-    {
+    let grown_after_reset = |load: &[f64]| {
+        steps_back(load)
+            .first()
+            .is_some_and(|(i, _, _)| load.len() > i + 3)
+    };
+    while !grown_after_reset(&load) {
         let left = deadline.saturating_duration_since(Instant::now());
         assert!(
             !left.is_zero(),
@@ -569,20 +425,7 @@ async fn daily_counters_on_home_assistant_never_step_back_and_end_the_day_as_the
         shown.is_empty(),
         "placeholders on Home Assistant: {shown:?}"
     );
-    let wire_placeholders: usize = heard
-        .iter()
-        .map(|h| {
-            h.numbers
-                .iter()
-                .filter(|(k, v)| {
-                    catalog::STATES
-                        .iter()
-                        .find(|s| s.key == **k)
-                        .is_some_and(|s| protocol::field::is_placeholder(s, **v))
-                })
-                .count()
-        })
-        .sum();
+    let wire_placeholders = counters::placeholders(&heard);
     let injected = sim.field_stats().devices[SN].bad_samples.clone();
     eprintln!(
         "counters: {} heartbeats that day on the wire, {wire_dips} steps back and \

@@ -8,6 +8,8 @@ use std::time::Instant;
 
 use catalog::StateDef;
 
+use super::wire::Heard;
+
 /// A daily counter falls to this share of its last value or below at local midnight
 /// (the bridge's reset rule, docs/field-behaviour.md).
 pub const RESET_SHARE: f64 = 0.1;
@@ -67,4 +69,18 @@ pub fn steps_back(values: &[f64]) -> Vec<(usize, f64, f64)> {
 /// A step from `before` to `after` that is a midnight reset, not a dip.
 pub fn is_reset(before: f64, after: f64) -> bool {
     after <= before * RESET_SHARE
+}
+
+/// How many of the values heard on the wire are placeholders (protocol §11).
+pub fn placeholders(heard: &[Heard]) -> usize {
+    heard
+        .iter()
+        .flat_map(|h| h.numbers.iter())
+        .filter(|(k, v)| {
+            catalog::STATES
+                .iter()
+                .find(|s| s.key == **k)
+                .is_some_and(|s| protocol::field::is_placeholder(s, **v))
+        })
+        .count()
 }

@@ -5,12 +5,14 @@
 //! the simulator's broker, and readers for `/api/states` and `/metrics`. [`fleet`]: the
 //! fleet-mode tests' publishers, probes and PostgreSQL rows. [`wire`]: what a simulated
 //! device sent, heard next to the bridge; [`counters`]: energy counters as Home Assistant
-//! reads them off the state topics.
+//! reads them off the state topics; [`night`]: what the field-night proofs sample and
+//! compare.
 
 #![allow(dead_code)]
 
 pub mod counters;
 pub mod fleet;
+pub mod night;
 pub mod wire;
 
 use std::net::SocketAddr;
