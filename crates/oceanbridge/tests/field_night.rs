@@ -176,6 +176,7 @@ async fn pv_reads_zero_all_night_and_without_zero_fill_the_evening_stays() {
     );
     assert!(kept_gap <= MAX_SAMPLE_GAP);
     assert!(filled.stop() && kept.stop());
+    drop(wire);
     sim.shutdown().await;
 }
 
@@ -257,6 +258,7 @@ async fn a_grid_outage_reads_lost_within_a_heartbeat_and_present_after() {
         (1, 1)
     );
     assert!(bridge.stop());
+    drop(wire);
     sim.shutdown().await;
 }
 
@@ -439,5 +441,6 @@ async fn daily_counters_on_home_assistant_never_step_back_and_end_the_day_as_the
         wire_dips > 0 && wire_placeholders > 0,
         "nothing was injected"
     );
+    drop(wire);
     sim.shutdown().await;
 }
