@@ -92,7 +92,14 @@ async fn pv_reads_zero_all_night_and_without_zero_fill_the_evening_stays() {
     }
     let stream = wire.of(Channel::EnergyStreamItem);
     let night = night_on_the_wire(&stream, PV).expect("a night on the wire");
-    let evening = night.last_light.numbers[PV];
+    // The last `pvPwr` before the dark, a get-all answer's included (the bridge reads both).
+    let evening = wire
+        .heard()
+        .iter()
+        .filter(|h| h.at < night.sunset.at)
+        .filter_map(|h| h.numbers.get(PV).copied())
+        .next_back()
+        .expect("light before the dark");
     let stats = sim.field_stats().devices[SN].clone();
 
     // Both bridges had the day before the sun went down.
