@@ -155,7 +155,8 @@ ended=$(date +%s)
 #    it ends: wait for the one that holds the day's end.
 period_end=$(( (ended / 300 + 1) * 300 ))
 log "waiting for Home Assistant's statistics of the period ending $(date -u -d @$period_end +%H:%M:%S) UTC"
-"$work/venv/bin/python" - "$ha" "$period_end" "$work/sim-stats.json" "$day" <<'EOF'
+status=0
+"$work/venv/bin/python" - "$ha" "$period_end" "$work/sim-stats.json" "$day" <<'EOF' || status=$?
 import json, sqlite3, sys, time
 
 ha, period_end, stats_file, day = sys.argv[1:5]
@@ -233,3 +234,6 @@ for name in counters:
 # carried the dip (the bridge holds it): rare at these rates, so say so and fail.
 sys.exit(f"{off} of 6 daily totals differ from the ledger" if off else 0)
 EOF
+# Nothing of this run stays retained on the broker.
+"$bin" ha remove --config "$work/oceanbridge.toml" || true
+exit $status

@@ -293,10 +293,12 @@ async fn daily_counters_on_home_assistant_never_step_back_and_end_the_day_as_the
     .await;
     let extra = format!(
         "[home_assistant]\nenabled = true\nbroker = {:?}\nclient_id = {:?}\n\
-         discovery_prefix = \"{base}/homeassistant\"\nprefix = \"{prefix}\"\n",
+         discovery_prefix = \"{base}/homeassistant\"\nprefix = \"{prefix}\"\n\
+         remove_on_shutdown = true\n",
         broker.url(),
         unique("ob_night_ha_bridge"),
     );
+    // Removed again on shutdown: nothing of this run stays retained on the shared broker.
     let (mut bridge, _dir) = start_bridge(SN, "field-night-counters", &sim, &extra);
 
     // Until Home Assistant's load counter has been reset at midnight and grown 3 times.
