@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use common::browser::{BROWSER, Driver, target_dir};
 use common::{Harness, SN};
+use model::Origin;
 use protocol::{FeedMode, SetRequest, WorkMode};
 use serde_json::{Value as Json, json};
-use store::Origin;
 
 const TOKEN: &str = "card-t0ken";
 

@@ -14,10 +14,11 @@ use std::time::{Duration, SystemTime};
 
 use common::control::{REPORTED, TestPort};
 use common::mqtt::{clear_retained, endpoint, retained, subscribe};
+use model::{BridgeStats, ControlPort, Origin};
 use rumqttc::QoS;
 use serde_json::Value as Json;
 use sinks::home_assistant::{self, HomeAssistantConfig};
-use store::{BridgeStats, ControlPort, Origin, StateStore, StoreConfig};
+use store::{StateStore, StoreConfig};
 use testkit::feed::Feed;
 use testkit::mqtt::collect_until;
 use testkit::services::MqttBroker;

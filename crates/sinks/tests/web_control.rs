@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use common::control::{IGNORED, REPORTED};
 use common::{Harness, SN};
+use model::Origin;
 use protocol::{FeedMode, SetRequest, WorkMode};
 use serde_json::{Value as Json, json};
-use store::Origin;
 use testkit::EventStream;
 use testkit::http::{bearer, get, request};
 use testkit::raw_http;

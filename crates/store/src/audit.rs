@@ -13,10 +13,11 @@ use protocol::{DeviceSettings, SetRequest};
 use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 
-use crate::control::{Origin, Outcome, current_value, requested_value};
 use crate::error::StoreError;
 use crate::state_store::StateStore;
-use crate::unix_ms;
+use model::unix_ms;
+use model::{Origin, SetOutcome};
+use protocol::settings::{current_value, requested_value};
 
 /// At most this many rows per audit query.
 pub const MAX_AUDIT_ROWS: usize = 10_000;
@@ -33,7 +34,7 @@ pub struct AuditEntry {
     pub previous: Option<String>,
     /// The value asked for (see [`requested_value`]).
     pub requested: String,
-    /// [`Outcome::as_str`]: `applied`, `not_applied`, `refused`, `dry_run`.
+    /// [`SetOutcome::as_str`]: `applied`, `not_applied`, `refused`, `dry_run`.
     pub outcome: String,
     /// The reason (not applied, refused) or the frame hex (dry run).
     pub detail: Option<String>,
@@ -48,7 +49,7 @@ impl AuditEntry {
         device_sn: &str,
         request: &SetRequest,
         previous: Option<&DeviceSettings>,
-        outcome: &Outcome,
+        outcome: &SetOutcome,
         origin: Origin,
     ) -> AuditEntry {
         AuditEntry {

@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::error::StoreError;
 use crate::history::HistorySample;
-use crate::unix_ms;
+use model::unix_ms;
 
 /// How long the writer waits for more samples before committing a batch.
 const BATCH_WINDOW: Duration = Duration::from_millis(200);
@@ -208,7 +208,7 @@ impl SqliteHistory {
         )?;
         let rows = stmt.query_map(
             params![device_sn, key, unix_ms(from), unix_ms(to), MAX_POINTS],
-            |row| Ok((crate::from_unix_ms(row.get(0)?), row.get::<_, f64>(1)?)),
+            |row| Ok((model::from_unix_ms(row.get(0)?), row.get::<_, f64>(1)?)),
         )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }

@@ -4,8 +4,9 @@
 
 use std::time::{Duration, SystemTime};
 
+use model::{Origin, SetOutcome};
 use protocol::{DeviceSettings, FeedMode, SetRequest, WorkMode};
-use store::{AuditEntry, Origin, Outcome, StateStore, StoreConfig};
+use store::{AuditEntry, StateStore, StoreConfig};
 
 const A: &str = "HJ31ZDH5ZF220001";
 const B: &str = "HJ31ZDH5ZF220002";
@@ -43,7 +44,7 @@ fn attempts_are_appended_kept_and_queried() {
             A,
             &backup,
             Some(&before),
-            &Outcome::Applied,
+            &SetOutcome::Applied,
             Origin::Cli,
         ),
         AuditEntry::new(
@@ -51,7 +52,7 @@ fn attempts_are_appended_kept_and_queried() {
             A,
             &limits,
             Some(&before),
-            &Outcome::Refused {
+            &SetOutcome::Refused {
                 reason: "backup reserve 95 % must not exceed the solar-surplus threshold 90 %"
                     .into(),
             },
@@ -62,7 +63,7 @@ fn attempts_are_appended_kept_and_queried() {
             B,
             &cap,
             None,
-            &Outcome::NotApplied {
+            &SetOutcome::NotApplied {
                 reason: "no read-back within 2s".into(),
             },
             Origin::Ha,
@@ -124,7 +125,7 @@ fn the_audit_keeps_its_newest_rows_and_counts_the_pruned() {
             A,
             &request,
             None,
-            &Outcome::Refused { reason },
+            &SetOutcome::Refused { reason },
             Origin::Web,
         )
     };

@@ -6,7 +6,7 @@
 //! - `POST /api/devices/{sn}/settings`: a [`SetRequest`] as JSON (`{"setting":
 //!   "work_mode", "mode": "backup"}`, `{"setting": "battery_limits", "backup_reserve":
 //!   20, "surplus_threshold": 80}`, `{"setting": "feed_in", "mode": "limited", "cap_w":
-//!   800}`), carried out by the [`ControlPort`]; answers the [`Outcome`] JSON. Accepted
+//!   800}`), carried out by the [`ControlPort`]; answers the [`SetOutcome`] JSON. Accepted
 //!   only with a dashboard token configured (a write must never be open to anyone who can
 //!   reach the port), as `Content-Type: application/json` from this dashboard's own origin
 //!   (the write rules of [`super::guard`]: 415, 403). Status: 200 for applied, not applied and dry run (the request was
@@ -22,11 +22,11 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use model::{ControlPort, Origin, SetOutcome};
 use protocol::control::MAX_FEED_POWER_W;
 use protocol::{DeviceSettings, FeedMode, SetRequest, WorkMode};
 use serde::Deserialize;
 use serde_json::{Value as JsonValue, json};
-use store::{ControlPort, Origin, Outcome};
 
 use super::AppState;
 use super::api::ApiError;
@@ -83,14 +83,14 @@ pub async fn get_settings(State(app): State<AppState>, Path(sn): Path<String>) -
 }
 
 /// An outcome as the answer: its JSON with the status the module doc lists.
-fn outcome_response(status: StatusCode, outcome: &Outcome) -> Response {
+fn outcome_response(status: StatusCode, outcome: &SetOutcome) -> Response {
     (status, Json(outcome)).into_response()
 }
 
 fn refused(status: StatusCode, reason: &str) -> Response {
     outcome_response(
         status,
-        &Outcome::Refused {
+        &SetOutcome::Refused {
             reason: reason.into(),
         },
     )
@@ -170,8 +170,10 @@ pub async fn post_settings(
         }
     };
     let status = match outcome {
-        Outcome::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-        Outcome::Applied | Outcome::NotApplied { .. } | Outcome::DryRun { .. } => StatusCode::OK,
+        SetOutcome::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        SetOutcome::Applied | SetOutcome::NotApplied { .. } | SetOutcome::DryRun { .. } => {
+            StatusCode::OK
+        }
     };
     outcome_response(status, &outcome)
 }

@@ -44,9 +44,10 @@ use axum::http::{HeaderMap, header};
 use axum::middleware::{self, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use model::BridgeStats;
+use model::ControlPort;
 use serde::Deserialize;
-use store::ControlPort;
-use store::{BridgeStats, StateStore};
+use store::StateStore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 

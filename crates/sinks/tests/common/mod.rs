@@ -17,9 +17,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use control::TestPort;
+use model::{BridgeStats, ControlPort};
 use sinks::web::diagnostics::{DiagnosticsBundle, Provider};
 use sinks::web::{WebConfig, serve};
-use store::{BridgeStats, ControlPort, StateStore, StoreConfig};
+use store::{StateStore, StoreConfig};
 use testkit::{Missing, TempDir, feed};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;

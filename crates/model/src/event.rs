@@ -34,7 +34,7 @@ pub enum StoreEvent {
         at: SystemTime,
     },
     /// A channel (or, with `channel: None`, the device as a whole) changed its stage
-    /// ([`crate::stage`]): fresh on a pushed report, stale and unavailable on its deadlines.
+    /// (the store's deadlines, protocol §8): fresh on a pushed report, stale and unavailable on its deadlines.
     Stage {
         device_sn: Arc<str>,
         channel: Option<Channel>,
