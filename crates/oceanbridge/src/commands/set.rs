@@ -1,6 +1,7 @@
 //! `oceanbridge set [--config FILE] [--data-dir DIR] [--dry-run] <SN> <setting> <value>`:
-//! one settings write (issue 14, protocol §10) — work-mode, backup-reserve,
-//! surplus-threshold, feed-mode, feed-cap (`protocol::settings::request_for`).
+//! one settings write (protocol §10, docs/control.md) — work_mode, backup_reserve,
+//! surplus_threshold, feed_mode, feed_power_cap (`-` or `_`; `feed-cap` still works),
+//! parsed by `protocol::settings`, the parser every interface shares.
 //!
 //! It runs its own short-lived bridge against the configured source (the same login,
 //! client id and state directory as `run`, so it needs `run` to be stopped: the state
@@ -44,11 +45,12 @@ pub struct SetArgs {
     pub log_level: String,
     /// The device's serial number.
     pub sn: String,
-    /// work-mode, backup-reserve, surplus-threshold, feed-mode or feed-cap.
+    /// work-mode, backup-reserve, surplus-threshold, feed-mode or feed-power-cap (`-` or
+    /// `_`; `feed-cap` is accepted too).
     pub setting: String,
     /// work-mode: self-use, time-of-use, backup, ai-schedule; backup-reserve and
     /// surplus-threshold: percent; feed-mode: off, unlimited, zero-export, limited;
-    /// feed-cap: watts (selects limited feed-in).
+    /// feed-power-cap: watts (selects limited feed-in).
     pub value: String,
 }
 
@@ -128,8 +130,10 @@ async fn one_write(bridge: &Bridge, args: &SetArgs, wait: Duration) -> anyhow::R
         match protocol::settings::request_for(&args.setting, &args.value, current.as_ref()) {
             Ok(r) => r,
             // Refused here, before the controller: still an attempt, so still audited.
-            Err(reason) => {
-                let outcome = SetOutcome::Refused { reason };
+            Err(e) => {
+                let outcome = SetOutcome::Refused {
+                    reason: e.to_string(),
+                };
                 audit_refusal(store, &args.sn, &args.setting, &args.value, &outcome);
                 return Ok(outcome);
             }
