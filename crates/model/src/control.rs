@@ -56,16 +56,51 @@ pub enum SetOutcome {
     DryRun { frame_hex: String },
 }
 
-impl SetOutcome {
-    /// The outcome's name (`applied`, `not_applied`, `refused`, `dry_run`), as in the
-    /// JSON and the audit table.
-    pub const fn as_str(&self) -> &'static str {
+/// How a write ended, without its reason: the audit table's `outcome` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutcomeKind {
+    Applied,
+    NotApplied,
+    Refused,
+    DryRun,
+}
+
+impl OutcomeKind {
+    pub const ALL: [OutcomeKind; 4] = [
+        OutcomeKind::Applied,
+        OutcomeKind::NotApplied,
+        OutcomeKind::Refused,
+        OutcomeKind::DryRun,
+    ];
+
+    /// `applied`, `not_applied`, `refused`, `dry_run`, as in the JSON and the audit table.
+    pub const fn as_str(self) -> &'static str {
         match self {
-            SetOutcome::Applied => "applied",
-            SetOutcome::NotApplied { .. } => "not_applied",
-            SetOutcome::Refused { .. } => "refused",
-            SetOutcome::DryRun { .. } => "dry_run",
+            OutcomeKind::Applied => "applied",
+            OutcomeKind::NotApplied => "not_applied",
+            OutcomeKind::Refused => "refused",
+            OutcomeKind::DryRun => "dry_run",
         }
+    }
+
+    pub fn parse(name: &str) -> Option<OutcomeKind> {
+        OutcomeKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+impl SetOutcome {
+    pub const fn kind(&self) -> OutcomeKind {
+        match self {
+            SetOutcome::Applied => OutcomeKind::Applied,
+            SetOutcome::NotApplied { .. } => OutcomeKind::NotApplied,
+            SetOutcome::Refused { .. } => OutcomeKind::Refused,
+            SetOutcome::DryRun { .. } => OutcomeKind::DryRun,
+        }
+    }
+
+    /// The outcome's name: [`OutcomeKind::as_str`].
+    pub const fn as_str(&self) -> &'static str {
+        self.kind().as_str()
     }
 
     /// The reason or frame, if any (the audit table's detail column).

@@ -22,7 +22,7 @@ pub mod stage;
 pub mod stats;
 pub mod time;
 
-pub use control::{ControlPort, Origin, SetFuture, SetOutcome};
+pub use control::{ControlPort, Origin, OutcomeKind, SetFuture, SetOutcome};
 pub use event::{StateChange, StoreEvent};
 pub use grid::{GridPresence, GridState};
 pub use stage::Stage;

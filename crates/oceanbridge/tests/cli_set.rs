@@ -73,7 +73,13 @@ fn audit(data_dir: &Path) -> Vec<(String, String, String)> {
     let mut rows = store.audit(None, 100).expect("audit");
     rows.reverse();
     rows.into_iter()
-        .map(|r| (r.setting, r.outcome, r.origin))
+        .map(|r| {
+            (
+                r.setting.to_string(),
+                r.outcome.to_string(),
+                r.origin.to_string(),
+            )
+        })
         .collect()
 }
 

@@ -141,6 +141,35 @@ pub enum SetRequest {
     },
 }
 
+/// Which set frame a request is (§10): what the audit rows call the setting a write
+/// changed, and the JSON's `"setting"` tag of a [`SetRequest`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SetKind {
+    /// 96/98.
+    WorkMode,
+    /// 96/112: backup reserve and solar-surplus threshold together.
+    BatteryLimits,
+    /// 96/101: feed-in mode and cap together.
+    FeedIn,
+}
+
+impl SetKind {
+    pub const ALL: [SetKind; 3] = [SetKind::WorkMode, SetKind::BatteryLimits, SetKind::FeedIn];
+
+    /// `work_mode`, `battery_limits`, `feed_in`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SetKind::WorkMode => "work_mode",
+            SetKind::BatteryLimits => "battery_limits",
+            SetKind::FeedIn => "feed_in",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<SetKind> {
+        SetKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
 /// Why a request is refused before anything is sent: a name or value that means no
 /// request ([`crate::settings::Setting::request`]) or a request that fails its checks
 /// ([`SetRequest::validate`]). Every message is one line for the user.
@@ -204,13 +233,18 @@ impl SetRequest {
         }
     }
 
-    /// The setting's name (audit rows, coalescing keys, API paths).
-    pub const fn name(&self) -> &'static str {
+    /// Which frame this request is.
+    pub const fn kind(&self) -> SetKind {
         match self {
-            SetRequest::WorkMode { .. } => "work_mode",
-            SetRequest::BatteryLimits { .. } => "battery_limits",
-            SetRequest::FeedIn { .. } => "feed_in",
+            SetRequest::WorkMode { .. } => SetKind::WorkMode,
+            SetRequest::BatteryLimits { .. } => SetKind::BatteryLimits,
+            SetRequest::FeedIn { .. } => SetKind::FeedIn,
         }
+    }
+
+    /// The setting's name (audit rows, coalescing keys, API paths): [`SetKind::as_str`].
+    pub const fn name(&self) -> &'static str {
+        self.kind().as_str()
     }
 
     /// Checks ranges and the rules between values (§10) before anything is sent.

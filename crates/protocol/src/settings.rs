@@ -13,7 +13,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::control::{DeviceSettings, FeedMode, SetError, SetRequest, WorkMode};
+use crate::control::{DeviceSettings, FeedMode, SetError, SetKind, SetRequest, WorkMode};
 
 /// One value a user may change, by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -52,6 +52,16 @@ impl Setting {
         match self {
             Setting::FeedPowerCap => &["feed_cap", "feed_power_cap_w"],
             _ => &[],
+        }
+    }
+
+    /// The frame that carries this setting (reserve and threshold share one, as do feed
+    /// mode and cap, §10).
+    pub const fn kind(self) -> SetKind {
+        match self {
+            Setting::WorkMode => SetKind::WorkMode,
+            Setting::BackupReserve | Setting::SurplusThreshold => SetKind::BatteryLimits,
+            Setting::FeedMode | Setting::FeedPowerCap => SetKind::FeedIn,
         }
     }
 

@@ -92,7 +92,13 @@ impl Setup {
         let mut rows = self.bridge.store.audit(Some(&self.sn), 100).expect("audit");
         rows.reverse();
         rows.into_iter()
-            .map(|r| (r.setting, r.outcome, r.origin))
+            .map(|r| {
+                (
+                    r.setting.to_string(),
+                    r.outcome.to_string(),
+                    r.origin.to_string(),
+                )
+            })
             .collect()
     }
 

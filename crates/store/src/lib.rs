@@ -51,7 +51,7 @@ pub mod sqlite;
 pub mod stage;
 pub mod state_store;
 
-pub use audit::AuditEntry;
+pub use audit::{AuditEntry, Recorded};
 pub use config::{StoreConfig, cadence};
 pub use error::StoreError;
 pub use guard::Held;

@@ -20,7 +20,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use model::{Origin, SetOutcome};
 use runtime::{Bridge, BridgeOptions, Config, DataDir, Source, StatsObserver};
-use store::StateStore;
+use store::{Recorded, StateStore};
 use tokio_util::sync::CancellationToken;
 
 /// Exit code of a write the device did not apply in time (or applied differently).
@@ -159,15 +159,20 @@ async fn settled(store: &StateStore, sn: &str) {
 }
 
 fn audit_refusal(store: &StateStore, sn: &str, setting: &str, value: &str, outcome: &SetOutcome) {
+    // The frame the named setting travels in; a name that means none is kept as typed.
+    let setting = protocol::settings::Setting::parse(setting).map_or_else(
+        |_| Recorded::Unknown(setting.replace('-', "_")),
+        |s| Recorded::Known(s.kind()),
+    );
     let entry = store::AuditEntry {
         at_ms: model::unix_ms(std::time::SystemTime::now()),
         device_sn: sn.into(),
-        setting: setting.replace('-', "_"),
+        setting,
         previous: None,
         requested: value.into(),
-        outcome: outcome.as_str().into(),
+        outcome: Recorded::Known(outcome.kind()),
         detail: outcome.detail().map(Into::into),
-        origin: Origin::Cli.as_str().into(),
+        origin: Recorded::Known(Origin::Cli),
     };
     if let Err(e) = store.append_audit(&entry) {
         eprintln!("oceanbridge set: control audit row not written: {e}");
