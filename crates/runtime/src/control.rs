@@ -1,4 +1,4 @@
-//! The controller behind every settings write (issue 14, protocol §10): implements
+//! The controller behind every settings write (protocol §10): implements
 //! [`model::ControlPort`] for the web API, Home Assistant and the CLI. In order: the
 //! request must pass [`SetRequest::validate`] (a dry run stops here with the frame's
 //! hex), control must be on (`[control] enabled`),

@@ -1,4 +1,4 @@
-//! Settings writes (issue 14, protocol §10) through the runtime's controller, against the
+//! Settings writes (protocol §10) through the runtime's controller, against the
 //! simulator over real sockets (login, MQTT/TLS): each setting applied and read back
 //! (96/8), what is refused before anything is sent (control off, validation, rate limit,
 //! the open-API route), dry runs, coalescing, a device that ignores the write ("not

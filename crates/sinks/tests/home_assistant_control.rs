@@ -1,4 +1,4 @@
-//! Home Assistant settings controls against a real MQTT broker (issue 14, protocol §10):
+//! Home Assistant settings controls against a real MQTT broker (protocol §10):
 //! with control on, `select`/`number` entities with command topics whose state is the
 //! device's read-back; a command from HA reaches the control port (origin `ha`) and its
 //! outcome is published; an ignored write leaves the old state; retained commands are

@@ -1,4 +1,4 @@
-//! The settings API over a real socket (issue 14): read-back settings, changes through
+//! The settings API over a real socket (docs/control.md): read-back settings, changes through
 //! the control port with their outcomes (applied, not applied, refused), the token and
 //! control-off rules, and the audit rows. The port is the tests' [`TestPort`]; the real
 //! controller is tested end to end against the simulator in `runtime`/`oceanbridge`.

@@ -1,4 +1,4 @@
-//! The control audit table (issue 14): every attempt is one row in the SQLite history
+//! The control audit table (docs/control.md): every attempt is one row in the SQLite history
 //! file, committed when `append_audit` returns, kept across a restart, queried newest
 //! first and per device.
 

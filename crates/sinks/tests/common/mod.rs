@@ -1,7 +1,7 @@
 //! The sinks tests' harness: a memory store fed with genuine frames (`testkit::feed`)
 //! and the real web server on an ephemeral port (of the configured address: 127.0.0.1 by
 //! default). HTTP and SSE clients: `testkit`.
-//! [`control::TestPort`] stands in for the runtime's controller (issue 14).
+//! [`control::TestPort`] stands in for the runtime's controller (docs/control.md).
 
 #![allow(dead_code)]
 
