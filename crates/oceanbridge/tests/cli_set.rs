@@ -136,6 +136,47 @@ fn dry_run_prints_the_frame_and_sends_nothing() {
     assert_eq!(audit(&data_dir), [row("work_mode", "dry_run")]);
 }
 
+/// The CLI speaks the one settings vocabulary (protocol::settings, docs/control.md): any
+/// spelling of a setting makes the frame every other interface makes for it, and a cap
+/// selects limited feed-in.
+#[test]
+fn every_spelling_makes_the_shared_frame() {
+    let sim = Sim::start();
+    let sn = sim.sn();
+    let (config, _) = sim.config("spellings", "confirm_timeout = \"2s\"");
+    for (setting, value) in [
+        ("feed-cap", "500"),
+        ("feed_power_cap", "500 W"),
+        ("FEED-POWER-CAP", "500.0"),
+        ("work_mode", "self-use"),
+    ] {
+        let (code, out, err) = sim.set(&config, &["--dry-run", &sn, setting, value]);
+        assert_eq!(code, 0, "{setting} {value}: {out}{err}");
+        let hex = out
+            .trim_end()
+            .strip_prefix("dry run, nothing sent; frame ")
+            .unwrap_or_else(|| panic!("{out}"));
+        let bytes = hex::decode(hex).expect("hex");
+        let frames =
+            <protocol::pb::Frames as prost::Message>::decode(bytes.as_slice()).expect("Frames");
+        let seq = frames.header[0].seq.expect("a seq");
+        let shared = protocol::settings::request_for(setting, value, None).expect("a request");
+        assert_eq!(
+            bytes,
+            protocol::control::encode_set(&shared, &sn, seq),
+            "{setting} {value}"
+        );
+    }
+    let cap = protocol::settings::request_for("feed-cap", "500", None).expect("a request");
+    assert_eq!(
+        cap,
+        protocol::SetRequest::FeedIn {
+            mode: protocol::FeedMode::Limited,
+            cap_w: Some(500)
+        }
+    );
+}
+
 #[test]
 fn every_setting_is_applied_and_read_back() {
     let sim = Sim::start();
