@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::pb;
 use crate::schema::tables;
+use crate::settings::SetKind;
 use crate::wire::{self, RawField, WireError};
 
 /// `cmd_func` of every settings frame.
@@ -139,35 +140,6 @@ pub enum SetRequest {
         mode: FeedMode,
         cap_w: Option<u32>,
     },
-}
-
-/// Which set frame a request is (§10): what the audit rows call the setting a write
-/// changed, and the JSON's `"setting"` tag of a [`SetRequest`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SetKind {
-    /// 96/98.
-    WorkMode,
-    /// 96/112: backup reserve and solar-surplus threshold together.
-    BatteryLimits,
-    /// 96/101: feed-in mode and cap together.
-    FeedIn,
-}
-
-impl SetKind {
-    pub const ALL: [SetKind; 3] = [SetKind::WorkMode, SetKind::BatteryLimits, SetKind::FeedIn];
-
-    /// `work_mode`, `battery_limits`, `feed_in`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            SetKind::WorkMode => "work_mode",
-            SetKind::BatteryLimits => "battery_limits",
-            SetKind::FeedIn => "feed_in",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<SetKind> {
-        SetKind::ALL.into_iter().find(|k| k.as_str() == name)
-    }
 }
 
 /// Why a request is refused before anything is sent: a name or value that means no

@@ -68,6 +68,7 @@ pub use encode::{
 };
 pub use error::DecodeError;
 pub use field::FieldRules;
+pub use settings::{SetKind, Setting};
 pub use timer::{TimerRequest, TimerTask};
 pub use value::Value;
 

@@ -13,7 +13,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::control::{DeviceSettings, FeedMode, SetError, SetKind, SetRequest, WorkMode};
+use crate::control::{DeviceSettings, FeedMode, SetError, SetRequest, WorkMode};
 
 /// One value a user may change, by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -181,6 +181,35 @@ impl FromStr for Setting {
 
     fn from_str(name: &str) -> Result<Setting, SetError> {
         Setting::parse(name)
+    }
+}
+
+/// Which set frame a request is (§10): what the audit rows call the setting a write
+/// changed, and the JSON's `"setting"` tag of a [`SetRequest`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SetKind {
+    /// 96/98.
+    WorkMode,
+    /// 96/112: backup reserve and solar-surplus threshold together.
+    BatteryLimits,
+    /// 96/101: feed-in mode and cap together.
+    FeedIn,
+}
+
+impl SetKind {
+    pub const ALL: [SetKind; 3] = [SetKind::WorkMode, SetKind::BatteryLimits, SetKind::FeedIn];
+
+    /// `work_mode`, `battery_limits`, `feed_in`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SetKind::WorkMode => "work_mode",
+            SetKind::BatteryLimits => "battery_limits",
+            SetKind::FeedIn => "feed_in",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<SetKind> {
+        SetKind::ALL.into_iter().find(|k| k.as_str() == name)
     }
 }
 
