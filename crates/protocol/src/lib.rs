@@ -56,7 +56,7 @@ pub mod value;
 pub mod wire;
 
 pub use compact::{CompactUpdate, PayloadView, UpdateBuf, UpdateRef, ValueRef};
-pub use control::{DeviceSettings, FeedMode, SetContext, SetError, SetKind, SetRequest, WorkMode};
+pub use control::{DeviceSettings, FeedMode, SetContext, SetError, SetRequest, WorkMode};
 pub use counters::{CounterKind, counter_kind};
 pub use decode::{
     DecodedPayload, DeviceStatus, FrameSkip, SkipReason, StateUpdate, decode_payload,
