@@ -34,9 +34,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytesize::ByteSize;
 use connect::Backoff;
+use model::BridgeStats;
 use serde::{Deserialize, Serialize};
 use sources::RawPayload;
-use store::BridgeStats;
 
 /// Segment files are `capture-<unix ms, 15 digits>-<4 digits>.jsonl`: names sort by start time.
 const SEGMENT_PREFIX: &str = "capture-";

@@ -14,12 +14,13 @@
 //! `counter_backwards`). Each is counted as `dropped{reason}`; the first two and the
 //! device limit also log one line a minute at most.
 
+use model::BridgeStats;
 use protocol::{FieldRules, PayloadView, UpdateBuf};
 use sources::payload::{PayloadKind, payload_kind};
 use sources::{
     LiveTask, Origin, PayloadError, RawPayload, SourceError, SourceObserver, decode_raw,
 };
-use store::{BridgeStats, StateStore};
+use store::StateStore;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 

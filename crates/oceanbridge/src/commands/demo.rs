@@ -12,11 +12,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use model::BridgeStats;
 use simulator::{Simulator, SimulatorConfig};
 use sinks::home_assistant::HomeAssistantConfig;
 use sinks::web::WebConfig;
 use sources::{CloudConfig, CloudSource, WayIn};
-use store::{BridgeStats, StateStore, StoreConfig};
+use store::{StateStore, StoreConfig};
 use tokio_util::sync::CancellationToken;
 
 use runtime::{Bridge, BridgeOptions, StatsObserver};

@@ -14,8 +14,9 @@
 //! the device's Modbus counters have different origins and must never be mixed (§14).
 
 use catalog::Channel;
+use model::{GridPresence, Stage};
 use protocol::modbus::{self, Point, RegValue, Values, map::status};
-use store::{GridPresence, Stage, StateStore};
+use store::StateStore;
 
 /// Why a device has no registers to serve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
