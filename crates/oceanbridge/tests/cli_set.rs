@@ -73,7 +73,13 @@ fn audit(data_dir: &Path) -> Vec<(String, String, String)> {
     let mut rows = store.audit(None, 100).expect("audit");
     rows.reverse();
     rows.into_iter()
-        .map(|r| (r.setting, r.outcome, r.origin))
+        .map(|r| {
+            (
+                r.setting.to_string(),
+                r.outcome.to_string(),
+                r.origin.to_string(),
+            )
+        })
         .collect()
 }
 
@@ -128,6 +134,47 @@ fn dry_run_prints_the_frame_and_sends_nothing() {
     assert_eq!((h.cmd_func, h.cmd_id), (Some(96), Some(98)));
     assert_eq!(h.device_sn.as_deref(), Some(sn.as_str()));
     assert_eq!(audit(&data_dir), [row("work_mode", "dry_run")]);
+}
+
+/// The CLI speaks the one settings vocabulary (protocol::settings, docs/control.md): any
+/// spelling of a setting makes the frame every other interface makes for it, and a cap
+/// selects limited feed-in.
+#[test]
+fn every_spelling_makes_the_shared_frame() {
+    let sim = Sim::start();
+    let sn = sim.sn();
+    let (config, _) = sim.config("spellings", "confirm_timeout = \"2s\"");
+    for (setting, value) in [
+        ("feed-cap", "500"),
+        ("feed_power_cap", "500 W"),
+        ("FEED-POWER-CAP", "500.0"),
+        ("work_mode", "self-use"),
+    ] {
+        let (code, out, err) = sim.set(&config, &["--dry-run", &sn, setting, value]);
+        assert_eq!(code, 0, "{setting} {value}: {out}{err}");
+        let hex = out
+            .trim_end()
+            .strip_prefix("dry run, nothing sent; frame ")
+            .unwrap_or_else(|| panic!("{out}"));
+        let bytes = hex::decode(hex).expect("hex");
+        let frames =
+            <protocol::pb::Frames as prost::Message>::decode(bytes.as_slice()).expect("Frames");
+        let seq = frames.header[0].seq.expect("a seq");
+        let shared = protocol::settings::request_for(setting, value, None).expect("a request");
+        assert_eq!(
+            bytes,
+            protocol::control::encode_set(&shared, &sn, seq),
+            "{setting} {value}"
+        );
+    }
+    let cap = protocol::settings::request_for("feed-cap", "500", None).expect("a request");
+    assert_eq!(
+        cap,
+        protocol::SetRequest::FeedIn {
+            mode: protocol::FeedMode::Limited,
+            cap_w: Some(500)
+        }
+    );
 }
 
 #[test]

@@ -8,9 +8,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use model::BridgeStats;
 use simulator::fleet::{FleetConfig, FleetPublisher, MARKER_KEY};
 use sources::{BrokerConfig, BrokerSource, RawPayload, decode_raw};
-use store::BridgeStats;
 use testkit::Mosquitto;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;

@@ -14,9 +14,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use model::{BridgeStats, StoreEvent};
 use simulator::fleet::{FleetPublisher, MARKER_KEY};
 use sources::{BrokerConfig, BrokerSource, RawPayload};
-use store::{BridgeStats, PostgresConfig, PostgresSink, StateStore, StoreConfig, StoreEvent};
+use store::{PostgresConfig, PostgresSink, StateStore, StoreConfig};
 use support::fleet::{Probes, fleet_on, frames, marker_rows, publish_rounds, run_id};
 use testkit::services::MqttBroker;
 use testkit::wait_until;

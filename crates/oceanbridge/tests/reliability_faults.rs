@@ -16,11 +16,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use model::BridgeStats;
 use runtime::StatsObserver;
 use runtime::{Bridge, BridgeOptions};
 use simulator::Simulator;
 use sources::{CloudConfig, CloudSource, WayIn};
-use store::{BridgeStats, StoreConfig};
+use store::StoreConfig;
 use support::sim_config;
 use testkit::{wait_for, wait_until};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::pb;
 use crate::schema::tables;
+use crate::settings::SetKind;
 use crate::wire::{self, RawField, WireError};
 
 /// `cmd_func` of every settings frame.
@@ -141,9 +142,36 @@ pub enum SetRequest {
     },
 }
 
-/// Why a request is refused before anything is sent.
+/// Why a request is refused before anything is sent: a name or value that means no
+/// request ([`crate::settings::Setting::request`]) or a request that fails its checks
+/// ([`SetRequest::validate`]). Every message is one line for the user.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SetError {
+    #[error("unknown setting {0:?} (one of {names})", names = crate::settings::Setting::names())]
+    UnknownSetting(String),
+    #[error("unknown work mode {0:?} (one of {names})", names = crate::settings::names(&WorkMode::ALL.map(WorkMode::as_str)))]
+    UnknownWorkMode(String),
+    #[error("unknown feed-in mode {0:?} (one of {names})", names = crate::settings::names(&FeedMode::ALL.map(FeedMode::as_str)))]
+    UnknownFeedMode(String),
+    #[error("{setting} needs a whole number of {unit}, got {value:?}")]
+    NotAWholeNumber {
+        setting: &'static str,
+        unit: &'static str,
+        value: String,
+    },
+    /// Reserve and threshold travel in one frame, as do feed mode and cap (§10): the
+    /// half not named comes from the device's last 96/8 report.
+    #[error(
+        "the device has not reported its {missing} yet (96/8), and it is sent with the {setting}"
+    )]
+    NotReported {
+        setting: &'static str,
+        missing: &'static str,
+    },
+    #[error(
+        "feed-in mode \"limited\" needs a cap and the device has not reported one (96/8): set feed_power_cap <W> instead, which selects limited"
+    )]
+    NoCapReported,
     #[error("{name} must be 0–100 %, got {value}")]
     PercentOutOfRange { name: &'static str, value: u32 },
     #[error("backup reserve {reserve} % must not exceed the solar-surplus threshold {threshold} %")]
@@ -177,13 +205,18 @@ impl SetRequest {
         }
     }
 
-    /// The setting's name (audit rows, coalescing keys, API paths).
-    pub const fn name(&self) -> &'static str {
+    /// Which frame this request is.
+    pub const fn kind(&self) -> SetKind {
         match self {
-            SetRequest::WorkMode { .. } => "work_mode",
-            SetRequest::BatteryLimits { .. } => "battery_limits",
-            SetRequest::FeedIn { .. } => "feed_in",
+            SetRequest::WorkMode { .. } => SetKind::WorkMode,
+            SetRequest::BatteryLimits { .. } => SetKind::BatteryLimits,
+            SetRequest::FeedIn { .. } => SetKind::FeedIn,
         }
+    }
+
+    /// The setting's name (audit rows, coalescing keys, API paths): [`SetKind::as_str`].
+    pub const fn name(&self) -> &'static str {
+        self.kind().as_str()
     }
 
     /// Checks ranges and the rules between values (§10) before anything is sent.

@@ -16,6 +16,8 @@
 //!   client publishes: get-all (§3) and the energy stream switch (§8).
 //! - [`control`]: settings (protocol §10): [`SetRequest`] checks, the 96/98, 96/112 and
 //!   96/101 set frames, and the 96/8 read-back as [`DeviceSettings`] (not catalog states).
+//! - [`settings`]: settings by name, as people type them (CLI, REST, Home Assistant):
+//!   one parser into a [`SetRequest`], and requests and read-backs written as text.
 //! - [`timer`]: timer tasks (protocol §12, scheduled grid charge): [`TimerTask`] read
 //!   from 96/10 and 96/127 (not catalog states), the 96/125 write recipes, the 96/127
 //!   get-all request, and [`TimerRequest`] checks that plan the frames.
@@ -51,6 +53,7 @@ pub mod open_api;
 pub mod pb;
 pub mod route;
 pub mod schema;
+pub mod settings;
 pub mod timer;
 pub mod topics;
 pub mod value;
@@ -69,6 +72,7 @@ pub use encode::{
 };
 pub use error::DecodeError;
 pub use field::FieldRules;
+pub use settings::{SetKind, Setting};
 pub use timer::{TimerRequest, TimerTask};
 pub use value::Value;
 

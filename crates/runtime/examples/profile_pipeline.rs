@@ -11,9 +11,10 @@
 
 use std::time::{Instant, SystemTime};
 
+use model::BridgeStats;
 use runtime::pipeline;
 use sources::RawPayload;
-use store::{BridgeStats, StateStore, StoreConfig};
+use store::{StateStore, StoreConfig};
 use testkit::feed::Feed;
 
 fn main() {

@@ -8,10 +8,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use model::BridgeStats;
 use sinks::home_assistant::HomeAssistantConfig;
 use sinks::web::WebConfig;
 use sources::RawPayload;
-use store::{BridgeStats, StateStore, StoreConfig};
+use store::{StateStore, StoreConfig};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -300,7 +301,7 @@ impl Bridge {
     }
 
     /// Settings writes for the web API and Home Assistant: `None` while control is off.
-    pub fn control_port(&self) -> Option<Arc<dyn store::ControlPort>> {
+    pub fn control_port(&self) -> Option<Arc<dyn model::ControlPort>> {
         self.controller.port()
     }
 

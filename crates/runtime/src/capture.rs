@@ -33,8 +33,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use connect::Backoff;
+use model::BridgeStats;
 use sources::RawPayload;
-use store::BridgeStats;
 
 /// Segment files are `capture-<unix ms, 15 digits>-<4 digits>.jsonl`: names sort by start time.
 const SEGMENT_PREFIX: &str = "capture-";

@@ -1,5 +1,5 @@
-//! The controller behind every settings write (issue 14, protocol §10): implements
-//! [`store::ControlPort`] for the web API, Home Assistant and the CLI. In order: the
+//! The controller behind every settings write (protocol §10): implements
+//! [`model::ControlPort`] for the web API, Home Assistant and the CLI. In order: the
 //! request must pass [`SetRequest::validate`] (a dry run stops here with the frame's
 //! hex), control must be on (`[control] enabled`),
 //! requests for the same device and setting within `coalesce` collapse into the last one
@@ -14,12 +14,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
+use model::{ControlPort, Origin, SetFuture, SetOutcome, StoreEvent};
+use protocol::settings::current_value;
 use protocol::{SetContext, SetRequest};
 use serde::{Deserialize, Serialize};
 use sources::SourceHandle;
+use store::StateStore;
 use store::audit::AuditEntry;
-use store::control::current_value;
-use store::{ControlPort, Origin, Outcome, SetFuture, StateStore, StoreEvent};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
@@ -124,7 +125,7 @@ impl Controller {
     }
 
     /// One write from start to outcome, audited.
-    pub async fn write(&self, device_sn: &str, request: SetRequest, origin: Origin) -> Outcome {
+    pub async fn write(&self, device_sn: &str, request: SetRequest, origin: Origin) -> SetOutcome {
         let previous = self.store.settings(device_sn);
         let outcome = self.decide(device_sn, request).await;
         let entry = AuditEntry::new(
@@ -146,7 +147,7 @@ impl Controller {
         let setting = request.name();
         let origin = origin.as_str();
         match outcome {
-            Outcome::Applied | Outcome::DryRun { .. } => {
+            SetOutcome::Applied | SetOutcome::DryRun { .. } => {
                 tracing::info!(sn = device_sn, setting, origin, "settings write {line}")
             }
             _ => tracing::warn!(sn = device_sn, setting, origin, "settings write {line}"),
@@ -154,7 +155,7 @@ impl Controller {
         outcome
     }
 
-    async fn decide(&self, sn: &str, request: SetRequest) -> Outcome {
+    async fn decide(&self, sn: &str, request: SetRequest) -> SetOutcome {
         let discharge_limit = self
             .store
             .get(sn, DISCHARGE_LIMIT_KEY)
@@ -167,7 +168,7 @@ impl Controller {
         if self.config.dry_run {
             let frame = protocol::control::encode_set(&request, sn, sources::seq_now());
             let frame_hex = frame.iter().map(|b| format!("{b:02x}")).collect();
-            return Outcome::DryRun { frame_hex };
+            return SetOutcome::DryRun { frame_hex };
         }
         // A dry run sends nothing, so it works with control off (to try before enabling).
         if !self.config.enabled {
@@ -196,7 +197,7 @@ impl Controller {
 
     /// Waits out the coalescing window; `Some` when a newer request for the same device
     /// and setting arrived meanwhile (that one is sent, this one is not).
-    async fn coalesce(&self, sn: &str, request: &SetRequest) -> Option<Outcome> {
+    async fn coalesce(&self, sn: &str, request: &SetRequest) -> Option<SetOutcome> {
         let key: Key = (sn.to_string(), request.name());
         let generation = {
             let mut next = lock(&self.next_generation);
@@ -207,7 +208,7 @@ impl Controller {
         tokio::time::sleep(self.config.coalesce).await;
         let mut pending = lock(&self.pending);
         if pending.get(&key) != Some(&generation) {
-            return Some(Outcome::NotApplied {
+            return Some(SetOutcome::NotApplied {
                 reason: format!(
                     "superseded by a newer {} request within {}",
                     request.name(),
@@ -220,7 +221,7 @@ impl Controller {
     }
 
     /// Counts a frame against the device's rate limit, or refuses it.
-    fn take_rate_slot(&self, sn: &str) -> Option<Outcome> {
+    fn take_rate_slot(&self, sn: &str) -> Option<SetOutcome> {
         let now = Instant::now();
         let mut sent = lock(&self.sent);
         let times = sent.entry(sn.to_string()).or_default();
@@ -246,7 +247,7 @@ impl Controller {
         request: &SetRequest,
         source: &SourceHandle,
         events: &mut tokio::sync::broadcast::Receiver<Arc<StoreEvent>>,
-    ) -> Outcome {
+    ) -> SetOutcome {
         let deadline = Instant::now() + self.config.confirm_timeout;
         let mut next_get_all = Instant::now() + GET_ALL_EVERY;
         loop {
@@ -268,7 +269,7 @@ impl Controller {
                         && &**device_sn == sn
                         && request.applied_in(settings)
                     {
-                        return Outcome::Applied;
+                        return SetOutcome::Applied;
                     }
                 }
                 // Missed events: the store's merged settings are the latest word.
@@ -278,7 +279,7 @@ impl Controller {
                         .settings(sn)
                         .is_some_and(|s| request.applied_in(&s))
                     {
-                        return Outcome::Applied;
+                        return SetOutcome::Applied;
                     }
                 }
                 Err(RecvError::Closed) => break,
@@ -293,7 +294,7 @@ impl Controller {
             Some(now) => format!("the device still reports {now} after {waited}"),
             None => format!("no settings report (96/8) from the device within {waited}"),
         };
-        Outcome::NotApplied { reason }
+        SetOutcome::NotApplied { reason }
     }
 }
 
@@ -304,8 +305,8 @@ impl ControlPort for Controller {
     }
 }
 
-fn refused(reason: impl Into<String>) -> Outcome {
-    Outcome::Refused {
+fn refused(reason: impl Into<String>) -> SetOutcome {
+    SetOutcome::Refused {
         reason: reason.into(),
     }
 }

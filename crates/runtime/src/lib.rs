@@ -17,13 +17,13 @@
 //! - `client_ids`: [`ClientIdFile`], the kept MQTT client ids (`client-ids.json`).
 //! - `source`: [`Source`], the configured source built from [`SourceConfig`] and run.
 //! - [`pipeline`]: source → bounded channel → decode → stats → store, and
-//!   [`StatsObserver`], which lets a source count into [`store::BridgeStats`].
+//!   [`StatsObserver`], which lets a source count into [`model::BridgeStats`].
 //! - `bridge`: [`Bridge`], the started store, pipeline task, web dashboard, PostgreSQL
 //!   history and Home Assistant sink; a source feeds [`Bridge::sender`].
 //! - `refresh`: stale → nudge the source (switch + get-all), whole device silent →
 //!   reconnect, through [`sources::SourceHandle`] (protocol §8).
 //! - [`control`]: [`Controller`], the settings writes (issue 14, protocol §10) behind
-//!   [`store::ControlPort`]: `[control]` config, validation, coalescing, rate limit,
+//!   [`model::ControlPort`]: `[control]` config, validation, coalescing, rate limit,
 //!   dry run, the frame through [`sources::SourceHandle::publish_set`], read-back, audit.
 //! - [`service`]: [`Service`], the one front door: the config search, the locked state
 //!   directory, the source with its kept client ids, the bridge of a [`Profile`]

@@ -124,7 +124,7 @@ impl<S: Subscriber> Layer<S> for RingLayer {
         let mut text = MessageText::default();
         event.record(&mut text);
         self.ring.push(LogEntry {
-            time_ms: store::unix_ms(SystemTime::now()),
+            time_ms: model::unix_ms(SystemTime::now()),
             level,
             target: meta.target().to_string(),
             message: text.finish(),

@@ -18,7 +18,8 @@ use protocol::route::{PayloadError, Routed};
 use protocol::topics::{PayloadKind, payload_kind};
 use protocol::{FieldRules, PayloadView, UpdateBuf};
 use sources::{LiveTask, Origin, RawPayload, SourceError, SourceObserver};
-use store::{BridgeStats, StateStore};
+use model::BridgeStats;
+use store::StateStore;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 

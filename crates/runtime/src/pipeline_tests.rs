@@ -4,9 +4,10 @@
 use std::time::{Duration, SystemTime};
 
 use catalog::Channel;
+use model::BridgeStats;
 use protocol::{DeviceSettings, FieldRules, FrameSpec, UpdateBuf, encode_frames};
 use sources::RawPayload;
-use store::{BridgeStats, StateStore, StoreConfig};
+use store::{StateStore, StoreConfig};
 use testkit::feed::numbers_frame;
 
 use super::{Outcome, process, process_with};

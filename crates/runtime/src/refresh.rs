@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
+use model::{Stage, StoreEvent};
 use sources::SourceHandle;
-use store::{Stage, StoreEvent};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 

@@ -10,10 +10,10 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use model::BridgeStats;
 use runtime::StatsObserver;
 use simulator::{Simulator, SimulatorConfig};
 use sources::{CloudConfig, CloudSource, WayIn};
-use store::BridgeStats;
 use support::*;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;

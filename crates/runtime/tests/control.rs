@@ -1,4 +1,4 @@
-//! Settings writes (issue 14, protocol §10) through the runtime's controller, against the
+//! Settings writes (protocol §10) through the runtime's controller, against the
 //! simulator over real sockets (login, MQTT/TLS): each setting applied and read back
 //! (96/8), what is refused before anything is sent (control off, validation, rate limit,
 //! the open-API route), dry runs, coalescing, a device that ignores the write ("not
@@ -10,12 +10,13 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use model::{ControlPort, Origin, SetOutcome};
 use prost::Message;
 use protocol::{DeviceSettings, FeedMode, SetRequest, WorkMode};
 use runtime::{Bridge, BridgeOptions, ControlConfig};
 use simulator::Simulator;
 use sources::{CloudConfig, CloudSource};
-use store::{ControlPort, Origin, Outcome, StoreConfig};
+use store::StoreConfig;
 use tokio_util::sync::CancellationToken;
 
 use support::{WAIT, app_config, open_config, until};
@@ -79,7 +80,7 @@ async fn setup(control: ControlConfig, open_api: bool) -> Setup {
 }
 
 impl Setup {
-    async fn set(&self, request: SetRequest, origin: Origin) -> Outcome {
+    async fn set(&self, request: SetRequest, origin: Origin) -> SetOutcome {
         let port: &dyn ControlPort = &*self.bridge.controller;
         tokio::time::timeout(WAIT, port.set(&self.sn, request, origin))
             .await
@@ -91,7 +92,13 @@ impl Setup {
         let mut rows = self.bridge.store.audit(Some(&self.sn), 100).expect("audit");
         rows.reverse();
         rows.into_iter()
-            .map(|r| (r.setting, r.outcome, r.origin))
+            .map(|r| {
+                (
+                    r.setting.to_string(),
+                    r.outcome.to_string(),
+                    r.origin.to_string(),
+                )
+            })
             .collect()
     }
 
@@ -129,7 +136,7 @@ async fn control_off_refuses_sends_nothing_and_audits() {
     let outcome = s.set(BACKUP, Origin::Web).await;
     assert_eq!(
         outcome,
-        Outcome::Refused {
+        SetOutcome::Refused {
             reason: "control is off ([control] enabled = false)".into()
         }
     );
@@ -162,7 +169,7 @@ async fn each_setting_is_applied_and_read_back() {
     for request in requests {
         let started = tokio::time::Instant::now();
         let outcome = s.set(request, Origin::Web).await;
-        assert_eq!(outcome, Outcome::Applied, "{request:?}");
+        assert_eq!(outcome, SetOutcome::Applied, "{request:?}");
         eprintln!(
             "{}: applied and read back in {} ms",
             request.name(),
@@ -214,7 +221,7 @@ async fn a_write_the_device_ignores_is_not_applied() {
     let waited = started.elapsed();
     assert_eq!(
         outcome,
-        Outcome::NotApplied {
+        SetOutcome::NotApplied {
             reason: "the device still reports self_use after 3s".into()
         }
     );
@@ -239,7 +246,7 @@ async fn invalid_requests_are_refused_before_sending() {
         backup_reserve: 95,
         surplus_threshold: 90,
     };
-    let Outcome::Refused { reason } = s.set(above, Origin::Ha).await else {
+    let SetOutcome::Refused { reason } = s.set(above, Origin::Ha).await else {
         panic!("reserve above threshold must be refused");
     };
     assert!(reason.contains("must not exceed"), "{reason}");
@@ -249,7 +256,7 @@ async fn invalid_requests_are_refused_before_sending() {
     };
     assert!(matches!(
         s.set(no_cap, Origin::Cli).await,
-        Outcome::Refused { .. }
+        SetOutcome::Refused { .. }
     ));
     assert_eq!(s.bridge.controller.frames_sent(), 0);
     assert_eq!(
@@ -272,7 +279,7 @@ async fn dry_run_gives_the_frame_and_sends_nothing() {
         false,
     )
     .await;
-    let Outcome::DryRun { frame_hex } = s.set(BACKUP, Origin::Cli).await else {
+    let SetOutcome::DryRun { frame_hex } = s.set(BACKUP, Origin::Cli).await else {
         panic!("a dry run");
     };
     let bytes = hex::decode(&frame_hex).expect("hex");
@@ -290,7 +297,7 @@ async fn dry_run_gives_the_frame_and_sends_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_api_route_refuses_with_one_line() {
     let s = setup(on(ControlConfig::default()), true).await;
-    let Outcome::Refused { reason } = s.set(BACKUP, Origin::Web).await else {
+    let SetOutcome::Refused { reason } = s.set(BACKUP, Origin::Web).await else {
         panic!("the open API cannot send settings");
     };
     assert!(reason.contains("control needs the app route"), "{reason}");
@@ -333,13 +340,13 @@ async fn rapid_writes_coalesce_and_the_rate_limit_holds() {
     // Which one is last depends on when each task ran; exactly one is sent.
     let superseded = outcomes
         .iter()
-        .filter(|o| matches!(o, Outcome::NotApplied { reason } if reason.contains("superseded")))
+        .filter(|o| matches!(o, SetOutcome::NotApplied { reason } if reason.contains("superseded")))
         .count();
     assert_eq!(superseded, 2, "{outcomes:?}");
     assert_eq!(s.sets_received(), 1, "one frame reached the device");
     assert_eq!(s.bridge.controller.frames_sent(), 1);
     // The rate limit (1 a minute) refuses the next frame to the device.
-    let Outcome::Refused { reason } = s.set(BACKUP, Origin::Web).await else {
+    let SetOutcome::Refused { reason } = s.set(BACKUP, Origin::Web).await else {
         panic!("rate limited");
     };
     assert!(reason.contains("rate limit"), "{reason}");

@@ -11,10 +11,10 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use model::Stage;
 use runtime::{Bridge, BridgeOptions, DataDir, StatsObserver};
 use simulator::{Simulator, SimulatorConfig};
 use sources::{ClientIdStore, CloudSource};
-use store::Stage;
 use support::*;
 use tokio_util::sync::CancellationToken;
 

@@ -1,4 +1,4 @@
-//! The dashboard's Settings card in a real headless Chromium (issue 14): it shows the
+//! The dashboard's Settings card in a real headless Chromium (docs/control.md): it shows the
 //! device's read-back values, a change shows "pending" until the bridge answers and then
 //! "applied" with the new read-back, a dragged slider sends one request, a write the
 //! device ignores shows "not applied" and the control returns to the device's value, and
@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use common::browser::{BROWSER, Driver, target_dir};
 use common::{Harness, SN};
+use model::Origin;
 use protocol::{FeedMode, SetRequest, WorkMode};
 use serde_json::{Value as Json, json};
-use store::Origin;
 
 const TOKEN: &str = "card-t0ken";
 

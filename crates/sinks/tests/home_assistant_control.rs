@@ -1,4 +1,4 @@
-//! Home Assistant settings controls against a real MQTT broker (issue 14, protocol §10):
+//! Home Assistant settings controls against a real MQTT broker (protocol §10):
 //! with control on, `select`/`number` entities with command topics whose state is the
 //! device's read-back; a command from HA reaches the control port (origin `ha`) and its
 //! outcome is published; an ignored write leaves the old state; retained commands are
@@ -14,10 +14,11 @@ use std::time::{Duration, SystemTime};
 
 use common::control::{REPORTED, TestPort};
 use common::mqtt::{clear_retained, endpoint, retained, subscribe};
+use model::{BridgeStats, ControlPort, Origin};
 use rumqttc::QoS;
 use serde_json::Value as Json;
 use sinks::home_assistant::{self, HomeAssistantConfig};
-use store::{BridgeStats, ControlPort, Origin, StateStore, StoreConfig};
+use store::{StateStore, StoreConfig};
 use testkit::feed::Feed;
 use testkit::mqtt::collect_until;
 use testkit::services::MqttBroker;
@@ -173,14 +174,27 @@ async fn settings_controls_follow_the_read_back_and_carry_commands() {
         seen.get(&state("work_mode"))
     );
 
-    // Refused before the port: a cap while feed-in is not "limited".
+    // Refused before the port: a value that is no number.
     seen.remove(&result);
-    send("feed_power_cap", "500").await;
+    send("backup_reserve", "lots").await;
     let got = collect_until(&mut rx, &mut seen, Duration::from_secs(20), |s| {
         s.get(&result).is_some_and(|r| r.starts_with("refused: "))
     })
     .await;
     assert!(got, "refused: {:?}", seen.get(&result));
+
+    // A cap while feed-in is "unlimited" selects limited feed-in, as from every other
+    // interface (protocol::settings, docs/control.md).
+    port.set_ignore(false);
+    seen.remove(&result);
+    send("feed_power_cap", "500").await;
+    let got = collect_until(&mut rx, &mut seen, Duration::from_secs(20), |s| {
+        s.get(&result).map(String::as_str) == Some("applied")
+            && s.get(&state("feed_mode")).map(String::as_str) == Some("limited")
+            && s.get(&state("feed_power_cap")).map(String::as_str) == Some("500")
+    })
+    .await;
+    assert!(got, "cap: {:?}", seen.get(&result));
 
     let calls = port.calls();
     let asked: Vec<String> = calls
@@ -196,8 +210,9 @@ async fn settings_controls_follow_the_read_back_and_carry_commands() {
             r#"{"setting":"work_mode","mode":"backup"}"#,
             r#"{"setting":"battery_limits","backup_reserve":35,"surplus_threshold":80}"#,
             r#"{"setting":"work_mode","mode":"time_of_use"}"#,
+            r#"{"setting":"feed_in","mode":"limited","cap_w":500}"#,
         ],
-        "the retained command and the refused cap never reached the port"
+        "the retained command and the refused value never reached the port"
     );
 
     // Removed at shutdown (remove_on_shutdown), like every other entity.

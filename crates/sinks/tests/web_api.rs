@@ -52,7 +52,7 @@ async fn json_api_serves_devices_states_and_history() {
             >= 0.0
     );
 
-    let now = store::unix_ms(SystemTime::now());
+    let now = model::unix_ms(SystemTime::now());
     let path = format!(
         "/api/history?state=EnergyStreamItem.pvPwr&device={SN}&from={}&to={now}",
         now - 3_600_000
@@ -67,7 +67,7 @@ async fn json_api_serves_devices_states_and_history() {
     assert_eq!(values, vec![powers(0).0, powers(1).0, powers(2).0]);
     assert_eq!(hist["unit"], "W");
     // The same window as UTC times.
-    let utc = |ms: i64| humantime::format_rfc3339_millis(store::from_unix_ms(ms)).to_string();
+    let utc = |ms: i64| humantime::format_rfc3339_millis(model::from_unix_ms(ms)).to_string();
     let by_time = format!(
         "/api/history?state=EnergyStreamItem.pvPwr&device={SN}&from={}&to={}",
         utc(now - 3_600_000),

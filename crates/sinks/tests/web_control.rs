@@ -1,4 +1,4 @@
-//! The settings API over a real socket (issue 14): read-back settings, changes through
+//! The settings API over a real socket (docs/control.md): read-back settings, changes through
 //! the control port with their outcomes (applied, not applied, refused), the token and
 //! control-off rules, and the audit rows. The port is the tests' [`TestPort`]; the real
 //! controller is tested end to end against the simulator in `runtime`/`oceanbridge`.
@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use common::control::{IGNORED, REPORTED};
 use common::{Harness, SN};
+use model::Origin;
 use protocol::{FeedMode, SetRequest, WorkMode};
 use serde_json::{Value as Json, json};
-use store::Origin;
 use testkit::EventStream;
 use testkit::http::{bearer, get, request};
 use testkit::raw_http;

@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime};
 
 use common::grid::{grid_back, outage};
 use common::{Harness, SN};
+use model::unix_ms;
 use serde_json::Value as Json;
-use store::unix_ms;
 use testkit::http::get;
 use testkit::sse::EventStream;
 

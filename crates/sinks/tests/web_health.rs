@@ -6,8 +6,9 @@ mod common;
 use std::time::{Duration, SystemTime};
 
 use common::Harness;
+use model::BridgeStats;
 use sinks::web::health::readiness;
-use store::{BridgeStats, StateStore, StoreConfig};
+use store::{StateStore, StoreConfig};
 use testkit::feed::Feed;
 use testkit::http::get;
 

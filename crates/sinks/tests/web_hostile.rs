@@ -323,7 +323,7 @@ async fn a_public_bind_without_a_token_does_not_start() {
             ..WebConfig::default()
         },
         store,
-        store::BridgeStats::default(),
+        model::BridgeStats::default(),
         None,
         None,
         tokio_util::sync::CancellationToken::new(),

@@ -19,6 +19,7 @@
 //!   [`ClientIdStore`] (protocol §9).
 //! - [`refusal`]: the cloud's refusal codes and wrong-region answer as one-line advice (§9).
 //! - [`broker`]: [`BrokerSource`], fleet mode: the user's own MQTT broker, shared subscriptions.
+//! - [`modbus`]: [`modbus::ModbusSource`], the device's local Modbus TCP interface (§14).
 //! - `mqtt`: what both MQTT sources share: client options, SUBACK warning, error lines.
 //! - `schedule`: per-device energy stream switch and get-all timers (protocol §8), owned
 //!   by the cloud source's loop.
@@ -39,6 +40,7 @@ pub mod credentials;
 pub mod error;
 pub mod handle;
 pub mod login;
+pub mod modbus;
 mod mqtt;
 pub mod observer;
 pub mod payload;

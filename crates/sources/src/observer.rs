@@ -1,5 +1,5 @@
 //! [`SourceObserver`]: what a source tells the rest of the bridge — which counts it in
-//! `store::BridgeStats`, the counters `/metrics` and the dashboard show — and [`Live`], a
+//! `model::BridgeStats`, the counters `/metrics` and the dashboard show — and [`Live`], a
 //! guard that reports one running connection loop or get-all timer for as long as it
 //! exists, so anyone can see that reconnects never multiply loops or timers.
 

@@ -11,12 +11,12 @@ use std::time::{Duration, SystemTime};
 use protocol::{DeviceSettings, DeviceStatus, PayloadView};
 use tokio::time::Instant;
 
-use crate::event::{StateChange, StoreEvent};
 use crate::guard::{Held, Verdict, judge};
 use crate::history::HistorySample;
 use crate::slots::channel_slot;
 use crate::stage::Arrival;
 use crate::state_store::{StateStore, lock, write};
+use model::{StateChange, StoreEvent};
 
 /// The payload's updates as runs of consecutive updates of one device (a payload
 /// normally is one run: one device).

@@ -1,4 +1,4 @@
-//! The control audit log (issue 14): every write attempt — applied, not applied,
+//! The control audit log (docs/control.md): every write attempt — applied, not applied,
 //! refused or dry run — as one row of the `control_audit` table in the SQLite history
 //! file: time, device, setting, previous value, requested value, outcome (with its
 //! reason), origin (cli/web/ha). Rows are kept forever (the history's retention does not
@@ -6,39 +6,46 @@
 //!
 //! Writes go straight to the database (not through the history queue): an attempt is
 //! audited before its outcome is reported, so a crash cannot lose it.
+//!
+//! The columns are text; a row holds them typed ([`Recorded`]): a text this version does
+//! not know (written by an older or newer one) loads as [`Recorded::Unknown`] with the
+//! text kept, never as an error that would lose the row.
 
+use std::fmt;
 use std::time::SystemTime;
 
-use protocol::{DeviceSettings, SetRequest};
+use protocol::{DeviceSettings, SetKind, SetRequest};
 use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
 
-use crate::control::{Origin, Outcome, current_value, requested_value};
 use crate::error::StoreError;
 use crate::state_store::StateStore;
-use crate::unix_ms;
+use model::unix_ms;
+use model::{Origin, OutcomeKind, SetOutcome};
+use protocol::settings::{current_value, requested_value};
 
 /// At most this many rows per audit query.
 pub const MAX_AUDIT_ROWS: usize = 10_000;
 
-/// One write attempt, as stored and as the audit endpoint shows it.
+/// One write attempt, as stored and as the audit endpoint shows it (the JSON has the
+/// same fields as the table, every typed one as its text).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {
     /// When the attempt ended (its outcome was known), ms since the Unix epoch.
     pub at_ms: i64,
     pub device_sn: String,
-    /// [`SetRequest::name`]: `work_mode`, `battery_limits`, `feed_in`.
-    pub setting: String,
+    /// The frame the write changes ([`SetKind`]: `work_mode`, `battery_limits`, `feed_in`).
+    pub setting: Recorded<SetKind>,
     /// The value the device last reported for this setting (96/8), if known.
     pub previous: Option<String>,
     /// The value asked for (see [`requested_value`]).
     pub requested: String,
-    /// [`Outcome::as_str`]: `applied`, `not_applied`, `refused`, `dry_run`.
-    pub outcome: String,
+    /// [`OutcomeKind`]: `applied`, `not_applied`, `refused`, `dry_run`.
+    pub outcome: Recorded<OutcomeKind>,
     /// The reason (not applied, refused) or the frame hex (dry run).
     pub detail: Option<String>,
-    /// [`Origin::as_str`]: `cli`, `web`, `ha`.
-    pub origin: String,
+    /// [`Origin`]: `cli`, `web`, `ha`.
+    pub origin: Recorded<Origin>,
 }
 
 impl AuditEntry {
@@ -48,19 +55,107 @@ impl AuditEntry {
         device_sn: &str,
         request: &SetRequest,
         previous: Option<&DeviceSettings>,
-        outcome: &Outcome,
+        outcome: &SetOutcome,
         origin: Origin,
     ) -> AuditEntry {
         AuditEntry {
             at_ms: unix_ms(at),
             device_sn: device_sn.into(),
-            setting: request.name().into(),
+            setting: Recorded::Known(request.kind()),
             previous: previous.and_then(|s| current_value(request, s)),
             requested: requested_value(request),
-            outcome: outcome.as_str().into(),
+            outcome: Recorded::Known(outcome.kind()),
             detail: outcome.detail().map(Into::into),
-            origin: origin.as_str().into(),
+            origin: Recorded::Known(origin),
         }
+    }
+}
+
+/// A value the audit keeps as text: its name and the name's inverse.
+pub trait AuditText: Sized + Copy {
+    fn text(self) -> &'static str;
+    fn from_text(text: &str) -> Option<Self>;
+}
+
+impl AuditText for SetKind {
+    fn text(self) -> &'static str {
+        self.as_str()
+    }
+    fn from_text(text: &str) -> Option<SetKind> {
+        SetKind::parse(text)
+    }
+}
+
+impl AuditText for OutcomeKind {
+    fn text(self) -> &'static str {
+        self.as_str()
+    }
+    fn from_text(text: &str) -> Option<OutcomeKind> {
+        OutcomeKind::parse(text)
+    }
+}
+
+impl AuditText for Origin {
+    fn text(self) -> &'static str {
+        self.as_str()
+    }
+    fn from_text(text: &str) -> Option<Origin> {
+        Origin::parse(text)
+    }
+}
+
+/// A typed audit column: a value this version knows, or the text as another wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded<T> {
+    Known(T),
+    Unknown(String),
+}
+
+impl<T: AuditText> Recorded<T> {
+    /// The value `text` names, or [`Recorded::Unknown`] with the text.
+    pub fn from_text(text: &str) -> Recorded<T> {
+        T::from_text(text).map_or_else(|| Recorded::Unknown(text.to_string()), Recorded::Known)
+    }
+
+    /// The text as stored.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Recorded::Known(v) => v.text(),
+            Recorded::Unknown(text) => text,
+        }
+    }
+
+    /// The value, when this version knows it.
+    pub fn known(&self) -> Option<T> {
+        match self {
+            Recorded::Known(v) => Some(*v),
+            Recorded::Unknown(_) => None,
+        }
+    }
+}
+
+impl<T: AuditText> fmt::Display for Recorded<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<T: AuditText> PartialEq<&str> for Recorded<T> {
+    fn eq(&self, text: &&str) -> bool {
+        self.as_str() == *text
+    }
+}
+
+impl<T: AuditText> Serialize for Recorded<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de, T: AuditText> Deserialize<'de> for Recorded<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Recorded<T>, D::Error> {
+        let text = String::deserialize(d)?;
+        Ok(Recorded::from_text(&text))
     }
 }
 
@@ -93,12 +188,12 @@ fn insert(conn: &Connection, e: &AuditEntry, keep: usize) -> rusqlite::Result<us
         params![
             e.at_ms,
             e.device_sn,
-            e.setting,
+            e.setting.as_str(),
             e.previous,
             e.requested,
-            e.outcome,
+            e.outcome.as_str(),
             e.detail,
-            e.origin
+            e.origin.as_str()
         ],
     )?;
     let keep = i64::try_from(keep.max(1)).unwrap_or(i64::MAX);
@@ -123,12 +218,12 @@ fn select(
         Ok(AuditEntry {
             at_ms: row.get(0)?,
             device_sn: row.get(1)?,
-            setting: row.get(2)?,
+            setting: Recorded::from_text(&row.get::<_, String>(2)?),
             previous: row.get(3)?,
             requested: row.get(4)?,
-            outcome: row.get(5)?,
+            outcome: Recorded::from_text(&row.get::<_, String>(5)?),
             detail: row.get(6)?,
-            origin: row.get(7)?,
+            origin: Recorded::from_text(&row.get::<_, String>(7)?),
         })
     })?;
     rows.collect()

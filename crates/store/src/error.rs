@@ -9,6 +9,13 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+    /// The history file's mode, or the writer thread, could not be set up.
+    #[error("sqlite history {path}: {source}")]
+    File {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("sqlite history: {0}")]
     Query(#[from] rusqlite::Error),
     #[error("postgres history: {0}")]
@@ -20,7 +27,7 @@ pub enum StoreError {
     #[error("unknown state {0:?} (expected a catalog key like \"EnergyStreamItem.pvPwr\")")]
     UnknownState(String),
     #[error("history write failed: {0}")]
-    WriteFailed(String),
+    WriteFailed(#[source] std::sync::Arc<rusqlite::Error>),
     #[error("the history writer has stopped")]
     WriterGone,
 }

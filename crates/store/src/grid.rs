@@ -11,9 +11,9 @@
 //! never reported does not. Confidence on the Fit: low (inferred); every derivation text
 //! says so.
 
-use serde::{Deserialize, Serialize};
+use model::grid::{GridPresence, GridState, NO_VOLTAGE};
 
-use crate::stage::Stage;
+use model::Stage;
 
 /// Above this a phase carries the grid (§13).
 pub const GRID_VOLTAGE_THRESHOLD_V: f64 = 50.0;
@@ -25,76 +25,9 @@ pub const PHASE_VOLTAGE_KEYS: [&str; 3] = [
     "EMSHeartbeatReport.meterCVoltage",
 ];
 
-/// Whether the grid is there.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum GridPresence {
-    Present,
-    Lost,
-    #[default]
-    Unknown,
-}
-
-impl GridPresence {
-    pub const ALL: [GridPresence; 3] = [
-        GridPresence::Present,
-        GridPresence::Lost,
-        GridPresence::Unknown,
-    ];
-
-    /// `present`, `lost`, `unknown`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            GridPresence::Present => "present",
-            GridPresence::Lost => "lost",
-            GridPresence::Unknown => "unknown",
-        }
-    }
-}
-
-/// Grid presence and how it was derived (one line, for the API, dashboard and logs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct GridState {
-    pub presence: GridPresence,
-    pub derivation: &'static str,
-    /// Since when (Unix ms) the presence is what it is: when this bridge saw it change.
-    /// `None` while it has not seen it change since it started (e.g. restored from the
-    /// history, or unknown from the first report on).
-    pub since_ms: Option<i64>,
-}
-
-impl Default for GridState {
-    fn default() -> GridState {
-        GridState {
-            presence: GridPresence::Unknown,
-            derivation: NO_VOLTAGE,
-            since_ms: None,
-        }
-    }
-}
-
-impl GridState {
-    /// The same presence and derivation (whatever `since_ms` says).
-    pub fn same_reading(&self, other: &GridState) -> bool {
-        self.presence == other.presence && self.derivation == other.derivation
-    }
-
-    /// This fresh derivation after `before`: `before`'s `since_ms` while the presence
-    /// stays the same, else `changed_at`.
-    pub(crate) fn after(self, before: &GridState, changed_at: Option<i64>) -> GridState {
-        let since_ms = if self.presence == before.presence {
-            before.since_ms
-        } else {
-            changed_at
-        };
-        GridState { since_ms, ..self }
-    }
-}
-
 const PRESENT: &str =
     "meter phase voltages: at least one above 50 V (protocol §13; low confidence on the Fit)";
 const LOST: &str = "meter phase voltages: every reported phase at or below 50 V while the device reports (protocol §13; low confidence on the Fit)";
-const NO_VOLTAGE: &str = "no meter phase voltage reported yet (protocol §13)";
 const OFFLINE: &str =
     "the device reported itself offline (protocol §13: only a reporting device tells)";
 const UNAVAILABLE: &str = "the device is unavailable (protocol §13: only a reporting device tells)";

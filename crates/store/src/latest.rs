@@ -10,10 +10,11 @@ use catalog::{Channel, StateDef};
 use protocol::{DeviceSettings, DeviceStatus, ValueRef};
 use tokio::time::Instant;
 
-use crate::grid::{GridInputs, GridState, PHASE_VOLTAGE_KEYS, derive};
+use crate::grid::{GridInputs, PHASE_VOLTAGE_KEYS, derive};
 use crate::slots::{ChannelSlots, channel_slot};
-use crate::stage::{Arrival, Deadlines, DeviceClocks, Stage, StageChange, StageCtx, StageTimes};
-use crate::unix_ms;
+use crate::stage::{Arrival, Deadlines, DeviceClocks, StageChange, StageCtx, StageTimes};
+use model::unix_ms;
+use model::{GridState, Stage};
 
 pub use crate::snapshot::{ChannelSnapshot, DeviceSnapshot, LatestState};
 
@@ -32,7 +33,7 @@ pub(crate) struct DeviceEntry {
     status: Option<(DeviceStatus, SystemTime)>,
     /// Settings merged from every 96/8 report, and when the last one arrived.
     settings: Option<(DeviceSettings, SystemTime)>,
-    /// Grid presence as last announced ([`crate::StoreEvent::Grid`]).
+    /// Grid presence as last announced ([`model::StoreEvent::Grid`]).
     grid: GridState,
 }
 

@@ -1,4 +1,6 @@
-//! The state store: latest value per device/state, history, and the bridge's own counters.
+//! The state store: latest value per device/state, stages, the guard, history (SQLite,
+//! PostgreSQL) and the control audit rows. Storage only: the words it speaks (events,
+//! stages, grid presence, counters, the control contract) are `model`'s.
 //!
 //! # Layout
 //! - [`config`]: [`StoreConfig`] (serde, documented defaults) and channel cadences.
@@ -8,18 +10,16 @@
 //!   documented deadlines, the device rule, the deadline heap the stage timer works off.
 //! - [`state_store`]: [`StateStore`], the handle everything else holds (query, subscribe,
 //!   [`StateStore::run_stages`]); `apply`: applying pushed or polled payloads.
-//! - [`event`]: [`StoreEvent`], what subscribers (SSE, Home Assistant) receive.
-//! - [`control`]: the control interface (issue 14, protocol §10): [`ControlPort`], the
-//!   [`Origin`] of a write and its [`Outcome`]; the runtime's controller implements it,
-//!   the web API and Home Assistant hold it. The settings a device reports (96/8) are
-//!   kept per device beside the latest values ([`StateStore::settings`]).
+//! - The settings a device reports (96/8, protocol §10) are kept per device beside the
+//!   latest values ([`StateStore::settings`]); what a write is and how it ends is
+//!   `model::control`.
 //! - [`audit`]: the control audit table in the SQLite history ([`AuditEntry`],
 //!   [`StateStore::append_audit`], [`StateStore::audit`]).
 //! - [`history`]: which samples are worth keeping (changed values, minimum interval).
 //! - `guard`: what is never published — placeholders (protocol §11) and energy counters
 //!   stepping backwards — counted per payload as [`Held`].
 //! - [`grid`]: grid presence per device from the meter's phase voltages (protocol §13),
-//!   in [`DeviceSnapshot::grid`] and as [`StoreEvent::Grid`].
+//!   in [`DeviceSnapshot::grid`] and as `model::StoreEvent::Grid`.
 //! - `restore`: which devices the history brings back at start (configured ones, at most
 //!   `max_devices`).
 //! - [`snapshot`]: what the store shows of a device ([`DeviceSnapshot`], [`LatestState`]).
@@ -27,9 +27,7 @@
 //!   and the history filter's last stored values).
 //! - [`sqlite`]: the SQLite history file: WAL, a writer thread fed by a bounded queue, retention.
 //! - [`postgres`]: the optional PostgreSQL history sink (same samples, batched inserts,
-//!   retries with backoff, drops counted in [`BridgeStats`]).
-//! - [`stats`]: [`BridgeStats`], counters of the pipeline (frames, skips, errors, drops) and
-//!   the source's health (logins, connects, reconnects, last error, live loops and timers).
+//!   retries with backoff, drops counted in `model::BridgeStats`).
 //!
 //! Why [`PostgresSink`] lives here and not in `sinks`: it is the second history backend,
 //! not another view of the data. It gets exactly the samples the history filter admits
@@ -40,9 +38,7 @@
 mod apply;
 pub mod audit;
 pub mod config;
-pub mod control;
 pub mod error;
-pub mod event;
 pub mod grid;
 mod guard;
 pub mod history;
@@ -54,31 +50,14 @@ pub mod snapshot;
 pub mod sqlite;
 pub mod stage;
 pub mod state_store;
-pub mod stats;
 
-pub use audit::AuditEntry;
+pub use audit::{AuditEntry, Recorded};
 pub use config::{StoreConfig, cadence};
-pub use control::{ControlPort, Origin, Outcome, SetFuture};
 pub use error::StoreError;
-pub use event::{StateChange, StoreEvent};
-pub use grid::{GridPresence, GridState};
 pub use guard::Held;
 pub use history::HistorySample;
 pub use postgres::{PostgresConfig, PostgresSink};
 pub use snapshot::{ChannelSnapshot, DeviceSnapshot, LatestState};
 pub use sqlite::HistoryStats;
-pub use stage::{Stage, StageTimes};
+pub use stage::StageTimes;
 pub use state_store::StateStore;
-pub use stats::{BridgeStats, SourceHealth, StatsSnapshot};
-
-/// Milliseconds since the Unix epoch (0 for times before it).
-pub fn unix_ms(t: std::time::SystemTime) -> i64 {
-    t.duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
-/// The inverse of [`unix_ms`] (negative values clamp to the epoch).
-pub fn from_unix_ms(ms: i64) -> std::time::SystemTime {
-    std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0))
-}

@@ -20,8 +20,8 @@ use tokio_util::sync::CancellationToken;
 use crate::error::StoreError;
 use crate::history::HistorySample;
 use crate::state_store::{HistoryTap, StateStore};
-use crate::stats::BridgeStats;
-use crate::unix_ms;
+use model::BridgeStats;
+use model::unix_ms;
 
 /// `dropped` reason: samples that found the sink's queue full.
 pub const QUEUE_FULL: &str = "postgres_queue_full";

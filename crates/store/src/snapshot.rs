@@ -10,9 +10,9 @@ use protocol::{DeviceSettings, Value};
 use serde::Serialize;
 use serde::ser::{SerializeStruct, Serializer};
 
-use crate::grid::GridState;
-use crate::stage::Stage;
-use crate::unix_ms;
+use model::GridState;
+use model::Stage;
+use model::unix_ms;
 
 /// The latest value of one state of one device.
 #[derive(Debug, Clone, PartialEq)]

@@ -29,44 +29,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use catalog::Channel;
-use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::config::{StoreConfig, cadence};
-
-/// How current a channel's (or device's) values are.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Stage {
-    /// Pushed within its stale deadline.
-    #[default]
-    Fresh,
-    /// Silent for longer than the stale deadline: values shown as old; the bridge re-sends
-    /// the energy-stream switch and a get-all (§8).
-    Stale,
-    /// Silent for longer than `unavailable_after`, or never pushed (only polled or
-    /// restored long ago): Home Assistant shows the entities unavailable.
-    Unavailable,
-}
-
-impl Stage {
-    pub const ALL: [Stage; 3] = [Stage::Fresh, Stage::Stale, Stage::Unavailable];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Fresh => "fresh",
-            Stage::Stale => "stale",
-            Stage::Unavailable => "unavailable",
-        }
-    }
-
-    /// 0 fresh, 1 stale, 2 unavailable (the `/metrics` value).
-    pub fn level(self) -> u8 {
-        self as u8
-    }
-}
+use model::Stage;
 
 /// When a channel turns stale and unavailable (from [`StoreConfig`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,7 +83,7 @@ pub fn device_stage(channels: impl IntoIterator<Item = Stage>) -> Option<Stage> 
     channels.into_iter().min()
 }
 
-/// One stage transition, as the store reports it ([`crate::StoreEvent::Stage`]).
+/// One stage transition, as the store reports it ([`model::StoreEvent::Stage`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StageChange {
     pub device_sn: Arc<str>,

@@ -11,13 +11,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::StoreConfig;
 use crate::error::StoreError;
-use crate::event::StoreEvent;
-use crate::grid::GridState;
 use crate::history::{HistoryFilter, HistorySample, value_from_columns};
 use crate::latest::{DeviceSnapshot, Latest, LatestState};
 use crate::sqlite::{HistoryStats, SqliteHistory};
 use crate::stage::{StageChange, StageTimes};
-use crate::stats::BridgeStats;
+use model::BridgeStats;
+use model::GridState;
+use model::StoreEvent;
 
 /// Events buffered per subscriber before it lags (and is told how many it missed).
 const EVENT_CAPACITY: usize = 1024;
@@ -105,7 +105,7 @@ impl StateStore {
                 continue;
             };
             let sn: Arc<str> = device.into();
-            let at = crate::from_unix_ms(ts);
+            let at = model::from_unix_ms(ts);
             filter.seed(&sn, state, value.clone(), at);
             let out_of_range = value.as_number().is_some_and(|v| state.is_out_of_range(v));
             latest.set(LatestState {

@@ -5,8 +5,9 @@
 
 use std::time::{Duration, SystemTime};
 
+use model::StoreEvent;
 use protocol::UpdateBuf;
-use store::{StateStore, StoreConfig, StoreEvent};
+use store::{StateStore, StoreConfig};
 use testkit::feed::Feed;
 use tokio::sync::broadcast::Receiver;
 

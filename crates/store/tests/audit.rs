@@ -1,11 +1,12 @@
-//! The control audit table (issue 14): every attempt is one row in the SQLite history
+//! The control audit table (docs/control.md): every attempt is one row in the SQLite history
 //! file, committed when `append_audit` returns, kept across a restart, queried newest
 //! first and per device.
 
 use std::time::{Duration, SystemTime};
 
-use protocol::{DeviceSettings, FeedMode, SetRequest, WorkMode};
-use store::{AuditEntry, Origin, Outcome, StateStore, StoreConfig};
+use model::{Origin, OutcomeKind, SetOutcome};
+use protocol::{DeviceSettings, FeedMode, SetKind, SetRequest, WorkMode};
+use store::{AuditEntry, Recorded, StateStore, StoreConfig};
 
 const A: &str = "HJ31ZDH5ZF220001";
 const B: &str = "HJ31ZDH5ZF220002";
@@ -43,7 +44,7 @@ fn attempts_are_appended_kept_and_queried() {
             A,
             &backup,
             Some(&before),
-            &Outcome::Applied,
+            &SetOutcome::Applied,
             Origin::Cli,
         ),
         AuditEntry::new(
@@ -51,7 +52,7 @@ fn attempts_are_appended_kept_and_queried() {
             A,
             &limits,
             Some(&before),
-            &Outcome::Refused {
+            &SetOutcome::Refused {
                 reason: "backup reserve 95 % must not exceed the solar-surplus threshold 90 %"
                     .into(),
             },
@@ -62,7 +63,7 @@ fn attempts_are_appended_kept_and_queried() {
             B,
             &cap,
             None,
-            &Outcome::NotApplied {
+            &SetOutcome::NotApplied {
                 reason: "no read-back within 2s".into(),
             },
             Origin::Ha,
@@ -124,7 +125,7 @@ fn the_audit_keeps_its_newest_rows_and_counts_the_pruned() {
             A,
             &request,
             None,
-            &Outcome::Refused { reason },
+            &SetOutcome::Refused { reason },
             Origin::Web,
         )
     };
@@ -151,4 +152,54 @@ fn the_audit_keeps_its_newest_rows_and_counts_the_pruned() {
     assert_eq!(kept.len(), 5);
     assert_eq!(kept[0].detail.as_deref(), Some("refused write 12"));
     assert_eq!(kept[4].detail.as_deref(), Some("refused write 8"));
+}
+
+/// Rows another version wrote, with texts this one does not know, still load: the text
+/// is kept as `Unknown`, shown as it was, and the other columns are typed as usual.
+#[test]
+fn rows_with_unknown_texts_load_as_written() {
+    let dir = testkit::temp_dir("audit-unknown");
+    let config = StoreConfig {
+        sqlite_path: Some(dir.path().join("history.sqlite")),
+        ..StoreConfig::default()
+    };
+    let row = AuditEntry {
+        at_ms: 1_700_000_000_000,
+        device_sn: A.into(),
+        setting: Recorded::from_text("charge_limit"),
+        previous: None,
+        requested: "95 %".into(),
+        outcome: Recorded::from_text("queued"),
+        detail: Some("a newer outcome".into()),
+        origin: Recorded::from_text("optimiser"),
+    };
+    assert_eq!(row.setting, Recorded::Unknown("charge_limit".into()));
+    {
+        let store = StateStore::open(&config).expect("open");
+        store.append_audit(&row).expect("appended");
+        let known = AuditEntry::new(
+            SystemTime::now(),
+            A,
+            &SetRequest::WorkMode {
+                mode: WorkMode::Backup,
+            },
+            None,
+            &SetOutcome::Applied,
+            Origin::Ha,
+        );
+        store.append_audit(&known).expect("appended");
+    }
+    let store = StateStore::open(&config).expect("reopen");
+    let rows = store.audit(Some(A), 10).expect("query");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1], row);
+    assert_eq!(rows[1].origin.to_string(), "optimiser");
+    assert_eq!(rows[0].setting.known(), Some(SetKind::WorkMode));
+    assert_eq!(rows[0].outcome.known(), Some(OutcomeKind::Applied));
+    assert_eq!(rows[0].origin.known(), Some(Origin::Ha));
+    let json = serde_json::to_value(&rows[1]).expect("json");
+    assert_eq!(json["setting"], "charge_limit");
+    assert_eq!(json["outcome"], "queued");
+    let back: AuditEntry = serde_json::from_value(json).expect("from JSON");
+    assert_eq!(back, row);
 }

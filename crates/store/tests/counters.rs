@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use catalog::Channel;
+use model::StoreEvent;
 use protocol::{DecodedPayload, decode_payload, encode_frames};
-use store::{Held, StateStore, StoreConfig, StoreEvent};
+use store::{Held, StateStore, StoreConfig};
 use testkit::feed::numbers_frame;
 use tokio::sync::broadcast::Receiver;
 
@@ -168,7 +169,7 @@ fn a_pack_counter_never_reads_zero_and_each_pack_reports_in_turn() {
         .iter()
         .find(|c| c.channel == Channel::CloudBmsInfoReport.as_str())
         .expect("bms channel");
-    assert_eq!(bms.last_update_ms, Some(store::unix_ms(latest)));
+    assert_eq!(bms.last_update_ms, Some(model::unix_ms(latest)));
 }
 
 #[test]

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use catalog::Channel;
+use model::{GridPresence, StoreEvent};
 use protocol::{DecodedPayload, decode_payload, encode_frames};
-use store::{GridPresence, StateStore, StoreConfig, StoreEvent};
+use store::{StateStore, StoreConfig};
 use testkit::feed::{Feed, numbers_frame};
 use tokio::sync::broadcast::Receiver;
 use tokio_util::sync::CancellationToken;

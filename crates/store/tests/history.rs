@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+use model::StoreEvent;
 use protocol::Value;
-use store::{StateStore, StoreConfig, StoreEvent};
+use store::{StateStore, StoreConfig};
 use testkit::feed::Feed;
 
 fn config(path: Option<PathBuf>) -> StoreConfig {
@@ -46,7 +47,7 @@ fn restart_keeps_everything_that_was_acknowledged() {
     assert_eq!(points.len(), 10, "{points:?}");
     let values: Vec<f64> = points.iter().map(|(_, v)| *v).collect();
     assert_eq!(values, pv_values);
-    assert_eq!(store::unix_ms(points[0].0), store::unix_ms(t0));
+    assert_eq!(model::unix_ms(points[0].0), model::unix_ms(t0));
     // Latest values come back too, for all 216 − 25 (third pack absent) states.
     let latest = store.latest("HC31ZDH5ZF220123");
     assert_eq!(latest.len(), catalog::STATE_COUNT - 25);
@@ -111,7 +112,7 @@ fn unchanged_values_are_not_stored_again_until_the_interval() {
         .expect("history");
     let times: Vec<i64> = h
         .iter()
-        .map(|(t, _)| store::unix_ms(*t) - store::unix_ms(t0))
+        .map(|(t, _)| model::unix_ms(*t) - model::unix_ms(t0))
         .collect();
     assert_eq!(times, vec![0, 400_000]);
     assert!(matches!(
@@ -141,7 +142,7 @@ fn min_interval_limits_how_often_changes_are_stored() {
         .expect("history");
     let secs: Vec<i64> = h
         .iter()
-        .map(|(t, _)| (store::unix_ms(*t) - store::unix_ms(t0)) / 1000)
+        .map(|(t, _)| (model::unix_ms(*t) - model::unix_ms(t0)) / 1000)
         .collect();
     assert_eq!(secs, vec![0, 30]);
 }

@@ -5,8 +5,9 @@
 
 use std::time::{Duration, SystemTime};
 
+use model::BridgeStats;
 use store::postgres::{ATTEMPTS, WRITE_FAILED};
-use store::{BridgeStats, PostgresConfig, PostgresSink, StateStore, StoreConfig};
+use store::{PostgresConfig, PostgresSink, StateStore, StoreConfig};
 use testkit::feed::Feed;
 use tokio_util::sync::CancellationToken;
 
@@ -67,7 +68,7 @@ async fn postgres_receives_the_same_samples_as_sqlite() {
     let expected: Vec<f64> = (0..5).map(|s| testkit::feed::powers(s).0).collect();
     assert_eq!(values, expected);
     let first_ms: i64 = rows[0].get(1);
-    assert_eq!(first_ms, store::unix_ms(t0));
+    assert_eq!(first_ms, model::unix_ms(t0));
     let text: i64 = client
         .query_one(
             &format!("SELECT count(*) FROM {table} WHERE text IS NOT NULL"),

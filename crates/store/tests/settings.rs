@@ -4,8 +4,9 @@
 
 use std::time::SystemTime;
 
+use model::StoreEvent;
 use protocol::{DeviceSettings, FrameSpec, decode_payload, encode_frames};
-use store::{StateStore, StoreConfig, StoreEvent};
+use store::{StateStore, StoreConfig};
 
 const SN: &str = "HJ31ZDH5ZF220777";
 

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use catalog::Channel;
-use store::{Stage, StateStore, StoreConfig, StoreEvent};
+use model::{Stage, StoreEvent};
+use store::{StateStore, StoreConfig};
 use testkit::feed::Feed;
 use tokio::sync::broadcast::Receiver;
 use tokio::time::Instant;

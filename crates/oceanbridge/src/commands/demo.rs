@@ -11,10 +11,11 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use model::BridgeStats;
 use simulator::{Simulator, SimulatorConfig};
 use sinks::web::WebConfig;
 use sources::{CloudConfig, CloudSource, WayIn};
-use store::{BridgeStats, StateStore};
+use store::StateStore;
 use tokio_util::sync::CancellationToken;
 
 use runtime::{Bridge, BridgeOptions, Source};

@@ -1,6 +1,7 @@
 //! `oceanbridge set [--config FILE] [--data-dir DIR] [--dry-run] <SN> <setting> <value>`:
-//! one settings write (issue 14, protocol §10) — work-mode, backup-reserve,
-//! surplus-threshold, feed-mode, feed-cap (`store::control::request_for`).
+//! one settings write (protocol §10, docs/control.md) — work_mode, backup_reserve,
+//! surplus_threshold, feed_mode, feed_power_cap (`-` or `_`; `feed-cap` still works),
+//! parsed by `protocol::settings`, the parser every interface shares.
 //!
 //! It runs its own short-lived bridge against the configured source (the same login,
 //! client id and state directory as `run`, so it needs `run` to be stopped: the state
@@ -14,8 +15,9 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use model::{Origin, SetOutcome};
 use runtime::{Bridge, Profile, Service};
-use store::{Origin, Outcome, StateStore};
+use store::{Recorded, StateStore};
 use tokio_util::sync::CancellationToken;
 
 /// Exit code of a write the device did not apply in time (or applied differently).
@@ -37,11 +39,12 @@ pub struct SetArgs {
     pub log: super::common::QuietLogArg,
     /// The device's serial number.
     pub sn: String,
-    /// work-mode, backup-reserve, surplus-threshold, feed-mode or feed-cap.
+    /// work-mode, backup-reserve, surplus-threshold, feed-mode or feed-power-cap (`-` or
+    /// `_`; `feed-cap` is accepted too).
     pub setting: String,
     /// work-mode: self-use, time-of-use, backup, ai-schedule; backup-reserve and
     /// surplus-threshold: percent; feed-mode: off, unlimited, zero-export, limited;
-    /// feed-cap: watts (selects limited feed-in).
+    /// feed-power-cap: watts (selects limited feed-in).
     pub value: String,
 }
 
@@ -65,15 +68,15 @@ pub fn run(args: SetArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(exit_code(&outcome)))
 }
 
-pub fn exit_code(outcome: &Outcome) -> u8 {
+pub fn exit_code(outcome: &SetOutcome) -> u8 {
     match outcome {
-        Outcome::Applied | Outcome::DryRun { .. } => 0,
-        Outcome::NotApplied { .. } => NOT_APPLIED,
-        Outcome::Refused { .. } => REFUSED,
+        SetOutcome::Applied | SetOutcome::DryRun { .. } => 0,
+        SetOutcome::NotApplied { .. } => NOT_APPLIED,
+        SetOutcome::Refused { .. } => REFUSED,
     }
 }
 
-async fn write(service: &Service, args: &SetArgs) -> anyhow::Result<Outcome> {
+async fn write(service: &Service, args: &SetArgs) -> anyhow::Result<SetOutcome> {
     let shutdown = CancellationToken::new();
     runtime::shutdown::cancel_on_signal(shutdown.clone());
     let wait = service.config().control.confirm_timeout;
@@ -93,13 +96,13 @@ async fn write(service: &Service, args: &SetArgs) -> anyhow::Result<Outcome> {
 
 /// Waits for the device's settings (needed for the half of a frame the user did not
 /// name, and for the audit's previous value), then writes.
-async fn one_write(bridge: &Bridge, args: &SetArgs, wait: Duration) -> anyhow::Result<Outcome> {
+async fn one_write(bridge: &Bridge, args: &SetArgs, wait: Duration) -> anyhow::Result<SetOutcome> {
     let store = &bridge.store;
     let known = tokio::time::timeout(wait, settled(store, &args.sn))
         .await
         .is_ok();
     if !known && store.device(&args.sn).is_none() && !args.dry_run {
-        return Ok(Outcome::Refused {
+        return Ok(SetOutcome::Refused {
             reason: format!(
                 "device {} sent nothing within {}: is the serial number right and the source reachable?",
                 args.sn,
@@ -108,15 +111,18 @@ async fn one_write(bridge: &Bridge, args: &SetArgs, wait: Duration) -> anyhow::R
         });
     }
     let current = store.settings(&args.sn);
-    let request = match store::control::request_for(&args.setting, &args.value, current.as_ref()) {
-        Ok(r) => r,
-        // Refused here, before the controller: still an attempt, so still audited.
-        Err(reason) => {
-            let outcome = Outcome::Refused { reason };
-            audit_refusal(store, &args.sn, &args.setting, &args.value, &outcome);
-            return Ok(outcome);
-        }
-    };
+    let request =
+        match protocol::settings::request_for(&args.setting, &args.value, current.as_ref()) {
+            Ok(r) => r,
+            // Refused here, before the controller: still an attempt, so still audited.
+            Err(e) => {
+                let outcome = SetOutcome::Refused {
+                    reason: e.to_string(),
+                };
+                audit_refusal(store, &args.sn, &args.setting, &args.value, &outcome);
+                return Ok(outcome);
+            }
+        };
     Ok(bridge
         .controller
         .write(&args.sn, request, Origin::Cli)
@@ -137,16 +143,21 @@ async fn settled(store: &StateStore, sn: &str) {
     }
 }
 
-fn audit_refusal(store: &StateStore, sn: &str, setting: &str, value: &str, outcome: &Outcome) {
+fn audit_refusal(store: &StateStore, sn: &str, setting: &str, value: &str, outcome: &SetOutcome) {
+    // The frame the named setting travels in; a name that means none is kept as typed.
+    let setting = protocol::settings::Setting::parse(setting).map_or_else(
+        |_| Recorded::Unknown(setting.replace('-', "_")),
+        |s| Recorded::Known(s.kind()),
+    );
     let entry = store::AuditEntry {
-        at_ms: store::unix_ms(std::time::SystemTime::now()),
+        at_ms: model::unix_ms(std::time::SystemTime::now()),
         device_sn: sn.into(),
-        setting: setting.replace('-', "_"),
+        setting,
         previous: None,
         requested: value.into(),
-        outcome: outcome.as_str().into(),
+        outcome: Recorded::Known(outcome.kind()),
         detail: outcome.detail().map(Into::into),
-        origin: Origin::Cli.as_str().into(),
+        origin: Recorded::Known(Origin::Cli),
     };
     if let Err(e) = store.append_audit(&entry) {
         eprintln!("oceanbridge set: control audit row not written: {e}");

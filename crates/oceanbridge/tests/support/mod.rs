@@ -3,11 +3,17 @@
 //! cadences (also on a runtime of its own for blocking tests, [`BlockingSim`]) and a
 //! `[source]` section for it, an MQTT/TLS publisher of crafted payloads on
 //! the simulator's broker, and readers for `/api/states` and `/metrics`. [`fleet`]: the
-//! fleet-mode tests' publishers, probes and PostgreSQL rows.
+//! fleet-mode tests' publishers, probes and PostgreSQL rows. [`wire`]: what a simulated
+//! device sent, heard next to the bridge; [`counters`]: energy counters as Home Assistant
+//! reads them off the state topics; [`night`]: what the field-night proofs sample and
+//! compare.
 
 #![allow(dead_code)]
 
+pub mod counters;
 pub mod fleet;
+pub mod night;
+pub mod wire;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -10,11 +10,12 @@
 
 use std::time::Duration;
 
+use model::unix_ms;
 use prost::Message as _;
 use protocol::{FeedMode, SetRequest, WorkMode, pb};
 use serde_json::{Value, json};
 use sources::RawPayload;
-use store::{AuditEntry, StateStore, unix_ms};
+use store::{AuditEntry, StateStore};
 
 use super::mask::Masker;
 

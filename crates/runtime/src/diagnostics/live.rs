@@ -7,8 +7,9 @@
 use std::path::PathBuf;
 use std::time::SystemTime;
 
+use model::BridgeStats;
 use sinks::web::diagnostics::{BundleError, BundleFile, DiagnosticsBundle};
-use store::{BridgeStats, StateStore};
+use store::StateStore;
 
 use super::{Busy, Format, Inputs, Live, archive, try_build};
 use crate::config::Config;

@@ -30,10 +30,11 @@ use std::path::Path;
 use std::sync::{Mutex, TryLockError};
 use std::time::SystemTime;
 
+use model::{BridgeStats, unix_ms};
 use protocol::UpdateBuf;
 use serde_json::json;
 use sources::RawPayload;
-use store::{BridgeStats, StateStore, StoreConfig, unix_ms};
+use store::{StateStore, StoreConfig};
 
 pub use archive::Format;
 pub use live::{BuildError, DiagnosticsContext, LiveBundle};

@@ -9,13 +9,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use model::BridgeStats;
 use runtime::StatsObserver;
 use simulator::{Simulator, SimulatorConfig};
 use sources::{
     CloudConfig, CloudSource, LiveTask, RawPayload, SourceError, SourceHandle, SourceObserver,
     WayIn, decode_raw,
 };
-use store::{BridgeStats, StateStore, StoreConfig};
+use store::{StateStore, StoreConfig};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;

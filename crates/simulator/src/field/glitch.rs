@@ -25,6 +25,14 @@ pub const LIFETIME_COUNTERS: [&str; 3] = [
     "CloudBmsInfoReport.bpCycles",
 ];
 
+/// The lifetime counters that can read a placeholder 0 (§11: a lifetime *energy* counter
+/// of exactly 0). A cycle count of 0 is a new pack's true reading, so the bridge takes it
+/// as one; injecting it would be a value the field does not send.
+pub const ZERO_PLACEHOLDER_COUNTERS: [&str; 2] = [
+    "CloudBmsInfoReport.bpAccuChgCap",
+    "CloudBmsInfoReport.bpAccuDsgCap",
+];
+
 /// Daily counters: they grow through the day and reset at local midnight.
 pub const DAY_COUNTERS: [&str; 6] = [
     "EMSHeartbeatReport.pvInDayEnergy",
@@ -119,13 +127,13 @@ impl Glitches {
         let placeholders: Vec<usize> = (0..states.len())
             .filter(|&i| {
                 let s = states[i].0;
-                LIFETIME_COUNTERS.contains(&s.key) || is_uint32_percent(s)
+                ZERO_PLACEHOLDER_COUNTERS.contains(&s.key) || is_uint32_percent(s)
             })
             .collect();
         if !placeholders.is_empty() && self.hit(self.placeholder_rate) {
             let i = placeholders[self.pick(placeholders.len())];
             let (s, v) = &mut states[i];
-            let kind = if LIFETIME_COUNTERS.contains(&s.key) {
+            let kind = if ZERO_PLACEHOLDER_COUNTERS.contains(&s.key) {
                 *v = Value::Number(0.0);
                 BadSample::CounterZero
             } else {
@@ -229,7 +237,10 @@ mod tests {
                 let (def, v) = s.iter().find(|(d, _)| d.key == key).unwrap();
                 let true_v = truth.iter().find(|(d, _)| d.key == key).unwrap().1.clone();
                 match kind {
-                    BadSample::CounterZero => assert_eq!(v, &Value::Number(0.0)),
+                    BadSample::CounterZero => {
+                        assert_eq!(v, &Value::Number(0.0));
+                        assert_ne!(def.name, "bpCycles", "a cycle count of 0 is a reading");
+                    }
                     BadSample::PercentPlaceholder => {
                         assert_eq!(def.name, "bpDownLimitSoc");
                         assert_eq!(v, &Value::Number(4_294_967_295.0));

@@ -13,9 +13,10 @@
 
 use std::sync::Arc;
 
+use model::{ControlPort, Origin};
 use rumqttc::v5::AsyncClient;
 use rumqttc::v5::mqttbytes::QoS;
-use store::{ControlPort, Origin, StateStore};
+use store::StateStore;
 use tokio::sync::Semaphore;
 
 use super::discovery::Topics;

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use store::BridgeStats;
+use model::BridgeStats;
 
 /// At most one warning per reason in this interval.
 pub(super) const WARN_EVERY: Duration = Duration::from_secs(60);

@@ -10,8 +10,8 @@
 //! (`present`/`lost`/`unknown`), `derivation` (how it was derived, one line) and `since`
 //! (RFC 3339, UTC; `null` while the bridge has not seen it change since it started).
 
+use model::{GridPresence, GridState};
 use serde_json::{Value as Json, json};
-use store::{GridPresence, GridState};
 
 use super::discovery::{Topics, device_info, id_safe, topic_safe};
 
@@ -71,7 +71,7 @@ pub fn value(presence: GridPresence) -> &'static str {
 pub fn state_payload(grid: &GridState) -> String {
     let since = grid
         .since_ms
-        .map(|ms| humantime::format_rfc3339_seconds(store::from_unix_ms(ms)).to_string());
+        .map(|ms| humantime::format_rfc3339_seconds(model::from_unix_ms(ms)).to_string());
     json!({
         "value": value(grid.presence),
         "presence": grid.presence.as_str(),

@@ -11,7 +11,7 @@
 //! - [`settings`]: the settings controls (protocol §10), pure — `select`/`number` configs,
 //!   read-back states, command payloads as [`protocol::SetRequest`]s.
 //! - `publisher`: announcing, following store events, removing entities.
-//! - `commands`: settings commands from HA → [`store::ControlPort`] (origin `ha`), only
+//! - `commands`: settings commands from HA → [`model::ControlPort`] (origin `ha`), only
 //!   with the opt-in `[home_assistant] control`; bounded in size, rate and concurrency.
 //! - `connection`: the MQTT 5 event loop with reconnect backoff; says when to announce,
 //!   and the gate that keeps re-announces to one per connect or per 30 s.
@@ -34,10 +34,11 @@ mod publisher;
 use std::sync::Arc;
 use std::time::Duration;
 
+use model::{BridgeStats, ControlPort};
 use rumqttc::v5::AsyncClient;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::LastWill;
-use store::{BridgeStats, ControlPort, StateStore};
+use store::StateStore;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;

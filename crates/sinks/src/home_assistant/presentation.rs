@@ -74,15 +74,28 @@ fn row_key(state: &StateDef) -> String {
     }
 }
 
+/// The first bad line of the table.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("entities.txt line {line}: {why}: {text:?}")]
+struct TableError {
+    line: usize,
+    why: &'static str,
+    text: String,
+}
+
 /// Parses the table; `Err` names the first bad line.
-fn parse(table: &str) -> Result<Rows, String> {
+fn parse(table: &str) -> Result<Rows, TableError> {
     let mut rows = HashMap::new();
     for (n, line) in table.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let bad = |why: &str| format!("entities.txt line {}: {why}: {line:?}", n + 1);
+        let bad = |why: &'static str| TableError {
+            line: n + 1,
+            why,
+            text: line.to_string(),
+        };
         let cells: Vec<&str> = line.splitn(4, '|').map(str::trim).collect();
         let [key, shown, precision, name] = cells[..] else {
             return Err(bad("expected `key | shown | precision | name`"));

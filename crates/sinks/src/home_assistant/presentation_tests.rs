@@ -50,7 +50,7 @@ fn the_table_refuses_bad_rows() {
         ("a.b | main | x | Name", "precision"),
         ("a.b | main | - | Name\na.b | main | - | Name", "second row"),
     ] {
-        let e = parse(text).expect_err(text);
+        let e = parse(text).expect_err(text).to_string();
         assert!(e.contains(why) && e.contains("line"), "{text}: {e}");
     }
 }

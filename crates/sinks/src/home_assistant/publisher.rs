@@ -8,9 +8,10 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use catalog::Channel;
+use model::{GridState, Stage, StoreEvent};
 use rumqttc::v5::AsyncClient;
 use rumqttc::v5::mqttbytes::QoS;
-use store::{DeviceSnapshot, GridState, Stage, StateStore, StoreEvent};
+use store::{DeviceSnapshot, StateStore};
 
 use protocol::DeviceSettings;
 

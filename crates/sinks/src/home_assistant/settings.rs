@@ -1,11 +1,13 @@
 //! The settings entities (protocol §10), pure: one Home Assistant `select` or `number` per
 //! setting a user may change, their discovery configs and topics, the state each shows
-//! (always the device's read-back [`DeviceSettings`], never the request), and how a
-//! command payload from HA becomes a [`SetRequest`]. Announced only while control is on;
+//! (always the device's read-back [`DeviceSettings`], never the request); a command
+//! payload from HA becomes a [`SetRequest`] through `protocol::settings`, as from every
+//! other interface. Announced only while control is on;
 //! `docs/control.md` says what each setting does.
 
 use protocol::control::MAX_FEED_POWER_W;
-use protocol::{DeviceSettings, FeedMode, SetRequest, WorkMode};
+use protocol::settings::Setting;
+use protocol::{DeviceSettings, FeedMode, SetError, SetRequest, WorkMode};
 use serde_json::{Map, Value as Json, json};
 
 use super::discovery::{Topics, device_info, id_safe, topic_safe};
@@ -35,15 +37,20 @@ impl SettingEntity {
         SettingEntity::FeedPowerCap,
     ];
 
-    /// The topic level and object id (`work_mode`, …).
-    pub const fn key(self) -> &'static str {
+    /// The setting this entity changes.
+    pub const fn setting(self) -> Setting {
         match self {
-            SettingEntity::WorkMode => "work_mode",
-            SettingEntity::FeedMode => "feed_mode",
-            SettingEntity::BackupReserve => "backup_reserve",
-            SettingEntity::SurplusThreshold => "surplus_threshold",
-            SettingEntity::FeedPowerCap => "feed_power_cap",
+            SettingEntity::WorkMode => Setting::WorkMode,
+            SettingEntity::FeedMode => Setting::FeedMode,
+            SettingEntity::BackupReserve => Setting::BackupReserve,
+            SettingEntity::SurplusThreshold => Setting::SurplusThreshold,
+            SettingEntity::FeedPowerCap => Setting::FeedPowerCap,
         }
+    }
+
+    /// The topic level and object id: the setting's canonical name (`work_mode`, …).
+    pub const fn key(self) -> &'static str {
+        self.setting().name()
     }
 
     pub fn from_key(key: &str) -> Option<SettingEntity> {
@@ -86,64 +93,13 @@ impl SettingEntity {
         text.unwrap_or_else(|| UNKNOWN.to_string())
     }
 
-    /// The request a command `payload` from HA means, given the device's current
-    /// read-back values for the setting's partner (threshold for the reserve and back,
-    /// cap for the limited feed mode). Errors are one line for the user.
-    pub fn request(self, payload: &str, current: &DeviceSettings) -> Result<SetRequest, String> {
-        let payload = payload.trim();
-        match self {
-            SettingEntity::WorkMode => WorkMode::parse(payload)
-                .map(|mode| SetRequest::WorkMode { mode })
-                .ok_or_else(|| format!("unknown work mode {payload:?}")),
-            SettingEntity::FeedMode => {
-                let mode = FeedMode::parse(payload)
-                    .ok_or_else(|| format!("unknown feed-in mode {payload:?}"))?;
-                Ok(SetRequest::FeedIn {
-                    mode,
-                    cap_w: (mode == FeedMode::Limited)
-                        .then_some(current.feed_power_cap_w)
-                        .flatten(),
-                })
-            }
-            SettingEntity::BackupReserve => Ok(SetRequest::BatteryLimits {
-                backup_reserve: whole(payload)?,
-                surplus_threshold: current.surplus_threshold.ok_or(
-                    "the device has not reported its solar-surplus threshold yet (it is sent with the reserve)",
-                )?,
-            }),
-            SettingEntity::SurplusThreshold => Ok(SetRequest::BatteryLimits {
-                backup_reserve: current.backup_reserve.ok_or(
-                    "the device has not reported its backup reserve yet (it is sent with the threshold)",
-                )?,
-                surplus_threshold: whole(payload)?,
-            }),
-            // The cap only means something in limited mode (§10: field 4 goes with mode 3);
-            // setting it must not switch the mode behind the user's back.
-            SettingEntity::FeedPowerCap => {
-                let cap_w = whole(payload)?;
-                if current.feed_mode != Some(FeedMode::Limited.code()) {
-                    return Err(
-                        "the feed-in cap applies in feed-in mode \"limited\"; choose that mode first"
-                            .into(),
-                    );
-                }
-                Ok(SetRequest::FeedIn {
-                    mode: FeedMode::Limited,
-                    cap_w: Some(cap_w),
-                })
-            }
-        }
+    /// The request a command `payload` from HA means: [`Setting::request`], the one
+    /// parser every interface shares, with the device's current read-back values for the
+    /// setting's partner (threshold for the reserve and back, cap for the limited feed
+    /// mode). Errors are one line for the user.
+    pub fn request(self, payload: &str, current: &DeviceSettings) -> Result<SetRequest, SetError> {
+        self.setting().request(payload, Some(current))
     }
-}
-
-/// A whole non-negative number as HA sends it (`"30"` or `"30.0"`).
-fn whole(payload: &str) -> Result<u32, String> {
-    let bad = || format!("expected a whole number, got {payload:?}");
-    let v: f64 = payload.parse().map_err(|_| bad())?;
-    if !v.is_finite() || v < 0.0 || v.fract() != 0.0 || v > f64::from(u32::MAX) {
-        return Err(bad());
-    }
-    Ok(v as u32)
 }
 
 impl Topics {

@@ -139,7 +139,7 @@ fn commands_carry_the_partner_value() {
 fn bad_commands_are_one_line_errors() {
     let s = reported();
     let err = |e: SettingEntity, p: &str, current: &DeviceSettings| {
-        let message = e.request(p, current).expect_err(p);
+        let message = e.request(p, current).expect_err(p).to_string();
         assert!(!message.contains('\n'), "{message}");
         message
     };
@@ -155,7 +155,14 @@ fn bad_commands_are_one_line_errors() {
         feed_mode: Some(FeedMode::Unlimited.code()),
         ..s
     };
-    assert!(err(SettingEntity::FeedPowerCap, "500", &unlimited).contains("limited"));
+    // A cap selects limited feed-in, whatever the mode was (protocol::settings, §10).
+    assert_eq!(
+        SettingEntity::FeedPowerCap.request("500", &unlimited),
+        Ok(SetRequest::FeedIn {
+            mode: FeedMode::Limited,
+            cap_w: Some(500)
+        })
+    );
 }
 
 #[test]

@@ -4,13 +4,14 @@
 use std::sync::atomic::AtomicU64;
 use std::time::SystemTime;
 
+use model::BridgeStats;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
-use store::{BridgeStats, StateStore};
+use store::StateStore;
 
 use super::{counter, counter_family, gauge};
 
-fn source_health(registry: &mut Registry, s: &store::SourceHealth) {
+fn source_health(registry: &mut Registry, s: &model::SourceHealth) {
     counter(
         registry,
         "source_logins",
@@ -145,7 +146,7 @@ pub(super) fn bridge_health(
     }
     if let Some(last) = s.last_message_ms {
         let age = Gauge::<f64, AtomicU64>::default();
-        let now_ms = store::unix_ms(now);
+        let now_ms = model::unix_ms(now);
         age.set((now_ms.saturating_sub(last)).max(0) as f64 / 1000.0);
         registry.register_with_unit(
             "last_message_age",

@@ -7,7 +7,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
-use store::GridPresence;
+use model::GridPresence;
 
 use super::{FloatGauge, Labels};
 
@@ -28,7 +28,7 @@ pub(super) fn device_health(
     let stage = Family::<Labels, FloatGauge>::default();
     let age = Family::<Labels, FloatGauge>::default();
     let push_age = Family::<Labels, FloatGauge>::default();
-    let now_ms = store::unix_ms(now);
+    let now_ms = model::unix_ms(now);
     for (d, n_oor) in devices.iter().zip(out_of_range) {
         let device = vec![("device", d.device_sn.clone())];
         if let Some(on) = d.online {

@@ -42,13 +42,14 @@ use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 use std::time::SystemTime;
 
+use model::BridgeStats;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
-use store::{BridgeStats, StateStore};
+use store::StateStore;
 
 pub use states::metric_name;
 

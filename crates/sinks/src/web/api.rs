@@ -8,10 +8,11 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use catalog::StateDef;
+use model::{Stage, from_unix_ms, unix_ms};
 use protocol::Value;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use store::{ChannelSnapshot, LatestState, Stage, StateStore, from_unix_ms, unix_ms};
+use store::{ChannelSnapshot, LatestState, StateStore};
 
 use super::AppState;
 use crate::units::display_unit;

@@ -1,12 +1,14 @@
-//! The settings API (issue 14, protocol §10): what a device reports for its settings,
+//! The settings API (protocol §10, docs/control.md): what a device reports for its settings,
 //! changing them, and the audit of every attempt.
 //!
 //! - `GET /api/devices/{sn}/settings`: the device's read-back settings (96/8), whether
 //!   control is on and whether this server accepts changes.
-//! - `POST /api/devices/{sn}/settings`: a [`SetRequest`] as JSON (`{"setting":
-//!   "work_mode", "mode": "backup"}`, `{"setting": "battery_limits", "backup_reserve":
+//! - `POST /api/devices/{sn}/settings`: a setting by name and its value, as the CLI and
+//!   Home Assistant take them (`{"setting": "feed_power_cap", "value": 800}`; names and
+//!   values as `protocol::settings` reads them; 422 when they make no request), or a
+//!   [`SetRequest`] as JSON (`{"setting": "work_mode", "mode": "backup"}`, `{"setting": "battery_limits", "backup_reserve":
 //!   20, "surplus_threshold": 80}`, `{"setting": "feed_in", "mode": "limited", "cap_w":
-//!   800}`), carried out by the [`ControlPort`]; answers the [`Outcome`] JSON. Accepted
+//!   800}`), carried out by the [`ControlPort`]; answers the [`SetOutcome`] JSON. Accepted
 //!   only with a dashboard token configured (a write must never be open to anyone who can
 //!   reach the port), as `Content-Type: application/json` from this dashboard's own origin
 //!   (the write rules of [`super::guard`]: 415, 403). Status: 200 for applied, not applied and dry run (the request was
@@ -22,11 +24,12 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use model::{ControlPort, Origin, SetOutcome};
 use protocol::control::MAX_FEED_POWER_W;
-use protocol::{DeviceSettings, FeedMode, SetRequest, WorkMode};
+use protocol::settings::request_for;
+use protocol::{DeviceSettings, FeedMode, SetError, SetRequest, WorkMode};
 use serde::Deserialize;
 use serde_json::{Value as JsonValue, json};
-use store::{ControlPort, Origin, Outcome};
 
 use super::AppState;
 use super::api::ApiError;
@@ -83,14 +86,14 @@ pub async fn get_settings(State(app): State<AppState>, Path(sn): Path<String>) -
 }
 
 /// An outcome as the answer: its JSON with the status the module doc lists.
-fn outcome_response(status: StatusCode, outcome: &Outcome) -> Response {
+fn outcome_response(status: StatusCode, outcome: &SetOutcome) -> Response {
     (status, Json(outcome)).into_response()
 }
 
 fn refused(status: StatusCode, reason: &str) -> Response {
     outcome_response(
         status,
-        &Outcome::Refused {
+        &SetOutcome::Refused {
             reason: reason.into(),
         },
     )
@@ -140,13 +143,13 @@ pub async fn post_settings(
             .into_response();
         }
     };
-    let request: SetRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
+    let body = match SettingsBody::parse(&body) {
+        Ok(b) => b,
         Err(e) => {
             return ApiError(
                 StatusCode::BAD_REQUEST,
                 format!(
-                    "not a settings request ({e}); expected e.g. {{\"setting\": \"work_mode\", \"mode\": \"backup\"}}"
+                    "not a settings request ({e}); expected e.g. {{\"setting\": \"work_mode\", \"value\": \"backup\"}} or {{\"setting\": \"work_mode\", \"mode\": \"backup\"}}"
                 ),
             )
             .into_response();
@@ -154,6 +157,10 @@ pub async fn post_settings(
     };
     let Some(device) = app.store.device(&sn) else {
         return not_found(&sn);
+    };
+    let request = match body.request(device.settings.as_ref()) {
+        Ok(r) => r,
+        Err(e) => return refused(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
     };
     // Its own task: a client that hangs up must not cut a write short between sending
     // and its read-back (the controller audits the outcome either way).
@@ -170,10 +177,59 @@ pub async fn post_settings(
         }
     };
     let status = match outcome {
-        Outcome::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-        Outcome::Applied | Outcome::NotApplied { .. } | Outcome::DryRun { .. } => StatusCode::OK,
+        SetOutcome::Refused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        SetOutcome::Applied | SetOutcome::NotApplied { .. } | SetOutcome::DryRun { .. } => {
+            StatusCode::OK
+        }
     };
     outcome_response(status, &outcome)
+}
+
+/// A `POST` body: a setting by name and its value as people write it (`{"setting":
+/// "feed_power_cap", "value": 800}`, parsed by `protocol::settings` like the CLI's and
+/// Home Assistant's), or a whole [`SetRequest`].
+#[derive(Debug)]
+enum SettingsBody {
+    Named { setting: String, value: String },
+    Request(SetRequest),
+}
+
+impl SettingsBody {
+    fn parse(body: &[u8]) -> Result<SettingsBody, serde_json::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Text {
+            Text(String),
+            Number(serde_json::Number),
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Named {
+            setting: String,
+            value: Text,
+        }
+        let json: JsonValue = serde_json::from_slice(body)?;
+        if json.get("value").is_some() {
+            let named: Named = serde_json::from_value(json)?;
+            let value = match named.value {
+                Text::Text(t) => t,
+                Text::Number(n) => n.to_string(),
+            };
+            return Ok(SettingsBody::Named {
+                setting: named.setting,
+                value,
+            });
+        }
+        serde_json::from_value(json).map(SettingsBody::Request)
+    }
+
+    /// The request, the partner value of a named setting read from `current` (§10).
+    fn request(self, current: Option<&DeviceSettings>) -> Result<SetRequest, SetError> {
+        match self {
+            SettingsBody::Named { setting, value } => request_for(&setting, &value, current),
+            SettingsBody::Request(r) => Ok(r),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

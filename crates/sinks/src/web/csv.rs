@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime};
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use model::unix_ms;
 use protocol::Value;
-use store::unix_ms;
 
 use super::AppState;
 use super::api::{HistoryQuery, pick_device, window_points};
@@ -111,7 +111,7 @@ pub async fn export_csv(State(app): State<AppState>, Query(q): Query<HistoryQuer
 #[cfg(test)]
 mod tests {
     use super::*;
-    use store::from_unix_ms;
+    use model::from_unix_ms;
 
     #[test]
     fn iso_dates() {

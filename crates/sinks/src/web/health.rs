@@ -4,16 +4,17 @@
 //!
 //! - `/healthz`: the process is up and serving (liveness): always 200 while it answers.
 //! - `/readyz`: the bridge is doing its job (readiness): the source is connected and every
-//!   known device is fresh (protocol §8 stages, `store::Stage`): 200, else 503 with
+//!   known device is fresh (protocol §8 stages, `model::Stage`): 200, else 503 with
 //!   the reason — not connected, no device reported yet, or devices stale/unavailable.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use model::{BridgeStats, Stage};
 use serde::Serialize;
 use serde_json::json;
-use store::{BridgeStats, Stage, StateStore};
+use store::StateStore;
 
 use super::AppState;
 

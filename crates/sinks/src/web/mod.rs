@@ -17,7 +17,7 @@
 //! - [`diagnostics`]: `/api/diagnostics`, the bug-report bundle as a download (one build
 //!   at a time; without a token only for this machine).
 //! - [`control`]: `/api/devices/{sn}/settings` (read-back, changes) and
-//!   `/api/control/audit` (issue 14, protocol §10).
+//!   `/api/control/audit` (protocol §10).
 //! - [`assets`]: the embedded dashboard (`index.html`, `app.js`, `live.js`, `settings.js`,
 //!   `style.css`).
 
@@ -44,9 +44,10 @@ use axum::http::{HeaderMap, header};
 use axum::middleware::{self, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use model::BridgeStats;
+use model::ControlPort;
 use serde::Deserialize;
-use store::ControlPort;
-use store::{BridgeStats, StateStore};
+use store::StateStore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 

@@ -14,9 +14,9 @@ use std::time::{Duration, SystemTime};
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream};
+use model::{StoreEvent, unix_ms};
 use protocol::DeviceStatus;
 use serde_json::json;
-use store::{StoreEvent, unix_ms};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::AppState;

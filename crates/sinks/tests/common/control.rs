@@ -10,10 +10,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::SystemTime;
 
+use model::{ControlPort, Origin, SetFuture, SetOutcome};
 use protocol::encode::FrameSpec;
 use protocol::{DeviceSettings, FeedMode, SetContext, SetRequest};
+use store::StateStore;
 use store::audit::AuditEntry;
-use store::{ControlPort, Origin, Outcome, SetFuture, StateStore};
 use tokio::sync::watch;
 
 /// What the harness device reports at start: self-use, reserve 20 %, threshold 80 %,
@@ -82,16 +83,16 @@ impl TestPort {
         self.store.apply(&decoded, SystemTime::now());
     }
 
-    async fn outcome(&self, sn: &str, request: &SetRequest) -> Outcome {
+    async fn outcome(&self, sn: &str, request: &SetRequest) -> SetOutcome {
         if let Err(e) = request.validate(&SetContext::default()) {
-            return Outcome::Refused {
+            return SetOutcome::Refused {
                 reason: e.to_string(),
             };
         }
         let mut open = self.open.subscribe();
         let _ = open.wait_for(|open| *open).await;
         if self.ignore.load(Ordering::SeqCst) {
-            return Outcome::NotApplied {
+            return SetOutcome::NotApplied {
                 reason: IGNORED.into(),
             };
         }
@@ -115,9 +116,9 @@ impl TestPort {
         self.report(sn, &s);
         let read_back = self.store.settings(sn).unwrap_or_default();
         if request.applied_in(&read_back) {
-            Outcome::Applied
+            SetOutcome::Applied
         } else {
-            Outcome::NotApplied {
+            SetOutcome::NotApplied {
                 reason: "the device reported a different value".into(),
             }
         }

@@ -3,8 +3,9 @@
 
 use std::time::{Duration, SystemTime};
 
+use model::BridgeStats;
 use sinks::home_assistant::{self, HomeAssistantConfig};
-use store::{BridgeStats, StateStore, StoreConfig};
+use store::{StateStore, StoreConfig};
 use testkit::feed::Feed;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;

@@ -1,7 +1,7 @@
 //! The sinks tests' harness: a memory store fed with genuine frames (`testkit::feed`)
 //! and the real web server on an ephemeral port (of the configured address: 127.0.0.1 by
 //! default). HTTP and SSE clients: `testkit`.
-//! [`control::TestPort`] stands in for the runtime's controller (issue 14).
+//! [`control::TestPort`] stands in for the runtime's controller (docs/control.md).
 
 #![allow(dead_code)]
 
@@ -17,9 +17,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use control::TestPort;
+use model::{BridgeStats, ControlPort};
 use sinks::web::diagnostics::{DiagnosticsBundle, Provider};
 use sinks::web::{WebConfig, serve};
-use store::{BridgeStats, ControlPort, StateStore, StoreConfig};
+use store::{StateStore, StoreConfig};
 use testkit::{Missing, TempDir, feed};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;

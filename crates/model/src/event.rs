@@ -34,7 +34,8 @@ pub enum StoreEvent {
         at: SystemTime,
     },
     /// A channel (or, with `channel: None`, the device as a whole) changed its stage
-    /// ([`crate::stage`]): fresh on a pushed report, stale and unavailable on its deadlines.
+    /// (protocol §8): fresh on a pushed report, stale and unavailable on the store's
+    /// deadlines.
     Stage {
         device_sn: Arc<str>,
         channel: Option<Channel>,

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use protocol::{DecodeError, PayloadView};
 use serde::Serialize;
 
-use crate::unix_ms;
+use crate::time::unix_ms;
 
 #[derive(Debug, Default)]
 struct Counters {

@@ -5,25 +5,26 @@
 //! The file (and SQLite's `-wal`/`-shm` beside it, which take the file's mode) is the
 //! owner's alone, 0600: it names the user's devices. A file left more open by an older
 //! version is tightened when it is opened.
+//!
+//! - `writer`: the writer thread (batches, flush acknowledgements, retention).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::sync::mpsc::{Sender, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use rusqlite::{Connection, params};
 use serde::Serialize;
 
 use crate::error::StoreError;
 use crate::history::HistorySample;
-use crate::unix_ms;
+use model::unix_ms;
+use writer::Writer;
 
-/// How long the writer waits for more samples before committing a batch.
-const BATCH_WINDOW: Duration = Duration::from_millis(200);
-/// How often old rows are deleted.
-const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+mod writer;
+
 /// At most this many points per history query.
 pub const MAX_POINTS: i64 = 100_000;
 
@@ -53,9 +54,13 @@ struct Counters {
     queued: AtomicUsize,
 }
 
+/// What a commit that failed says to everyone who waited for it (shared: one failure,
+/// many waiting flushes).
+type WriteResult = Result<(), Arc<rusqlite::Error>>;
+
 enum Msg {
     Sample(HistorySample),
-    Flush(SyncSender<Result<(), String>>),
+    Flush(SyncSender<WriteResult>),
 }
 
 /// Handle to the history file and its writer thread. Dropping it drains the queue,
@@ -93,9 +98,9 @@ impl SqliteHistory {
             source,
         };
         if let Some(p) = path {
-            owner_only(p).map_err(|e| StoreError::Sqlite {
+            owner_only(p).map_err(|source| StoreError::File {
                 path: name.clone(),
-                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+                source,
             })?;
         }
         let conn = match path {
@@ -138,9 +143,9 @@ impl SqliteHistory {
         let thread = std::thread::Builder::new()
             .name("history-writer".into())
             .spawn(move || writer.run(rx))
-            .map_err(|e| StoreError::Sqlite {
+            .map_err(|source| StoreError::File {
                 path: name.clone(),
-                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+                source,
             })?;
         Ok(SqliteHistory {
             tx: Some(tx),
@@ -208,7 +213,7 @@ impl SqliteHistory {
         )?;
         let rows = stmt.query_map(
             params![device_sn, key, unix_ms(from), unix_ms(to), MAX_POINTS],
-            |row| Ok((crate::from_unix_ms(row.get(0)?), row.get::<_, f64>(1)?)),
+            |row| Ok((model::from_unix_ms(row.get(0)?), row.get::<_, f64>(1)?)),
         )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -240,121 +245,6 @@ impl Drop for SqliteHistory {
             && thread.join().is_err()
         {
             tracing::error!("history writer thread panicked");
-        }
-    }
-}
-
-struct Writer {
-    conn: Arc<Mutex<Connection>>,
-    counters: Arc<Counters>,
-    retention: Duration,
-    batch_size: usize,
-}
-
-impl Writer {
-    fn run(self, rx: Receiver<Msg>) {
-        let mut next_expiry = Instant::now() + RETENTION_EVERY;
-        let mut batch: Vec<HistorySample> = Vec::with_capacity(self.batch_size);
-        let mut acks: Vec<SyncSender<Result<(), String>>> = Vec::new();
-        let mut open = true;
-        while open {
-            let wait = next_expiry.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(wait) {
-                Ok(msg) => self.take(msg, &mut batch, &mut acks),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => open = false,
-            }
-            // Gather more for a short window, unless someone waits for an ack.
-            let window_end = Instant::now() + BATCH_WINDOW;
-            while open && acks.is_empty() && batch.len() < self.batch_size && !batch.is_empty() {
-                match rx.recv_timeout(window_end.saturating_duration_since(Instant::now())) {
-                    Ok(msg) => self.take(msg, &mut batch, &mut acks),
-                    Err(RecvTimeoutError::Timeout) => break,
-                    Err(RecvTimeoutError::Disconnected) => open = false,
-                }
-            }
-            if !open {
-                // Drain whatever is still queued before ending.
-                while let Ok(msg) = rx.try_recv() {
-                    self.take(msg, &mut batch, &mut acks);
-                }
-            }
-            let result = self.write(&mut batch);
-            for ack in acks.drain(..) {
-                let _ = ack.send(result.clone());
-            }
-            if Instant::now() >= next_expiry {
-                self.expire();
-                next_expiry = Instant::now() + RETENTION_EVERY;
-            }
-        }
-    }
-
-    fn take(
-        &self,
-        msg: Msg,
-        batch: &mut Vec<HistorySample>,
-        acks: &mut Vec<SyncSender<Result<(), String>>>,
-    ) {
-        match msg {
-            Msg::Sample(s) => {
-                self.counters.queued.fetch_sub(1, Ordering::AcqRel);
-                batch.push(s)
-            }
-            Msg::Flush(ack) => acks.push(ack),
-        }
-    }
-
-    fn write(&self, batch: &mut Vec<HistorySample>) -> Result<(), String> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let n = batch.len() as u64;
-        let result = (|| -> rusqlite::Result<()> {
-            let mut conn = lock(&self.conn);
-            let tx = conn.transaction()?;
-            {
-                let mut stmt = tx.prepare(
-                    "INSERT INTO history (device, key, ts_ms, num, text) VALUES (?1, ?2, ?3, ?4, ?5)",
-                )?;
-                for s in batch.iter() {
-                    stmt.execute(params![
-                        &*s.device_sn,
-                        s.state.key,
-                        unix_ms(s.at),
-                        s.number(),
-                        s.text()
-                    ])?;
-                }
-            }
-            tx.commit()
-        })();
-        batch.clear();
-        match result {
-            Ok(()) => {
-                self.counters.written.fetch_add(n, Ordering::Relaxed);
-                Ok(())
-            }
-            Err(e) => {
-                self.counters.failed.fetch_add(n, Ordering::Relaxed);
-                tracing::error!(error = %e, samples = n, "history write failed");
-                Err(e.to_string())
-            }
-        }
-    }
-
-    fn expire(&self) {
-        if self.retention.is_zero() {
-            return;
-        }
-        let cutoff = unix_ms(SystemTime::now())
-            .saturating_sub(i64::try_from(self.retention.as_millis()).unwrap_or(i64::MAX));
-        let conn = lock(&self.conn);
-        match conn.execute("DELETE FROM history WHERE ts_ms < ?1", params![cutoff]) {
-            Ok(n) => {
-                self.counters.expired.fetch_add(n as u64, Ordering::Relaxed);
-            }
-            Err(e) => tracing::warn!(error = %e, "history retention failed"),
         }
     }
 }
