@@ -14,11 +14,11 @@
 //! `counter_backwards`). Each is counted as `dropped{reason}`; the first two and the
 //! device limit also log one line a minute at most.
 
+use model::BridgeStats;
 use protocol::route::{PayloadError, Routed};
 use protocol::topics::{PayloadKind, payload_kind};
 use protocol::{FieldRules, PayloadView, UpdateBuf};
 use sources::{LiveTask, Origin, RawPayload, SourceError, SourceObserver};
-use model::BridgeStats;
 use store::StateStore;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
