@@ -13,8 +13,9 @@ COPY . .
 # The commit for --version (.git is not copied into the build context).
 ARG OCEANBRIDGE_COMMIT=unknown
 ENV OCEANBRIDGE_COMMIT=${OCEANBRIDGE_COMMIT}
-RUN cargo build --release --locked -p oceanbridge \
- && install -m 0755 target/release/oceanbridge /usr/local/bin/oceanbridge
+# The `dist` profile (Cargo.toml): fat LTO and stripped, what ships.
+RUN cargo build --profile dist --locked -p oceanbridge \
+ && install -m 0755 target/dist/oceanbridge /usr/local/bin/oceanbridge
 
 FROM debian:bookworm-slim
 # curl for the HEALTHCHECK only (TLS roots are built into the binary).

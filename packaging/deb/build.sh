@@ -5,7 +5,7 @@
 # conffile and the maintainer scripts of this folder ([package.metadata.deb] in
 # crates/oceanbridge/Cargo.toml).
 #
-#   packaging/deb/build.sh                  release build (LTO, stripped): what you ship
+#   packaging/deb/build.sh                  the `dist` profile (fat LTO, stripped): what you ship
 #   packaging/deb/build.sh --profile dev    a debug build (quick to make)
 #   packaging/deb/build.sh --profile dev --reuse-binary
 #                                           pack the binary `cargo test` already built as
@@ -16,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-profile=release
+profile=dist
 reuse=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -38,9 +38,8 @@ fi
 rm -rf "$target_dir/deb-assets"
 "$target_dir/$dir/oceanbridge" generate-assets --out-dir "$target_dir/deb-assets" >/dev/null
 # --no-build: cargo-deb packs target/release/oceanbridge ([package.metadata.deb] assets).
-# Another profile's binary is staged as the "release" one of a scratch target dir, so
-# cargo-deb (which is for releases and warns about dev profiles) packs it the same way,
-# stripped.
+# Another profile's binary (`dist`, what ships; `dev` in CI) is staged as the "release"
+# one of a scratch target dir, so cargo-deb packs every profile the same way, stripped.
 if [ "$profile" = release ]; then
   cargo deb --locked -p oceanbridge --no-build "$@"
 else

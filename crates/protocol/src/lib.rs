@@ -28,7 +28,10 @@
 //! - [`counters`]: which catalog states are lifetime or daily energy counters.
 //! - [`modbus`]: the local Modbus TCP register map (protocol §14) as data: read plan,
 //!   word codecs both ways, the stream twins and their signs, "not enabled" detection.
-//! - [`topics`]: MQTT topic names and the serial they carry.
+//! - [`topics`]: MQTT topic names of both routes, the serial they carry, and which
+//!   decoder a topic needs.
+//! - [`route`]: a payload through the decoder its topic needs ([`route::decode_raw`],
+//!   and the pipeline's allocation-free [`route::decode_into`]).
 //! - [`json`]: the flat `decode --json` object.
 //! - [`open_api`]: open-API JSON: `a.b`/`a[0]` flattening (signing, quotas) and quota /
 //!   status messages → [`StateUpdate`]s under the same value rules.
@@ -48,6 +51,7 @@ pub mod json;
 pub mod modbus;
 pub mod open_api;
 pub mod pb;
+pub mod route;
 pub mod schema;
 pub mod settings;
 pub mod timer;

@@ -21,6 +21,7 @@ use crate::capture::{Capture, CaptureConfig};
 use crate::config::Config;
 use crate::control::{ControlConfig, Controller};
 use crate::diagnostics::{DiagnosticsContext, LiveBundle};
+use crate::log_ring::LogRing;
 use crate::pipeline;
 
 /// How long [`Bridge::finish`] waits for all tasks together before abandoning them.
@@ -97,6 +98,54 @@ impl BridgeOptions {
                 crate::config::SourceConfig::Cloud(cloud) => cloud.devices.clone(),
                 crate::config::SourceConfig::Broker(_) => Vec::new(),
             },
+        }
+    }
+}
+
+/// The profiles of the commands without a config file (`run` and `set` start theirs
+/// through [`crate::Service`]).
+impl BridgeOptions {
+    /// `demo`: history in `db`, the capture in `capture_dir`, the dashboard on `web` (a
+    /// free port if that one is taken), diagnostics with this process's `log`, and control
+    /// on: the devices are simulated, so the Settings card and the Home Assistant command
+    /// entities can be tried without a real device.
+    pub fn demo(db: PathBuf, capture_dir: PathBuf, web: WebConfig, log: LogRing) -> BridgeOptions {
+        BridgeOptions {
+            store: StoreConfig {
+                sqlite_path: Some(db),
+                ..StoreConfig::default()
+            },
+            web: Some(web),
+            web_fallback_to_free_port: true,
+            capture_dir: Some(capture_dir),
+            diagnostics: Some(DiagnosticsContext {
+                config: None,
+                log: Some(log),
+                notes: vec!["Made by `oceanbridge demo` (the built-in simulator).".into()],
+            }),
+            control: ControlConfig {
+                enabled: true,
+                ..ControlConfig::default()
+            },
+            ..BridgeOptions::default()
+        }
+    }
+
+    /// `replay`: history in `db` (else memory only), the dashboard on `serve` if given (a
+    /// free port if taken); the replay feeds the pipeline itself, so the queue is small.
+    pub fn replay(db: Option<PathBuf>, serve: Option<SocketAddr>) -> BridgeOptions {
+        BridgeOptions {
+            store: StoreConfig {
+                sqlite_path: db,
+                ..StoreConfig::default()
+            },
+            web: serve.map(|bind| WebConfig {
+                bind,
+                ..WebConfig::default()
+            }),
+            web_fallback_to_free_port: true,
+            queue: 16,
+            ..BridgeOptions::default()
         }
     }
 }

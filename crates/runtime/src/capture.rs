@@ -32,10 +32,8 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytesize::ByteSize;
 use connect::Backoff;
 use model::BridgeStats;
-use serde::{Deserialize, Serialize};
 use sources::RawPayload;
 
 /// Segment files are `capture-<unix ms, 15 digits>-<4 digits>.jsonl`: names sort by start time.
@@ -44,63 +42,11 @@ const SEGMENT_SUFFIX: &str = ".jsonl";
 /// Payloads waiting for the writer. A full Fit system sends a few payloads a second;
 /// 4096 rides out a stalled disk for minutes before anything is dropped.
 const QUEUE: usize = 4096;
-/// Segments are not made smaller than this (fewer files), unless `max_size` is smaller.
-const MIN_SEGMENT_BYTES: u64 = 4096;
 /// The drop reason of a payload the capture could not write.
 const WRITE_FAILED: &str = "capture_write_failed";
 /// First and longest wait before writing again after a failed write.
 const RETRY_MIN: Duration = Duration::from_secs(2);
 const RETRY_MAX: Duration = Duration::from_secs(60);
-
-/// `[capture]`: the rolling raw-frame capture under `<data-dir>/capture/`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct CaptureConfig {
-    /// Capture every raw payload (for bug reports). Default on.
-    pub enabled: bool,
-    /// Total size of all segments, e.g. `"20 MiB"` or plain bytes. Default 20 MiB.
-    #[serde(serialize_with = "exact_size")]
-    pub max_size: ByteSize,
-    /// Segments older than this are deleted, e.g. `"24h"`. Default 24 h.
-    #[serde(with = "humantime_serde")]
-    pub max_age: Duration,
-}
-
-impl Default for CaptureConfig {
-    fn default() -> Self {
-        CaptureConfig {
-            enabled: true,
-            max_size: ByteSize::mib(20),
-            max_age: Duration::from_secs(24 * 3600),
-        }
-    }
-}
-
-impl CaptureConfig {
-    /// A tenth of `max_size`, at least [`MIN_SEGMENT_BYTES`] unless `max_size` is smaller.
-    fn segment_bytes(&self) -> u64 {
-        let max = self.max_size.as_u64();
-        (max / 10).max(MIN_SEGMENT_BYTES.min(max)).max(1)
-    }
-
-    fn segment_age(&self) -> Duration {
-        (self.max_age / 10).max(Duration::from_secs(1))
-    }
-}
-
-/// Prints a size so that it loads back to the same number of bytes (`ByteSize`'s own
-/// text rounds: 1000000 would print as "976.6 KiB").
-fn exact_size<S: serde::Serializer>(size: &ByteSize, s: S) -> Result<S::Ok, S::Error> {
-    let bytes = size.as_u64();
-    const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
-    match UNITS
-        .iter()
-        .find(|(unit, _)| bytes > 0 && bytes.is_multiple_of(*unit))
-    {
-        Some((unit, name)) => s.serialize_str(&format!("{} {name}", bytes / unit)),
-        None => s.serialize_u64(bytes),
-    }
-}
 
 /// One capture segment on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -469,6 +415,10 @@ fn owner_only(path: &Path) -> std::io::Result<File> {
 fn owner_only(path: &Path) -> std::io::Result<File> {
     OpenOptions::new().create_new(true).append(true).open(path)
 }
+
+#[path = "capture_config.rs"]
+mod config;
+pub use config::CaptureConfig;
 
 #[path = "capture_line.rs"]
 mod line;

@@ -2,6 +2,7 @@
 
 use super::*;
 use bytes::Bytes;
+use bytesize::ByteSize;
 
 fn payload(i: usize, len: usize) -> RawPayload {
     RawPayload {

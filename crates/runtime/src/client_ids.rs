@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use sources::ClientIdStore;
+use sources::{ClientIdStore, SaveError};
 
 use crate::data_dir::write_atomic;
 
@@ -58,14 +58,14 @@ impl ClientIdStore for ClientIdFile {
         self.ids.lock().ok()?.get(key).cloned()
     }
 
-    fn save(&self, key: &str, id: &str) -> Result<(), String> {
+    fn save(&self, key: &str, id: &str) -> Result<(), SaveError> {
         let mut ids = self
             .ids
             .lock()
-            .map_err(|_| "client id map poisoned".to_string())?;
+            .map_err(|_| SaveError("the client id map is poisoned".into()))?;
         ids.insert(key.to_string(), id.to_string());
-        let text = serde_json::to_string_pretty(&*ids).map_err(|e| e.to_string())?;
-        write_atomic(&self.path, text.as_bytes()).map_err(|e| e.to_string())
+        let text = serde_json::to_string_pretty(&*ids).map_err(|e| SaveError(e.into()))?;
+        write_atomic(&self.path, text.as_bytes()).map_err(|e| SaveError(e.into()))
     }
 }
 

@@ -14,24 +14,29 @@
 //! - [`diagnostics`]: the bug-report bundle (version, redacted config, ages, counters,
 //!   last errors, the capture) with serials, ids and e-mails masked; `.tar.gz` or `.zip`.
 //! - [`data_dir`]: [`DataDir`], the locked state directory (history, client ids, capture).
-//! - [`client_ids`]: [`ClientIdFile`], the kept MQTT client ids (`client-ids.json`).
-//! - [`source`]: [`Source`], the configured source built from [`SourceConfig`] and run.
+//! - `client_ids`: [`ClientIdFile`], the kept MQTT client ids (`client-ids.json`).
+//! - `source`: [`Source`], the configured source built from [`SourceConfig`] and run.
 //! - [`pipeline`]: source → bounded channel → decode → stats → store, and
 //!   [`StatsObserver`], which lets a source count into [`model::BridgeStats`].
-//! - [`bridge`]: [`Bridge`], the started store, pipeline task, web dashboard, PostgreSQL
+//! - `bridge`: [`Bridge`], the started store, pipeline task, web dashboard, PostgreSQL
 //!   history and Home Assistant sink; a source feeds [`Bridge::sender`].
-//! - [`refresh`]: stale → nudge the source (switch + get-all), whole device silent →
+//! - `refresh`: stale → nudge the source (switch + get-all), whole device silent →
 //!   reconnect, through [`sources::SourceHandle`] (protocol §8).
 //! - [`control`]: [`Controller`], the settings writes (issue 14, protocol §10) behind
 //!   [`model::ControlPort`]: `[control]` config, validation, coalescing, rate limit,
 //!   dry run, the frame through [`sources::SourceHandle::publish_set`], read-back, audit.
+//! - [`service`]: [`Service`], the one front door: the config search, the locked state
+//!   directory, the source with its kept client ids, the bridge of a [`Profile`]
+//!   (`run`, `set` and `record` start here).
 //! - [`shutdown`]: one cancellation token, cancelled by SIGINT/SIGTERM or a time limit.
 //!
-//! The binary (`crates/oceanbridge`) is clap glue over this crate.
+//! The binary (`crates/oceanbridge`) is clap glue over this crate. The modules other
+//! crates use are public; `bridge`, `client_ids`, `refresh` and `source` are reached
+//! through the re-exports below.
 
-pub mod bridge;
+mod bridge;
 pub mod capture;
-pub mod client_ids;
+mod client_ids;
 pub mod config;
 pub mod config_file;
 pub mod control;
@@ -39,9 +44,10 @@ pub mod data_dir;
 pub mod diagnostics;
 pub mod log_ring;
 pub mod pipeline;
-pub mod refresh;
+mod refresh;
+pub mod service;
 pub mod shutdown;
-pub mod source;
+mod source;
 
 /// The git commit this build came from (`build.rs`: `OCEANBRIDGE_COMMIT` if the builder
 /// set it, else `git rev-parse`, else `"unknown"`), for `--version` and bug reports.
@@ -63,4 +69,5 @@ pub use control::{ControlConfig, Controller};
 pub use data_dir::DataDir;
 pub use log_ring::LogRing;
 pub use pipeline::StatsObserver;
+pub use service::{Profile, Service, ServiceError};
 pub use source::Source;

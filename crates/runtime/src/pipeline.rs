@@ -15,11 +15,10 @@
 //! device limit also log one line a minute at most.
 
 use model::BridgeStats;
+use protocol::route::{PayloadError, Routed};
+use protocol::topics::{PayloadKind, payload_kind};
 use protocol::{FieldRules, PayloadView, UpdateBuf};
-use sources::payload::{PayloadKind, payload_kind};
-use sources::{
-    LiveTask, Origin, PayloadError, RawPayload, SourceError, SourceObserver, decode_raw,
-};
+use sources::{LiveTask, Origin, RawPayload, SourceError, SourceObserver};
 use store::StateStore;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -73,10 +72,10 @@ pub fn process_with(
         });
         return Outcome::Rejected(reason);
     };
-    let result = match kind {
-        PayloadKind::Frames => buf
-            .decode_from_device(&raw.payload, sn, rules)
-            .map(|()| {
+    // The topic picks the decoder in one place (`protocol::route`).
+    let result = protocol::route::decode_into(buf, &raw.topic, &raw.payload, sn, rules).map(
+        |routed| match routed {
+            Routed::Frames(buf) => {
                 let foreign = buf.foreign_frames() as u64;
                 stats.warn_dropped("serial_mismatch", foreign, || {
                     let sn: String = sn.chars().take(LOGGED_SERIAL).collect();
@@ -84,11 +83,12 @@ pub fn process_with(
                         "{foreign} frame(s) on the topic of device {sn} named another device in their header and were dropped (protocol §2: the topic says whose frame it is)"
                     )
                 });
-                apply_to(&*buf, raw, store, stats)
-            })
-            .map_err(PayloadError::Frames),
-        _ => decode_raw(&raw.topic, &raw.payload).map(|d| apply_to(&d, raw, store, stats)),
-    };
+                apply_to(buf, raw, store, stats)
+            }
+            Routed::Json(decoded) => apply_to(&decoded, raw, store, stats),
+            Routed::Command => 0,
+        },
+    );
     match result {
         Ok(states) => Outcome::Applied(states),
         Err(PayloadError::Frames(e)) => {

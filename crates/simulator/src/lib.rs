@@ -101,7 +101,7 @@ pub use http::{WRONG_REGION_CODE, WRONG_REGION_MESSAGE};
 pub use modbus::{ModbusConfig, ModbusStats};
 pub use stats::SimulatorStats;
 
-use broker::Broker;
+use broker::{Broker, Message};
 use credentials::{CredentialBook, Logins};
 use field::stats::FieldLog;
 use stats::Counters;
@@ -142,6 +142,19 @@ fn dial_addr(addr: SocketAddr) -> SocketAddr {
     }
 }
 
+/// The handles every part of one running simulator shares (the start path passes this
+/// one value instead of each handle).
+#[derive(Clone)]
+pub(crate) struct SharedHandles {
+    /// What the field behaviour recorded (`Simulator::field_stats`).
+    pub(crate) field_log: Arc<FieldLog>,
+    pub(crate) counters: Arc<Counters>,
+    /// A delay added to every HTTP answer and device publish (`Faults`).
+    pub(crate) delay_micros: Arc<AtomicU64>,
+    /// Client publishes (get-all requests, switches) from the broker to every device.
+    pub(crate) inbound: broadcast::Sender<Message>,
+}
+
 impl Simulator {
     /// Starts the HTTP API, the broker (or the external-broker link) and the devices.
     pub async fn start(config: SimulatorConfig) -> Result<Simulator, SimulatorError> {
@@ -161,40 +174,32 @@ impl Simulator {
             &config.user_id,
             &config.access_key,
         ));
-        // Client publishes (get-all requests, switches) from the broker to every device.
-        let (inbound, _) = broadcast::channel(256);
+        let shared = SharedHandles {
+            field_log: field_log.clone(),
+            counters: counters.clone(),
+            delay_micros: delay_micros.clone(),
+            inbound: broadcast::channel(256).0,
+        };
 
         let mqtt = mqtt::start(
             &config,
             &identity.acceptor,
             &book,
-            &field_log,
-            inbound.clone(),
-            counters.clone(),
+            &shared,
             infra_stop.clone(),
         )
         .await?;
         let open_account =
             Some(mqtt.open.account.clone()).filter(|a| config.open_quota && !a.is_empty());
-        let devices = device::spawn_all(
-            &config,
-            &mqtt.outlet,
-            &inbound,
-            open_account,
-            &field_log,
-            &counters,
-            &delay_micros,
-            &devices_stop,
-        );
+        let devices =
+            device::spawn_all(&config, &mqtt.outlet, open_account, &shared, &devices_stop);
         let state = http::HttpState::new(
             &config,
             mqtt.app,
             mqtt.open,
             mqtt.broker.is_some().then_some(book),
-            field_log.clone(),
             devices.views.clone(),
-            counters.clone(),
-            delay_micros.clone(),
+            &shared,
         );
         let http = http::start(&config, state, &identity.acceptor, infra_stop.clone()).await?;
         let mut modbus = modbus::start(

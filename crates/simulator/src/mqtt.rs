@@ -10,11 +10,10 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::SharedHandles;
 use crate::broker::{Broker, ConnectRules, Message};
 use crate::credentials::{CredentialBook, MqttCredentials, random_hex};
-use crate::field::stats::FieldLog;
 use crate::outlet::{self, Outlet};
-use crate::stats::Counters;
 use crate::{ExternalBroker, SimulatorConfig, SimulatorError, dial_addr};
 
 /// Where and how a client reaches MQTT (what a certification answer hands out).
@@ -54,15 +53,13 @@ fn broker_host(addr: SocketAddr, distinct: bool) -> String {
 }
 
 /// Starts the embedded broker (accepting the logins in `book`), or links to
-/// `config.external_broker`; client publishes (get-all requests, switches) go to `inbound`.
-#[allow(clippy::too_many_arguments)]
+/// `config.external_broker`; client publishes (get-all requests, switches) go to
+/// `shared.inbound`.
 pub(crate) async fn start(
     config: &SimulatorConfig,
     acceptor: &tokio_rustls::TlsAcceptor,
     book: &Arc<CredentialBook>,
-    field: &Arc<FieldLog>,
-    inbound: broadcast::Sender<Message>,
-    counters: Arc<Counters>,
+    shared: &SharedHandles,
     stop: CancellationToken,
 ) -> Result<MqttSide, SimulatorError> {
     match &config.external_broker {
@@ -77,9 +74,7 @@ pub(crate) async fn start(
                 acceptor.clone(),
                 book.clone(),
                 rules,
-                field.clone(),
-                inbound,
-                counters,
+                shared,
                 stop,
             )
             .await?;
@@ -102,7 +97,7 @@ pub(crate) async fn start(
                 link: None,
             })
         }
-        Some(ext) => external(ext, inbound, stop).await,
+        Some(ext) => external(ext, shared.inbound.clone(), stop).await,
     }
 }
 

@@ -16,8 +16,14 @@ pub trait ClientIdStore: Send + Sync {
     /// The id kept for `key`, if any.
     fn load(&self, key: &str) -> Option<String>;
     /// Keeps `id` for `key`; the error is one line naming what failed.
-    fn save(&self, key: &str, id: &str) -> Result<(), String>;
+    fn save(&self, key: &str, id: &str) -> Result<(), SaveError>;
 }
+
+/// Why a client id was not kept (the store's own error inside); the id still serves
+/// this run, only the next start makes a new one.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot keep the MQTT client id: {0}")]
+pub struct SaveError(pub Box<dyn std::error::Error + Send + Sync>);
 
 /// Ids kept for the life of the process only (reused across reconnects, not restarts).
 #[derive(Debug, Default)]
@@ -28,7 +34,7 @@ impl ClientIdStore for MemoryClientIds {
         self.0.lock().ok()?.get(key).cloned()
     }
 
-    fn save(&self, key: &str, id: &str) -> Result<(), String> {
+    fn save(&self, key: &str, id: &str) -> Result<(), SaveError> {
         if let Ok(mut map) = self.0.lock() {
             map.insert(key.to_string(), id.to_string());
         }

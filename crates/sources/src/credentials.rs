@@ -73,8 +73,8 @@ impl Identity {
                 ]
             }
             WayIn::OpenApi => vec![
-                quota_topic(&self.account, sn),
-                format!("/open/{}/{sn}/status", self.account),
+                protocol::topics::open_quota_topic(&self.account, sn),
+                protocol::topics::open_status_topic(&self.account, sn),
             ],
         }
     }
@@ -94,11 +94,6 @@ impl Identity {
             WayIn::OpenApi => None,
         }
     }
-}
-
-/// `/open/<account>/<SN>/quota`.
-pub fn quota_topic(account: &str, sn: &str) -> String {
-    format!("/open/{account}/{sn}/quota")
 }
 
 #[cfg(test)]

@@ -50,11 +50,11 @@ mod schedule;
 pub mod signing;
 
 pub use broker::BrokerSource;
-pub use client_id::{ClientIdStore, MemoryClientIds};
+pub use client_id::{ClientIdStore, MemoryClientIds, SaveError};
 pub use cloud::{CloudSource, seq_now};
 pub use config::{BrokerConfig, CloudConfig, DEFAULT_API_URL, WayIn, WhenFull};
 pub use error::SourceError;
 pub use handle::SourceHandle;
 pub use observer::{LiveTask, SourceObserver};
 pub use payload::{Origin, PayloadError, RawPayload, decode_raw};
-pub use record::{BadLine, RecordLine};
+pub use record::{BadLine, LineError, RecordLine};

@@ -44,10 +44,10 @@ impl RecordLine {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    pub fn into_raw(self) -> Result<RawPayload, String> {
-        let bytes = hex::decode(self.hex.trim()).map_err(|e| format!("hex: {e}"))?;
+    pub fn into_raw(self) -> Result<RawPayload, LineError> {
+        let bytes = hex::decode(self.hex.trim()).map_err(LineError::Hex)?;
         if !(self.time.is_finite() && self.time >= 0.0 && self.time < 1e11) {
-            return Err(format!("time {} is not a Unix time in seconds", self.time));
+            return Err(LineError::Time(self.time));
         }
         Ok(RawPayload {
             topic: self.topic,
@@ -56,6 +56,17 @@ impl RecordLine {
             origin: self.origin,
         })
     }
+}
+
+/// Why a record line is not a payload.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LineError {
+    #[error("not a record line: {0}")]
+    Json(String),
+    #[error("hex: {0}")]
+    Hex(hex::FromHexError),
+    #[error("time {0} is not a Unix time in seconds")]
+    Time(f64),
 }
 
 /// A line of a record file that could not be used.
@@ -89,13 +100,13 @@ pub fn read_lines(reader: impl BufRead) -> (Vec<RawPayload>, Vec<BadLine>) {
             continue;
         }
         match serde_json::from_str::<RecordLine>(text)
-            .map_err(|e| format!("not a record line: {e}"))
+            .map_err(|e| LineError::Json(e.to_string()))
             .and_then(RecordLine::into_raw)
         {
             Ok(raw) => good.push(raw),
-            Err(reason) => bad.push(BadLine {
+            Err(e) => bad.push(BadLine {
                 line: line_no,
-                reason,
+                reason: e.to_string(),
             }),
         }
     }

@@ -2,11 +2,10 @@
 //! (same search path, environment overrides, state directory defaults), checks what can
 //! be checked offline — with `run`'s own code: the source is built as `run` builds it
 //! (required keys, URLs, the `ca_file` read and parsed as PEM), the Home Assistant CA
-//! file as `load_config` checks it — and prints the effective config with every secret
+//! file as `runtime::service::load_config` checks it — and prints the effective config with every secret
 //! redacted. An error is one line naming the file,
 //! section and key; the exit code is 1.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use runtime::Source;
@@ -14,21 +13,18 @@ use runtime::Source;
 /// Arguments of `oceanbridge check-config`.
 #[derive(Debug, clap::Args)]
 pub struct CheckConfigArgs {
-    /// The config file. Default: the first of ./oceanbridge.toml,
-    /// ~/.config/oceanbridge/oceanbridge.toml, /etc/oceanbridge/oceanbridge.toml.
-    #[arg(long, short, value_name = "FILE", env = "OCEANBRIDGE_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// The state directory `run` would use (see `run --help`).
-    #[arg(long, value_name = "DIR", env = "OCEANBRIDGE_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub config: super::common::ConfigArg,
+    #[command(flatten)]
+    pub data_dir: super::common::DataDirArg,
     /// Only check; do not print the effective config.
     #[arg(long, short)]
     pub quiet: bool,
 }
 
 pub fn run(args: CheckConfigArgs) -> anyhow::Result<ExitCode> {
-    let path = runtime::config_file::find(args.config.as_deref())?;
-    let (config, dir) = super::run::load_config(Some(&path), args.data_dir)?;
+    let path = runtime::config_file::find(args.config.config.as_deref())?;
+    let (config, dir) = runtime::service::load_config(Some(&path), args.data_dir.data_dir)?;
     // What `run` does before going online, by the same call: the source checks its keys
     // and URLs and reads its CA file (nothing is sent; the channel is never read).
     let (tx, _rx) = tokio::sync::mpsc::channel(1);

@@ -8,19 +8,17 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use model::BridgeStats;
 use simulator::{Simulator, SimulatorConfig};
-use sinks::home_assistant::HomeAssistantConfig;
 use sinks::web::WebConfig;
 use sources::{CloudConfig, CloudSource, WayIn};
-use store::{StateStore, StoreConfig};
+use store::StateStore;
 use tokio_util::sync::CancellationToken;
 
-use runtime::{Bridge, BridgeOptions, StatsObserver};
+use runtime::{Bridge, BridgeOptions, Source};
 
 /// Arguments of `oceanbridge demo`.
 #[derive(Debug, clap::Args)]
@@ -43,9 +41,8 @@ pub struct DemoArgs {
     /// Stop after this many seconds (default: run until Ctrl-C).
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
-    /// Log level when RUST_LOG is not set.
-    #[arg(long, value_name = "LEVEL", default_value = "info")]
-    pub log_level: String,
+    #[command(flatten)]
+    pub log: super::common::LogArg,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -55,12 +52,8 @@ pub enum DemoWayIn {
 }
 
 pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
-    let log = crate::logging::init(&args.log_level);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(demo(args, log))
+    let log = crate::logging::init(&args.log.log_level);
+    super::common::block_on(demo(args, log))?
 }
 
 async fn demo(args: DemoArgs, log: runtime::LogRing) -> anyhow::Result<ExitCode> {
@@ -79,44 +72,18 @@ async fn demo(args: DemoArgs, log: runtime::LogRing) -> anyhow::Result<ExitCode>
 
     // A new token every run, printed once below; writes need one, and the page asks for it.
     let token = sinks::web::new_token();
-    let mut bridge = Bridge::start(
-        BridgeOptions {
-            store: StoreConfig {
-                sqlite_path: Some(args.db.clone()),
-                ..StoreConfig::default()
-            },
-            web: Some(WebConfig {
-                bind: SocketAddr::new(args.bind, args.port),
-                token: Some(token.as_str().into()),
-                ..WebConfig::default()
-            }),
-            web_fallback_to_free_port: true,
-            home_assistant: HomeAssistantConfig::default(),
-            queue: 1024,
-            capture: runtime::CaptureConfig::default(),
-            capture_dir: Some(capture_dir(&args.db)),
-            diagnostics: Some(runtime::diagnostics::DiagnosticsContext {
-                config: None,
-                log: Some(log),
-                notes: vec!["Made by `oceanbridge demo` (the built-in simulator).".into()],
-            }),
-            // The demo's devices are simulated: control is on, so the Settings card and
-            // the Home Assistant command entities can be tried without a real device.
-            control: runtime::ControlConfig {
-                enabled: true,
-                ..runtime::ControlConfig::default()
-            },
-            ..BridgeOptions::default()
-        },
-        &shutdown,
-    )
-    .await?;
+    let web = WebConfig {
+        bind: SocketAddr::new(args.bind, args.port),
+        token: Some(token.as_str().into()),
+        ..WebConfig::default()
+    };
+    let options = BridgeOptions::demo(args.db.clone(), capture_dir(&args.db), web, log);
+    let mut bridge = Bridge::start(options, &shutdown).await?;
 
     let source_config = source_config(&sim, &sim_config, args.way_in);
     let ca = sim.ca_cert_pem();
-    let source = CloudSource::with_ca_pem(source_config, Some(&ca), bridge.sender())?
-        .with_observer(Arc::new(StatsObserver(bridge.stats.clone())));
-    bridge.attach_source(source.handle(), &shutdown);
+    let source = CloudSource::with_ca_pem(source_config, Some(&ca), bridge.sender())?;
+    let source = runtime::service::attach(&mut bridge, Source::Cloud(source), &shutdown);
     let source_task = tokio::spawn(source.run(shutdown.clone()));
 
     if let Some(addr) = bridge.web_addr {

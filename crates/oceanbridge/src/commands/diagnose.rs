@@ -20,12 +20,10 @@ use runtime::diagnostics::{self, Format, Inputs, archive};
 /// Arguments of `oceanbridge diagnose`.
 #[derive(Debug, clap::Args)]
 pub struct DiagnoseArgs {
-    /// The config file, found as `run` finds it when not given.
-    #[arg(long, short, value_name = "FILE", env = "OCEANBRIDGE_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// The state directory, as for `run` (its capture/ goes into the bundle).
-    #[arg(long, value_name = "DIR", env = "OCEANBRIDGE_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub config: super::common::ConfigArg,
+    #[command(flatten)]
+    pub data_dir: super::common::DataDirArg,
     /// Read the capture from this directory instead (e.g. `oceanbridge-demo-capture`).
     #[arg(long, value_name = "DIR")]
     pub capture_dir: Option<PathBuf>,
@@ -48,15 +46,23 @@ const BRIDGE_TIMEOUT: Duration = Duration::from_secs(60);
 pub fn run(args: DiagnoseArgs) -> anyhow::Result<ExitCode> {
     let now = SystemTime::now();
     let mut notes = Vec::new();
-    let (config, data_dir) =
-        match super::run::load_config(args.config.as_deref(), args.data_dir.clone()) {
-            Ok((config, dir)) => (Some(config), Some(dir)),
-            Err(e) => {
-                eprintln!("oceanbridge diagnose: no config ({e:#}); going on without it");
-                notes.push(format!("No config was loaded: {e:#}"));
-                (None, args.data_dir.clone().or_else(DataDir::default_path))
-            }
-        };
+    let (config, data_dir) = match runtime::service::load_config(
+        args.config.config.as_deref(),
+        args.data_dir.data_dir.clone(),
+    ) {
+        Ok((config, dir)) => (Some(config), Some(dir)),
+        Err(e) => {
+            eprintln!("oceanbridge diagnose: no config ({e:#}); going on without it");
+            notes.push(format!("No config was loaded: {e:#}"));
+            (
+                None,
+                args.data_dir
+                    .data_dir
+                    .clone()
+                    .or_else(DataDir::default_path),
+            )
+        }
+    };
     let output = args.output.clone().unwrap_or_else(|| {
         PathBuf::from(format!(
             "{}.{}",
@@ -169,11 +175,7 @@ fn dashboard_url(bind: SocketAddr) -> String {
 
 /// The running bridge's own bundle (`GET /api/diagnostics`).
 fn from_bridge(url: &str, token: Option<&str>, format: Format) -> Result<Vec<u8>, String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    runtime.block_on(async {
+    super::common::block_on(async {
         // The workspace's one TLS setup (rustls with ring; reqwest has no default
         // provider): an https:// --url (a reverse proxy) works too.
         let tls = connect::tls::client_config(None).map_err(|e| e.to_string())?;
@@ -209,6 +211,7 @@ fn from_bridge(url: &str, token: Option<&str>, format: Format) -> Result<Vec<u8>
         let bytes = response.bytes().await.map_err(|e| e.to_string())?;
         Ok(bytes.to_vec())
     })
+    .map_err(|e| format!("{e:#}"))?
 }
 
 #[cfg(test)]

@@ -4,11 +4,8 @@
 //! prefix`, on the broker of the config (TLS, CA file and login as `run` uses them), and
 //! prints how many it removed. Refuses while a bridge announces itself online there.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
-use runtime::Config;
 use sinks::home_assistant::remove::remove_retained;
 
 /// Arguments of `oceanbridge ha`.
@@ -27,11 +24,8 @@ pub enum HaCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct RemoveArgs {
-    /// The config file whose [home_assistant] broker and prefixes to clean. Default: the
-    /// first of ./oceanbridge.toml, ~/.config/oceanbridge/oceanbridge.toml,
-    /// /etc/oceanbridge/oceanbridge.toml.
-    #[arg(long, short, value_name = "FILE", env = "OCEANBRIDGE_CONFIG")]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub config: super::common::ConfigArg,
     /// Clear even while a bridge reports itself online on that broker.
     #[arg(long)]
     pub force: bool,
@@ -44,16 +38,13 @@ pub fn run(args: HaArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn remove(args: RemoveArgs) -> anyhow::Result<ExitCode> {
-    let path = runtime::config_file::find(args.config.as_deref())?;
-    // `enabled = false` does not matter here: removing is what one does after disabling.
-    let ha = Config::load(&path)?.home_assistant;
+    // The usual search and checks; `enabled = false` does not matter here: removing is
+    // what one does after disabling.
+    let (path, config) = runtime::service::find_and_load(args.config.config.as_deref())?;
+    let ha = config.home_assistant;
     ha.check()
         .map_err(|e| anyhow::anyhow!("in config file {}: {e}", path.display()))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let removed = runtime.block_on(remove_retained(&ha, args.force))?;
+    let removed = super::common::block_on(remove_retained(&ha, args.force))??;
     println!(
         "oceanbridge: removed {} discovery configs and {} retained state/availability topics \
          from {} (discovery prefix {:?}, prefix {:?})",

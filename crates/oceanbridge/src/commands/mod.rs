@@ -2,6 +2,7 @@
 
 pub mod assets;
 pub mod check_config;
+pub mod common;
 pub mod decode;
 pub mod demo;
 pub mod diagnose;

@@ -1,39 +1,47 @@
-//! `oceanbridge record --config FILE --out FILE [--duration S]`: raw payloads from the
-//! configured source (the EcoFlow cloud, or fleet mode's broker) to a JSON-lines file (`{"topic","time","hex"}` per line), for
-//! bug reports and benchmarks (`oceanbridge replay`). The file holds serial numbers and
-//! the account's user id (in the topics): it is created owner-only (0600).
+//! `oceanbridge record [--config FILE] [--data-dir DIR] --out FILE [--duration S]`: raw
+//! payloads from the configured source (the EcoFlow cloud, or fleet mode's broker) to a
+//! JSON-lines file (`{"topic","time","hex"}` per line), for bug reports and benchmarks
+//! (`oceanbridge replay`). The config is found and the state directory locked as for
+//! `run` (`runtime::Service`), so a recording keeps the installation's MQTT client id
+//! (protocol §9) and never runs beside a bridge on the same directory. The file holds
+//! serial numbers and the account's user id (in the topics): it is created owner-only
+//! (0600).
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use runtime::Service;
 use sources::RecordLine;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use runtime::{Config, Source};
+use super::common::{ConfigArg, DataDirArg, LogArg};
 
 /// Arguments of `oceanbridge record`.
 #[derive(Debug, clap::Args)]
 pub struct RecordArgs {
-    /// The config file (its [source] section is used).
-    #[arg(long, short, value_name = "FILE", default_value = "oceanbridge.toml")]
-    pub config: PathBuf,
+    #[command(flatten)]
+    pub config: ConfigArg,
+    #[command(flatten)]
+    pub data_dir: DataDirArg,
     /// Output file (JSON lines); `-` for stdout.
     #[arg(long, short, value_name = "FILE")]
     pub out: PathBuf,
     /// Stop after this many seconds (default: until Ctrl-C).
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
-    /// Log level when RUST_LOG is not set.
-    #[arg(long, value_name = "LEVEL", default_value = "info")]
-    pub log_level: String,
+    #[command(flatten)]
+    pub log: LogArg,
 }
 
 pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
-    let config = Config::load(&args.config)?;
-    crate::logging::init(&args.log_level);
+    let (config, dir) =
+        runtime::service::load_config(args.config.config.as_deref(), args.data_dir.data_dir)?;
+    crate::logging::init(&args.log.log_level);
+    // Locked before the output file is touched: a refused recording truncates nothing.
+    let service = Service::from_config(config, &dir)?;
     let out: Box<dyn Write + Send> = if args.out.as_os_str() == "-" {
         Box::new(std::io::stdout())
     } else {
@@ -41,11 +49,7 @@ pub fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot create {}", args.out.display()))?;
         Box::new(std::io::LineWriter::new(file))
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(record(config, out, args.duration))
+    super::common::block_on(record(&service, out, args.duration))?
 }
 
 /// Creates (or truncates) `path` with mode 0600; an existing file is tightened to 0600.
@@ -60,15 +64,15 @@ fn owner_only(path: &std::path::Path) -> std::io::Result<std::fs::File> {
 }
 
 async fn record(
-    config: Config,
+    service: &Service,
     mut out: Box<dyn Write + Send>,
     duration: Option<f64>,
 ) -> anyhow::Result<ExitCode> {
     let shutdown = CancellationToken::new();
     runtime::shutdown::cancel_on_signal(shutdown.clone());
     runtime::shutdown::cancel_after(shutdown.clone(), duration);
-    let (tx, mut rx) = mpsc::channel(config.pipeline.queue.max(1));
-    let source = Source::new(config.source, tx)?;
+    let (tx, mut rx) = mpsc::channel(service.config().pipeline.queue.max(1));
+    let source = service.source(tx)?;
     let source_task = tokio::spawn(source.run(shutdown.clone()));
     let mut written = 0u64;
     let mut write_error = None;

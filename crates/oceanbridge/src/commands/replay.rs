@@ -9,9 +9,6 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use sinks::home_assistant::HomeAssistantConfig;
-use sinks::web::WebConfig;
-use store::StoreConfig;
 use tokio_util::sync::CancellationToken;
 
 use runtime::pipeline::{self, Outcome};
@@ -32,24 +29,19 @@ pub struct ReplayArgs {
     /// Keep the replayed history in this SQLite file (default: memory only).
     #[arg(long, value_name = "PATH")]
     pub db: Option<PathBuf>,
-    /// Log level when RUST_LOG is not set.
-    #[arg(long, value_name = "LEVEL", default_value = "warn")]
-    pub log_level: String,
+    #[command(flatten)]
+    pub log: super::common::QuietLogArg,
 }
 
 pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
-    crate::logging::init(&args.log_level);
+    crate::logging::init(&args.log.log_level);
     let file = std::fs::File::open(&args.file)
         .with_context(|| format!("cannot open {}", args.file.display()))?;
     let (payloads, bad) = sources::record::read_lines(std::io::BufReader::new(file));
     for b in &bad {
         eprintln!("{}:{}: skipped: {}", args.file.display(), b.line, b.reason);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(replay(args, payloads, bad.len()))
+    super::common::block_on(replay(args, payloads, bad.len()))?
 }
 
 async fn replay(
@@ -60,24 +52,7 @@ async fn replay(
     let shutdown = CancellationToken::new();
     runtime::shutdown::cancel_on_signal(shutdown.clone());
     let bridge = Bridge::start(
-        BridgeOptions {
-            store: StoreConfig {
-                sqlite_path: args.db.clone(),
-                ..StoreConfig::default()
-            },
-            web: args.serve.map(|bind| WebConfig {
-                bind,
-                ..WebConfig::default()
-            }),
-            web_fallback_to_free_port: true,
-            home_assistant: HomeAssistantConfig::default(),
-            queue: 16,
-            capture: Default::default(),
-            capture_dir: None,
-            diagnostics: None,
-            control: Default::default(),
-            ..BridgeOptions::default()
-        },
+        BridgeOptions::replay(args.db.clone(), args.serve),
         &shutdown,
     )
     .await?;

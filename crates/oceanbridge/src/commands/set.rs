@@ -12,14 +12,11 @@
 //! table of the history file. One line on stdout; the exit code says what happened:
 //! 0 applied (or dry run), 3 not applied, 2 refused, 1 any other error.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use model::{Origin, SetOutcome};
-use runtime::{Bridge, BridgeOptions, Config, DataDir, Source, StatsObserver};
+use runtime::{Bridge, Profile, Service};
 use store::{Recorded, StateStore};
 use tokio_util::sync::CancellationToken;
 
@@ -31,18 +28,15 @@ pub const REFUSED: u8 = 2;
 /// Arguments of `oceanbridge set`.
 #[derive(Debug, clap::Args)]
 pub struct SetArgs {
-    /// The config file, found as `run` finds it when not given.
-    #[arg(long, short, value_name = "FILE", env = "OCEANBRIDGE_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// The state directory, as for `run` (history with the audit table, client ids).
-    #[arg(long, value_name = "DIR", env = "OCEANBRIDGE_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub config: super::common::ConfigArg,
+    #[command(flatten)]
+    pub data_dir: super::common::DataDirArg,
     /// Validate and print the frame (hex) that would be sent; send nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Log level when RUST_LOG is not set (the log goes to stderr).
-    #[arg(long, value_name = "LEVEL", default_value = "warn")]
-    pub log_level: String,
+    #[command(flatten)]
+    pub log: super::common::QuietLogArg,
     /// The device's serial number.
     pub sn: String,
     /// work-mode, backup-reserve, surplus-threshold, feed-mode or feed-power-cap (`-` or
@@ -55,22 +49,21 @@ pub struct SetArgs {
 }
 
 pub fn run(args: SetArgs) -> anyhow::Result<ExitCode> {
-    let (mut config, dir) = super::run::load_config(args.config.as_deref(), args.data_dir.clone())?;
+    let (mut config, dir) = runtime::service::load_config(
+        args.config.config.as_deref(),
+        args.data_dir.data_dir.clone(),
+    )?;
     config.control.dry_run |= args.dry_run;
-    crate::logging::init(&args.log_level);
-    let data_dir = match DataDir::open(&dir) {
+    crate::logging::init(&args.log.log_level);
+    let service = match Service::from_config(config, &dir) {
         Ok(d) => d,
         Err(e @ runtime::data_dir::DataDirError::Locked { .. }) => anyhow::bail!(
             "{e}; a running bridge takes settings through its dashboard API (POST /api/devices/<SN>/settings), or stop it first"
         ),
         Err(e) => return Err(e.into()),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let outcome = runtime.block_on(write(config, &data_dir, &args))?;
-    drop(data_dir);
+    let outcome = super::common::block_on(write(&service, &args))??;
+    drop(service);
     println!("{}", outcome.to_line());
     Ok(ExitCode::from(exit_code(&outcome)))
 }
@@ -83,20 +76,12 @@ pub fn exit_code(outcome: &SetOutcome) -> u8 {
     }
 }
 
-async fn write(config: Config, data_dir: &DataDir, args: &SetArgs) -> anyhow::Result<SetOutcome> {
+async fn write(service: &Service, args: &SetArgs) -> anyhow::Result<SetOutcome> {
     let shutdown = CancellationToken::new();
     runtime::shutdown::cancel_on_signal(shutdown.clone());
-    let mut options = BridgeOptions::from_config(&config, false);
+    let wait = service.config().control.confirm_timeout;
     // A one-shot write publishes nothing elsewhere and keeps no capture.
-    options.home_assistant.enabled = false;
-    options.capture_dir = None;
-    options.diagnostics = None;
-    let wait = config.control.confirm_timeout;
-    let mut bridge = Bridge::start(options, &shutdown).await?;
-    let source = Source::new(config.source, bridge.sender())?
-        .with_observer(Arc::new(StatsObserver(bridge.stats.clone())))
-        .with_client_ids(Arc::new(data_dir.client_ids()));
-    bridge.attach_source(source.handle(), &shutdown);
+    let (bridge, source) = service.start(Profile::OneShot, &shutdown).await?;
     let source_task = tokio::spawn(source.run(shutdown.clone()));
 
     let outcome = tokio::select! {

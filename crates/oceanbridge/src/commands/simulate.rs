@@ -86,12 +86,7 @@ pub struct SimulateArgs {
 
 pub fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let config = build_config(&args)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(simulate(config, args))
+    super::common::block_on_with_workers(2, simulate(config, args))?
 }
 
 fn build_config(args: &SimulateArgs) -> anyhow::Result<SimulatorConfig> {

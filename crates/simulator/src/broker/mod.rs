@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpSocket};
-use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -64,17 +63,16 @@ pub(crate) struct Broker {
 impl Broker {
     /// Binds `bind` and serves MQTT over TLS until `shutdown`, accepting the logins in
     /// `book` under `rules`.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn start(
         bind: SocketAddr,
         acceptor: tokio_rustls::TlsAcceptor,
         book: Arc<CredentialBook>,
         rules: ConnectRules,
-        field: Arc<FieldLog>,
-        inbound: broadcast::Sender<Message>,
-        counters: Arc<Counters>,
+        shared: &crate::SharedHandles,
         shutdown: CancellationToken,
     ) -> Result<Broker, SimulatorError> {
+        let field = shared.field_log.clone();
+        let counters = shared.counters.clone();
         let listener = listen(bind).map_err(|source| SimulatorError::Bind {
             what: "MQTT broker",
             addr: bind,
@@ -87,7 +85,7 @@ impl Broker {
                 addr: bind,
                 source,
             })?;
-        let router = Arc::new(Router::new(inbound));
+        let router = Arc::new(Router::new(shared.inbound.clone()));
         let control = BrokerControl::new();
         let ctx = Arc::new(BrokerCtx {
             acceptor,

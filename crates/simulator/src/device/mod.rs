@@ -217,16 +217,13 @@ pub(crate) struct Devices {
 }
 
 /// Starts one task per `config.devices`, all on one simulated clock, publishing through
-/// `outlet` and hearing get-all requests and switches on `inbound`; they stop with `stop`.
-#[allow(clippy::too_many_arguments)]
+/// `outlet` and hearing get-all requests and switches on `shared.inbound`; they stop with
+/// `stop`.
 pub(crate) fn spawn_all(
     config: &SimulatorConfig,
     outlet: &Outlet,
-    inbound: &broadcast::Sender<Message>,
     open_account: Option<String>,
-    field_log: &Arc<FieldLog>,
-    counters: &Arc<Counters>,
-    delay_micros: &Arc<AtomicU64>,
+    shared: &crate::SharedHandles,
     stop: &CancellationToken,
 ) -> Devices {
     let start_epoch = clock::start_epoch(config.start_time);
@@ -252,12 +249,12 @@ pub(crate) fn spawn_all(
                 pv_peak_w: config.pv_peak_w,
                 open_account: open_account.clone(),
                 outlet: outlet.clone(),
-                inbound: inbound.subscribe(),
+                inbound: shared.inbound.subscribe(),
                 commands: rx,
-                counters: counters.clone(),
-                delay_micros: delay_micros.clone(),
+                counters: shared.counters.clone(),
+                delay_micros: shared.delay_micros.clone(),
                 first_seq: 1000 * (i as i32 + 1),
-                field_log: field_log.clone(),
+                field_log: shared.field_log.clone(),
                 offline_keeps_last_values: config.field.offline_keeps_last_values,
                 start_offline: config.field.offline_devices.contains(sn),
                 ignore_sets: config.field.ignore_sets.contains(sn),

@@ -244,7 +244,7 @@ impl Device {
     /// Open-API route: `/open/<account>/<SN>/status`.
     pub(super) async fn publish_status(&self, online: bool) {
         if let Some(account) = &self.open_account {
-            let topic = format!("/open/{account}/{}/status", self.sn());
+            let topic = protocol::topics::open_status_topic(account, self.sn());
             let body = json!({"params": {"status": u8::from(online)}});
             self.send(topic, body.to_string().into_bytes(), 0).await;
         }
@@ -253,7 +253,7 @@ impl Device {
     /// Open-API route: `/open/<account>/<SN>/quota` with every current value.
     async fn publish_open_quota(&self) {
         if let Some(account) = &self.open_account {
-            let topic = format!("/open/{account}/{}/quota", self.sn());
+            let topic = protocol::topics::open_quota_topic(account, self.sn());
             let body = json!({"params": self.view.quota()});
             self.send(topic, body.to_string().into_bytes(), 0).await;
         }

@@ -94,17 +94,20 @@ fn certification_data(m: &MqttInfo, login: &MqttCredentials) -> JsonValue {
 
 impl HttpState {
     /// The account and keys of `config`, the MQTT answers, and the devices to serve.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         config: &SimulatorConfig,
         app_mqtt: MqttInfo,
         open_mqtt: MqttInfo,
         book: Option<Arc<CredentialBook>>,
-        field_log: Arc<FieldLog>,
         devices: Vec<DeviceView>,
-        counters: Arc<Counters>,
-        delay_micros: Arc<AtomicU64>,
+        shared: &crate::SharedHandles,
     ) -> HttpState {
+        let crate::SharedHandles {
+            field_log,
+            counters,
+            delay_micros,
+            ..
+        } = shared.clone();
         HttpState {
             email: config.email.clone(),
             password: config.password.clone(),

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{CloudSource, Ended};
-use crate::credentials::{Identity, MqttCredentials, quota_topic};
+use crate::credentials::{Identity, MqttCredentials};
 use crate::error::SourceError;
 use crate::handle::Request;
 use crate::login::Authenticator;
@@ -23,6 +23,14 @@ use crate::refusal::DEVICE_NOT_LINKED;
 use crate::schedule::{Job, Schedule};
 
 use super::seq_now;
+
+/// A reconnect request ([`crate::SourceHandle::reconnect`]) is honoured only once the
+/// connection is this old, so a device that is silent for a reason of its own can never
+/// cause a reconnect loop. 10 s is the shortest energy stream switch period (protocol
+/// §8: re-sent every 10–25 s) and two or more cadences of the stream (§7: every 3–5 s):
+/// time enough for the switch sent at connect to bring data. Its own constant: the
+/// switch period is a setting (`energy_stream_interval`), this floor is not.
+const MIN_AGE_FOR_RECONNECT: Duration = Duration::from_secs(10);
 
 impl CloudSource {
     /// One MQTT connection, from connect to failure (or renewal, or shutdown).
@@ -117,9 +125,6 @@ impl CloudSource {
             }
         };
 
-        // A reconnect is honoured once the connection has had one switch period to bring
-        // data: a device that is silent for a reason of its own can never cause a loop.
-        let min_age = self.config.energy_stream_interval;
         let served = async {
             loop {
                 match requests.recv().await {
@@ -159,7 +164,7 @@ impl CloudSource {
                             .and_then(|at| *at)
                             .map(|at| at.elapsed());
                         match age {
-                            Some(age) if age >= min_age => return,
+                            Some(age) if age >= MIN_AGE_FOR_RECONNECT => return,
                             _ => {
                                 tracing::debug!("reconnect request ignored (connection too young)")
                             }
@@ -267,7 +272,7 @@ impl CloudSource {
                 Ok(data) => {
                     self.observer.get_all_sent();
                     let body = serde_json::json!({ "params": data }).to_string();
-                    let topic = quota_topic(&id.account, sn);
+                    let topic = protocol::topics::open_quota_topic(&id.account, sn);
                     self.forward(topic, Bytes::from(body), Origin::Poll);
                 }
                 Err(e @ SourceError::Denied { .. }) if is_not_linked(&e) => {

@@ -4,6 +4,8 @@
 //! the cloud (protocol §1a/§1b) before writing, and on the open-API way in fills in the
 //! account's devices from its device list (the app route has no such list: §1a).
 
+#[cfg(test)]
+mod defaults_tests;
 mod template;
 
 use std::io::IsTerminal as _;
@@ -248,14 +250,10 @@ fn test_login(cloud: &CloudConfig) -> anyhow::Result<Vec<ListedDevice>> {
     };
     let tls = connect::tls::client_config(ca.as_deref())?;
     let api = ApiClient::new(&cloud.api_url, tls, Duration::from_secs(15))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
     struct Quiet;
     impl SourceObserver for Quiet {}
     let mut auth = Authenticator::new(api, cloud, Arc::new(Quiet));
-    runtime.block_on(async {
+    super::common::block_on(async {
         auth.credentials().await.map_err(|e| login_error(&e))?;
         match cloud.way_in {
             WayIn::App => Ok(Vec::new()),
@@ -264,7 +262,7 @@ fn test_login(cloud: &CloudConfig) -> anyhow::Result<Vec<ListedDevice>> {
                 .await
                 .map_err(|e| anyhow::anyhow!("login OK, but the device list failed: {e}")),
         }
-    })
+    })?
 }
 
 /// The login error with what to try (protocol §9: accounts live in one region, and the

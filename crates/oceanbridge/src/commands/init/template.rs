@@ -102,11 +102,13 @@ pub fn render(a: &Answers) -> String {
             );
         }
     }
+    // The defaults as the config types define them, never typed here a second time.
+    let cloud = sources::CloudConfig::default();
     let _ = writeln!(
         t,
-        "# get_all_interval = \"5m\"    # durations: \"500ms\", \"30s\", \"5m\"\n\
-         # reconnect_min = \"1s\"\n\
-         # reconnect_max = \"1m\"\n\
+        "# get_all_interval = \"{}\"    # durations: \"500ms\", \"30s\", \"5m\"\n\
+         # reconnect_min = \"{}\"\n\
+         # reconnect_max = \"{}\"\n\
          \n\
          [store]\n\
          # SQLite history: default history.db in the state directory; \"\" = memory only.\n\
@@ -118,6 +120,9 @@ pub fn render(a: &Answers) -> String {
          # 0.0.0.0: the LAN too. Every request but /healthz and /readyz sends the token\n\
          # (`Authorization: Bearer <token>`; the dashboard asks for it once).\n\
          bind = {}",
+        humantime::format_duration(cloud.get_all_interval),
+        humantime::format_duration(cloud.reconnect_min),
+        humantime::format_duration(cloud.reconnect_max),
         quoted(&a.web_bind)
     );
     match &a.web_token {
