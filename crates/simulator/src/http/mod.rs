@@ -194,7 +194,7 @@ pub(crate) fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
-/// `GET /sim/stats`: what the simulator saw (issue 12 §1g).
+/// `GET /sim/stats`: what the simulator saw (docs/simulator.md).
 async fn sim_stats(axum::extract::State(st): axum::extract::State<Shared>) -> Json<JsonValue> {
     let devices = st.devices.iter().map(DeviceView::now);
     let stats = st.field_log.snapshot(devices, st.counters.snapshot());
