@@ -82,6 +82,21 @@ fn ok(data: JsonValue) -> Json<JsonValue> {
     envelope("0", "Success", data)
 }
 
+/// A certification request that passed its route's checks: the MQTT login, counted, or
+/// the cloud's generic 500 when none can be handed out.
+fn certification_answer(st: &HttpState, route: &'static str) -> Json<JsonValue> {
+    match st.certification(route) {
+        Ok(data) => {
+            crate::stats::bump(&st.counters.certifications);
+            ok(data)
+        }
+        Err(e) => {
+            tracing::error!("certification refused: {e}");
+            envelope("500", "Internal error", JsonValue::Null)
+        }
+    }
+}
+
 fn certification_data(m: &MqttInfo, login: &MqttCredentials) -> JsonValue {
     json!({
         "url": m.url,
