@@ -249,14 +249,8 @@ impl CloudSource {
                 // delay, so the account is not hammered (and locked) by retries.
                 delay = delay.max(self.config.reconnect_max);
             }
-            tracing::warn!(
-                kind = error.kind(),
-                "{error}; retrying in {:.1} s",
-                delay.as_secs_f64()
-            );
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = shutdown.cancelled() => break,
+            if !crate::mqtt::wait_to_retry(&error, delay, &shutdown).await {
+                break;
             }
         }
         self.observer.stopped();
