@@ -26,5 +26,5 @@ pub use control::{ControlPort, Origin, OutcomeKind, SetFuture, SetOutcome};
 pub use event::{StateChange, StoreEvent};
 pub use grid::{GridPresence, GridState};
 pub use stage::Stage;
-pub use stats::{BridgeStats, PostgresHealth, SourceHealth, StatsSnapshot};
+pub use stats::{BridgeStats, ModbusHealth, PostgresHealth, SourceHealth, StatsSnapshot};
 pub use time::{from_unix_ms, unix_ms};
