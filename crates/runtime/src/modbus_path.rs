@@ -4,6 +4,8 @@
 //! fresh), and its status — "not enabled" in one line among them — kept in
 //! [`model::BridgeStats`] for `/api/devices`. docs/modbus.md.
 //!
+//! Which path's value is shown when both report a state is the store's path rule
+//! (`[modbus] prefer`, `failover_after`; docs/modbus.md, "Two paths, one truth").
 //! Only the catalog states a reading carries (load, grid, solar, battery power, SoC) go
 //! to the store; its lifetime counters stay extras, never mixed with the cloud's (§14:
 //! they differ by a large offset).
@@ -28,6 +30,10 @@ pub fn spawn(
     tasks: &mut JoinSet<()>,
     shutdown: &CancellationToken,
 ) -> Result<(), ModbusError> {
+    store.set_path_rules(model::PathRules {
+        prefer_modbus: config.prefer == sources::modbus::Prefer::Modbus,
+        stale_after: config.failover_after,
+    });
     let (tx, rx) = mpsc::channel(QUEUE);
     let source = ModbusSource::new(config, tx)?;
     let status = source.status();
@@ -44,10 +50,10 @@ pub fn spawn(
     Ok(())
 }
 
-/// Each reading to the store, as a push: it is the device's own live value (§14).
+/// Each reading to the store, as live as a push: it is the device's own value (§14).
 async fn apply(mut rx: mpsc::Receiver<ModbusReading>, store: StateStore, stats: BridgeStats) {
     while let Some(reading) = rx.recv().await {
-        let held = store.apply(&reading.decoded, reading.received_at);
+        let held = store.apply_modbus(&reading.decoded, reading.received_at);
         stats.add_dropped("placeholder", held.placeholder);
         stats.add_dropped("counter_backwards", held.counter_backwards);
         stats.add_dropped("device_limit", held.device_limit);

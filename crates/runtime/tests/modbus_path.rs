@@ -2,12 +2,17 @@
 //! Modbus side (protocol §14): a bridge with only `[modbus]` fills the store with the
 //! core flows and reports itself live; its own Modbus server re-serves them to three
 //! clients at once while the bridge holds the device's single slot; a device whose
-//! Modbus is not switched on gives the one status line and no values at all.
+//! Modbus is not switched on gives the one status line and no values at all; with both
+//! paths the cloud's values show while fresh, Modbus's take over when the cloud's
+//! broker goes down (the failover time is printed) and the cloud's return with it.
+
+mod support;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use runtime::{Bridge, BridgeOptions};
+use model::{Provenance, Stage};
+use runtime::{Bridge, BridgeOptions, Source};
 use simulator::{FieldConfig, ModbusConfig as SimModbus, Simulator, SimulatorConfig};
 use sinks::modbus_server::ModbusServerConfig;
 use sources::modbus::ModbusConfig;
@@ -22,9 +27,13 @@ const MORNING: u64 = 1_717_196_400 + 8 * 3600;
 const WAIT: Duration = Duration::from_secs(30);
 
 async fn simulator(not_switched_on: &[&str]) -> Simulator {
+    // Simulated time stands still: the store and the registers show one instant.
+    simulator_at(1e-9, not_switched_on).await
+}
+
+async fn simulator_at(speed: f64, not_switched_on: &[&str]) -> Simulator {
     Simulator::start(SimulatorConfig {
-        // Simulated time stands still: the store and the registers show one instant.
-        speed: 1e-9,
+        speed,
         field: FieldConfig::lenient(),
         start_time: Some(MORNING),
         devices: vec![SN.into()],
@@ -137,5 +146,94 @@ async fn modbus_not_enabled_is_one_line_and_no_zeros() {
     assert_eq!(health.readings, 0);
     assert!(bridge.store.latest(SN).is_empty(), "no zeros published");
     shutdown.cancel();
+    bridge.finish().await;
+}
+
+fn source_of(bridge: &Bridge, key: &str) -> Option<Provenance> {
+    bridge.store.get(SN, key).map(|l| l.source)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cloud_shows_while_fresh_modbus_takes_over_when_it_stalls_and_hands_back() {
+    let sim = simulator_at(1.0, &[]).await;
+    let shutdown = CancellationToken::new();
+    let mut options = modbus_options(&sim);
+    if let Some(m) = &mut options.modbus {
+        m.failover_after = Duration::from_secs(1);
+    }
+    let mut bridge = Bridge::start(options, &shutdown)
+        .await
+        .expect("bridge starts");
+    let cloud = sources::CloudSource::with_ca_pem(
+        support::app_config(&sim),
+        Some(&sim.ca_cert_pem()),
+        bridge.sender(),
+    )
+    .expect("cloud config");
+    let cloud = runtime::service::attach(&mut bridge, Source::Cloud(cloud), &shutdown);
+    let cloud_task = tokio::spawn(cloud.run(shutdown.clone()));
+    let key = "EnergyStreamItem.pvPwr";
+
+    // Both fresh: the cloud is preferred, and the two paths are compared.
+    let shown = wait_for_async(WAIT, async || {
+        (source_of(&bridge, key) == Some(Provenance::CloudPush)).then_some(())
+    })
+    .await;
+    assert!(shown.is_some(), "the cloud's value shows");
+    let compared = wait_for_async(WAIT, async || {
+        let d = bridge.store.path_differences();
+        d.iter().any(|d| d.key == key).then_some(d)
+    })
+    .await
+    .expect("both paths compared");
+    let metrics = sinks::metrics::render(&bridge.store, &bridge.stats);
+    assert!(
+        metrics.contains("oceanbridge_path_difference{"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("source=\"cloud_push\""), "{metrics}");
+    println!("path differences with both fresh: {compared:?}");
+
+    // The cloud stalls: Modbus's values show within `failover_after` and a poll.
+    let stalled = std::time::Instant::now();
+    sim.faults().broker_down().expect("broker down");
+    let failed_over = wait_for_async(WAIT, async || {
+        (source_of(&bridge, key) == Some(Provenance::Modbus)).then_some(())
+    })
+    .await;
+    assert!(failed_over.is_some(), "Modbus takes over");
+    let failover = stalled.elapsed();
+    println!("failover time: {} ms", failover.as_millis());
+    for flow in ["loadPwr", "gridPwr", "bpPwr", "bpSoc"] {
+        let flow = format!("EnergyStreamItem.{flow}");
+        let now = wait_for_async(WAIT, async || {
+            (source_of(&bridge, &flow) == Some(Provenance::Modbus)).then_some(())
+        })
+        .await;
+        assert!(now.is_some(), "{flow} from Modbus");
+    }
+    let device = bridge.store.device(SN).expect("the device");
+    let stream = device
+        .channels
+        .iter()
+        .find(|c| c.channel == "EnergyStreamItem")
+        .expect("the stream channel");
+    assert_eq!(stream.stage, Stage::Fresh, "the device stays available");
+
+    // The cloud returns: its values show again.
+    let back = std::time::Instant::now();
+    sim.faults().broker_up().expect("broker up");
+    let returned = wait_for_async(WAIT, async || {
+        (source_of(&bridge, key) == Some(Provenance::CloudPush)).then_some(())
+    })
+    .await;
+    assert!(returned.is_some(), "the cloud's values are back");
+    println!(
+        "back to the cloud: {} ms after the broker",
+        back.elapsed().as_millis()
+    );
+
+    shutdown.cancel();
+    let _ = cloud_task.await;
     bridge.finish().await;
 }
