@@ -247,8 +247,14 @@ impl Config {
 
     /// The effective configuration as TOML, every default filled in and every secret
     /// printed as `<redacted>` (an unset one as `""`).
+    /// A config with only `[modbus]` prints without `[source]`, so it loads back the same.
     pub fn to_redacted_toml(&self) -> Result<String, toml::ser::Error> {
-        toml::to_string_pretty(self)
+        if !self.modbus_only {
+            return toml::to_string_pretty(self);
+        }
+        let mut table = Table::try_from(self)?;
+        table.remove("source");
+        toml::to_string_pretty(&table)
     }
 
     /// Fills in the defaults that depend on where the bridge keeps its state, so history

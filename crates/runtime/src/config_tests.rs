@@ -176,6 +176,13 @@ fn modbus_sections_are_present_means_on_and_modbus_alone_runs_without_the_cloud(
     let modbus = alone.modbus.as_ref().expect("[modbus] is on");
     assert_eq!(modbus.address(), "192.168.1.20:502");
     assert!(alone.modbus_only, "no [source]: the local path runs alone");
+    let printed = alone.to_redacted_toml().unwrap();
+    assert!(!printed.contains("[source]"), "{printed}");
+    let again = Config::from_toml(&printed, |_| None).unwrap();
+    assert!(
+        again.modbus_only && again.modbus == alone.modbus,
+        "{printed}"
+    );
 
     // The environment can supply the cloud account: then both paths run.
     let env = |k: &str| (k == "OCEANBRIDGE_EMAIL").then(|| "me@example.com".to_string());
