@@ -18,6 +18,7 @@
 pub mod control;
 pub mod event;
 pub mod grid;
+pub mod provenance;
 pub mod stage;
 pub mod stats;
 pub mod time;
@@ -25,6 +26,7 @@ pub mod time;
 pub use control::{ControlPort, Origin, OutcomeKind, SetFuture, SetOutcome};
 pub use event::{StateChange, StoreEvent};
 pub use grid::{GridPresence, GridState};
+pub use provenance::{PathRules, Provenance};
 pub use stage::Stage;
-pub use stats::{BridgeStats, PostgresHealth, SourceHealth, StatsSnapshot};
+pub use stats::{BridgeStats, ModbusHealth, PostgresHealth, SourceHealth, StatsSnapshot};
 pub use time::{from_unix_ms, unix_ms};
