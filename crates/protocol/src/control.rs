@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::pb;
 use crate::schema::tables;
 use crate::settings::SetKind;
+use crate::timer::{Repeat, TaskChange, TimerRequest, TimerTask, TimerWrite, Window};
 use crate::wire::{self, RawField, WireError};
 
 /// `cmd_func` of every settings frame.
@@ -140,7 +141,22 @@ pub enum SetRequest {
         mode: FeedMode,
         cap_w: Option<u32>,
     },
+    /// Scheduled grid charge (§12): timer-task slot [`GRID_CHARGE_SLOT`] charges the
+    /// battery from the grid at `power_w` in `window` (local time) on the days of
+    /// `repeat`, and is armed. Carried by one or two 96/125 frames
+    /// ([`SetRequest::timer_request`] → [`crate::timer::TimerRequest::plan`]), read back
+    /// from the device's timer-task list (96/10 or 96/127), not from 96/8.
+    GridCharge {
+        power_w: u32,
+        window: Window,
+        repeat: Repeat,
+    },
+    /// The scheduled grid charge disarmed (§12's disarm recipe: fields 2 and 3 only).
+    GridChargeOff,
 }
+
+/// The timer-task slot a grid charge is written to: the only one ever seen (§12).
+pub const GRID_CHARGE_SLOT: u32 = 1;
 
 /// Why a request is refused before anything is sent: a name or value that means no
 /// request ([`crate::settings::Setting::request`]) or a request that fails its checks
@@ -184,6 +200,16 @@ pub enum SetError {
     MissingCap,
     #[error("feed-in cap must be 1–{MAX_FEED_POWER_W} W, got {0}")]
     CapOutOfRange(u32),
+    #[error("{0}")]
+    GridCharge(crate::timer::TimerError),
+    #[error(
+        "grid charge wants a power and a window, e.g. \"1500W 22:00-05:30\" (then optionally \"daily\" or \"on 2026-12-24\"), or \"off\"; got {0:?}"
+    )]
+    GridChargeValue(String),
+    #[error(
+        "grid charge needs a maximum power: set [control] grid_charge_max_w (the Fit's rating is unknown, the bridge never guesses it)"
+    )]
+    NoGridChargeMax,
 }
 
 /// What the device reports elsewhere that a request is checked against.
@@ -191,6 +217,21 @@ pub enum SetError {
 pub struct SetContext {
     /// The battery's discharge limit SOC (catalog `bpDownLimitSoc`), if known.
     pub discharge_limit: Option<u32>,
+}
+
+/// Writes the frames of `request` as the MQTT payloads for the device's `set` topic, in
+/// order, with consecutive seqs from `seq`: one frame for the 96/8 settings, the plan's
+/// frames (or, unplanned, [`SetRequest::timer_writes`]) for a grid charge.
+pub fn encode_all(request: &SetRequest, device_sn: &str, seq: i32) -> Vec<Vec<u8>> {
+    match request.timer_request() {
+        None => vec![encode_set(request, device_sn, seq)],
+        Some(_) => request
+            .timer_writes()
+            .iter()
+            .enumerate()
+            .map(|(i, w)| crate::timer::encode_write(w, device_sn, seq.wrapping_add(i as i32)))
+            .collect(),
+    }
 }
 
 impl SetRequest {
@@ -202,6 +243,7 @@ impl SetRequest {
             SetRequest::WorkMode { .. } => 98,
             SetRequest::BatteryLimits { .. } => 112,
             SetRequest::FeedIn { .. } => FEED_IN_CMD_ID,
+            SetRequest::GridCharge { .. } | SetRequest::GridChargeOff => crate::timer::WRITE_CMD_ID,
         }
     }
 
@@ -211,6 +253,79 @@ impl SetRequest {
             SetRequest::WorkMode { .. } => SetKind::WorkMode,
             SetRequest::BatteryLimits { .. } => SetKind::BatteryLimits,
             SetRequest::FeedIn { .. } => SetKind::FeedIn,
+            SetRequest::GridCharge { .. } | SetRequest::GridChargeOff => SetKind::GridCharge,
+        }
+    }
+
+    /// The timer-task request of a grid-charge write (§12), `None` for the 96/8 settings.
+    /// A change keeps the task armed: the plan adds the arm frame after the full write,
+    /// which clears the flag.
+    pub fn timer_request(&self) -> Option<TimerRequest> {
+        match *self {
+            SetRequest::GridCharge {
+                power_w,
+                window,
+                repeat,
+            } => Some(TimerRequest::Change {
+                index: GRID_CHARGE_SLOT,
+                change: TaskChange {
+                    power_w: Some(power_w),
+                    window: Some(window),
+                    repeat: Some(repeat),
+                    armed: Some(true),
+                },
+            }),
+            SetRequest::GridChargeOff => Some(TimerRequest::Disarm {
+                index: GRID_CHARGE_SLOT,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The 96/125 frames of a grid-charge write when the device's list is not known
+    /// (a dry run without read-back): the full write and the arm, or the disarm.
+    pub fn timer_writes(&self) -> Vec<TimerWrite> {
+        let index = GRID_CHARGE_SLOT;
+        match *self {
+            SetRequest::GridCharge {
+                power_w,
+                window,
+                repeat,
+            } => vec![
+                TimerWrite::Change {
+                    index,
+                    kind: crate::timer::TaskKind::ChargeFromGrid,
+                    power_w,
+                    repeat,
+                    windows: vec![window],
+                },
+                TimerWrite::Arm { index },
+            ],
+            SetRequest::GridChargeOff => vec![TimerWrite::Disarm { index }],
+            _ => Vec::new(),
+        }
+    }
+
+    /// True when a timer-task list the device reported after the write shows it
+    /// (slot [`GRID_CHARGE_SLOT`] armed with the power, window and repeat; or disarmed).
+    /// Always false for the 96/8 settings.
+    pub fn applied_in_tasks(&self, tasks: &[TimerTask]) -> bool {
+        let Some(task) = crate::timer::find(tasks, GRID_CHARGE_SLOT) else {
+            return false;
+        };
+        match *self {
+            SetRequest::GridCharge {
+                power_w,
+                window,
+                repeat,
+            } => {
+                task.armed
+                    && task.power_w == power_w
+                    && task.repeat == repeat
+                    && task.set_windows().eq(std::iter::once(window))
+            }
+            SetRequest::GridChargeOff => !task.armed,
+            _ => false,
         }
     }
 
@@ -258,6 +373,20 @@ impl SetRequest {
                 }
                 _ => Ok(()),
             },
+            // Power against the limits needs the device's packs and the user's maximum:
+            // the controller checks that with the plan (`timer::GridChargeLimits`).
+            SetRequest::GridCharge { window, repeat, .. } => {
+                if !window.is_valid() {
+                    return Err(SetError::GridCharge(crate::timer::TimerError::EmptyWindow));
+                }
+                if let Repeat::Unknown { .. } = repeat {
+                    return Err(SetError::GridCharge(
+                        crate::timer::TimerError::UnwritableRepeat,
+                    ));
+                }
+                Ok(())
+            }
+            SetRequest::GridChargeOff => Ok(()),
         }
     }
 
@@ -292,6 +421,12 @@ impl SetRequest {
                 ems_feed_ratio: None,
             }
             .encode_to_vec(),
+            // The first frame; all of them: [`SetRequest::timer_writes`].
+            SetRequest::GridCharge { .. } | SetRequest::GridChargeOff => self
+                .timer_writes()
+                .first()
+                .map(TimerWrite::pdata)
+                .unwrap_or_default(),
         }
     }
 
@@ -310,6 +445,8 @@ impl SetRequest {
                 settings.feed_mode == Some(mode.code())
                     && (mode != FeedMode::Limited || settings.feed_power_cap_w == cap_w)
             }
+            // Read back from the timer-task list: [`SetRequest::applied_in_tasks`].
+            SetRequest::GridCharge { .. } | SetRequest::GridChargeOff => false,
         }
     }
 }
