@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::pb;
 use crate::schema::tables;
 use crate::settings::SetKind;
-use crate::timer::{Repeat, TaskChange, TimerRequest, TimerTask, TimerWrite, Window};
+use crate::timer::{Repeat, TimerWrite, Window};
 use crate::wire::{self, RawField, WireError};
 
 /// `cmd_func` of every settings frame.
@@ -219,21 +219,6 @@ pub struct SetContext {
     pub discharge_limit: Option<u32>,
 }
 
-/// Writes the frames of `request` as the MQTT payloads for the device's `set` topic, in
-/// order, with consecutive seqs from `seq`: one frame for the 96/8 settings, the plan's
-/// frames (or, unplanned, [`SetRequest::timer_writes`]) for a grid charge.
-pub fn encode_all(request: &SetRequest, device_sn: &str, seq: i32) -> Vec<Vec<u8>> {
-    match request.timer_request() {
-        None => vec![encode_set(request, device_sn, seq)],
-        Some(_) => request
-            .timer_writes()
-            .iter()
-            .enumerate()
-            .map(|(i, w)| crate::timer::encode_write(w, device_sn, seq.wrapping_add(i as i32)))
-            .collect(),
-    }
-}
-
 impl SetRequest {
     /// The frame's `cmd_id` (§10). Feed-in is 96/101 `SysFeedPowerSet`, as the app's own
     /// command map dispatches it; an earlier protocol text said 96/115, which nothing
@@ -255,83 +240,6 @@ impl SetRequest {
             SetRequest::FeedIn { .. } => SetKind::FeedIn,
             SetRequest::GridCharge { .. } | SetRequest::GridChargeOff => SetKind::GridCharge,
         }
-    }
-
-    /// The timer-task request of a grid-charge write (§12), `None` for the 96/8 settings.
-    /// A change keeps the task armed: the plan adds the arm frame after the full write,
-    /// which clears the flag.
-    pub fn timer_request(&self) -> Option<TimerRequest> {
-        match *self {
-            SetRequest::GridCharge {
-                power_w,
-                window,
-                repeat,
-            } => Some(TimerRequest::Change {
-                index: GRID_CHARGE_SLOT,
-                change: TaskChange {
-                    power_w: Some(power_w),
-                    window: Some(window),
-                    repeat: Some(repeat),
-                    armed: Some(true),
-                },
-            }),
-            SetRequest::GridChargeOff => Some(TimerRequest::Disarm {
-                index: GRID_CHARGE_SLOT,
-            }),
-            _ => None,
-        }
-    }
-
-    /// The 96/125 frames of a grid-charge write when the device's list is not known
-    /// (a dry run without read-back): the full write and the arm, or the disarm.
-    pub fn timer_writes(&self) -> Vec<TimerWrite> {
-        let index = GRID_CHARGE_SLOT;
-        match *self {
-            SetRequest::GridCharge {
-                power_w,
-                window,
-                repeat,
-            } => vec![
-                TimerWrite::Change {
-                    index,
-                    kind: crate::timer::TaskKind::ChargeFromGrid,
-                    power_w,
-                    repeat,
-                    windows: vec![window],
-                },
-                TimerWrite::Arm { index },
-            ],
-            SetRequest::GridChargeOff => vec![TimerWrite::Disarm { index }],
-            _ => Vec::new(),
-        }
-    }
-
-    /// True when a timer-task list the device reported after the write shows it
-    /// (slot [`GRID_CHARGE_SLOT`] armed with the power, window and repeat; or disarmed).
-    /// Always false for the 96/8 settings.
-    pub fn applied_in_tasks(&self, tasks: &[TimerTask]) -> bool {
-        let Some(task) = crate::timer::find(tasks, GRID_CHARGE_SLOT) else {
-            return false;
-        };
-        match *self {
-            SetRequest::GridCharge {
-                power_w,
-                window,
-                repeat,
-            } => {
-                task.armed
-                    && task.power_w == power_w
-                    && task.repeat == repeat
-                    && task.set_windows().eq(std::iter::once(window))
-            }
-            SetRequest::GridChargeOff => !task.armed,
-            _ => false,
-        }
-    }
-
-    /// The setting's name (audit rows, coalescing keys, API paths): [`SetKind::as_str`].
-    pub const fn name(&self) -> &'static str {
-        self.kind().as_str()
     }
 
     /// Checks ranges and the rules between values (§10) before anything is sent.

@@ -13,8 +13,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::control::{DeviceSettings, FeedMode, GRID_CHARGE_SLOT, SetError, SetRequest, WorkMode};
-use crate::timer::{Date, Repeat, TimerTask, Window};
+use crate::control::{DeviceSettings, FeedMode, SetError, SetRequest, WorkMode};
 
 /// One value a user may change, by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -150,13 +149,13 @@ impl Setting {
                 mode: FeedMode::Limited,
                 cap_w: Some(self.whole(value, "W")?),
             }),
-            Setting::GridCharge => grid_charge(value),
+            Setting::GridCharge => crate::grid_charge::parse(value),
         }
     }
 
     /// A whole non-negative number, with or without its unit (`20`, `20 %`, `800W`) or
     /// a zero fraction (Home Assistant's `30.0`).
-    fn whole(self, value: &str, unit: &'static str) -> Result<u32, SetError> {
+    pub(crate) fn whole(self, value: &str, unit: &'static str) -> Result<u32, SetError> {
         let bad = || SetError::NotAWholeNumber {
             setting: self.name(),
             unit,
@@ -240,55 +239,13 @@ pub fn request_for(
     Setting::parse(setting)?.request(value, current)
 }
 
-/// Parses a grid-charge value: `off`, or a power, a window and optionally the days, in
-/// any order (`1500W 22:00-05:30`, `1500 22:00-05:30 daily`,
-/// `1500W 22:00-05:30 on 2026-12-24`; the CLI's `--daily` and `--on` too). Daily unless
-/// a date is given. The power's limits are the controller's to check (they need the
-/// device's packs and the configured maximum).
-pub fn grid_charge(value: &str) -> Result<SetRequest, SetError> {
-    let usage = || SetError::GridChargeValue(value.trim().to_string());
-    let words: Vec<&str> = value.split_whitespace().collect();
-    if let [word] = words.as_slice()
-        && matches!(normalize(word).as_str(), "off" | "disarm" | "false" | "0")
-    {
-        return Ok(SetRequest::GridChargeOff);
-    }
-    let (mut power_w, mut window, mut repeat) = (None, None, None);
-    let mut rest = words.iter().copied();
-    while let Some(word) = rest.next() {
-        let bare = word.trim_start_matches('-').to_ascii_lowercase();
-        if bare == "daily" {
-            repeat = Some(Repeat::Daily);
-        } else if bare == "on" {
-            let text = rest.next().ok_or_else(usage)?;
-            let date: Date = text.parse().map_err(SetError::GridCharge)?;
-            repeat = Some(Repeat::Once { date });
-        } else if word.contains(':') {
-            window = Some(word.parse::<Window>().map_err(SetError::GridCharge)?);
-        } else if word.contains('-') && word.len() == 10 {
-            let date: Date = word.parse().map_err(SetError::GridCharge)?;
-            repeat = Some(Repeat::Once { date });
-        } else {
-            power_w = Some(Setting::GridCharge.whole(word, "W")?);
-        }
-    }
-    match (power_w, window) {
-        (Some(power_w), Some(window)) => Ok(SetRequest::GridCharge {
-            power_w,
-            window,
-            repeat: repeat.unwrap_or(Repeat::Daily),
-        }),
-        _ => Err(usage()),
-    }
-}
-
 /// Names as the messages list them: `a, b, c`.
 pub(crate) fn names(all: &[&str]) -> String {
     all.join(", ")
 }
 
 /// Lower case, `-` read as `_`, no surrounding blanks: `Self-Use` = `self_use`.
-fn normalize(text: &str) -> String {
+pub(crate) fn normalize(text: &str) -> String {
     text.trim().to_ascii_lowercase().replace('-', "_")
 }
 
@@ -313,22 +270,6 @@ pub fn requested_value(request: &SetRequest) -> String {
         } => format!("{power_w} W {window} {repeat}"),
         SetRequest::GridChargeOff => "off".into(),
     }
-}
-
-/// What a timer-task list shows for the grid-charge slot, written like
-/// [`requested_value`]: `1500 W 22:00-05:30 daily` when armed, `off` when not.
-pub fn grid_charge_value(tasks: &[TimerTask]) -> Option<String> {
-    let task = crate::timer::find(tasks, GRID_CHARGE_SLOT)?;
-    if !task.armed {
-        return Some("off".into());
-    }
-    let windows: Vec<String> = task.set_windows().map(|w| w.to_string()).collect();
-    Some(format!(
-        "{} W {} {}",
-        task.power_w,
-        windows.join(","),
-        task.repeat
-    ))
 }
 
 /// What `settings` (a 96/8 read-back) shows for the setting `request` changes, written
@@ -418,54 +359,6 @@ mod tests {
         );
         assert!(request_for("colour", "red", c).is_err());
         assert!(request_for("backup-reserve", "-5", c).is_err());
-    }
-
-    #[test]
-    fn grid_charge_as_typed() {
-        let window: Window = "22:00-05:30".parse().unwrap();
-        let daily = SetRequest::GridCharge {
-            power_w: 1500,
-            window,
-            repeat: Repeat::Daily,
-        };
-        for text in [
-            "1500W 22:00-05:30",
-            "22:00-05:30 1500 --daily",
-            "1500 W 22:00-05:30",
-        ] {
-            let text = text.replace("1500 W", "1500W");
-            assert_eq!(request_for("grid-charge", &text, None), Ok(daily), "{text}");
-        }
-        let once = request_for("grid_charge", "1500W 22:00-05:30 --on 2026-12-24", None);
-        let date = "2026-12-24".parse().unwrap();
-        assert_eq!(
-            once,
-            Ok(SetRequest::GridCharge {
-                power_w: 1500,
-                window,
-                repeat: Repeat::Once { date }
-            })
-        );
-        assert_eq!(
-            request_for("grid-charge", "off", None),
-            Ok(SetRequest::GridChargeOff)
-        );
-        for bad in [
-            "1500W",
-            "22:00-05:30",
-            "abcW 22:00-05:30",
-            "1500W 25:00-05:30",
-            "",
-        ] {
-            assert!(request_for("grid-charge", bad, None).is_err(), "{bad}");
-        }
-        // The frames: the full write then the arm (§12), or the disarm alone.
-        assert_eq!(daily.timer_writes().len(), 2);
-        assert_eq!(
-            SetRequest::GridChargeOff.pdata(),
-            vec![0x10, 0x02, 0x18, 0x01]
-        );
-        assert_eq!(requested_value(&daily), format!("1500 W {window} daily"));
     }
 
     #[test]
