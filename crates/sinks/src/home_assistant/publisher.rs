@@ -231,6 +231,8 @@ impl Publisher {
                     self.publish_settings(device_sn, settings).await?;
                 }
             }
+            // The grid-charge entities come with the control entities (§12).
+            StoreEvent::TimerTasks { .. } => {}
             // Every change of grid presence (protocol §13); a new device is announced
             // first (its announcement publishes the current presence).
             StoreEvent::Grid {
