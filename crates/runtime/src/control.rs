@@ -143,8 +143,9 @@ impl Controller {
     /// One write from start to outcome, audited.
     pub async fn write(&self, device_sn: &str, request: SetRequest, origin: Origin) -> SetOutcome {
         let previous = self.store.settings(device_sn);
-        let previous_tasks = self.store.timer_tasks(device_sn);
-        let outcome = self.decide(device_sn, request).await;
+        // A grid charge's previous value is the task list its plan was made against.
+        let mut planned_on = self.store.timer_tasks(device_sn);
+        let outcome = self.decide(device_sn, request, &mut planned_on).await;
         let mut entry = AuditEntry::new(
             SystemTime::now(),
             device_sn,
@@ -154,7 +155,7 @@ impl Controller {
             origin,
         );
         if request.timer_request().is_some() {
-            entry.previous = previous_tasks.and_then(|t| grid_charge_value(&t));
+            entry.previous = planned_on.and_then(|t| grid_charge_value(&t));
         }
         let store = self.store.clone();
         let appended = tokio::task::spawn_blocking(move || store.append_audit(&entry)).await;
@@ -175,7 +176,12 @@ impl Controller {
         outcome
     }
 
-    async fn decide(&self, sn: &str, request: SetRequest) -> SetOutcome {
+    async fn decide(
+        &self,
+        sn: &str,
+        request: SetRequest,
+        planned_on: &mut Option<Arc<[protocol::TimerTask]>>,
+    ) -> SetOutcome {
         let discharge_limit = self
             .store
             .get(sn, DISCHARGE_LIMIT_KEY)
@@ -186,7 +192,7 @@ impl Controller {
             return refused(e.to_string());
         }
         if let Some(timer) = request.timer_request() {
-            return self.decide_timer(sn, &request, timer).await;
+            return self.decide_timer(sn, &request, timer, planned_on).await;
         }
         if self.config.dry_run {
             let frame = protocol::control::encode_set(&request, sn, sources::seq_now());

@@ -22,11 +22,14 @@ use crate::control::{Controller, GET_ALL_EVERY, refused};
 impl Controller {
     /// A grid-charge write after [`SetRequest::validate`]; the same gates as the other
     /// settings (dry run, control on, known device, coalescing, rate limit).
+    /// `planned_on` becomes the list the plan was made against (the audit's previous
+    /// value).
     pub(crate) async fn decide_timer(
         &self,
         sn: &str,
         request: &SetRequest,
         timer: TimerRequest,
+        planned_on: &mut Option<Arc<[TimerTask]>>,
     ) -> SetOutcome {
         let limits = match self.grid_charge_limits(sn, request) {
             Ok(limits) => limits,
@@ -72,6 +75,7 @@ impl Controller {
                 ),
             };
         };
+        *planned_on = Some(tasks.clone());
         let plan = match timer.plan(&tasks, &limits) {
             Ok(plan) => plan,
             Err(e) => return refused(e.to_string()),

@@ -119,7 +119,11 @@ impl CloudSource {
                 for (sn, job) in jobs {
                     match job {
                         Job::StreamSwitch => self.stream_switch(&client, id, &sn),
-                        Job::GetAll => self.get_all(&client, auth, id, &sn).await,
+                        // The timer tasks (§12) are not in the get-all answer: asked with it.
+                        Job::GetAll => {
+                            self.get_all(&client, auth, id, &sn).await;
+                            self.timer_list(&client, id, &sn);
+                        }
                     }
                 }
             }
