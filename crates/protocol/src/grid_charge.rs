@@ -7,7 +7,9 @@
 
 use crate::control::{GRID_CHARGE_SLOT, SetError, SetRequest, encode_set};
 use crate::settings::Setting;
-use crate::timer::{Date, Repeat, TaskChange, TimerRequest, TimerTask, TimerWrite, Window};
+use crate::timer::{
+    Date, Repeat, TaskChange, TimerError, TimerRequest, TimerTask, TimerWrite, Window,
+};
 
 impl SetRequest {
     /// The timer-task request of a grid-charge write (§12), `None` for the 96/8 settings.
@@ -162,6 +164,38 @@ pub fn grid_charge_value(tasks: &[TimerTask]) -> Option<String> {
         windows.join(","),
         task.repeat
     ))
+}
+
+/// A window as it is typed and as Home Assistant's text entity shows it: `22:00-05:30`.
+pub fn window_text(w: Window) -> String {
+    let hm = |m: u16| format!("{:02}:{:02}", m / 60, m % 60);
+    format!("{}-{}", hm(w.start_min), hm(w.end_min))
+}
+
+/// The grid charge the device reports, with the power or the window replaced: what a
+/// door that shows one part at a time (Home Assistant's number and text) sends. Armed
+/// afterwards, like every [`SetRequest::GridCharge`]; the days stay as reported.
+pub fn edit(
+    tasks: &[TimerTask],
+    power_w: Option<u32>,
+    window: Option<Window>,
+) -> Result<SetRequest, SetError> {
+    let index = GRID_CHARGE_SLOT;
+    let task = crate::timer::find(tasks, index)
+        .ok_or(SetError::GridCharge(TimerError::UnknownSlot { index }))?;
+    let window = window
+        .or_else(|| task.set_windows().next())
+        .ok_or(SetError::GridCharge(TimerError::NoWindow { index }))?;
+    let power_w = power_w
+        .or((task.power_w > 0).then_some(task.power_w))
+        .ok_or(SetError::GridCharge(TimerError::NoPower { index }))?;
+    let request = SetRequest::GridCharge {
+        power_w,
+        window,
+        repeat: task.repeat,
+    };
+    request.validate(&crate::SetContext::default())?;
+    Ok(request)
 }
 
 #[cfg(test)]
