@@ -36,14 +36,9 @@ impl Controller {
             Err(e) => return refused(e.to_string()),
         };
         if self.config.dry_run {
-            // The plan against the device's list when known, else the recipe's frames.
-            let writes = match self.store.timer_tasks(sn) {
-                Some(tasks) => match timer.plan(&tasks, &limits) {
-                    Ok(plan) => plan.frames,
-                    Err(e) => return refused(e.to_string()),
-                },
-                None => request.timer_writes(),
-            };
+            // The recipe's frames, whatever the device reports now: the same words print
+            // the same frames (a live write may skip those the read-back already shows).
+            let writes = request.timer_writes();
             let seq = sources::seq_now();
             let frames: Vec<String> = writes
                 .iter()
