@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::pb;
 use crate::schema::tables;
 use crate::settings::SetKind;
-use crate::timer::{Repeat, TimerWrite, Window};
+use crate::timer::{Repeat, Window};
 use crate::wire::{self, RawField, WireError};
 
 /// `cmd_func` of every settings frame.
@@ -281,18 +281,8 @@ impl SetRequest {
                 }
                 _ => Ok(()),
             },
-            // Power against the limits needs the device's packs and the user's maximum:
-            // the controller checks that with the plan (`timer::GridChargeLimits`).
             SetRequest::GridCharge { window, repeat, .. } => {
-                if !window.is_valid() {
-                    return Err(SetError::GridCharge(crate::timer::TimerError::EmptyWindow));
-                }
-                if let Repeat::Unknown { .. } = repeat {
-                    return Err(SetError::GridCharge(
-                        crate::timer::TimerError::UnwritableRepeat,
-                    ));
-                }
-                Ok(())
+                crate::grid_charge::check(window, repeat)
             }
             SetRequest::GridChargeOff => Ok(()),
         }
@@ -330,11 +320,9 @@ impl SetRequest {
             }
             .encode_to_vec(),
             // The first frame; all of them: [`SetRequest::timer_writes`].
-            SetRequest::GridCharge { .. } | SetRequest::GridChargeOff => self
-                .timer_writes()
-                .first()
-                .map(TimerWrite::pdata)
-                .unwrap_or_default(),
+            SetRequest::GridCharge { .. } | SetRequest::GridChargeOff => {
+                crate::grid_charge::first_pdata(self)
+            }
         }
     }
 

@@ -166,6 +166,28 @@ pub fn grid_charge_value(tasks: &[TimerTask]) -> Option<String> {
     ))
 }
 
+/// The checks a grid charge passes before the controller's plan (which checks the
+/// power against the packs online and the configured maximum, `timer::GridChargeLimits`):
+/// a window that is set, days a user can write.
+pub(crate) fn check(window: Window, repeat: Repeat) -> Result<(), SetError> {
+    if !window.is_valid() {
+        return Err(SetError::GridCharge(TimerError::EmptyWindow));
+    }
+    if let Repeat::Unknown { .. } = repeat {
+        return Err(SetError::GridCharge(TimerError::UnwritableRepeat));
+    }
+    Ok(())
+}
+
+/// The pdata of the first of a grid charge's frames.
+pub(crate) fn first_pdata(request: &SetRequest) -> Vec<u8> {
+    request
+        .timer_writes()
+        .first()
+        .map(TimerWrite::pdata)
+        .unwrap_or_default()
+}
+
 /// A window as it is typed and as Home Assistant's text entity shows it: `22:00-05:30`.
 pub fn window_text(w: Window) -> String {
     let hm = |m: u16| format!("{:02}:{:02}", m / 60, m % 60);
