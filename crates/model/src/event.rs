@@ -51,6 +51,13 @@ pub enum StoreEvent {
         device_sn: Arc<str>,
         settings: DeviceSettings,
     },
+    /// The device reported its timer tasks (96/10 push or the current copy of a 96/127
+    /// answer, protocol §12): the whole list, changed or not, so a grid-charge write
+    /// waiting for its read-back sees it.
+    TimerTasks {
+        device_sn: Arc<str>,
+        tasks: Arc<[protocol::TimerTask]>,
+    },
     /// The device's grid presence changed (protocol §13, derived from the meter's phase
     /// voltages; [`crate::grid`]): after a heartbeat, a status report or a stage change.
     Grid {
@@ -67,6 +74,7 @@ impl StoreEvent {
             | StoreEvent::Status { device_sn, .. }
             | StoreEvent::Stage { device_sn, .. }
             | StoreEvent::Settings { device_sn, .. }
+            | StoreEvent::TimerTasks { device_sn, .. }
             | StoreEvent::Grid { device_sn, .. } => device_sn,
         }
     }

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::pb;
 use crate::schema::tables;
 use crate::settings::SetKind;
+use crate::timer::{Repeat, Window};
 use crate::wire::{self, RawField, WireError};
 
 /// `cmd_func` of every settings frame.
@@ -140,7 +141,22 @@ pub enum SetRequest {
         mode: FeedMode,
         cap_w: Option<u32>,
     },
+    /// Scheduled grid charge (§12): timer-task slot [`GRID_CHARGE_SLOT`] charges the
+    /// battery from the grid at `power_w` in `window` (local time) on the days of
+    /// `repeat`, and is armed. Carried by one or two 96/125 frames
+    /// ([`SetRequest::timer_request`] → [`crate::timer::TimerRequest::plan`]), read back
+    /// from the device's timer-task list (96/10 or 96/127), not from 96/8.
+    GridCharge {
+        power_w: u32,
+        window: Window,
+        repeat: Repeat,
+    },
+    /// The scheduled grid charge disarmed (§12's disarm recipe: fields 2 and 3 only).
+    GridChargeOff,
 }
+
+/// The timer-task slot a grid charge is written to: the only one ever seen (§12).
+pub const GRID_CHARGE_SLOT: u32 = 1;
 
 /// Why a request is refused before anything is sent: a name or value that means no
 /// request ([`crate::settings::Setting::request`]) or a request that fails its checks
@@ -184,6 +200,16 @@ pub enum SetError {
     MissingCap,
     #[error("feed-in cap must be 1–{MAX_FEED_POWER_W} W, got {0}")]
     CapOutOfRange(u32),
+    #[error("{0}")]
+    GridCharge(crate::timer::TimerError),
+    #[error(
+        "grid charge wants a power and a window, e.g. \"1500W 22:00-05:30\" (then optionally \"daily\" or \"on 2026-12-24\"), or \"off\"; got {0:?}"
+    )]
+    GridChargeValue(String),
+    #[error(
+        "grid charge needs a maximum power: set [control] grid_charge_max_w (the Fit's rating is unknown, the bridge never guesses it)"
+    )]
+    NoGridChargeMax,
 }
 
 /// What the device reports elsewhere that a request is checked against.
@@ -202,6 +228,7 @@ impl SetRequest {
             SetRequest::WorkMode { .. } => 98,
             SetRequest::BatteryLimits { .. } => 112,
             SetRequest::FeedIn { .. } => FEED_IN_CMD_ID,
+            SetRequest::GridCharge { .. } | SetRequest::GridChargeOff => crate::timer::WRITE_CMD_ID,
         }
     }
 
@@ -211,12 +238,8 @@ impl SetRequest {
             SetRequest::WorkMode { .. } => SetKind::WorkMode,
             SetRequest::BatteryLimits { .. } => SetKind::BatteryLimits,
             SetRequest::FeedIn { .. } => SetKind::FeedIn,
+            SetRequest::GridCharge { .. } | SetRequest::GridChargeOff => SetKind::GridCharge,
         }
-    }
-
-    /// The setting's name (audit rows, coalescing keys, API paths): [`SetKind::as_str`].
-    pub const fn name(&self) -> &'static str {
-        self.kind().as_str()
     }
 
     /// Checks ranges and the rules between values (§10) before anything is sent.
@@ -258,6 +281,10 @@ impl SetRequest {
                 }
                 _ => Ok(()),
             },
+            SetRequest::GridCharge { window, repeat, .. } => {
+                crate::grid_charge::check(window, repeat)
+            }
+            SetRequest::GridChargeOff => Ok(()),
         }
     }
 
@@ -292,6 +319,10 @@ impl SetRequest {
                 ems_feed_ratio: None,
             }
             .encode_to_vec(),
+            // The first frame; all of them: [`SetRequest::timer_writes`].
+            SetRequest::GridCharge { .. } | SetRequest::GridChargeOff => {
+                crate::grid_charge::first_pdata(self)
+            }
         }
     }
 
@@ -310,6 +341,8 @@ impl SetRequest {
                 settings.feed_mode == Some(mode.code())
                     && (mode != FeedMode::Limited || settings.feed_power_cap_w == cap_w)
             }
+            // Read back from the timer-task list: [`SetRequest::applied_in_tasks`].
+            SetRequest::GridCharge { .. } | SetRequest::GridChargeOff => false,
         }
     }
 }

@@ -47,6 +47,7 @@ pub mod dispatch;
 pub mod encode;
 pub mod error;
 pub mod field;
+pub mod grid_charge;
 pub mod json;
 pub mod modbus;
 pub mod open_api;

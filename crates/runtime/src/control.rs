@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use model::{ControlPort, Origin, SetFuture, SetOutcome, StoreEvent};
+use protocol::grid_charge::grid_charge_value;
 use protocol::settings::current_value;
 use protocol::{SetContext, SetRequest};
 use serde::{Deserialize, Serialize};
@@ -28,7 +29,7 @@ use tokio::time::Instant;
 /// the reserve at least 3 points above its discharge limit).
 const DISCHARGE_LIMIT_KEY: &str = "CloudBmsInfoReport.bpDownLimitSoc";
 /// How often a get-all is asked for again while a write waits for its read-back.
-const GET_ALL_EVERY: Duration = Duration::from_secs(5);
+pub(crate) const GET_ALL_EVERY: Duration = Duration::from_secs(5);
 /// The rate limit's window.
 const RATE_WINDOW: Duration = Duration::from_secs(60);
 
@@ -53,6 +54,10 @@ pub struct ControlConfig {
     /// Validate and audit, but send nothing: the outcome carries the frame's hex.
     /// Default false.
     pub dry_run: bool,
+    /// The most a scheduled grid charge may draw from the grid, W (protocol §12). The
+    /// Fit's rating is unknown and the bridge never guesses it: without this key every
+    /// grid-charge write is refused. Default unset.
+    pub grid_charge_max_w: Option<u32>,
 }
 
 impl Default for ControlConfig {
@@ -63,6 +68,7 @@ impl Default for ControlConfig {
             coalesce: Duration::from_secs(1),
             max_writes_per_minute: 6,
             dry_run: false,
+            grid_charge_max_w: None,
         }
     }
 }
@@ -72,8 +78,8 @@ type Key = (String, &'static str);
 
 /// Carries out writes against the store's read-back and a source attached later.
 pub struct Controller {
-    config: ControlConfig,
-    store: StateStore,
+    pub(crate) config: ControlConfig,
+    pub(crate) store: StateStore,
     source: Mutex<Option<SourceHandle>>,
     /// Generation of the newest request per key: a waiting request that is no longer the
     /// newest when its window ends was superseded.
@@ -119,6 +125,16 @@ impl Controller {
             .then(|| self.clone() as Arc<dyn ControlPort>)
     }
 
+    /// The attached source, if any.
+    pub(crate) fn source(&self) -> Option<SourceHandle> {
+        lock(&self.source).clone()
+    }
+
+    /// One more frame handed to the source.
+    pub(crate) fn count_frame(&self) {
+        self.frames.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The source that sends the frames (until then writes are refused).
     pub fn attach(&self, source: SourceHandle) {
         *lock(&self.source) = Some(source);
@@ -127,8 +143,10 @@ impl Controller {
     /// One write from start to outcome, audited.
     pub async fn write(&self, device_sn: &str, request: SetRequest, origin: Origin) -> SetOutcome {
         let previous = self.store.settings(device_sn);
-        let outcome = self.decide(device_sn, request).await;
-        let entry = AuditEntry::new(
+        // A grid charge's previous value is the task list its plan was made against.
+        let mut planned_on = self.store.timer_tasks(device_sn);
+        let outcome = self.decide(device_sn, request, &mut planned_on).await;
+        let mut entry = AuditEntry::new(
             SystemTime::now(),
             device_sn,
             &request,
@@ -136,6 +154,9 @@ impl Controller {
             &outcome,
             origin,
         );
+        if request.timer_request().is_some() {
+            entry.previous = planned_on.and_then(|t| grid_charge_value(&t));
+        }
         let store = self.store.clone();
         let appended = tokio::task::spawn_blocking(move || store.append_audit(&entry)).await;
         match appended {
@@ -155,7 +176,12 @@ impl Controller {
         outcome
     }
 
-    async fn decide(&self, sn: &str, request: SetRequest) -> SetOutcome {
+    async fn decide(
+        &self,
+        sn: &str,
+        request: SetRequest,
+        planned_on: &mut Option<Arc<[protocol::TimerTask]>>,
+    ) -> SetOutcome {
         let discharge_limit = self
             .store
             .get(sn, DISCHARGE_LIMIT_KEY)
@@ -164,6 +190,9 @@ impl Controller {
             .map(|v| v.round() as u32);
         if let Err(e) = request.validate(&SetContext { discharge_limit }) {
             return refused(e.to_string());
+        }
+        if let Some(timer) = request.timer_request() {
+            return self.decide_timer(sn, &request, timer, planned_on).await;
         }
         if self.config.dry_run {
             let frame = protocol::control::encode_set(&request, sn, sources::seq_now());
@@ -197,7 +226,7 @@ impl Controller {
 
     /// Waits out the coalescing window; `Some` when a newer request for the same device
     /// and setting arrived meanwhile (that one is sent, this one is not).
-    async fn coalesce(&self, sn: &str, request: &SetRequest) -> Option<SetOutcome> {
+    pub(crate) async fn coalesce(&self, sn: &str, request: &SetRequest) -> Option<SetOutcome> {
         let key: Key = (sn.to_string(), request.name());
         let generation = {
             let mut next = lock(&self.next_generation);
@@ -221,7 +250,7 @@ impl Controller {
     }
 
     /// Counts a frame against the device's rate limit, or refuses it.
-    fn take_rate_slot(&self, sn: &str) -> Option<SetOutcome> {
+    pub(crate) fn take_rate_slot(&self, sn: &str) -> Option<SetOutcome> {
         let now = Instant::now();
         let mut sent = lock(&self.sent);
         let times = sent.entry(sn.to_string()).or_default();
@@ -305,7 +334,7 @@ impl ControlPort for Controller {
     }
 }
 
-fn refused(reason: impl Into<String>) -> SetOutcome {
+pub(crate) fn refused(reason: impl Into<String>) -> SetOutcome {
     SetOutcome::Refused {
         reason: reason.into(),
     }

@@ -42,6 +42,7 @@ mod client_ids;
 pub mod config;
 pub mod config_file;
 pub mod control;
+mod control_timer;
 pub mod data_dir;
 pub mod diagnostics;
 pub mod log_ring;

@@ -93,10 +93,11 @@ async fn settings_controls_follow_the_read_back_and_carry_commands() {
         shutdown.clone(),
     );
 
-    // Five controls and the result sensor; their states are the read-back.
+    // Five controls, the result sensor and the three grid-charge entities (§12: switch,
+    // number, text); their states are the read-back.
     let mut seen = BTreeMap::new();
     let got = collect_until(&mut rx, &mut seen, Duration::from_secs(30), |s| {
-        settings_configs(s, &base).len() == 6 && s.contains_key(&state("feed_power_cap"))
+        settings_configs(s, &base).len() == 9 && s.contains_key(&state("feed_power_cap"))
     })
     .await;
     assert!(
@@ -105,6 +106,11 @@ async fn settings_controls_follow_the_read_back_and_carry_commands() {
         settings_configs(&seen, &base).keys()
     );
     let configs = settings_configs(&seen, &base);
+    let window = &configs["settings_grid_charge_window"];
+    assert_eq!(window["command_topic"], command("grid_charge_window"));
+    assert!(window["pattern"].as_str().is_some_and(|p| p.contains(':')));
+    assert_eq!(configs["settings_grid_charge_power"]["step"], 100);
+    assert!(configs.contains_key("settings_grid_charge_armed"));
     let work = &configs["settings_work_mode"];
     assert_eq!(work["command_topic"], command("work_mode"));
     assert_eq!(work["state_topic"], state("work_mode"));
@@ -249,7 +255,7 @@ async fn no_command_entities_with_control_off() {
     let mut seen = BTreeMap::new();
     assert!(
         collect_until(&mut rx, &mut seen, Duration::from_secs(30), |s| {
-            settings_configs(s, &base).len() == 6
+            settings_configs(s, &base).len() == 9
         })
         .await
     );
@@ -330,7 +336,7 @@ async fn a_flood_of_commands_is_bounded_dropped_and_counted() {
     let mut seen = BTreeMap::new();
     assert!(
         collect_until(&mut rx, &mut seen, Duration::from_secs(30), |s| {
-            settings_configs(s, &base).len() == 6
+            settings_configs(s, &base).len() == 9
         })
         .await,
         "announced"

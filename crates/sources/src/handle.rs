@@ -2,9 +2,11 @@
 //! cloneable sender of requests the source's connection loop serves. The runtime takes it
 //! before `run` and calls it when the store sees a device go stale (protocol §8: re-send
 //! the switch and get-all; reconnect when a whole device is silent while connected), and
-//! to send a settings frame (protocol §10, [`SourceHandle::publish_set`]).
+//! to send a settings frame (protocol §10, [`SourceHandle::publish_set`]) or a timer-task
+//! write (§12, [`SourceHandle::publish_timer`]).
 
 use protocol::SetRequest;
+use protocol::timer::TimerWrite;
 use tokio::sync::{mpsc, oneshot};
 
 /// Requests queued for the source; more than this are dropped (each is idempotent: a
@@ -20,12 +22,42 @@ pub(crate) enum Request {
     Reconnect,
     /// A get-all for this device now (a write waiting for its read-back).
     GetAll(String),
-    /// Publish a settings frame, then a get-all; the answer says whether it went out.
+    /// A timer-task list request (96/127) for this device now.
+    TimerList(String),
+    /// Publish a command frame, then the request that reads it back; the answer says
+    /// whether it went out.
     Set {
         device_sn: String,
-        request: SetRequest,
+        command: Command,
         sent: oneshot::Sender<Result<(), String>>,
     },
+}
+
+/// A frame for a device's `set` topic.
+#[derive(Debug, Clone)]
+pub(crate) enum Command {
+    /// A 96/8 setting (§10), read back by a get-all.
+    Setting(SetRequest),
+    /// A 96/125 timer-task write (§12), read back by a 96/127 list request.
+    Timer(TimerWrite),
+}
+
+impl Command {
+    /// The MQTT payload, in the §10 envelope.
+    pub(crate) fn encode(&self, device_sn: &str, seq: i32) -> Vec<u8> {
+        match self {
+            Command::Setting(request) => protocol::control::encode_set(request, device_sn, seq),
+            Command::Timer(write) => protocol::timer::encode_write(write, device_sn, seq),
+        }
+    }
+
+    /// What the log calls it.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Command::Setting(request) => request.name(),
+            Command::Timer(write) => write.recipe().as_str(),
+        }
+    }
 }
 
 /// Cloneable handle to a running source. Sources without such requests (fleet mode, a
@@ -74,13 +106,29 @@ impl SourceHandle {
     /// that cannot send (fleet mode, a record file). Whether the device *applied* it is
     /// for the caller to see in the read-back.
     pub async fn publish_set(&self, device_sn: &str, request: SetRequest) -> Result<(), String> {
+        self.publish(device_sn, Command::Setting(request)).await
+    }
+
+    /// Publishes one 96/125 timer-task write (§12) like [`SourceHandle::publish_set`],
+    /// followed by a 96/127 list request so the device answers with its list at once.
+    pub async fn publish_timer(&self, device_sn: &str, write: TimerWrite) -> Result<(), String> {
+        self.publish(device_sn, Command::Timer(write)).await
+    }
+
+    /// Ask device `device_sn` for its timer-task list now (96/127, app route; §12).
+    /// Ignored while disconnected.
+    pub fn timer_list(&self, device_sn: &str) {
+        self.send(Request::TimerList(device_sn.to_string()));
+    }
+
+    async fn publish(&self, device_sn: &str, command: Command) -> Result<(), String> {
         let Some(tx) = &self.tx else {
             return Err("this source cannot send settings (fleet mode or a recording)".into());
         };
         let (sent, answer) = oneshot::channel();
         let queued = tx.try_send(Request::Set {
             device_sn: device_sn.to_string(),
-            request,
+            command,
             sent,
         });
         if queued.is_err() {

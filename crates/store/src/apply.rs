@@ -8,7 +8,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use protocol::{DeviceSettings, DeviceStatus, PayloadView, ValueRef};
+use protocol::{DeviceSettings, DeviceStatus, PayloadView, TimerTask, ValueRef};
 use tokio::time::Instant;
 
 use crate::guard::{Held, Verdict, judge};
@@ -119,6 +119,11 @@ impl StateStore {
         }
         if let (Some(reported), Some(sn)) = (decoded.settings(), decoded.device_sn())
             && !self.apply_settings(sn, reported, received_at)
+        {
+            refused.add(sn);
+        }
+        if let (Some(tasks), Some(sn)) = (decoded.timer_tasks(), decoded.device_sn())
+            && !self.apply_timer_tasks(sn, tasks, received_at)
         {
             refused.add(sn);
         }
@@ -257,6 +262,26 @@ impl StateStore {
     /// A 96/8 settings report (protocol §10): merged into the device's settings and
     /// announced as [`StoreEvent::Settings`]. Not a catalog channel: no stage, no history.
     /// False when the store has no room for the device.
+    /// A timer-task list (96/10 push or 96/127 answer, protocol §12; the decoder already
+    /// dropped the stale second copy): replaces the device's list and is announced as
+    /// [`StoreEvent::TimerTasks`]. False when the store has no room for the device.
+    fn apply_timer_tasks(&self, sn: &str, tasks: &[TimerTask], at: SystemTime) -> bool {
+        let replaced = {
+            let mut latest = write(&self.inner.latest);
+            latest
+                .device(sn)
+                .map(|d| (d.sn().clone(), d.set_timer_tasks(tasks, at)))
+        };
+        let Some((device_sn, tasks)) = replaced else {
+            return false;
+        };
+        let _ = self
+            .inner
+            .events
+            .send(Arc::new(StoreEvent::TimerTasks { device_sn, tasks }));
+        true
+    }
+
     fn apply_settings(&self, sn: &str, reported: &DeviceSettings, at: SystemTime) -> bool {
         let merged = {
             let mut latest = write(&self.inner.latest);

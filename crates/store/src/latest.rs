@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use catalog::{Channel, StateDef};
-use protocol::{DeviceSettings, DeviceStatus, ValueRef};
+use protocol::{DeviceSettings, DeviceStatus, TimerTask, ValueRef};
 use tokio::time::Instant;
 
 use crate::grid::{GridInputs, PHASE_VOLTAGE_KEYS, derive};
@@ -33,6 +33,8 @@ pub(crate) struct DeviceEntry {
     status: Option<(DeviceStatus, SystemTime)>,
     /// Settings merged from every 96/8 report, and when the last one arrived.
     settings: Option<(DeviceSettings, SystemTime)>,
+    /// The timer-task list of the last 96/10 push or 96/127 answer (§12: the current copy).
+    timer_tasks: Option<(Arc<[TimerTask]>, SystemTime)>,
     /// Grid presence as last announced ([`model::StoreEvent::Grid`]).
     grid: GridState,
 }
@@ -83,6 +85,7 @@ impl Latest {
                 clocks: DeviceClocks::default(),
                 status: None,
                 settings: None,
+                timer_tasks: None,
                 grid: GridState::default(),
             };
             self.devices.insert(sn, entry);
@@ -113,6 +116,10 @@ impl Latest {
 
     pub(crate) fn settings(&self, sn: &str) -> Option<DeviceSettings> {
         self.devices.get(sn)?.settings()
+    }
+
+    pub(crate) fn timer_tasks(&self, sn: &str) -> Option<Arc<[TimerTask]>> {
+        self.devices.get(sn)?.timer_tasks()
     }
 
     pub(crate) fn get(&self, sn: &str, state: &StateDef) -> Option<LatestState> {
@@ -297,6 +304,21 @@ impl DeviceEntry {
         self.settings.map(|(s, _)| s)
     }
 
+    /// Replaces the timer-task list (a list is always whole, §12); returns it.
+    pub(crate) fn set_timer_tasks(
+        &mut self,
+        tasks: &[TimerTask],
+        at: SystemTime,
+    ) -> Arc<[TimerTask]> {
+        let tasks: Arc<[TimerTask]> = tasks.into();
+        self.timer_tasks = Some((tasks.clone(), at));
+        tasks
+    }
+
+    pub(crate) fn timer_tasks(&self) -> Option<Arc<[TimerTask]>> {
+        self.timer_tasks.as_ref().map(|(t, _)| t.clone())
+    }
+
     /// Records an online/offline report; true when the status changed.
     pub(crate) fn set_status(&mut self, status: DeviceStatus, at: SystemTime) -> bool {
         let changed = self.status.map(|(s, _)| s) != Some(status);
@@ -398,6 +420,7 @@ impl DeviceEntry {
             state_count: self.values().count(),
             settings: self.settings.map(|(s, _)| s),
             settings_ms: self.settings.map(|(_, at)| unix_ms(at)),
+            timer_tasks: self.timer_tasks.as_ref().map(|(t, _)| t.to_vec()),
         }
     }
 }

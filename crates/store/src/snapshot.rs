@@ -83,6 +83,10 @@ pub struct DeviceSnapshot {
     pub settings: Option<DeviceSettings>,
     /// When the last settings report arrived.
     pub settings_ms: Option<i64>,
+    /// The timer tasks the device last reported (96/10 or 96/127, protocol §12: the
+    /// scheduled grid charge); `None` before its first list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timer_tasks: Option<Vec<protocol::TimerTask>>,
     /// Grid presence derived from the meter's phase voltages (protocol §13; not a
     /// catalog state), with how it was derived.
     pub grid: GridState,

@@ -298,6 +298,11 @@ impl StateStore {
         lock(&self.inner.paths).tracked()
     }
 
+    /// The timer tasks device `device_sn` last reported (96/10 or 96/127, §12), if any.
+    pub fn timer_tasks(&self, device_sn: &str) -> Option<Arc<[protocol::TimerTask]>> {
+        read(&self.inner.latest).timer_tasks(device_sn)
+    }
+
     /// The latest value of one state.
     pub fn get(&self, device_sn: &str, key: &str) -> Option<LatestState> {
         let state = catalog::by_key(key)?;

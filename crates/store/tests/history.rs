@@ -248,6 +248,7 @@ fn online_status_and_events() {
                 stage.as_str()
             ),
             StoreEvent::Settings { .. } => "settings".into(),
+            StoreEvent::TimerTasks { .. } => "timer_tasks".into(),
             StoreEvent::Grid { grid, .. } => format!("grid:{}", grid.presence.as_str()),
         });
     }

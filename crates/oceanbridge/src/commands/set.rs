@@ -1,7 +1,8 @@
 //! `oceanbridge set [--config FILE] [--data-dir DIR] [--dry-run] <SN> <setting> <value>`:
 //! one settings write (protocol §10, docs/control.md) — work_mode, backup_reserve,
 //! surplus_threshold, feed_mode, feed_power_cap (`-` or `_`; `feed-cap` still works),
-//! parsed by `protocol::settings`, the parser every interface shares.
+//! grid_charge (§12: `1500W 22:00-05:30 [--daily | --on 2026-12-24]` or `off`), parsed by
+//! `protocol::settings`, the parser every interface shares.
 //!
 //! It runs its own short-lived bridge against the configured source (the same login,
 //! client id and state directory as `run`, so it needs `run` to be stopped: the state
@@ -39,13 +40,23 @@ pub struct SetArgs {
     pub log: super::common::QuietLogArg,
     /// The device's serial number.
     pub sn: String,
-    /// work-mode, backup-reserve, surplus-threshold, feed-mode or feed-power-cap (`-` or
-    /// `_`; `feed-cap` is accepted too).
+    /// work-mode, backup-reserve, surplus-threshold, feed-mode, feed-power-cap or
+    /// grid-charge (`-` or `_`; `feed-cap` is accepted too).
     pub setting: String,
     /// work-mode: self-use, time-of-use, backup, ai-schedule; backup-reserve and
     /// surplus-threshold: percent; feed-mode: off, unlimited, zero-export, limited;
-    /// feed-power-cap: watts (selects limited feed-in).
-    pub value: String,
+    /// feed-power-cap: watts (selects limited feed-in); grid-charge: a power, a window and
+    /// optionally `--daily` (the default) or `--on YYYY-MM-DD`, e.g.
+    /// `1500W 22:00-05:30 --daily`, or `off`.
+    #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
+    pub value: Vec<String>,
+}
+
+impl SetArgs {
+    /// The value's words as one text, as the shared parser reads it.
+    pub fn value_text(&self) -> String {
+        self.value.join(" ")
+    }
 }
 
 pub fn run(args: SetArgs) -> anyhow::Result<ExitCode> {
@@ -111,18 +122,18 @@ async fn one_write(bridge: &Bridge, args: &SetArgs, wait: Duration) -> anyhow::R
         });
     }
     let current = store.settings(&args.sn);
-    let request =
-        match protocol::settings::request_for(&args.setting, &args.value, current.as_ref()) {
-            Ok(r) => r,
-            // Refused here, before the controller: still an attempt, so still audited.
-            Err(e) => {
-                let outcome = SetOutcome::Refused {
-                    reason: e.to_string(),
-                };
-                audit_refusal(store, &args.sn, &args.setting, &args.value, &outcome);
-                return Ok(outcome);
-            }
-        };
+    let value = args.value_text();
+    let request = match protocol::settings::request_for(&args.setting, &value, current.as_ref()) {
+        Ok(r) => r,
+        // Refused here, before the controller: still an attempt, so still audited.
+        Err(e) => {
+            let outcome = SetOutcome::Refused {
+                reason: e.to_string(),
+            };
+            audit_refusal(store, &args.sn, &args.setting, &value, &outcome);
+            return Ok(outcome);
+        }
+    };
     Ok(bridge
         .controller
         .write(&args.sn, request, Origin::Cli)

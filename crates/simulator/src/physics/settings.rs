@@ -73,6 +73,8 @@ impl Settings {
                     self.feed_cap_w = w;
                 }
             }
+            // 96/125 timer writes take their own path (`physics::timer`).
+            SetRequest::GridCharge { .. } | SetRequest::GridChargeOff => {}
         }
     }
 

@@ -21,7 +21,24 @@ use tokio::sync::Semaphore;
 
 use super::discovery::Topics;
 use super::drops::{Dropped, Drops};
+use super::grid_charge::GridChargeEntity;
 use super::settings::{SettingEntity, same_device};
+
+/// Which entity a command is for.
+#[derive(Debug, Clone, Copy)]
+enum Entity {
+    Setting(SettingEntity),
+    GridCharge(GridChargeEntity),
+}
+
+impl Entity {
+    fn key(self) -> &'static str {
+        match self {
+            Entity::Setting(s) => s.key(),
+            Entity::GridCharge(e) => e.key(),
+        }
+    }
+}
 
 /// The longest command payload: option names and numbers are a few bytes.
 pub(super) const MAX_PAYLOAD: usize = 64;
@@ -60,9 +77,14 @@ impl Commands {
 
     /// Handles one message from the command subscription.
     pub(super) fn handle(&self, topic: &str, payload: &[u8], retained: bool) {
-        let Some((level, setting)) = self.topics.parse_setting_command(topic) else {
-            return;
+        let setting = match self.topics.parse_setting_command(topic) {
+            Some((level, s)) => (level, Entity::Setting(s)),
+            None => match self.topics.parse_grid_charge_command(topic) {
+                Some((level, e)) => (level, Entity::GridCharge(e)),
+                None => return,
+            },
         };
+        let (level, setting) = setting;
         if retained {
             return self.drops.count(Dropped::Retained, topic);
         }
@@ -79,8 +101,16 @@ impl Commands {
             Ok(text) if text.len() <= MAX_PAYLOAD => text.to_string(),
             _ => return self.drops.count(Dropped::Invalid, topic),
         };
-        let current = self.store.settings(&sn).unwrap_or_default();
-        let request = match setting.request(&payload, &current) {
+        let request = match setting {
+            Entity::Setting(s) => {
+                s.request(&payload, &self.store.settings(&sn).unwrap_or_default())
+            }
+            Entity::GridCharge(e) => e.request(
+                &payload,
+                self.store.timer_tasks(&sn).as_deref().unwrap_or_default(),
+            ),
+        };
+        let request = match request {
             Ok(request) => request,
             Err(reason) => {
                 // Said on the result sensor (one message, nothing else republished: the
@@ -124,6 +154,18 @@ async fn publish_result(
     client
         .publish(topics.setting_result(sn), QoS::AtLeastOnce, true, line)
         .await?;
+    let tasks = store.timer_tasks(sn);
+    for e in GridChargeEntity::ALL {
+        let state = e.state_payload(tasks.as_deref());
+        client
+            .publish(
+                topics.grid_charge_state(sn, e),
+                QoS::AtLeastOnce,
+                true,
+                state,
+            )
+            .await?;
+    }
     let settings = store.settings(sn).unwrap_or_default();
     for s in SettingEntity::ALL {
         client

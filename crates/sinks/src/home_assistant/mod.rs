@@ -22,6 +22,7 @@
 pub mod config;
 pub mod discovery;
 pub mod grid;
+pub mod grid_charge;
 pub mod presentation;
 pub mod remove;
 pub mod settings;

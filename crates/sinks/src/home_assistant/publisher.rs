@@ -17,6 +17,7 @@ use protocol::DeviceSettings;
 
 use super::discovery::{Topics, entity, state_payload, states_of};
 use super::grid;
+use super::grid_charge::{self, GridChargeEntity};
 use super::settings::{self, SettingEntity};
 use crate::error::SinkError;
 
@@ -118,13 +119,37 @@ impl Publisher {
             for topic in settings::config_topics(&self.topics, sn) {
                 self.publish(topic, String::new()).await?;
             }
+            for e in GridChargeEntity::ALL {
+                self.publish(self.topics.grid_charge_config(sn, e), String::new())
+                    .await?;
+            }
             return Ok(());
         }
         for (topic, config) in settings::configs(&self.topics, sn, VERSION) {
             self.publish(topic, config.to_string()).await?;
         }
+        for e in GridChargeEntity::ALL {
+            let config = grid_charge::config(&self.topics, sn, e, VERSION);
+            self.publish(self.topics.grid_charge_config(sn, e), config.to_string())
+                .await?;
+        }
+        self.publish_grid_charge(sn, store.timer_tasks(sn).as_deref())
+            .await?;
         self.publish_settings(sn, &store.settings(sn).unwrap_or_default())
             .await
+    }
+
+    /// The grid-charge entities' states: the device's timer-task list (§12).
+    async fn publish_grid_charge(
+        &self,
+        sn: &str,
+        tasks: Option<&[protocol::TimerTask]>,
+    ) -> Result<(), SinkError> {
+        for e in GridChargeEntity::ALL {
+            self.publish(self.topics.grid_charge_state(sn, e), e.state_payload(tasks))
+                .await?;
+        }
+        Ok(())
     }
 
     /// Every control's state: what the device reported (96/8), never a request.
@@ -231,6 +256,13 @@ impl Publisher {
                     self.publish_settings(device_sn, settings).await?;
                 }
             }
+            // The grid-charge entities come with the control entities (§12).
+            StoreEvent::TimerTasks { device_sn, tasks } => {
+                if self.control {
+                    self.announce(store, device_sn, None).await?;
+                    self.publish_grid_charge(device_sn, Some(tasks)).await?;
+                }
+            }
             // Every change of grid presence (protocol §13); a new device is announced
             // first (its announcement publishes the current presence).
             StoreEvent::Grid {
@@ -283,7 +315,13 @@ impl Publisher {
                     }
                     self.publish(self.topics.setting_result(&sn), String::new())
                         .await?;
-                    n += SettingEntity::ALL.len() + 1;
+                    for e in GridChargeEntity::ALL {
+                        let config = self.topics.grid_charge_config(&sn, e);
+                        self.publish(config, String::new()).await?;
+                        self.publish(self.topics.grid_charge_state(&sn, e), String::new())
+                            .await?;
+                    }
+                    n += SettingEntity::ALL.len() + GridChargeEntity::ALL.len() + 1;
                 }
             }
         }

@@ -205,7 +205,7 @@ pub fn config_topics(topics: &Topics, sn: &str) -> Vec<String> {
 
 /// What every settings entity has: device, availability (bridge and device: a setting is
 /// no channel), origin.
-fn common(topics: &Topics, sn: &str, origin_version: &str) -> Map<String, Json> {
+pub(super) fn common(topics: &Topics, sn: &str, origin_version: &str) -> Map<String, Json> {
     let mut c = Map::new();
     c.insert(
         "availability".into(),

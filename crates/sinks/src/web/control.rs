@@ -1,10 +1,12 @@
 //! The settings API (protocol §10, docs/control.md): what a device reports for its settings,
 //! changing them, and the audit of every attempt.
 //!
-//! - `GET /api/devices/{sn}/settings`: the device's read-back settings (96/8), whether
-//!   control is on and whether this server accepts changes.
+//! - `GET /api/devices/{sn}/settings`: the device's read-back settings (96/8) and its
+//!   scheduled grid charge (the timer-task list, §12), whether control is on and whether
+//!   this server accepts changes.
 //! - `POST /api/devices/{sn}/settings`: a setting by name and its value, as the CLI and
-//!   Home Assistant take them (`{"setting": "feed_power_cap", "value": 800}`; names and
+//!   Home Assistant take them (`{"setting": "feed_power_cap", "value": 800}`,
+//!   `{"setting": "grid_charge", "value": "1500W 22:00-05:30 daily"}`; names and
 //!   values as `protocol::settings` reads them; 422 when they make no request), or a
 //!   [`SetRequest`] as JSON (`{"setting": "work_mode", "mode": "backup"}`, `{"setting": "battery_limits", "backup_reserve":
 //!   20, "surplus_threshold": 80}`, `{"setting": "feed_in", "mode": "limited", "cap_w":
@@ -25,8 +27,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use model::{ControlPort, Origin, SetOutcome};
-use protocol::control::MAX_FEED_POWER_W;
+use protocol::control::{GRID_CHARGE_SLOT, MAX_FEED_POWER_W};
+use protocol::grid_charge::{grid_charge_value, window_text};
 use protocol::settings::request_for;
+use protocol::timer::{self, Repeat, TimerTask};
 use protocol::{DeviceSettings, FeedMode, SetError, SetRequest, WorkMode};
 use serde::Deserialize;
 use serde_json::{Value as JsonValue, json};
@@ -49,6 +53,30 @@ pub fn settings_json(s: &DeviceSettings) -> JsonValue {
         "feed_mode": s.feed_mode.and_then(FeedMode::from_code).map(FeedMode::as_str),
         "feed_mode_code": s.feed_mode,
         "feed_power_cap_w": s.feed_power_cap_w,
+    })
+}
+
+/// The scheduled grid charge as read back from the timer-task list (§12, slot 1):
+/// `{"armed", "running", "power_w", "window", "repeat", "date", "text"}`; `null` fields
+/// when the device reports no such slot.
+pub fn grid_charge_json(tasks: &[TimerTask]) -> JsonValue {
+    let Some(task) = timer::find(tasks, GRID_CHARGE_SLOT) else {
+        return JsonValue::Null;
+    };
+    let window = task.set_windows().next();
+    let (repeat, date) = match task.repeat {
+        Repeat::Daily => ("daily", None),
+        Repeat::Once { date } => ("once", Some(date.to_string())),
+        Repeat::Unknown { .. } => ("unknown", None),
+    };
+    json!({
+        "armed": task.armed,
+        "running": task.running,
+        "power_w": task.power_w,
+        "window": window.map(window_text),
+        "repeat": repeat,
+        "date": date,
+        "text": grid_charge_value(tasks),
     })
 }
 
@@ -76,10 +104,13 @@ pub async fn get_settings(State(app): State<AppState>, Path(sn): Path<String>) -
         "writable": writable(&app).is_some(),
         "settings": device.settings.as_ref().map(settings_json),
         "reported_ms": device.settings_ms,
+        "grid_charge": device.timer_tasks.as_deref().map(grid_charge_json),
+        "timer_tasks": device.timer_tasks,
         "options": {
             "work_mode": modes(&WorkMode::ALL.map(WorkMode::as_str)),
             "feed_mode": modes(&FeedMode::ALL.map(FeedMode::as_str)),
             "feed_power_cap_w": {"min": 1, "max": MAX_FEED_POWER_W},
+            "grid_charge_w": {"step": timer::plan::POWER_STEP_W},
         },
     }))
     .into_response()

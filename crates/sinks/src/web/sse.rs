@@ -52,6 +52,9 @@ fn to_sse(event: &StoreEvent) -> Event {
         } => Event::default()
             .event("settings")
             .data(json!({"device": &**device_sn, "settings": settings}).to_string()),
+        StoreEvent::TimerTasks { device_sn, tasks } => Event::default()
+            .event("timer_tasks")
+            .data(json!({"device": &**device_sn, "timer_tasks": &**tasks}).to_string()),
         StoreEvent::Grid {
             device_sn,
             grid,

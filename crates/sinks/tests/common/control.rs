@@ -112,6 +112,9 @@ impl TestPort {
                     s.feed_power_cap_w = cap_w;
                 }
             }
+            // Timer-task writes are read back from the task list, which this fake port
+            // does not keep: they are never applied here.
+            SetRequest::GridCharge { .. } | SetRequest::GridChargeOff => {}
         }
         self.report(sn, &s);
         let read_back = self.store.settings(sn).unwrap_or_default();

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::{CloudSource, Ended};
 use crate::credentials::{Identity, MqttCredentials};
 use crate::error::SourceError;
-use crate::handle::Request;
+use crate::handle::{Command, Request};
 use crate::login::Authenticator;
 use crate::mqtt::{self, classify, warn_refused_subscriptions};
 use crate::payload::{Origin, RawPayload};
@@ -119,7 +119,11 @@ impl CloudSource {
                 for (sn, job) in jobs {
                     match job {
                         Job::StreamSwitch => self.stream_switch(&client, id, &sn),
-                        Job::GetAll => self.get_all(&client, auth, id, &sn).await,
+                        // The timer tasks (§12) are not in the get-all answer: asked with it.
+                        Job::GetAll => {
+                            self.get_all(&client, auth, id, &sn).await;
+                            self.timer_list(&client, id, &sn);
+                        }
                     }
                 }
             }
@@ -145,16 +149,25 @@ impl CloudSource {
                     }
                     // A caller that gave up was told "nothing was sent": keep it true.
                     Some(Request::Set { sent, .. }) if sent.is_closed() => {}
+                    Some(Request::TimerList(sn)) => {
+                        if id.devices.contains(&sn) {
+                            self.timer_list(&client, id, &sn);
+                        }
+                    }
                     Some(Request::Set {
                         device_sn,
-                        request,
+                        command,
                         sent,
                     }) => {
-                        let result = self.publish_set(&client, id, &device_sn, &request);
+                        let result = self.publish_set(&client, id, &device_sn, &command);
                         let ok = result.is_ok();
                         let _ = sent.send(result);
-                        if ok {
-                            self.get_all(&client, auth, id, &device_sn).await;
+                        match command {
+                            _ if !ok => {}
+                            Command::Setting(_) => {
+                                self.get_all(&client, auth, id, &device_sn).await
+                            }
+                            Command::Timer(_) => self.timer_list(&client, id, &device_sn),
                         }
                     }
                     Some(Request::Reconnect) => {
@@ -229,14 +242,14 @@ impl CloudSource {
         }
     }
 
-    /// Publishes a settings frame (§10) on the device's `set` topic, QoS 1 (the app's);
-    /// `Err` with a one-line reason when it cannot go out.
+    /// Publishes a settings frame (§10) or a timer-task write (§12) on the device's `set`
+    /// topic, QoS 1 (the app's); `Err` with a one-line reason when it cannot go out.
     fn publish_set(
         &self,
         client: &AsyncClient,
         id: &Identity,
         sn: &str,
-        request: &protocol::SetRequest,
+        command: &Command,
     ) -> Result<(), String> {
         if !id.devices.iter().any(|d| d == sn) {
             return Err(format!("device {sn} is not on this account"));
@@ -247,12 +260,25 @@ impl CloudSource {
                     .into(),
             );
         };
-        let payload = protocol::control::encode_set(request, sn, seq_now());
+        let payload = command.encode(sn, seq_now());
         client
             .try_publish(topic, QoS::AtLeastOnce, false, payload)
             .map_err(|e| format!("the frame could not be queued: {e}"))?;
-        tracing::info!(sn, setting = request.name(), "settings frame sent");
+        tracing::info!(sn, setting = command.name(), "settings frame sent");
         Ok(())
+    }
+
+    /// Sends the 96/127 timer-task list request on the device's `set` topic (app route
+    /// only; the answer comes on `set_reply`, §12).
+    fn timer_list(&self, client: &AsyncClient, id: &Identity, sn: &str) {
+        let Some(topic) = id.set_topic(sn) else {
+            return;
+        };
+        let payload = protocol::timer::timer_tasks_request(sn, seq_now());
+        match client.try_publish(topic, QoS::AtMostOnce, false, payload) {
+            Ok(()) => tracing::debug!(sn, "timer-task list request sent"),
+            Err(e) => tracing::warn!(sn, "timer-task list request not queued: {e}"),
+        }
     }
 
     /// Sends the get-all request (app route) or fetches all quotas over HTTPS (open API).

@@ -13,7 +13,7 @@ const MINIMAL: &str =
     "[source]\nway_in = \"app\"\nemail = \"you@example.com\"\ndevices = [\"HC31ZDH5ZF220123\"]\n";
 
 /// Commented settings that show an example value, not the default (paths, secrets, hosts).
-const EXAMPLES: [&str; 11] = [
+const EXAMPLES: [&str; 12] = [
     "data_dir",
     "password",
     "access_key",
@@ -25,6 +25,7 @@ const EXAMPLES: [&str; 11] = [
     "allowed_hosts",
     "username",
     "url",
+    "grid_charge_max_w",
 ];
 
 /// The effective config of `text` as a TOML table (what `--print-config` shows).

@@ -1,5 +1,5 @@
-// oceanbridge dashboard: the Settings card (issue 14, protocol §10). Shows what the device
-// reports (96/8 read-back), sends changes to POST /api/devices/{sn}/settings and says how
+// oceanbridge dashboard: the Settings card (protocol §10, §12). Shows what the device
+// reports (96/8 read-back; the grid charge from its timer-task list), sends changes to POST /api/devices/{sn}/settings and says how
 // each ended: pending, applied, not applied (the device ignored it), refused. Hidden while
 // control is off. Uses app.js's globals (app, $, api, authHeaders, askToken).
 'use strict';
@@ -40,7 +40,8 @@ function renderSettings() {
   if (card.hidden) return;
   const s = st.settings || {};
   const editable = st.writable;
-  for (const id of ['set-work-mode', 'set-reserve', 'set-threshold', 'set-feed-mode', 'set-feed-cap']) $(id).disabled = !editable;
+  for (const id of ['set-work-mode', 'set-reserve', 'set-threshold', 'set-feed-mode', 'set-feed-cap',
+    'set-gc-armed', 'set-gc-power', 'set-gc-window']) $(id).disabled = !editable;
   $('settings-note').textContent = !editable
     ? 'read only: changes need a dashboard token ([web] token)'
     : st.settings ? '' : 'waiting for the device to report its settings';
@@ -54,6 +55,21 @@ function renderSettings() {
     $('set-feed-cap').value = s.feed_power_cap_w == null ? '' : s.feed_power_cap_w;
   }
   $('set-feed-cap').disabled = !editable || $('set-feed-mode').value !== 'limited';
+  const gc = st.grid_charge || {};
+  if (!settingsCard.pending.has('grid_charge')) {
+    $('set-gc-armed').checked = !!gc.armed;
+    $('set-gc-power').value = gc.power_w == null ? '' : gc.power_w;
+    $('set-gc-window').value = gc.window || '';
+    $('set-gc-repeat').textContent = gc.repeat === 'once' ? 'on ' + gc.date : (gc.repeat || '–');
+  }
+}
+
+// The grid charge as the CLI words it (protocol::grid_charge): off, or power, window, days.
+function gridChargeRequest() {
+  if (!$('set-gc-armed').checked) return { setting: 'grid_charge', value: 'off' };
+  const gc = (settingsCard.state && settingsCard.state.grid_charge) || {};
+  const days = gc.repeat === 'once' && gc.date ? 'on ' + gc.date : 'daily';
+  return { setting: 'grid_charge', value: $('set-gc-power').value + 'W ' + $('set-gc-window').value + ' ' + days };
 }
 
 function setSlider(name, v) {
@@ -124,6 +140,9 @@ function initSettings() {
   };
   $('set-feed-mode').addEventListener('change', sendFeed);
   $('set-feed-cap').addEventListener('change', sendFeed);
+  for (const id of ['set-gc-armed', 'set-gc-power', 'set-gc-window']) {
+    $(id).addEventListener('change', () => sendSetting('grid_charge', gridChargeRequest()));
+  }
 }
 
 initSettings();
