@@ -18,8 +18,14 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "snake_case")]
 pub enum Origin {
     Cli,
+    /// The web API (HTTP), whoever calls it: the dashboard or an optimiser.
     Web,
     Ha,
+    /// An optimiser's battery-mode command on the MQTT broker (docs/optimisers.md).
+    Mqtt,
+    /// The bridge itself, returning to normal when a battery-mode lease ran out.
+    #[serde(rename = "lease-expiry")]
+    LeaseExpiry,
 }
 
 impl Origin {
@@ -28,13 +34,21 @@ impl Origin {
             Origin::Cli => "cli",
             Origin::Web => "web",
             Origin::Ha => "ha",
+            Origin::Mqtt => "mqtt",
+            Origin::LeaseExpiry => "lease-expiry",
         }
     }
 
+    pub const ALL: [Origin; 5] = [
+        Origin::Cli,
+        Origin::Web,
+        Origin::Ha,
+        Origin::Mqtt,
+        Origin::LeaseExpiry,
+    ];
+
     pub fn parse(name: &str) -> Option<Origin> {
-        [Origin::Cli, Origin::Web, Origin::Ha]
-            .into_iter()
-            .find(|o| o.as_str() == name)
+        Origin::ALL.into_iter().find(|o| o.as_str() == name)
     }
 }
 
@@ -153,5 +167,12 @@ mod tests {
         );
         assert_eq!(serde_json::to_string(&Origin::Ha).unwrap(), r#""ha""#);
         assert_eq!(Origin::parse("cli"), Some(Origin::Cli));
+        for o in Origin::ALL {
+            assert_eq!(Origin::parse(o.as_str()), Some(o));
+            assert_eq!(
+                serde_json::to_string(&o).unwrap(),
+                format!("\"{}\"", o.as_str())
+            );
+        }
     }
 }

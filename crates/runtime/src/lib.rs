@@ -34,6 +34,7 @@
 //! crates use are public; `bridge`, `client_ids`, `refresh` and `source` are reached
 //! through the re-exports below.
 
+pub mod battery_mode;
 mod bridge;
 pub mod capture;
 mod client_ids;
