@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::battery_mode::BatteryModes;
 use crate::capture::{Capture, CaptureConfig};
 use crate::config::Config;
 use crate::control::{ControlConfig, Controller};
@@ -50,6 +51,9 @@ pub struct BridgeOptions {
     /// The devices the source is configured with (`[source] devices`): the history
     /// revives only these at start. Empty: any device, up to `[store] max_devices`.
     pub devices: Vec<String>,
+    /// Where running battery-mode leases are kept (`<data_dir>/battery-mode.json`);
+    /// `None`: in memory only.
+    pub battery_mode_file: Option<PathBuf>,
 }
 
 /// A memory store, the default queue, and every sink, the capture and control off: what a
@@ -68,6 +72,7 @@ impl Default for BridgeOptions {
             control: ControlConfig::default(),
             field_rules: protocol::FieldRules::default(),
             devices: Vec::new(),
+            battery_mode_file: None,
         }
     }
 }
@@ -98,6 +103,10 @@ impl BridgeOptions {
                 crate::config::SourceConfig::Cloud(cloud) => cloud.devices.clone(),
                 crate::config::SourceConfig::Broker(_) => Vec::new(),
             },
+            battery_mode_file: config
+                .data_dir
+                .as_ref()
+                .map(|dir| dir.join(crate::battery_mode::FILE_NAME)),
         }
     }
 }
@@ -181,6 +190,8 @@ pub struct Bridge {
     /// Settings writes (issue 14); refuses everything while `[control] enabled = false`
     /// and until [`Bridge::attach_source`] gave it a source.
     pub controller: Arc<Controller>,
+    /// Battery modes with a lease for optimisers, over `controller`.
+    pub battery_modes: Arc<BatteryModes>,
     sender: mpsc::Sender<RawPayload>,
     tasks: JoinSet<()>,
     capture: Option<Capture>,
@@ -224,6 +235,12 @@ impl Bridge {
             shutdown.clone(),
         ));
         let controller = Arc::new(Controller::new(options.control, store.clone()));
+        let battery_modes = Arc::new(BatteryModes::new(
+            controller.clone(),
+            store.clone(),
+            options.battery_mode_file,
+        ));
+        tasks.spawn(battery_modes.clone().run(shutdown.clone()));
         // The web API and Home Assistant get `None` while control is off, so they offer no
         // settings at all (no Settings card, no command entities).
         let control = controller.port();
@@ -294,6 +311,7 @@ impl Bridge {
             web_addr,
             capture_dir,
             controller,
+            battery_modes,
             sender,
             tasks,
             capture,

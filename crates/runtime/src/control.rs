@@ -53,6 +53,13 @@ pub struct ControlConfig {
     /// Validate and audit, but send nothing: the outcome carries the frame's hex.
     /// Default false.
     pub dry_run: bool,
+    /// Accept battery-mode commands with a lease from optimisers (docs/optimisers.md);
+    /// needs `enabled` too. Default false.
+    pub optimiser: bool,
+    /// How long a battery-mode command holds unless renewed; then the bridge returns to
+    /// the user's own settings by itself. Default `"15m"`.
+    #[serde(with = "humantime_serde")]
+    pub optimiser_lease: Duration,
 }
 
 impl Default for ControlConfig {
@@ -63,6 +70,8 @@ impl Default for ControlConfig {
             coalesce: Duration::from_secs(1),
             max_writes_per_minute: 6,
             dry_run: false,
+            optimiser: false,
+            optimiser_lease: Duration::from_secs(15 * 60),
         }
     }
 }
