@@ -11,6 +11,8 @@ use std::future::Future;
 use std::pin::Pin;
 
 use protocol::SetRequest;
+
+use crate::{ModeCommand, ModeFuture, ModeOutcome, ModeStatus};
 use serde::{Deserialize, Serialize};
 
 /// Who asked for a change (kept in the audit table).
@@ -144,6 +146,32 @@ pub type SetFuture<'a> = Pin<Box<dyn Future<Output = SetOutcome> + Send + 'a>>;
 pub trait ControlPort: Send + Sync {
     /// Validates, coalesces, sends, waits for read-back; never panics.
     fn set(&self, device_sn: &str, request: SetRequest, origin: Origin) -> SetFuture<'_>;
+
+    /// A battery-mode command with its lease (docs/optimisers.md). By default refused: a
+    /// port that does not offer battery modes.
+    fn battery_mode(
+        &self,
+        device_sn: &str,
+        command: ModeCommand,
+        origin: Origin,
+    ) -> ModeFuture<'_> {
+        let _ = (device_sn, origin);
+        Box::pin(std::future::ready(ModeOutcome {
+            mode: command.mode,
+            sent: false,
+            lease_until_ms: None,
+            adopted_direct_change: false,
+            outcome: SetOutcome::Refused {
+                reason: "battery modes are not offered here".into(),
+            },
+        }))
+    }
+
+    /// The device's battery mode; `None` when battery modes are off.
+    fn battery_mode_status(&self, device_sn: &str) -> Option<ModeStatus> {
+        let _ = device_sn;
+        None
+    }
 }
 
 #[cfg(test)]

@@ -241,9 +241,9 @@ impl Bridge {
             options.battery_mode_file,
         ));
         tasks.spawn(battery_modes.clone().run(shutdown.clone()));
+        let control = battery_modes.port();
         // The web API and Home Assistant get `None` while control is off, so they offer no
         // settings at all (no Settings card, no command entities).
-        let control = controller.port();
         let mut web_addr = None;
         if let Some(web) = options.web {
             let wanted = web.bind;
@@ -320,7 +320,7 @@ impl Bridge {
 
     /// Settings writes for the web API and Home Assistant: `None` while control is off.
     pub fn control_port(&self) -> Option<Arc<dyn model::ControlPort>> {
-        self.controller.port()
+        self.battery_modes.port()
     }
 
     /// Asks the source behind `handle` for fresh data whenever a device or channel goes

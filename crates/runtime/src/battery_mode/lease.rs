@@ -18,58 +18,13 @@
 
 use std::time::Duration;
 
+pub use model::BatteryMode;
 use protocol::{DeviceSettings, SetRequest};
 use serde::{Deserialize, Serialize};
 
 /// Shortest and longest lease a command may ask for.
 pub const MIN_LEASE: Duration = Duration::from_secs(1);
 pub const MAX_LEASE: Duration = Duration::from_secs(24 * 3600);
-
-/// evcc's `BatteryMode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BatteryMode {
-    Normal,
-    Hold,
-    Charge,
-    HoldCharge,
-}
-
-impl BatteryMode {
-    pub const ALL: [BatteryMode; 4] = [
-        BatteryMode::Normal,
-        BatteryMode::Hold,
-        BatteryMode::Charge,
-        BatteryMode::HoldCharge,
-    ];
-
-    /// evcc's number: 1 normal, 2 hold, 3 charge, 4 holdcharge.
-    pub const fn code(self) -> u8 {
-        match self {
-            BatteryMode::Normal => 1,
-            BatteryMode::Hold => 2,
-            BatteryMode::Charge => 3,
-            BatteryMode::HoldCharge => 4,
-        }
-    }
-
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            BatteryMode::Normal => "normal",
-            BatteryMode::Hold => "hold",
-            BatteryMode::Charge => "charge",
-            BatteryMode::HoldCharge => "holdcharge",
-        }
-    }
-
-    /// `2`, `hold`, `Hold`, `hold_charge`/`holdcharge`.
-    pub fn parse(text: &str) -> Option<BatteryMode> {
-        let t = text.trim().to_ascii_lowercase().replace(['_', '-'], "");
-        BatteryMode::ALL
-            .into_iter()
-            .find(|m| m.as_str() == t || m.code().to_string() == t)
-    }
-}
 
 /// The two values the modes change: backup reserve and solar-surplus threshold, percent
 /// (one 96/112 frame, §10).

@@ -14,7 +14,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use model::{Origin, SetOutcome};
+use model::{
+    ControlPort, ModeCommand, ModeFuture, ModeOutcome, ModeStatus, Origin, SetFuture, SetOutcome,
+};
+use protocol::SetRequest;
 use serde::{Deserialize, Serialize};
 use store::StateStore;
 use tokio::sync::Notify;
@@ -37,32 +40,6 @@ const RETRY: Duration = Duration::from_secs(2);
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct LeaseFile {
     leases: BTreeMap<String, Lease>,
-}
-
-/// What a device's battery mode is, for the API, MQTT state topics and Home Assistant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ModeStatus {
-    /// The last mode commanded; normal when no lease runs.
-    pub requested: BatteryMode,
-    /// The mode the read-back (96/8) shows.
-    pub applied: BatteryMode,
-    /// When the running lease ends, Unix ms.
-    pub lease_until_ms: Option<u64>,
-    /// Why the last command was refused or not applied, if it was.
-    pub last_refusal: Option<String>,
-}
-
-/// How one command ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ModeOutcome {
-    pub mode: BatteryMode,
-    /// A frame went out (false: refused, or the device already showed the mode).
-    pub sent: bool,
-    pub lease_until_ms: Option<u64>,
-    /// A direct change made during the lease became the new normal (the conflict rule).
-    pub adopted_direct_change: bool,
-    #[serde(flatten)]
-    pub outcome: SetOutcome,
 }
 
 /// Carries out battery-mode commands and ends leases that run out.
@@ -118,6 +95,19 @@ impl BatteryModes {
             turn: tokio::sync::Mutex::new(()),
             changed: Notify::new(),
         }
+    }
+
+    /// The port the doors hold: with battery modes when they are on, else the
+    /// controller's (`None` while control is off).
+    pub fn port(self: &Arc<Self>) -> Option<Arc<dyn ControlPort>> {
+        if self.enabled {
+            let door = Door {
+                controller: self.controller.clone(),
+                modes: self.clone(),
+            };
+            return Some(Arc::new(door));
+        }
+        self.controller.port()
     }
 
     /// True when battery-mode commands are accepted at all.
@@ -304,5 +294,36 @@ async fn sleep_or_forever(wait: Option<Duration>) {
     match wait {
         Some(d) => tokio::time::sleep(d).await,
         None => std::future::pending().await,
+    }
+}
+
+/// The control port the doors hold when battery modes are on: settings writes go to the
+/// controller, battery-mode commands to [`BatteryModes`].
+pub struct Door {
+    pub controller: Arc<Controller>,
+    pub modes: Arc<BatteryModes>,
+}
+
+impl ControlPort for Door {
+    fn set(&self, device_sn: &str, request: SetRequest, origin: Origin) -> SetFuture<'_> {
+        self.controller.set(device_sn, request, origin)
+    }
+
+    fn battery_mode(
+        &self,
+        device_sn: &str,
+        command: ModeCommand,
+        origin: Origin,
+    ) -> ModeFuture<'_> {
+        let sn = device_sn.to_string();
+        Box::pin(async move {
+            self.modes
+                .command(&sn, command.mode, command.lease, origin)
+                .await
+        })
+    }
+
+    fn battery_mode_status(&self, device_sn: &str) -> Option<ModeStatus> {
+        self.modes.enabled().then(|| self.modes.status(device_sn))
     }
 }
