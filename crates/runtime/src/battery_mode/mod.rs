@@ -224,11 +224,14 @@ impl BatteryModes {
             let Some(step) = lease::expire(&lease, settings.as_ref(), now_ms()) else {
                 continue;
             };
+            // Dropped before the frame goes out, so the read-back it brings already shows
+            // normal as the requested mode to the doors; kept again if it fails.
+            self.keep(&sn, None);
             let outcome = self.carry_out(&sn, &step, Origin::LeaseExpiry).await;
             if outcome == SetOutcome::Applied {
-                self.keep(&sn, None);
                 tracing::info!(sn, "battery-mode lease ran out: back to normal");
             } else {
+                self.keep(&sn, Some(lease));
                 all_done = false;
                 tracing::warn!(
                     sn,
