@@ -148,6 +148,11 @@ async fn http_mqtt_and_the_select_drive_the_battery_mode() {
         (&json!("hold"), &json!("hold")),
         "{status}"
     );
+    let devices = get(web, "/api/devices", &headers[..1]).await.json();
+    assert_eq!(
+        devices["battery_modes"][&sn]["requested"], "hold",
+        "{devices}"
+    );
     assert!(
         collect_until(&mut rx, &mut seen, WAIT, |s| s
             .get(&topic("applied"))
