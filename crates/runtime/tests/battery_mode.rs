@@ -309,3 +309,48 @@ async fn off_unless_the_optimiser_is_on_and_refusals_send_nothing() {
     stop(b, shutdown).await;
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_change_during_a_lease_becomes_the_new_normal() {
+    let sim = night().await;
+    let dir = testkit::temp_dir("battery-mode-conflict");
+    let sn = sim.devices()[0].clone();
+    let (b, shutdown) = bridge(&sim, dir.path(), control()).await;
+    let port: &dyn ControlPort = &*b.controller;
+    assert_eq!(port.set(&sn, USER, Origin::Cli).await, SetOutcome::Applied);
+    let modes = &b.battery_modes;
+    let lease = Some(Duration::from_secs(4));
+    let held = modes
+        .command(&sn, BatteryMode::Hold, lease, Origin::Mqtt)
+        .await;
+    assert_eq!(held.outcome, SetOutcome::Applied, "{held:?}");
+    let (Some(reserve), _) = limits(&b, &sn) else {
+        panic!("read back")
+    };
+
+    // The user sets 30 % in the dashboard while the hold runs.
+    let direct = SetRequest::BatteryLimits {
+        backup_reserve: 30,
+        surplus_threshold: 85,
+    };
+    assert_eq!(
+        port.set(&sn, direct, Origin::Web).await,
+        SetOutcome::Applied
+    );
+    assert_eq!(modes.status(&sn).applied, BatteryMode::Normal, "visible");
+
+    // The optimiser's next command re-applies hold; 30 % is the normal to restore.
+    let again = modes
+        .command(&sn, BatteryMode::Hold, lease, Origin::Mqtt)
+        .await;
+    assert!(again.adopted_direct_change && again.sent, "{again:?}");
+    assert_eq!(limits(&b, &sn).0, Some(reserve.max(30)));
+    until("the lease runs out", || {
+        modes.status(&sn).lease_until_ms.is_none() && limits(&b, &sn) == (Some(30), Some(85))
+    })
+    .await;
+    let origins: Vec<String> = audit(&b, &sn).into_iter().map(|r| r.2).collect();
+    assert_eq!(origins, ["cli", "mqtt", "web", "mqtt", "lease-expiry"]);
+    stop(b, shutdown).await;
+    sim.shutdown().await;
+}
