@@ -29,7 +29,7 @@ use lease::{BatteryMode, Command, Device, Lease, Step};
 /// The state file's name in the state directory.
 pub const FILE_NAME: &str = "battery-mode.json";
 /// The catalog state the hold reserve follows.
-const SOC_KEY: &str = "EnergyStreamItem.bpSoc";
+pub const SOC_KEY: &str = "EnergyStreamItem.bpSoc";
 /// The discharge limit (§10: the reserve stays 3 points above it).
 const DISCHARGE_LIMIT_KEY: &str = "CloudBmsInfoReport.bpDownLimitSoc";
 /// How soon a restore that could not be sent (device not reported yet, not applied) is
