@@ -152,15 +152,16 @@ async fn hold_keeps_the_soc_renewals_send_nothing_and_normal_restores() {
     );
     assert_eq!(modes.status(&sn).applied, BatteryMode::Hold);
 
-    // A controller repeating hold: renewals that change nothing send nothing. Meanwhile
-    // simulated time runs on (the load stays) and the SoC stays at the reserve.
+    // A controller repeating hold every 10 simulated seconds for 10 simulated minutes
+    // (60×: 1/6 s real): renewals that change nothing send nothing. Meanwhile the load
+    // stays and the SoC stays at the reserve.
     let frames = sim.field_stats().devices[&sn].sets_received;
-    for _ in 0..30 {
+    for _ in 0..60 {
         let again = modes
             .command(&sn, BatteryMode::Hold, None, Origin::Mqtt)
             .await;
         assert_eq!((again.outcome, again.sent), (SetOutcome::Applied, false));
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(167)).await;
         let now = soc(&b, &sn);
         assert!(
             now >= f64::from(reserve) - 0.5,
@@ -187,7 +188,7 @@ async fn hold_keeps_the_soc_renewals_send_nothing_and_normal_restores() {
     );
     assert_eq!(modes.status(&sn).lease_until_ms, None);
     eprintln!(
-        "figures: hold applied in {hold_ms} ms, normal in {normal_ms} ms; SoC {start:.1} → {at_hold:.1} at hold (reserve {reserve} %), {lowest:.1} after 15 simulated min held; 30 renewals, 0 frames"
+        "figures: hold applied in {hold_ms} ms, normal in {normal_ms} ms; SoC {start:.1} → {at_hold:.1} at hold (reserve {reserve} %), {lowest:.1} after 10 simulated min held; 60 renewals, 0 frames"
     );
 
     let hold_row = format!("reserve {reserve} %, threshold 85 %");
