@@ -26,6 +26,8 @@ pub enum StoreEvent {
         device_sn: Arc<str>,
         at: SystemTime,
         changes: Vec<StateChange>,
+        /// The path they came on (docs/modbus.md).
+        source: crate::Provenance,
     },
     /// The device reported itself online or offline.
     Status {

@@ -21,6 +21,7 @@ pub mod battery;
 pub mod control;
 pub mod event;
 pub mod grid;
+pub mod provenance;
 pub mod stage;
 pub mod stats;
 pub mod time;
@@ -29,6 +30,7 @@ pub use battery::{BatteryMode, ModeCommand, ModeFuture, ModeOutcome, ModeStatus}
 pub use control::{ControlPort, Origin, OutcomeKind, SetFuture, SetOutcome};
 pub use event::{StateChange, StoreEvent};
 pub use grid::{GridPresence, GridState};
+pub use provenance::{PathRules, Provenance};
 pub use stage::Stage;
-pub use stats::{BridgeStats, PostgresHealth, SourceHealth, StatsSnapshot};
+pub use stats::{BridgeStats, ModbusHealth, PostgresHealth, SourceHealth, StatsSnapshot};
 pub use time::{from_unix_ms, unix_ms};

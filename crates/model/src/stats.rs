@@ -27,6 +27,7 @@ struct Counters {
     live_loops: AtomicI64,
     live_timers: AtomicI64,
     postgres: PostgresProgress,
+    modbus: Mutex<Option<ModbusHealth>>,
     maps: Mutex<Maps>,
 }
 
@@ -82,6 +83,19 @@ pub struct StatsSnapshot {
     pub source: SourceHealth,
     /// The PostgreSQL history sink, when one runs.
     pub postgres: Option<PostgresHealth>,
+    /// The local Modbus path (protocol §14), when `[modbus]` runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub modbus: Option<ModbusHealth>,
+}
+
+/// How the Modbus source is doing: its status in a word and in one line (the "not
+/// enabled" line says what to do), and the readings that reached the store.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ModbusHealth {
+    /// `starting`, `live`, `not_enabled`, `held_off`, `unreachable`, `stopped`.
+    pub status: &'static str,
+    pub message: String,
+    pub readings: u64,
 }
 
 /// How far the PostgreSQL history sink is behind.
@@ -262,6 +276,20 @@ impl BridgeStats {
         self.inner.postgres.given_up.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// The Modbus source's status changed (`kind` a word, `message` one line).
+    pub fn modbus_status(&self, kind: &'static str, message: String) {
+        let mut m = lock_ignoring_poison(&self.inner.modbus);
+        let health = m.get_or_insert_with(ModbusHealth::default);
+        health.status = kind;
+        health.message = message;
+    }
+
+    /// One Modbus reading reached the store.
+    pub fn modbus_reading(&self) {
+        let mut m = lock_ignoring_poison(&self.inner.modbus);
+        m.get_or_insert_with(ModbusHealth::default).readings += 1;
+    }
+
     fn postgres_health(&self) -> Option<PostgresHealth> {
         let p = &self.inner.postgres;
         let sent = lock_ignoring_poison(&p.sent)
@@ -299,6 +327,7 @@ impl BridgeStats {
                 live_get_all_timers: c.live_timers.load(Ordering::SeqCst),
             },
             postgres: self.postgres_health(),
+            modbus: lock_ignoring_poison(&c.modbus).clone(),
         }
     }
 }

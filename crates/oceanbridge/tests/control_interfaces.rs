@@ -1,4 +1,4 @@
-//! Settings writes end to end through the web API and Home Assistant (issue 14, protocol
+//! Settings writes end to end through the web API and Home Assistant (docs/control-interfaces.md, protocol
 //! §10): the bridge with control on, its dashboard and its Home Assistant sink on a real
 //! MQTT broker (mosquitto), the real controller, and the simulator behind the app route.
 //! A REST write and an HA command are applied and read back (96/8), the HA state shows

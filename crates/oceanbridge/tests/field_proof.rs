@@ -1,4 +1,4 @@
-//! Proof that the bridge copes with a cloud as hostile as the field (issue 12 §3): the
+//! Proof that the bridge copes with a cloud as hostile as the field (docs/field-behaviour.md): the
 //! real `oceanbridge run` binary against a strict simulator (every rule of
 //! `simulator::FieldConfig::strict`), over real sockets. Each test takes well under a
 //! minute of real time: high `speed`, short lifetimes, no fixed sleeps (the `/api/states`

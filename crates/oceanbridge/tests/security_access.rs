@@ -137,3 +137,49 @@ async fn tls_is_verified_by_default_an_untrusted_cloud_is_refused_with_backoff()
     drop(bridge);
     sim.shutdown().await;
 }
+
+/// `replay --serve` on an address other machines can reach: refused without a token in one
+/// line that names what replay takes (no config file, so no `[web]` keys), and with
+/// OCEANBRIDGE_WEB_TOKEN served with that token required.
+#[test]
+fn replay_serve_on_a_public_address_needs_the_token_from_the_environment() {
+    let dir = testkit::temp_dir("replay-public");
+    let file = dir.path().join("empty.jsonl");
+    std::fs::write(&file, "").expect("write");
+
+    let refused = bin()
+        .arg("replay")
+        .arg(&file)
+        .args(["--serve", "0.0.0.0:0"])
+        .env_remove("OCEANBRIDGE_WEB_TOKEN")
+        .output()
+        .expect("replay runs");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{err}");
+    assert!(
+        err.contains("OCEANBRIDGE_WEB_TOKEN") && err.contains("127.0.0.1"),
+        "{err}"
+    );
+    assert!(!err.contains("[web]"), "names keys replay has not: {err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    let mut cmd = bin();
+    cmd.arg("replay")
+        .arg(&file)
+        .args(["--serve", "0.0.0.0:0"])
+        .env("OCEANBRIDGE_WEB_TOKEN", TOKEN);
+    let served = testkit::Proc::spawn(cmd);
+    let line = served.wait_stderr("dashboard http://0.0.0.0:", support::STARTUP);
+    let port: u16 = line
+        .split("http://0.0.0.0:")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let anonymous = testkit::http::blocking::get(addr, "/api/devices", &[]);
+    assert_eq!(anonymous.status, 401, "{}", anonymous.body);
+    let bearer = format!("Bearer {TOKEN}");
+    let owner = testkit::http::blocking::get(addr, "/api/devices", &[("authorization", &bearer)]);
+    assert_eq!(owner.status, 200, "{}", owner.body);
+}

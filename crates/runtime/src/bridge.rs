@@ -1,7 +1,8 @@
 //! The running bridge behind `run`, `demo` and `replay --serve`: store, stats, the
 //! pipeline task, the stage timer, the rolling raw-frame capture, the web dashboard,
-//! PostgreSQL history and Home Assistant (each if configured) — everything except the
-//! source, which feeds [`Bridge::sender`].
+//! PostgreSQL history, Home Assistant, the local Modbus path and the bridge's Modbus
+//! server (each if configured) — everything except the cloud source, which feeds
+//! [`Bridge::sender`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,8 +11,10 @@ use std::time::Duration;
 
 use model::BridgeStats;
 use sinks::home_assistant::HomeAssistantConfig;
+use sinks::modbus_server::ModbusServerConfig;
 use sinks::web::WebConfig;
 use sources::RawPayload;
+use sources::modbus::ModbusConfig;
 use store::{StateStore, StoreConfig};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -54,6 +57,10 @@ pub struct BridgeOptions {
     /// Where running battery-mode leases are kept (`<data_dir>/battery-mode.json`);
     /// `None`: in memory only.
     pub battery_mode_file: Option<PathBuf>,
+    /// `[modbus]`: the device's Modbus TCP source beside the cloud (protocol §14).
+    pub modbus: Option<ModbusConfig>,
+    /// `[modbus_server]`: re-serve the §14 register map from the store.
+    pub modbus_server: Option<ModbusServerConfig>,
 }
 
 /// A memory store, the default queue, and every sink, the capture and control off: what a
@@ -73,6 +80,8 @@ impl Default for BridgeOptions {
             field_rules: protocol::FieldRules::default(),
             devices: Vec::new(),
             battery_mode_file: None,
+            modbus: None,
+            modbus_server: None,
         }
     }
 }
@@ -100,6 +109,7 @@ impl BridgeOptions {
             control: config.control.clone(),
             field_rules: config.pipeline.field_rules(),
             devices: match &config.source {
+                crate::config::SourceConfig::Cloud(_) if config.modbus_only => Vec::new(),
                 crate::config::SourceConfig::Cloud(cloud) => cloud.devices.clone(),
                 crate::config::SourceConfig::Broker(_) => Vec::new(),
             },
@@ -107,6 +117,21 @@ impl BridgeOptions {
                 .data_dir
                 .as_ref()
                 .map(|dir| dir.join(crate::battery_mode::FILE_NAME)),
+            modbus: config.modbus.clone(),
+            modbus_server: config.modbus_server.clone().map(|mut server| {
+                // The device re-served: the one named, else the first configured one
+                // (the cloud's first device, else the serial `[modbus]` names).
+                if server.serial.is_none() {
+                    server.serial = match &config.source {
+                        crate::config::SourceConfig::Cloud(c) if !config.modbus_only => {
+                            c.devices.first().cloned()
+                        }
+                        _ => None,
+                    }
+                    .or_else(|| config.modbus.as_ref().and_then(|m| m.serial.clone()));
+                }
+                server
+            }),
         }
     }
 }
@@ -178,6 +203,13 @@ pub enum StartError {
         addr: SocketAddr,
         source: sinks::SinkError,
     },
+    #[error("cannot start the Modbus TCP server on {addr}: {source}")]
+    ModbusServer {
+        addr: SocketAddr,
+        source: sinks::SinkError,
+    },
+    #[error("cannot start the Modbus TCP source: {0}")]
+    Modbus(#[source] sources::modbus::ModbusError),
 }
 
 /// A started bridge.
@@ -185,6 +217,8 @@ pub struct Bridge {
     pub store: StateStore,
     pub stats: BridgeStats,
     pub web_addr: Option<SocketAddr>,
+    /// Where the bridge's Modbus TCP server listens, when `[modbus_server]` runs.
+    pub modbus_server_addr: Option<SocketAddr>,
     /// The capture's directory while it runs.
     pub capture_dir: Option<PathBuf>,
     /// Settings writes (issue 14); refuses everything while `[control] enabled = false`
@@ -293,6 +327,25 @@ impl Bridge {
                 let _ = handle.await;
             });
         }
+        // After the dashboard: the register map is served from the same store.
+        let mut modbus_server_addr = None;
+        if let Some(server) = options.modbus_server {
+            let wanted = server.bind;
+            let served = sinks::modbus_server::serve(server, store.clone(), shutdown.clone())
+                .await
+                .map_err(|source| StartError::ModbusServer {
+                    addr: wanted,
+                    source,
+                })?;
+            modbus_server_addr = Some(served.addr);
+            tasks.spawn(async move {
+                let _ = served.task.await;
+            });
+        }
+        if let Some(modbus) = options.modbus {
+            crate::modbus_path::spawn(modbus, store.clone(), stats.clone(), &mut tasks, shutdown)
+                .map_err(StartError::Modbus)?;
+        }
         if options.home_assistant.enabled {
             let handle = sinks::home_assistant::run(
                 options.home_assistant,
@@ -309,6 +362,7 @@ impl Bridge {
             store,
             stats,
             web_addr,
+            modbus_server_addr,
             capture_dir,
             controller,
             battery_modes,

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sinks::home_assistant::HomeAssistantConfig;
+use sinks::modbus_server::ModbusServerConfig;
 use sinks::web::WebConfig;
+use sources::modbus::ModbusConfig;
 use sources::{BrokerConfig, CloudConfig};
 use store::StoreConfig;
 use toml::{Table, Value};
@@ -37,6 +39,8 @@ const SECTIONS: &[&str] = &[
     "home_assistant",
     "capture",
     "control",
+    "modbus",
+    "modbus_server",
 ];
 /// The one top-level key that is not a section: where the bridge keeps its state.
 const DATA_DIR_KEY: &str = "data_dir";
@@ -68,6 +72,8 @@ pub enum ConfigError {
     NotATable(&'static str),
     #[error("[source] kind = {0}: expected \"cloud\" or \"mqtt\"")]
     Kind(String),
+    #[error("{0}")]
+    Invalid(String),
     #[error("[{section}]: {message}")]
     Section {
         section: &'static str,
@@ -137,8 +143,20 @@ pub struct Config {
     pub web: WebConfig,
     pub home_assistant: HomeAssistantConfig,
     pub capture: CaptureConfig,
-    /// `[control]`: settings writes (issue 14), off by default.
+    /// `[control]`: settings writes, off by default.
     pub control: ControlConfig,
+    /// `[modbus]`: the device's local Modbus TCP interface (protocol §14) as a second
+    /// path beside the cloud; present = on (`host` is required). docs/modbus.md.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub modbus: Option<ModbusConfig>,
+    /// `[modbus_server]`: the bridge re-serves the §14 register map from its store;
+    /// present = on. docs/modbus.md.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub modbus_server: Option<ModbusServerConfig>,
+    /// The cloud `[source]` stays off: the file has `[modbus]` but no `[source]` (and the
+    /// environment supplies none), so the local path runs alone.
+    #[serde(skip)]
+    pub modbus_only: bool,
 }
 
 impl Config {
@@ -170,6 +188,7 @@ impl Config {
         if let Some(key) = table.keys().find(|k| !SECTIONS.contains(&k.as_str())) {
             return Err(ConfigError::UnknownSection(key.clone()));
         }
+        let source_given = table.contains_key("source");
         let source = table_mut(&mut table, "source")?;
         let fleet = match source.get("kind") {
             None => {
@@ -180,15 +199,17 @@ impl Config {
             Some(Value::String(k)) if k == "mqtt" => true,
             Some(other) => return Err(ConfigError::Kind(other.to_string())),
         };
+        let mut source_env = false;
         for (var, section, key) in ENV_OVERRIDES {
             if fleet && *section == "source" && *key != "password" {
                 continue;
             }
             if let Some(value) = env(var).filter(|v| !v.is_empty()) {
+                source_env |= *section == "source";
                 table_mut(&mut table, section)?.insert(key.to_string(), Value::String(value));
             }
         }
-        let config = Config {
+        let mut config = Config {
             data_dir,
             source: source_section(&table, fleet)?,
             pipeline: section(&table, "pipeline")?,
@@ -197,7 +218,24 @@ impl Config {
             home_assistant: section(&table, "home_assistant")?,
             capture: section(&table, "capture")?,
             control: section(&table, "control")?,
+            modbus: optional_section(&table, "modbus")?,
+            modbus_server: optional_section(&table, "modbus_server")?,
+            modbus_only: false,
         };
+        config.modbus_only = !source_given && !source_env && config.modbus.is_some();
+        if let Some(modbus) = &config.modbus {
+            modbus.validate().map_err(|e| match e {
+                // Its message already names the section and the key.
+                sources::modbus::ModbusError::Config(message) => ConfigError::Invalid(message),
+                other => ConfigError::Invalid(other.to_string()),
+            })?;
+        }
+        if let Some(server) = &config.modbus_server {
+            server.check().map_err(|e| match e {
+                sinks::SinkError::Config(message) => ConfigError::Invalid(message),
+                other => ConfigError::Invalid(other.to_string()),
+            })?;
+        }
         if let SourceConfig::Broker(broker) = &config.source {
             broker.validate().map_err(|e| ConfigError::Section {
                 section: "source",
@@ -209,8 +247,14 @@ impl Config {
 
     /// The effective configuration as TOML, every default filled in and every secret
     /// printed as `<redacted>` (an unset one as `""`).
+    /// A config with only `[modbus]` prints without `[source]`, so it loads back the same.
     pub fn to_redacted_toml(&self) -> Result<String, toml::ser::Error> {
-        toml::to_string_pretty(self)
+        if !self.modbus_only {
+            return toml::to_string_pretty(self);
+        }
+        let mut table = Table::try_from(self)?;
+        table.remove("source");
+        toml::to_string_pretty(&table)
     }
 
     /// Fills in the defaults that depend on where the bridge keeps its state, so history
@@ -280,6 +324,17 @@ fn source_section(table: &Table, fleet: bool) -> Result<SourceConfig, ConfigErro
     } else {
         SourceConfig::Cloud(parse_section(source, "source")?)
     })
+}
+
+/// `[name]` parsed when the file has it; `None` when it is left out (present = on).
+fn optional_section<T: serde::de::DeserializeOwned>(
+    table: &Table,
+    name: &'static str,
+) -> Result<Option<T>, ConfigError> {
+    match table.get(name) {
+        None => Ok(None),
+        Some(value) => parse_section(value.clone(), name).map(Some),
+    }
 }
 
 fn section<T: serde::de::DeserializeOwned>(

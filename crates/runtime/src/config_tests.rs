@@ -165,3 +165,70 @@ fn bad_files_are_clear_errors() {
     let e = Config::from_toml("[pipeline]\nstream_zero_fill = 1\n", |_| None).unwrap_err();
     assert!(e.to_string().contains("stream_zero_fill"), "{e}");
 }
+
+#[test]
+fn modbus_sections_are_present_means_on_and_modbus_alone_runs_without_the_cloud() {
+    let none = Config::from_toml("[source]\nemail = \"me@example.com\"\n", |_| None).unwrap();
+    assert!(none.modbus.is_none() && none.modbus_server.is_none());
+    assert!(!none.modbus_only);
+
+    let alone = Config::from_toml("[modbus]\nhost = \"192.168.1.20\"\n", |_| None).unwrap();
+    let modbus = alone.modbus.as_ref().expect("[modbus] is on");
+    assert_eq!(modbus.address(), "192.168.1.20:502");
+    assert!(alone.modbus_only, "no [source]: the local path runs alone");
+    let printed = alone.to_redacted_toml().unwrap();
+    assert!(!printed.contains("[source]"), "{printed}");
+    let again = Config::from_toml(&printed, |_| None).unwrap();
+    assert!(
+        again.modbus_only && again.modbus == alone.modbus,
+        "{printed}"
+    );
+
+    // The environment can supply the cloud account: then both paths run.
+    let env = |k: &str| (k == "OCEANBRIDGE_EMAIL").then(|| "me@example.com".to_string());
+    let both = Config::from_toml("[modbus]\nhost = \"h\"\n[modbus_server]\n", env).unwrap();
+    assert!(!both.modbus_only);
+    assert_eq!(
+        both.modbus_server.map(|s| s.bind.to_string()).as_deref(),
+        Some("127.0.0.1:5020")
+    );
+
+    // Each section's own check runs at load, with the section and key named once.
+    let e = Config::from_toml("[modbus]\nport = 502\n", |_| None).unwrap_err();
+    assert!(e.to_string().starts_with("[modbus] host is empty"), "{e}");
+    let e = Config::from_toml("[modbus_server]\nunit = 0\n", |_| None).unwrap_err();
+    assert!(e.to_string().contains("[modbus_server] unit"), "{e}");
+    let e = Config::from_toml("[modbus]\nhost = \"h\"\nprt = 1\n", |_| None).unwrap_err();
+    assert!(e.to_string().contains("[modbus]"), "{e}");
+}
+
+/// oceanbridge.example.toml shows both Modbus sections commented out with every default
+/// (docs/architecture.md, rule 6): uncommented, they load to the types' defaults.
+#[test]
+fn the_example_modbus_sections_are_the_defaults() {
+    let example = include_str!("../../../oceanbridge.example.toml");
+    let from = example.find("#   [modbus]").expect("the [modbus] block");
+    let shown: String = example[from..]
+        .lines()
+        .filter_map(|line| line.strip_prefix("#   "))
+        .map(|line| line.split("  #").next().unwrap_or(line).trim_end())
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let c = Config::from_toml(&shown, |_| None).unwrap_or_else(|e| panic!("{e}\n{shown}"));
+    let serial = Some("HC31ZDH5ZF220123".to_string());
+    assert_eq!(
+        c.modbus,
+        Some(ModbusConfig {
+            host: "192.168.1.20".into(),
+            serial: serial.clone(),
+            ..ModbusConfig::default()
+        })
+    );
+    assert_eq!(
+        c.modbus_server,
+        Some(ModbusServerConfig {
+            serial,
+            ..ModbusServerConfig::default()
+        })
+    );
+}

@@ -20,6 +20,8 @@
 //!   [`StatsObserver`], which lets a source count into [`model::BridgeStats`].
 //! - `bridge`: [`Bridge`], the started store, pipeline task, web dashboard, PostgreSQL
 //!   history and Home Assistant sink; a source feeds [`Bridge::sender`].
+//! - `modbus_path`: the Modbus TCP source (protocol §14) beside the cloud's, its
+//!   readings into the store, its status into the stats.
 //! - `refresh`: stale → nudge the source (switch + get-all), whole device silent →
 //!   reconnect, through [`sources::SourceHandle`] (protocol §8).
 //! - [`control`]: [`Controller`], the settings writes (issue 14, protocol §10) behind
@@ -47,6 +49,7 @@ pub mod control;
 pub mod data_dir;
 pub mod diagnostics;
 pub mod log_ring;
+mod modbus_path;
 pub mod pipeline;
 mod refresh;
 pub mod service;

@@ -106,7 +106,7 @@ impl Service {
     /// The configured source sending into `tx`, with the client ids kept in the state
     /// directory (one per installation and account across restarts, protocol §9).
     pub fn source(&self, tx: mpsc::Sender<RawPayload>) -> Result<Source, SourceError> {
-        Ok(Source::new(self.config.source.clone(), tx)?
+        Ok(Source::from_config(&self.config, tx)?
             .with_client_ids(Arc::new(self.data_dir.client_ids())))
     }
 

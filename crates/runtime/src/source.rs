@@ -1,5 +1,7 @@
 //! [`Source`]: the configured source — the EcoFlow cloud, or in fleet mode the user's own
-//! broker — built from `[source]` and run until shutdown. `run` and `record` use it.
+//! broker — built from `[source]` and run until shutdown, or none when the config has
+//! only `[modbus]` (the local path, run by the bridge, feeds the store alone). `run` and
+//! `record` use it.
 
 use std::sync::Arc;
 
@@ -8,15 +10,29 @@ use sources::{ClientIdStore, SourceHandle, SourceObserver};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::SourceConfig;
+use crate::config::{Config, SourceConfig};
 
 /// A source, ready to run.
 pub enum Source {
     Cloud(CloudSource),
     Broker(BrokerSource),
+    /// No cloud `[source]`: waits for shutdown while the Modbus path feeds the bridge.
+    ModbusOnly,
 }
 
 impl Source {
+    /// The source `config` asks for: its `[source]`, or [`Source::ModbusOnly`] when the
+    /// file has only `[modbus]`.
+    pub fn from_config(
+        config: &Config,
+        tx: mpsc::Sender<RawPayload>,
+    ) -> Result<Source, SourceError> {
+        if config.modbus_only {
+            return Ok(Source::ModbusOnly);
+        }
+        Source::new(config.source.clone(), tx)
+    }
+
     /// Checks the config and prepares the connection; nothing goes online yet.
     pub fn new(config: SourceConfig, tx: mpsc::Sender<RawPayload>) -> Result<Source, SourceError> {
         Ok(match config {
@@ -30,6 +46,7 @@ impl Source {
         match self {
             Source::Cloud(s) => Source::Cloud(s.with_observer(observer)),
             Source::Broker(s) => Source::Broker(s.with_observer(observer)),
+            Source::ModbusOnly => Source::ModbusOnly,
         }
     }
 
@@ -47,7 +64,7 @@ impl Source {
     pub fn handle(&self) -> SourceHandle {
         match self {
             Source::Cloud(s) => s.handle(),
-            Source::Broker(_) => SourceHandle::detached(),
+            Source::Broker(_) | Source::ModbusOnly => SourceHandle::detached(),
         }
     }
 
@@ -56,6 +73,10 @@ impl Source {
         match self {
             Source::Cloud(s) => s.run(shutdown).await,
             Source::Broker(s) => s.run(shutdown).await,
+            Source::ModbusOnly => {
+                shutdown.cancelled().await;
+                Ok(())
+            }
         }
     }
 }

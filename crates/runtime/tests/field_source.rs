@@ -266,7 +266,7 @@ async fn get_all_answer_refreshes_the_slow_channels() {
     sim.shutdown().await;
 }
 
-/// Issue 12 §2f, protocol §8: on the open-API route a `quota/all` poll's values reach the
+/// Protocol §8 (docs/field-behaviour.md): on the open-API route a `quota/all` poll's values reach the
 /// store through the pipeline, but only a pushed MQTT quota message makes the device
 /// fresh (the cloud answers a poll with the last values even for a dead device).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,4 +1,4 @@
-//! The field rules of the simulated cloud (protocol §8–9, issue 12 §1), each over real
+//! The field rules of the simulated cloud (protocol §8–9, docs/field-behaviour.md), each over real
 //! sockets against a strict simulator: the energy-stream switch, client ids, regions,
 //! strict signing, expiring logins, the offline device, `/sim/stats`, the state dir.
 

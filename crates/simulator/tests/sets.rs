@@ -1,4 +1,4 @@
-//! Settings over real sockets (protocol §10, issue 14): a client publishes set frames on
+//! Settings over real sockets (protocol §10, docs/control.md): a client publishes set frames on
 //! the app route's `set` topic (rumqttc over TLS) and sees the device take them — a 96/8
 //! `EmsChangeReport` on the property topic after every change and in every get-all
 //! answer, the physics following in the energy stream — or ignore them when switched to,

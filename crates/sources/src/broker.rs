@@ -143,14 +143,8 @@ impl BrokerSource {
                     let error = mqtt::classify_v5(&e);
                     self.observer.reconnecting(&error);
                     let delay = backoff.next_delay();
-                    tracing::warn!(
-                        kind = error.kind(),
-                        "{error}; retrying in {:.1} s",
-                        delay.as_secs_f64()
-                    );
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = shutdown.cancelled() => break,
+                    if !mqtt::wait_to_retry(&error, delay, &shutdown).await {
+                        break;
                     }
                 }
             }

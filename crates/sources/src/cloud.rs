@@ -65,7 +65,7 @@ struct Current {
 impl CloudSource {
     /// Validates the config and prepares TLS and HTTP; nothing goes online yet.
     pub fn new(config: CloudConfig, tx: mpsc::Sender<RawPayload>) -> Result<Self, SourceError> {
-        config.validate().map_err(SourceError::Config)?;
+        config.validate()?;
         let ca = match &config.ca_file {
             Some(path) => Some(tls::read_ca_file(path)?),
             None => None,
@@ -79,7 +79,7 @@ impl CloudSource {
         extra_ca_pem: Option<&str>,
         tx: mpsc::Sender<RawPayload>,
     ) -> Result<Self, SourceError> {
-        config.validate().map_err(SourceError::Config)?;
+        config.validate()?;
         let tls = tls::client_config(extra_ca_pem)?;
         let api = ApiClient::new(&config.api_url, tls.clone(), config.http_timeout)?;
         let (handle, requests) = SourceHandle::channel();
@@ -249,14 +249,8 @@ impl CloudSource {
                 // delay, so the account is not hammered (and locked) by retries.
                 delay = delay.max(self.config.reconnect_max);
             }
-            tracing::warn!(
-                kind = error.kind(),
-                "{error}; retrying in {:.1} s",
-                delay.as_secs_f64()
-            );
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = shutdown.cancelled() => break,
+            if !crate::mqtt::wait_to_retry(&error, delay, &shutdown).await {
+                break;
             }
         }
         self.observer.stopped();

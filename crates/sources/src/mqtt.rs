@@ -174,6 +174,24 @@ fn timed_out() -> SourceError {
     }
 }
 
+/// Says why the session is down and waits `delay` before the next try, as both MQTT
+/// sources do after a lost or refused connection; false when shutdown came first.
+pub(crate) async fn wait_to_retry(
+    error: &SourceError,
+    delay: Duration,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> bool {
+    tracing::warn!(
+        kind = error.kind(),
+        "{error}; retrying in {:.1} s",
+        delay.as_secs_f64()
+    );
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => true,
+        _ = shutdown.cancelled() => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use protocol::{DeviceSettings, DeviceStatus, PayloadView};
+use protocol::{DeviceSettings, DeviceStatus, PayloadView, ValueRef};
 use tokio::time::Instant;
 
 use crate::guard::{Held, Verdict, judge};
@@ -16,7 +16,7 @@ use crate::history::HistorySample;
 use crate::slots::channel_slot;
 use crate::stage::Arrival;
 use crate::state_store::{StateStore, lock, write};
-use model::{StateChange, StoreEvent};
+use model::{Provenance, StateChange, StoreEvent};
 
 /// The payload's updates as runs of consecutive updates of one device (a payload
 /// normally is one run: one device).
@@ -61,6 +61,19 @@ impl StateStore {
             decoded,
             received_at,
             Arrival::Pushed(Instant::now(), received_at),
+            Provenance::CloudPush,
+        )
+    }
+
+    /// Applies one reading of the device's own Modbus TCP interface (protocol §14): a
+    /// live reading like a push (its channels become fresh), its values marked `modbus`
+    /// and shown by the path rules ([`StateStore::set_path_rules`]).
+    pub fn apply_modbus(&self, decoded: &impl PayloadView, received_at: SystemTime) -> Held {
+        self.apply_from(
+            decoded,
+            received_at,
+            Arrival::Pushed(Instant::now(), received_at),
+            Provenance::Modbus,
         )
     }
 
@@ -69,7 +82,7 @@ impl StateStore {
     /// cloud answers with the last known values even for a device offline for days), so
     /// no channel becomes fresh; a channel seen only through polls is unavailable.
     pub fn apply_polled(&self, decoded: &impl PayloadView, received_at: SystemTime) -> Held {
-        self.apply_from(decoded, received_at, Arrival::Polled)
+        self.apply_from(decoded, received_at, Arrival::Polled, Provenance::CloudPoll)
     }
 
     fn apply_from(
@@ -77,6 +90,7 @@ impl StateStore {
         decoded: &impl PayloadView,
         received_at: SystemTime,
         arrival: Arrival,
+        source: Provenance,
     ) -> Held {
         let inner = &self.inner;
         let mut held = Held::default();
@@ -113,6 +127,7 @@ impl StateStore {
         let mut stage_changes = Vec::new();
         let runs = {
             let mut latest = write(&inner.latest);
+            let mut paths = lock(&inner.paths);
             let mut runs: Vec<(Arc<str>, Range<usize>)> = Vec::with_capacity(1);
             let mut rescheduled = false;
             for range in device_runs(decoded) {
@@ -131,13 +146,30 @@ impl StateStore {
                         .map(|t| received_at.duration_since(t).unwrap_or(Duration::ZERO))
                 });
                 let mut channels = 0u8;
+                let sn = device.sn().clone();
                 for i in range.clone() {
                     let Some(u) = decoded.update(i) else { continue };
                     let slot = channel_slot(u.state.channel);
                     channels |= 1 << slot;
                     match judge(u.state, u.value, || device.number(u.state), quiet[slot]) {
                         Verdict::Publish => {
-                            device.update(u.state, u.value, u.out_of_range, received_at)
+                            let number = match u.value {
+                                ValueRef::Number(n) => Some(n),
+                                _ => None,
+                            };
+                            if paths.admit(&sn, u.state.key, source, number, received_at) {
+                                device.update(
+                                    u.state,
+                                    u.value,
+                                    u.out_of_range,
+                                    received_at,
+                                    source,
+                                );
+                            } else {
+                                // The other path's fresh value stands (docs/modbus.md).
+                                device.touch(u.state.channel, received_at);
+                                rejected.push(i);
+                            }
                         }
                         verdict => {
                             if verdict == Verdict::Placeholder {
@@ -214,6 +246,7 @@ impl StateStore {
                     device_sn,
                     at: received_at,
                     changes,
+                    source,
                 }));
             }
         }

@@ -94,7 +94,13 @@ impl Latest {
     pub(crate) fn set(&mut self, state: LatestState) {
         if let Some(device) = self.device(&state.device_sn) {
             let value = ValueRef::from(&state.value);
-            device.update(state.state, value, state.out_of_range, state.updated_at);
+            device.update(
+                state.state,
+                value,
+                state.out_of_range,
+                state.updated_at,
+                state.source,
+            );
         }
     }
 
@@ -306,6 +312,7 @@ impl DeviceEntry {
         value: ValueRef<'_>,
         out_of_range: bool,
         at: SystemTime,
+        source: model::Provenance,
     ) {
         self.touch(state.channel, at);
         let Some(slot) = self.values.slot_mut(state) else {
@@ -316,6 +323,7 @@ impl DeviceEntry {
                 value.assign_to(&mut latest.value);
                 latest.out_of_range = out_of_range;
                 latest.updated_at = at;
+                latest.source = source;
             }
             None => {
                 *slot = Some(LatestState {
@@ -324,6 +332,7 @@ impl DeviceEntry {
                     value: value.to_value(),
                     out_of_range,
                     updated_at: at,
+                    source,
                 })
             }
         }

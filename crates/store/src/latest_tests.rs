@@ -10,6 +10,7 @@ fn value(key: &str, v: f64) -> LatestState {
         value: Value::Number(v),
         out_of_range: false,
         updated_at: SystemTime::UNIX_EPOCH + Duration::from_secs(10),
+        source: model::Provenance::CloudPush,
     }
 }
 
@@ -56,14 +57,15 @@ fn ten_thousand_devices_keep_one_deadline_per_channel() {
     let mut changes = Vec::new();
     for round in 0..20u64 {
         let now = t0 + Duration::from_secs(round * 4);
+        let push = model::Provenance::CloudPush;
         let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(round * 4);
         for d in 0..10_000 {
             let sn = format!("SN{d:05}");
             let device = latest.device(&sn).expect("device");
-            device.update(stream, ValueRef::Number(1.0), false, wall);
+            device.update(stream, ValueRef::Number(1.0), false, wall, push);
             let mut channels = slot(stream);
             if round == 0 {
-                device.update(heartbeat, ValueRef::Number(230.0), false, wall);
+                device.update(heartbeat, ValueRef::Number(230.0), false, wall, push);
                 channels |= slot(heartbeat);
             }
             latest.arrived(

@@ -22,11 +22,13 @@ pub struct LatestState {
     pub value: Value,
     pub out_of_range: bool,
     pub updated_at: SystemTime,
+    /// The path it came on (cloud push, cloud poll, Modbus; `history` when revived).
+    pub source: model::Provenance,
 }
 
 impl Serialize for LatestState {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("LatestState", 8)?;
+        let mut st = s.serialize_struct("LatestState", 9)?;
         st.serialize_field("device", &*self.device_sn)?;
         st.serialize_field("key", self.state.key)?;
         st.serialize_field("channel", self.state.channel.as_str())?;
@@ -34,6 +36,7 @@ impl Serialize for LatestState {
         st.serialize_field("value", &self.value)?;
         st.serialize_field("out_of_range", &self.out_of_range)?;
         st.serialize_field("updated_ms", &unix_ms(self.updated_at))?;
+        st.serialize_field("source", self.source.as_str())?;
         st.end()
     }
 }

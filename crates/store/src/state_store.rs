@@ -44,6 +44,8 @@ pub(crate) struct Inner {
     /// Wakes [`StateStore::run_stages`] when an earlier deadline was scheduled.
     pub(crate) stage_timer: Notify,
     pub(crate) filter: Mutex<HistoryFilter>,
+    /// The cloud's and Modbus's values of the states both report.
+    pub(crate) paths: Mutex<crate::paths::Paths>,
     pub(crate) events: broadcast::Sender<Arc<StoreEvent>>,
     pub(crate) history: SqliteHistory,
     taps: Mutex<Vec<TapSender>>,
@@ -114,6 +116,7 @@ impl StateStore {
                 value,
                 out_of_range,
                 updated_at: at,
+                source: model::Provenance::History,
             });
         }
         let times = StageTimes::from_config(config);
@@ -126,6 +129,7 @@ impl StateStore {
                 latest: RwLock::new(latest),
                 stage_timer: Notify::new(),
                 filter: Mutex::new(filter),
+                paths: Mutex::default(),
                 events,
                 history,
                 taps: Mutex::new(Vec::new()),
@@ -277,6 +281,21 @@ impl StateStore {
     /// The settings device `device_sn` last reported (96/8, merged), if any.
     pub fn settings(&self, device_sn: &str) -> Option<DeviceSettings> {
         read(&self.inner.latest).settings(device_sn)
+    }
+
+    /// Which path wins a state both the cloud and Modbus report (docs/modbus.md).
+    pub fn set_path_rules(&self, rules: model::PathRules) {
+        lock(&self.inner.paths).set_rules(rules);
+    }
+
+    /// The states both paths reported within `stale_after` of now, with the difference.
+    pub fn path_differences(&self) -> Vec<crate::PathDifference> {
+        lock(&self.inner.paths).differences(SystemTime::now())
+    }
+
+    /// The states a Modbus reading ever carried, by device: those whose path can change.
+    pub fn path_states(&self) -> Vec<(Arc<str>, &'static str)> {
+        lock(&self.inner.paths).tracked()
     }
 
     /// The latest value of one state.

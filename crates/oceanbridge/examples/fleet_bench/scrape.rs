@@ -1,7 +1,7 @@
 //! `/metrics` scrapes of a loaded bridge: every state of every device, the health set, and
 //! one device (`?device=`), each timed and sized — what a fleet's Prometheus would pay.
 //!
-//! Targets (issue 16 §3, "metrics that scale to a fleet"): the health set costs at most
+//! Targets (docs/scaling.md, "metrics that scale to a fleet"): the health set costs at most
 //! 1 KiB per device whatever the devices report, one device's scrape stays under 64 KiB
 //! whatever the fleet's size (216 catalog states fit in it), and every scrape answers in
 //! under 1 s (a tenth of Prometheus' default 10 s scrape timeout). Sizes do not depend on

@@ -28,7 +28,7 @@ pub fn run(args: CheckConfigArgs) -> anyhow::Result<ExitCode> {
     // What `run` does before going online, by the same call: the source checks its keys
     // and URLs and reads its CA file (nothing is sent; the channel is never read).
     let (tx, _rx) = tokio::sync::mpsc::channel(1);
-    Source::new(config.source.clone(), tx)
+    Source::from_config(&config, tx)
         .map_err(|e| anyhow::anyhow!("in config file {}: {e}", path.display()))?;
     // The dashboard's rules (a public bind needs a token), as `run` checks them.
     config

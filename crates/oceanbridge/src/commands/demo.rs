@@ -3,7 +3,9 @@
 //! simulator's CA is trusted explicitly), with the dashboard on 127.0.0.1 and the rolling
 //! raw-frame capture beside the history file. No setup. The simulated device has control
 //! on, so the dashboard gets a random token (printed once, with the URL): the page asks for
-//! it, and with it the Settings card can change settings.
+//! it, and with it the Settings card can change settings. Both paths run (docs/modbus.md):
+//! the simulated device's Modbus TCP side is on and the bridge reads it beside the cloud,
+//! and re-serves the register map on its own Modbus server (both addresses printed).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -12,8 +14,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use model::BridgeStats;
-use simulator::{Simulator, SimulatorConfig};
+use simulator::{ModbusConfig as SimModbus, Simulator, SimulatorConfig};
+use sinks::modbus_server::ModbusServerConfig;
 use sinks::web::WebConfig;
+use sources::modbus::ModbusConfig;
 use sources::{CloudConfig, CloudSource, WayIn};
 use store::StateStore;
 use tokio_util::sync::CancellationToken;
@@ -64,6 +68,10 @@ async fn demo(args: DemoArgs, log: runtime::LogRing) -> anyhow::Result<ExitCode>
 
     let sim_config = SimulatorConfig {
         speed: args.speed,
+        modbus: SimModbus {
+            enabled: true,
+            ..SimModbus::default()
+        },
         ..SimulatorConfig::default()
     };
     let sim = Simulator::start(sim_config.clone())
@@ -77,7 +85,21 @@ async fn demo(args: DemoArgs, log: runtime::LogRing) -> anyhow::Result<ExitCode>
         token: Some(token.as_str().into()),
         ..WebConfig::default()
     };
-    let options = BridgeOptions::demo(args.db.clone(), capture_dir(&args.db), web, log);
+    let mut options = BridgeOptions::demo(args.db.clone(), capture_dir(&args.db), web, log);
+    let device = sim_config.devices.first().cloned();
+    let device_modbus = device.as_deref().and_then(|sn| sim.modbus_addr(sn));
+    options.modbus = device_modbus.map(|addr| ModbusConfig {
+        host: addr.ip().to_string(),
+        port: addr.port(),
+        serial: device.clone(),
+        ..ModbusConfig::default()
+    });
+    options.modbus_server = Some(ModbusServerConfig {
+        // A free port: the demo must start beside anything already on 5020.
+        bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+        serial: device,
+        ..ModbusServerConfig::default()
+    });
     let mut bridge = Bridge::start(options, &shutdown).await?;
 
     let source_config = source_config(&sim, &sim_config, args.way_in);
@@ -87,7 +109,13 @@ async fn demo(args: DemoArgs, log: runtime::LogRing) -> anyhow::Result<ExitCode>
     let source_task = tokio::spawn(source.run(shutdown.clone()));
 
     if let Some(addr) = bridge.web_addr {
-        banner(addr, &token, &args);
+        banner(
+            addr,
+            &token,
+            &args,
+            device_modbus,
+            bridge.modbus_server_addr,
+        );
     }
     let first = tokio::select! {
         t = first_states(&bridge.store, &bridge.stats) => Some(t),
@@ -162,7 +190,13 @@ async fn first_states(store: &StateStore, stats: &BridgeStats) -> usize {
     }
 }
 
-fn banner(addr: SocketAddr, token: &str, args: &DemoArgs) {
+fn banner(
+    addr: SocketAddr,
+    token: &str,
+    args: &DemoArgs,
+    device_modbus: Option<SocketAddr>,
+    bridge_modbus: Option<SocketAddr>,
+) {
     let url = format!("http://{addr}/");
     let line = "=".repeat(72);
     eprintln!();
@@ -174,6 +208,16 @@ fn banner(addr: SocketAddr, token: &str, args: &DemoArgs) {
     eprintln!("  Metrics:    {url}metrics  (header Authorization: Bearer <token>)");
     eprintln!("  History:    {}", args.db.display());
     eprintln!("  Capture:    {}", capture_dir(&args.db).display());
+    if let Some(device) = device_modbus {
+        eprintln!("  Modbus:     the device's Modbus TCP on {device}, read beside the cloud");
+    }
+    if let Some(served) = bridge_modbus {
+        eprintln!(
+            "              re-served by the bridge on {served} (e.g. mbpoll -m tcp -p {} -a 1 -0 -1 -t 4:float -r 40519 -c 4 {})",
+            served.port(),
+            served.ip()
+        );
+    }
     eprintln!("{line}");
     eprintln!();
 }

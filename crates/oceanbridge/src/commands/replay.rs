@@ -23,7 +23,8 @@ pub struct ReplayArgs {
     /// Playback speed: 1 = the recorded pace, 10 = ten times faster, 0 = no waiting.
     #[arg(long, default_value_t = 0.0)]
     pub speed: f64,
-    /// After the replay, serve the dashboard on this address until Ctrl-C.
+    /// After the replay, serve the dashboard on this address until Ctrl-C. An address
+    /// other machines can reach needs a token, taken from OCEANBRIDGE_WEB_TOKEN.
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8080")]
     pub serve: Option<SocketAddr>,
     /// Keep the replayed history in this SQLite file (default: memory only).
@@ -35,27 +36,56 @@ pub struct ReplayArgs {
 
 pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     crate::logging::init(&args.log.log_level);
+    let token = web_token(args.serve)?;
     let file = std::fs::File::open(&args.file)
         .with_context(|| format!("cannot open {}", args.file.display()))?;
     let (payloads, bad) = sources::record::read_lines(std::io::BufReader::new(file));
     for b in &bad {
         eprintln!("{}:{}: skipped: {}", args.file.display(), b.line, b.reason);
     }
-    super::common::block_on(replay(args, payloads, bad.len()))?
+    super::common::block_on(replay(args, token, payloads, bad.len()))?
+}
+
+/// The dashboard token for `--serve`: replay has no config file, so the environment is
+/// where it comes from (never a flag: a flag shows in `ps`). A public address without one
+/// is refused before anything is read, naming what replay does take — the `[web]` keys
+/// the bridge's own check names do not exist here.
+fn web_token(serve: Option<SocketAddr>) -> anyhow::Result<Option<connect::Secret>> {
+    let token = std::env::var("OCEANBRIDGE_WEB_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .map(connect::Secret::new);
+    match serve {
+        Some(addr) if is_public(addr) && token.is_none() => anyhow::bail!(
+            "replay --serve {addr} is reachable from other machines: set OCEANBRIDGE_WEB_TOKEN \
+             (the dashboard then asks for it), or serve on 127.0.0.1"
+        ),
+        _ => Ok(token),
+    }
+}
+
+/// The web sink's own rule (IPv4-mapped loopback included).
+fn is_public(bind: SocketAddr) -> bool {
+    sinks::web::WebConfig {
+        bind,
+        ..sinks::web::WebConfig::default()
+    }
+    .is_public()
 }
 
 async fn replay(
     args: ReplayArgs,
+    token: Option<connect::Secret>,
     payloads: Vec<sources::RawPayload>,
     bad_lines: usize,
 ) -> anyhow::Result<ExitCode> {
     let shutdown = CancellationToken::new();
     runtime::shutdown::cancel_on_signal(shutdown.clone());
-    let bridge = Bridge::start(
-        BridgeOptions::replay(args.db.clone(), args.serve),
-        &shutdown,
-    )
-    .await?;
+    let mut options = BridgeOptions::replay(args.db.clone(), args.serve);
+    if let Some(web) = options.web.as_mut() {
+        web.token = token;
+    }
+    let bridge = Bridge::start(options, &shutdown).await?;
     let speed = if args.speed.is_finite() && args.speed > 0.0 {
         Some(args.speed)
     } else {

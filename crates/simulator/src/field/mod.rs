@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::SimulatorError;
 
-/// The field behaviours of issue 12 §1, by name (what [`PENDING_BRIDGE`] lists).
+/// The field behaviours of protocol §8–9 (docs/field-behaviour.md), by name (what [`PENDING_BRIDGE`] lists).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Behaviour {
     /// a: 96/33 only while a valid 96/97 switch arrived within `stream_window`.
@@ -38,7 +38,7 @@ pub enum Behaviour {
 /// Behaviours the bridge on `main` cannot cope with yet: they are OFF in
 /// [`FieldConfig::default`] until the bridge learns them, so that a new rule can land
 /// before the bridge's answer to it. Empty since the bridge sends the switch, a client id
-/// of the accepted form and retries an intermittent 8521 (issue 12 §2 a, b, d): the
+/// of the accepted form and retries an intermittent 8521 (docs/field-behaviour.md): the
 /// default is the whole field. [`FieldConfig::strict`] has everything on regardless.
 pub const PENDING_BRIDGE: &[Behaviour] = &[];
 
@@ -132,7 +132,7 @@ pub struct FieldConfig {
     /// then went silent). Default none.
     pub offline_devices: Vec<String>,
     /// Serials that ignore §10 set frames: counted as received in `/sim/stats`, never
-    /// applied, their 96/8 keeps the old values (issue 14: a bridge must then say "not
+    /// applied, their 96/8 keeps the old values (docs/control.md: a bridge must then say "not
     /// applied"). Not a field rule — a test switch; at run time `Faults::ignore_sets`.
     /// Default none.
     pub ignore_sets: Vec<String>,
@@ -212,7 +212,7 @@ impl FieldConfig {
         }
     }
 
-    /// Every rule off: the kind cloud of before issue 12 (streams unasked, any client id,
+    /// Every rule off: a kind cloud that follows none of §8–9 (streams unasked, any client id,
     /// credentials forever, lax signing, every field on the wire, feed-in at 96/101 and
     /// 96/115, no bad samples, the timer-task list once). Takeover stays: the broker cannot hold two sessions under
     /// one id anyway; so do explicit zeros in the slow reports.

@@ -75,14 +75,5 @@ pub(super) async fn certification(
         bump(&st.counters.auth_rejected);
         return envelope("1001", "Parameter error: userId", JsonValue::Null);
     }
-    match st.certification(APP) {
-        Ok(data) => {
-            bump(&st.counters.certifications);
-            ok(data)
-        }
-        Err(e) => {
-            tracing::error!("certification refused: {e}");
-            envelope("500", "Internal error", JsonValue::Null)
-        }
-    }
+    super::certification_answer(&st, APP)
 }

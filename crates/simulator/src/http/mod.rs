@@ -82,6 +82,21 @@ fn ok(data: JsonValue) -> Json<JsonValue> {
     envelope("0", "Success", data)
 }
 
+/// A certification request that passed its route's checks: the MQTT login, counted, or
+/// the cloud's generic 500 when none can be handed out.
+fn certification_answer(st: &HttpState, route: &'static str) -> Json<JsonValue> {
+    match st.certification(route) {
+        Ok(data) => {
+            crate::stats::bump(&st.counters.certifications);
+            ok(data)
+        }
+        Err(e) => {
+            tracing::error!("certification refused: {e}");
+            envelope("500", "Internal error", JsonValue::Null)
+        }
+    }
+}
+
 fn certification_data(m: &MqttInfo, login: &MqttCredentials) -> JsonValue {
     json!({
         "url": m.url,
@@ -194,7 +209,7 @@ pub(crate) fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
-/// `GET /sim/stats`: what the simulator saw (issue 12 §1g).
+/// `GET /sim/stats`: what the simulator saw (docs/simulator.md).
 async fn sim_stats(axum::extract::State(st): axum::extract::State<Shared>) -> Json<JsonValue> {
     let devices = st.devices.iter().map(DeviceView::now);
     let stats = st.field_log.snapshot(devices, st.counters.snapshot());

@@ -123,16 +123,7 @@ pub(super) async fn certification(
     Query(query): Query<HashMap<String, String>>,
 ) -> Json<JsonValue> {
     signed!(st, headers, query);
-    match st.certification(OPEN) {
-        Ok(data) => {
-            bump(&st.counters.certifications);
-            ok(data)
-        }
-        Err(e) => {
-            tracing::error!("certification refused: {e}");
-            envelope("500", "Internal error", JsonValue::Null)
-        }
-    }
+    super::certification_answer(&st, OPEN)
 }
 
 pub(super) async fn device_list(

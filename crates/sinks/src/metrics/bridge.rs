@@ -144,6 +144,20 @@ pub(super) fn bridge_health(
             lag,
         );
     }
+    if let Some(modbus) = &s.modbus {
+        counter(
+            registry,
+            "modbus_readings",
+            "Modbus TCP readings of the device applied to the store (docs/modbus.md)",
+            modbus.readings,
+        );
+        gauge(
+            registry,
+            "modbus_live",
+            "1 while the Modbus TCP source reads the device; 0 while it is not enabled, held off, unreachable or starting",
+            i64::from(modbus.status == "live"),
+        );
+    }
     if let Some(last) = s.last_message_ms {
         let age = Gauge::<f64, AtomicU64>::default();
         let now_ms = model::unix_ms(now);

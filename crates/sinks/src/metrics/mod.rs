@@ -31,11 +31,16 @@
 //! the PostgreSQL sink's progress is `postgres_samples_written`, `postgres_pending_samples`
 //! and `postgres_lag_seconds`; the control audit's pruned rows are
 //! `control_audit_pruned_total`.
+//!
+//! The two paths (`paths`, docs/modbus.md): `oceanbridge_state_source{device,state,source}`
+//! for the states the device's Modbus TCP also reports, and
+//! `oceanbridge_path_difference{device,state}` (cloud minus Modbus) while both are fresh.
 
 pub mod dropped;
 
 mod bridge;
 mod devices;
+mod paths;
 mod states;
 
 use std::collections::BTreeMap;
@@ -128,6 +133,7 @@ pub fn render_scoped(store: &StateStore, stats: &BridgeStats, scope: Scope<'_>) 
     };
     device_health(&mut registry, &devices, &out_of_range, now);
     bridge_health(&mut registry, store, stats, now);
+    paths::register(&mut registry, store, scope.device);
     let mut out = String::new();
     if encode(&mut out, &registry).is_err() {
         tracing::error!("encoding metrics failed");

@@ -86,6 +86,8 @@ pub struct StateRow {
     pub out_of_range: bool,
     pub updated_ms: Option<i64>,
     pub age_secs: Option<f64>,
+    /// The path the value came on: `cloud_push`, `cloud_poll`, `modbus`, `history`.
+    pub source: Option<&'static str>,
     /// The stage of the state's channel (`None` while it has no value; `docs/stages.md`).
     pub stage: Option<Stage>,
 }
@@ -113,6 +115,7 @@ fn row(
                 .unwrap_or_default()
                 .as_secs_f64()
         }),
+        source: latest.map(|l| l.source.as_str()),
         stage: latest.and_then(|_| {
             channels
                 .iter()

@@ -23,14 +23,14 @@ use super::AppState;
 
 fn to_sse(event: &StoreEvent) -> Event {
     match event {
-        StoreEvent::States { device_sn, at, changes } => {
+        StoreEvent::States { device_sn, at, changes, source } => {
             let states: Vec<_> = changes
                 .iter()
                 .map(|c| json!({"key": c.state.key, "value": c.value, "out_of_range": c.out_of_range}))
                 .collect();
             Event::default()
                 .event("states")
-                .data(json!({"device": &**device_sn, "t": unix_ms(*at), "states": states}).to_string())
+                .data(json!({"device": &**device_sn, "t": unix_ms(*at), "source": source.as_str(), "states": states}).to_string())
         }
         StoreEvent::Status { device_sn, status, at } => Event::default().event("status").data(
             json!({"device": &**device_sn, "online": *status == DeviceStatus::Online, "t": unix_ms(*at)})

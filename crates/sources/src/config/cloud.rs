@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use connect::Secret;
 
+use crate::SourceError;
+
 use super::{DAY, check_duration, check_timers};
 
 /// Bounds of `energy_stream_interval` (protocol §8: again every 10–25 s).
@@ -121,7 +123,11 @@ impl Default for CloudConfig {
 
 impl CloudConfig {
     /// Checks what can be checked before going online; the message names the field.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SourceError> {
+        self.check().map_err(SourceError::Config)
+    }
+
+    fn check(&self) -> Result<(), String> {
         match self.way_in {
             WayIn::App => {
                 if self.email.trim().is_empty() {
@@ -211,7 +217,7 @@ mod tests {
         let with = |f: fn(&mut CloudConfig)| {
             let mut c = app();
             f(&mut c);
-            c.validate().unwrap_err()
+            c.validate().unwrap_err().to_string()
         };
         // Zero would turn the get-all timer into a hot loop.
         assert!(with(|c| c.get_all_interval = Duration::ZERO).contains("get_all_interval"));

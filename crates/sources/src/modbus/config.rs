@@ -38,6 +38,22 @@ pub struct ModbusConfig {
     /// Longest wait before reconnecting (the delays double up to it). Default `"60s"`.
     #[serde(with = "humantime_serde")]
     pub reconnect_max: Duration,
+    /// Which path's value is shown for a state both report while both are fresh:
+    /// `"cloud"` (default) or `"modbus"`. docs/modbus.md, "Two paths, one truth".
+    pub prefer: Prefer,
+    /// A path whose value of a state is older than this is stale and the other path's
+    /// value is shown (failover). Default `"10s"`.
+    #[serde(with = "humantime_serde")]
+    pub failover_after: Duration,
+}
+
+/// `[modbus] prefer`: the path shown while both are fresh.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Prefer {
+    #[default]
+    Cloud,
+    Modbus,
 }
 
 impl Default for ModbusConfig {
@@ -51,6 +67,8 @@ impl Default for ModbusConfig {
             serial: None,
             reconnect_min: Duration::from_secs(1),
             reconnect_max: Duration::from_secs(60),
+            prefer: Prefer::Cloud,
+            failover_after: Duration::from_secs(10),
         }
     }
 }
@@ -80,6 +98,7 @@ impl ModbusConfig {
             ("timeout", self.timeout),
             ("reconnect_min", self.reconnect_min),
             ("reconnect_max", self.reconnect_max),
+            ("failover_after", self.failover_after),
         ] {
             if value.is_zero() || value > DAY {
                 return bad(format!(

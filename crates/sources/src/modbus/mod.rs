@@ -33,7 +33,7 @@ use protocol::DecodedPayload;
 pub use protocol::modbus::{Extra, Identity};
 use smol_str::SmolStr;
 
-pub use config::ModbusConfig;
+pub use config::{ModbusConfig, Prefer};
 pub use error::ModbusError;
 pub use source::{ModbusSource, NOT_ENABLED_AFTER};
 pub use stats::{ModbusStats, ModbusStatsSnapshot};

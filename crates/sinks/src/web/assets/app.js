@@ -115,6 +115,12 @@ function fmtValue(v) {
   if (typeof v === 'number') return String(Math.round(v * 1000) / 1000);
   return String(v);
 }
+// The path a value came on (docs/modbus.md): a small marker after its age; the cloud's
+// push, the usual path, has none.
+function sourceMark(source) {
+  return { modbus: ' ·M', cloud_poll: ' ·P', history: ' ·H' }[source] || '';
+}
+
 function fmtAge(s) {
   if (s === null || s === undefined) return '';
   if (s < 90) return Math.round(s) + ' s';
@@ -242,6 +248,7 @@ function renderTable() {
       tr.addEventListener('click', () => { $('chart-state').value = r.key; loadChart(); });
     }
     const age = r.updated_ms ? (now - r.updated_ms) / 1000 : null;
+    if (r.source === 'modbus') tr.title = 'from the device\'s Modbus TCP (local path)';
     if (r.value !== null && r.value !== undefined) markStage(tr, r.channel);
     tr.append(
       el('td', {}, r.key),
@@ -249,7 +256,7 @@ function renderTable() {
       el('td', { class: 'num' }, fmtValue(r.value) + (r.out_of_range ? ' ⚠' : '')),
       el('td', {}, r.unit),
       el('td', {}, rangeText(r)),
-      el('td', { class: 'num' }, fmtAge(age)),
+      el('td', { class: 'num' }, fmtAge(age) + sourceMark(r.source)),
     );
     frag.append(tr);
   }
@@ -360,6 +367,7 @@ async function loadStates() {
     const old = previous && previous.get(r.key);
     if (old && old.updated_ms != null && (r.updated_ms == null || old.updated_ms > r.updated_ms)) {
       r.value = old.value; r.out_of_range = old.out_of_range; r.updated_ms = old.updated_ms;
+      r.source = old.source;
     }
   }
   app.rows = s.states;

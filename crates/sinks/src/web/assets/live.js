@@ -11,7 +11,7 @@ const streamHandlers = {
     if (m.device !== app.device) return;
     for (const s of m.states) {
       const r = app.byKey.get(s.key);
-      if (r) { r.value = s.value; r.out_of_range = s.out_of_range; r.updated_ms = m.t; }
+      if (r) { r.value = s.value; r.out_of_range = s.out_of_range; r.updated_ms = m.t; r.source = m.source; }
     }
     scheduleRender();
   },
