@@ -11,6 +11,8 @@ use std::future::Future;
 use std::pin::Pin;
 
 use protocol::SetRequest;
+
+use crate::{ModeCommand, ModeFuture, ModeOutcome, ModeStatus};
 use serde::{Deserialize, Serialize};
 
 /// Who asked for a change (kept in the audit table).
@@ -18,8 +20,14 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "snake_case")]
 pub enum Origin {
     Cli,
+    /// The web API (HTTP), whoever calls it: the dashboard or an optimiser.
     Web,
     Ha,
+    /// An optimiser's battery-mode command on the MQTT broker (docs/optimisers.md).
+    Mqtt,
+    /// The bridge itself, returning to normal when a battery-mode lease ran out.
+    #[serde(rename = "lease-expiry")]
+    LeaseExpiry,
 }
 
 impl Origin {
@@ -28,13 +36,21 @@ impl Origin {
             Origin::Cli => "cli",
             Origin::Web => "web",
             Origin::Ha => "ha",
+            Origin::Mqtt => "mqtt",
+            Origin::LeaseExpiry => "lease-expiry",
         }
     }
 
+    pub const ALL: [Origin; 5] = [
+        Origin::Cli,
+        Origin::Web,
+        Origin::Ha,
+        Origin::Mqtt,
+        Origin::LeaseExpiry,
+    ];
+
     pub fn parse(name: &str) -> Option<Origin> {
-        [Origin::Cli, Origin::Web, Origin::Ha]
-            .into_iter()
-            .find(|o| o.as_str() == name)
+        Origin::ALL.into_iter().find(|o| o.as_str() == name)
     }
 }
 
@@ -130,6 +146,32 @@ pub type SetFuture<'a> = Pin<Box<dyn Future<Output = SetOutcome> + Send + 'a>>;
 pub trait ControlPort: Send + Sync {
     /// Validates, coalesces, sends, waits for read-back; never panics.
     fn set(&self, device_sn: &str, request: SetRequest, origin: Origin) -> SetFuture<'_>;
+
+    /// A battery-mode command with its lease (docs/optimisers.md). By default refused: a
+    /// port that does not offer battery modes.
+    fn battery_mode(
+        &self,
+        device_sn: &str,
+        command: ModeCommand,
+        origin: Origin,
+    ) -> ModeFuture<'_> {
+        let _ = (device_sn, origin);
+        Box::pin(std::future::ready(ModeOutcome {
+            mode: command.mode,
+            sent: false,
+            lease_until_ms: None,
+            adopted_direct_change: false,
+            outcome: SetOutcome::Refused {
+                reason: "battery modes are not offered here".into(),
+            },
+        }))
+    }
+
+    /// The device's battery mode; `None` when battery modes are off.
+    fn battery_mode_status(&self, device_sn: &str) -> Option<ModeStatus> {
+        let _ = device_sn;
+        None
+    }
 }
 
 #[cfg(test)]
@@ -153,5 +195,12 @@ mod tests {
         );
         assert_eq!(serde_json::to_string(&Origin::Ha).unwrap(), r#""ha""#);
         assert_eq!(Origin::parse("cli"), Some(Origin::Cli));
+        for o in Origin::ALL {
+            assert_eq!(Origin::parse(o.as_str()), Some(o));
+            assert_eq!(
+                serde_json::to_string(&o).unwrap(),
+                format!("\"{}\"", o.as_str())
+            );
+        }
     }
 }

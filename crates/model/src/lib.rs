@@ -10,11 +10,14 @@
 //!   history sinks) and the [`StatsSnapshot`] the views show.
 //! - [`control`]: the control contract (protocol §10, docs/control.md): [`ControlPort`],
 //!   the [`Origin`] of a write and its [`SetOutcome`].
+//! - [`battery`]: the battery-mode contract for optimisers (docs/optimisers.md):
+//!   [`BatteryMode`], [`ModeCommand`] with its lease, [`ModeOutcome`], [`ModeStatus`].
 //! - [`time`]: [`unix_ms`] and [`from_unix_ms`], time as the parts exchange it.
 //!
 //! Why a crate of its own: these words are spoken by `store`, `sources`, `sinks` and
 //! `runtime` alike; parked in the lowest of them they made that crate the shared kernel.
 
+pub mod battery;
 pub mod control;
 pub mod event;
 pub mod grid;
@@ -23,6 +26,7 @@ pub mod stage;
 pub mod stats;
 pub mod time;
 
+pub use battery::{BatteryMode, ModeCommand, ModeFuture, ModeOutcome, ModeStatus};
 pub use control::{ControlPort, Origin, OutcomeKind, SetFuture, SetOutcome};
 pub use event::{StateChange, StoreEvent};
 pub use grid::{GridPresence, GridState};

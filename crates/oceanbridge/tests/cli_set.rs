@@ -250,3 +250,45 @@ fn a_running_bridge_keeps_set_out_of_its_state_directory() {
     assert!(err.contains("POST /api/devices/<SN>/settings"), "{err}");
     assert_eq!(sim.sim().field_stats().devices[&sn].sets_received, 0);
 }
+
+#[test]
+fn battery_mode_from_the_command_line_keeps_its_lease() {
+    // 00:30 local, the battery at 90 %: hold raises the reserve well above the user's.
+    let sim = Sim {
+        sim: BlockingSim::start(simulator::SimulatorConfig {
+            start_time: Some(1_780_270_200),
+            initial_soc: 90.0,
+            ..sim_config(&["HJ31ZDH5ZF220101"], 1.0)
+        }),
+        dir: testkit::temp_dir("cli-set-mode"),
+    };
+    let sn = sim.sn();
+    let (off, _) = sim.config("mode-off", "enabled = true");
+    let (code, out, err) = sim.set(&off, &[&sn, "battery-mode", "hold"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(out.contains("optimiser"), "{out}");
+
+    let (config, data_dir) = sim.config("mode", "enabled = true\noptimiser = true");
+    let (code, out, err) = sim.set(&config, &[&sn, "battery-mode", "hold"]);
+    assert_eq!((code, out.as_str()), (0, "applied\n"), "{err}");
+    let file = data_dir.join("battery-mode.json");
+    let kept = std::fs::read_to_string(&file).expect("the lease is kept");
+    assert!(kept.contains(&sn) && kept.contains("\"hold\""), "{kept}");
+
+    let (code, out, err) = sim.set(&config, &[&sn, "battery-mode", "1"]);
+    assert_eq!((code, out.as_str()), (0, "applied\n"), "{err}");
+    let kept = std::fs::read_to_string(&file).expect("file");
+    assert!(!kept.contains(&sn), "{kept}");
+    let rows = audit(&data_dir);
+    assert_eq!(
+        rows.len(),
+        2,
+        "hold and normal each made one frame: {rows:?}"
+    );
+    for (setting, outcome, origin) in rows {
+        assert_eq!(
+            (setting.as_str(), outcome.as_str(), origin.as_str()),
+            ("battery_limits", "applied", "cli")
+        );
+    }
+}

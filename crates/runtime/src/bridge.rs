@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::battery_mode::BatteryModes;
 use crate::capture::{Capture, CaptureConfig};
 use crate::config::Config;
 use crate::control::{ControlConfig, Controller};
@@ -53,6 +54,9 @@ pub struct BridgeOptions {
     /// The devices the source is configured with (`[source] devices`): the history
     /// revives only these at start. Empty: any device, up to `[store] max_devices`.
     pub devices: Vec<String>,
+    /// Where running battery-mode leases are kept (`<data_dir>/battery-mode.json`);
+    /// `None`: in memory only.
+    pub battery_mode_file: Option<PathBuf>,
     /// `[modbus]`: the device's Modbus TCP source beside the cloud (protocol §14).
     pub modbus: Option<ModbusConfig>,
     /// `[modbus_server]`: re-serve the §14 register map from the store.
@@ -75,6 +79,7 @@ impl Default for BridgeOptions {
             control: ControlConfig::default(),
             field_rules: protocol::FieldRules::default(),
             devices: Vec::new(),
+            battery_mode_file: None,
             modbus: None,
             modbus_server: None,
         }
@@ -108,6 +113,10 @@ impl BridgeOptions {
                 crate::config::SourceConfig::Cloud(cloud) => cloud.devices.clone(),
                 crate::config::SourceConfig::Broker(_) => Vec::new(),
             },
+            battery_mode_file: config
+                .data_dir
+                .as_ref()
+                .map(|dir| dir.join(crate::battery_mode::FILE_NAME)),
             modbus: config.modbus.clone(),
             modbus_server: config.modbus_server.clone().map(|mut server| {
                 // The device re-served: the one named, else the first configured one
@@ -215,6 +224,8 @@ pub struct Bridge {
     /// Settings writes (issue 14); refuses everything while `[control] enabled = false`
     /// and until [`Bridge::attach_source`] gave it a source.
     pub controller: Arc<Controller>,
+    /// Battery modes with a lease for optimisers, over `controller`.
+    pub battery_modes: Arc<BatteryModes>,
     sender: mpsc::Sender<RawPayload>,
     tasks: JoinSet<()>,
     capture: Option<Capture>,
@@ -258,9 +269,15 @@ impl Bridge {
             shutdown.clone(),
         ));
         let controller = Arc::new(Controller::new(options.control, store.clone()));
+        let battery_modes = Arc::new(BatteryModes::new(
+            controller.clone(),
+            store.clone(),
+            options.battery_mode_file,
+        ));
+        tasks.spawn(battery_modes.clone().run(shutdown.clone()));
+        let control = battery_modes.port();
         // The web API and Home Assistant get `None` while control is off, so they offer no
         // settings at all (no Settings card, no command entities).
-        let control = controller.port();
         let mut web_addr = None;
         if let Some(web) = options.web {
             let wanted = web.bind;
@@ -348,6 +365,7 @@ impl Bridge {
             modbus_server_addr,
             capture_dir,
             controller,
+            battery_modes,
             sender,
             tasks,
             capture,
@@ -356,7 +374,7 @@ impl Bridge {
 
     /// Settings writes for the web API and Home Assistant: `None` while control is off.
     pub fn control_port(&self) -> Option<Arc<dyn model::ControlPort>> {
-        self.controller.port()
+        self.battery_modes.port()
     }
 
     /// Asks the source behind `handle` for fresh data whenever a device or channel goes

@@ -58,6 +58,13 @@ pub struct ControlConfig {
     /// Fit's rating is unknown and the bridge never guesses it: without this key every
     /// grid-charge write is refused. Default unset.
     pub grid_charge_max_w: Option<u32>,
+    /// Accept battery-mode commands with a lease from optimisers (docs/optimisers.md);
+    /// needs `enabled` too. Default false.
+    pub optimiser: bool,
+    /// How long a battery-mode command holds unless renewed; then the bridge returns to
+    /// the user's own settings by itself. Default `"15m"`.
+    #[serde(with = "humantime_serde")]
+    pub optimiser_lease: Duration,
 }
 
 impl Default for ControlConfig {
@@ -69,6 +76,8 @@ impl Default for ControlConfig {
             max_writes_per_minute: 6,
             dry_run: false,
             grid_charge_max_w: None,
+            optimiser: false,
+            optimiser_lease: Duration::from_secs(15 * 60),
         }
     }
 }

@@ -27,6 +27,9 @@
 //! - [`control`]: [`Controller`], the settings writes (issue 14, protocol §10) behind
 //!   [`model::ControlPort`]: `[control]` config, validation, coalescing, rate limit,
 //!   dry run, the frame through [`sources::SourceHandle::publish_set`], read-back, audit.
+//! - [`battery_mode`]: battery modes with a lease for optimisers (docs/optimisers.md):
+//!   the pure decisions in [`battery_mode::lease`], [`battery_mode::BatteryModes`] over
+//!   the [`Controller`], the leases kept in `<data_dir>/battery-mode.json`.
 //! - [`service`]: [`Service`], the one front door: the config search, the locked state
 //!   directory, the source with its kept client ids, the bridge of a [`Profile`]
 //!   (`run`, `set` and `record` start here).
@@ -36,6 +39,7 @@
 //! crates use are public; `bridge`, `client_ids`, `refresh` and `source` are reached
 //! through the re-exports below.
 
+pub mod battery_mode;
 mod bridge;
 pub mod capture;
 mod client_ids;

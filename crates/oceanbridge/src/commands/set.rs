@@ -41,13 +41,14 @@ pub struct SetArgs {
     /// The device's serial number.
     pub sn: String,
     /// work-mode, backup-reserve, surplus-threshold, feed-mode, feed-power-cap or
-    /// grid-charge (`-` or `_`; `feed-cap` is accepted too).
+    /// grid-charge (`-` or `_`; `feed-cap` is accepted too); battery-mode for an
+    /// optimiser's mode with its lease.
     pub setting: String,
     /// work-mode: self-use, time-of-use, backup, ai-schedule; backup-reserve and
     /// surplus-threshold: percent; feed-mode: off, unlimited, zero-export, limited;
     /// feed-power-cap: watts (selects limited feed-in); grid-charge: a power, a window and
     /// optionally `--daily` (the default) or `--on YYYY-MM-DD`, e.g.
-    /// `1500W 22:00-05:30 --daily`, or `off`.
+    /// `1500W 22:00-05:30 --daily`, or `off`; battery-mode: normal, hold (or 1, 2).
     #[arg(required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
     pub value: Vec<String>,
 }
@@ -121,6 +122,14 @@ async fn one_write(bridge: &Bridge, args: &SetArgs, wait: Duration) -> anyhow::R
             ),
         });
     }
+    if args
+        .setting
+        .trim()
+        .replace('-', "_")
+        .eq_ignore_ascii_case("battery_mode")
+    {
+        return Ok(battery_mode(bridge, args, wait).await);
+    }
     let current = store.settings(&args.sn);
     let value = args.value_text();
     let request = match protocol::settings::request_for(&args.setting, &value, current.as_ref()) {
@@ -138,6 +147,32 @@ async fn one_write(bridge: &Bridge, args: &SetArgs, wait: Duration) -> anyhow::R
         .controller
         .write(&args.sn, request, Origin::Cli)
         .await)
+}
+
+/// `battery-mode <mode>` (docs/optimisers.md): the lease is kept in the state directory,
+/// so the next `run` returns to normal when it runs out.
+async fn battery_mode(bridge: &Bridge, args: &SetArgs, wait: Duration) -> SetOutcome {
+    let Ok(command) = model::ModeCommand::parse(args.value_text().as_bytes()) else {
+        return SetOutcome::Refused {
+            reason: format!(
+                "unknown battery mode {:?} (normal, hold, charge, holdcharge or 1–4)",
+                args.value_text()
+            ),
+        };
+    };
+    // Hold follows the SoC, which arrives with the energy stream.
+    let soc = runtime::battery_mode::SOC_KEY;
+    let _ = tokio::time::timeout(wait, async {
+        while bridge.store.get(&args.sn, soc).is_none() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    let modes = &bridge.battery_modes;
+    modes
+        .command(&args.sn, command.mode, command.lease, Origin::Cli)
+        .await
+        .outcome
 }
 
 /// Until the device reported its settings (96/8) and the catalog values the checks use.

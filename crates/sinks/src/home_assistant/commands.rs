@@ -179,3 +179,12 @@ async fn publish_result(
     }
     Ok(())
 }
+
+/// Publishes `payload` retained at QoS 1 (a state HA must find after a restart).
+pub(super) async fn publish_retained(
+    client: &AsyncClient,
+    topic: String,
+    payload: String,
+) -> Result<(), rumqttc::v5::ClientError> {
+    client.publish(topic, QoS::AtLeastOnce, true, payload).await
+}

@@ -27,6 +27,7 @@ pub mod presentation;
 pub mod remove;
 pub mod settings;
 
+mod battery_mode;
 mod commands;
 mod connection;
 mod drops;
@@ -35,7 +36,7 @@ mod publisher;
 use std::sync::Arc;
 use std::time::Duration;
 
-use model::{BridgeStats, ControlPort};
+use model::{BridgeStats, ControlPort, StoreEvent};
 use rumqttc::v5::AsyncClient;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::LastWill;
@@ -48,6 +49,7 @@ use tokio_util::sync::CancellationToken;
 pub use config::HomeAssistantConfig;
 
 use crate::error::SinkError;
+use battery_mode::BatteryModeDoor;
 use commands::Commands;
 use connection::AnnounceGate;
 use drops::Drops;
@@ -72,6 +74,11 @@ pub fn run(
             tracing::debug!("home assistant discovery disabled");
             return;
         }
+        // The battery-mode door follows `[control] optimiser`, not HA's own opt-in: it
+        // is the optimisers' door on this broker (docs/optimisers.md).
+        let optimiser = control
+            .clone()
+            .filter(|port| port.battery_mode_status("").is_some());
         let control = match (config.control, control) {
             (true, Some(port)) => Some(port),
             (true, None) => {
@@ -88,7 +95,7 @@ pub fn run(
             }
             (false, None) => None,
         };
-        if let Err(e) = publish_loop(config, store, stats, control, shutdown).await {
+        if let Err(e) = publish_loop(config, store, stats, control, optimiser, shutdown).await {
             tracing::error!(error = %e, "home assistant sink stopped");
         }
     })
@@ -99,6 +106,7 @@ async fn publish_loop(
     store: StateStore,
     stats: BridgeStats,
     control: Option<Arc<dyn ControlPort>>,
+    optimiser: Option<Arc<dyn ControlPort>>,
     shutdown: CancellationToken,
 ) -> Result<(), SinkError> {
     let topics = config.topics();
@@ -139,6 +147,15 @@ async fn publish_loop(
             drops.clone(),
         )
     });
+    let door = optimiser.map(|port| {
+        BatteryModeDoor::new(
+            client.clone(),
+            topics.clone(),
+            store.clone(),
+            port,
+            drops.clone(),
+        )
+    });
     let mut gate = AnnounceGate::new(connection::ANNOUNCE_QUIET);
     let result = async {
         loop {
@@ -150,6 +167,12 @@ async fn publish_loop(
                     client.subscribe(ha_status.clone(), QoS::AtMostOnce).await?;
                     if commands.is_some() {
                         client.subscribe(topics.setting_commands(), QoS::AtLeastOnce).await?;
+                    }
+                    if let Some(door) = &door {
+                        for topic in topics.battery_mode_commands() {
+                            client.subscribe(topic, QoS::AtLeastOnce).await?;
+                        }
+                        door.announce(env!("CARGO_PKG_VERSION")).await?;
                     }
                     gate.announced(Instant::now());
                     publisher.announce_all(&store).await?;
@@ -165,13 +188,23 @@ async fn publish_loop(
                     publisher.announce_all(&store).await?;
                 }
                 Some(message) = messages.recv() => {
-                    if let Some(commands) = &commands {
-                        let topic = String::from_utf8_lossy(&message.topic);
+                    let topic = String::from_utf8_lossy(&message.topic);
+                    let door_took = door
+                        .as_ref()
+                        .is_some_and(|d| d.handle(&topic, &message.payload, message.retain));
+                    if let (false, Some(commands)) = (door_took, &commands) {
                         commands.handle(&topic, &message.payload, message.retain);
                     }
                 }
                 event = events.recv() => match event {
-                    Ok(event) => publisher.on_event(&store, &event).await?,
+                    Ok(event) => {
+                        publisher.on_event(&store, &event).await?;
+                        // A read-back may change the applied mode (and a lease's end
+                        // restores one).
+                        if let (Some(door), StoreEvent::Settings { device_sn, .. }) = (&door, &*event) {
+                            door.on_settings(device_sn, env!("CARGO_PKG_VERSION")).await?;
+                        }
+                    }
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         tracing::warn!(missed = n, "home assistant sink lagged; re-announcing");
                         if gate.request(Instant::now()) {

@@ -41,9 +41,25 @@ pub(super) fn pick_device(store: &StateStore, device: Option<String>) -> Option<
 }
 
 pub async fn devices(State(app): State<AppState>) -> Response {
+    let devices = app.store.devices();
+    // Each device's battery mode while optimisers may set one (docs/optimisers.md).
+    let battery_modes: serde_json::Map<String, serde_json::Value> = app
+        .control
+        .as_ref()
+        .map(|port| {
+            devices
+                .iter()
+                .filter_map(|d| {
+                    let status = port.battery_mode_status(&d.device_sn)?;
+                    Some((d.device_sn.clone(), serde_json::to_value(status).ok()?))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     Json(json!({
         "now_ms": unix_ms(SystemTime::now()),
-        "devices": app.store.devices(),
+        "devices": devices,
+        "battery_modes": battery_modes,
         "stats": app.stats.snapshot(),
         "history": app.store.history_stats(),
     }))

@@ -80,7 +80,7 @@ pub fn grid_charge_json(tasks: &[TimerTask]) -> JsonValue {
     })
 }
 
-fn not_found(sn: &str) -> Response {
+pub(super) fn not_found(sn: &str) -> Response {
     ApiError(
         StatusCode::NOT_FOUND,
         format!("unknown device {sn:?}: the bridge has not heard of it"),
@@ -121,7 +121,7 @@ fn outcome_response(status: StatusCode, outcome: &SetOutcome) -> Response {
     (status, Json(outcome)).into_response()
 }
 
-fn refused(status: StatusCode, reason: &str) -> Response {
+pub(super) fn refused(status: StatusCode, reason: &str) -> Response {
     outcome_response(
         status,
         &SetOutcome::Refused {
@@ -147,32 +147,9 @@ pub async fn post_settings(
             "changing settings over the web API needs a dashboard token ([web] token)",
         );
     }
-    // The body must arrive in time and be small: a client that sends its headers and then
-    // trickles (or never sends) the body does not hold the connection.
-    let body = match tokio::time::timeout(
-        app.body_timeout,
-        axum::body::to_bytes(body, super::MAX_BODY_BYTES),
-    )
-    .await
-    {
-        Ok(Ok(body)) => body,
-        Ok(Err(_)) => {
-            return ApiError(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "a settings request is at most {} bytes",
-                    super::MAX_BODY_BYTES
-                ),
-            )
-            .into_response();
-        }
-        Err(_) => {
-            return ApiError(
-                StatusCode::REQUEST_TIMEOUT,
-                "the request body did not arrive in time".into(),
-            )
-            .into_response();
-        }
+    let body = match read_body(&app, body).await {
+        Ok(b) => b,
+        Err(response) => return response,
     };
     let body = match SettingsBody::parse(&body) {
         Ok(b) => b,
@@ -214,6 +191,29 @@ pub async fn post_settings(
         }
     };
     outcome_response(status, &outcome)
+}
+
+/// A write's body: it must arrive in time and be small, so a client that sends its
+/// headers and then trickles (or never sends) the body does not hold the connection.
+pub(super) async fn read_body(app: &AppState, body: Body) -> Result<axum::body::Bytes, Response> {
+    match tokio::time::timeout(
+        app.body_timeout,
+        axum::body::to_bytes(body, super::MAX_BODY_BYTES),
+    )
+    .await
+    {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(_)) => Err(ApiError(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("a request body is at most {} bytes", super::MAX_BODY_BYTES),
+        )
+        .into_response()),
+        Err(_) => Err(ApiError(
+            StatusCode::REQUEST_TIMEOUT,
+            "the request body did not arrive in time".into(),
+        )
+        .into_response()),
+    }
 }
 
 /// A `POST` body: a setting by name and its value as people write it (`{"setting":

@@ -16,6 +16,8 @@
 //! - [`health`]: `/healthz` (process up) and `/readyz` (connected, devices fresh), public.
 //! - [`diagnostics`]: `/api/diagnostics`, the bug-report bundle as a download (one build
 //!   at a time; without a token only for this machine).
+//! - [`battery_mode`]: `/api/devices/{sn}/battery-mode` (optimisers' battery modes with
+//!   a lease, docs/optimisers.md).
 //! - [`control`]: `/api/devices/{sn}/settings` (read-back, changes) and
 //!   `/api/control/audit` (protocol §10).
 //! - [`assets`]: the embedded dashboard (`index.html`, `app.js`, `live.js`, `settings.js`,
@@ -24,6 +26,7 @@
 pub mod api;
 pub mod assets;
 pub mod auth;
+pub mod battery_mode;
 pub mod config;
 pub mod control;
 pub mod csv;
@@ -147,6 +150,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/devices/{sn}/settings",
             get(control::get_settings).post(control::post_settings),
+        )
+        .route(
+            "/api/devices/{sn}/battery-mode",
+            get(battery_mode::get_mode).post(battery_mode::post_mode),
         )
         .route("/api/control/audit", get(control::audit))
         .route("/metrics", get(metrics))
