@@ -221,7 +221,7 @@ pub struct Bridge {
     pub modbus_server_addr: Option<SocketAddr>,
     /// The capture's directory while it runs.
     pub capture_dir: Option<PathBuf>,
-    /// Settings writes (issue 14); refuses everything while `[control] enabled = false`
+    /// Settings writes (docs/control.md); refuses everything while `[control] enabled = false`
     /// and until [`Bridge::attach_source`] gave it a source.
     pub controller: Arc<Controller>,
     /// Battery modes with a lease for optimisers, over `controller`.

@@ -24,7 +24,7 @@
 //!   readings into the store, its status into the stats.
 //! - `refresh`: stale → nudge the source (switch + get-all), whole device silent →
 //!   reconnect, through [`sources::SourceHandle`] (protocol §8).
-//! - [`control`]: [`Controller`], the settings writes (issue 14, protocol §10) behind
+//! - [`control`]: [`Controller`], the settings writes (protocol §10, docs/control.md) behind
 //!   [`model::ControlPort`]: `[control]` config, validation, coalescing, rate limit,
 //!   dry run, the frame through [`sources::SourceHandle::publish_set`], read-back, audit.
 //! - [`battery_mode`]: battery modes with a lease for optimisers (docs/optimisers.md):

@@ -29,7 +29,7 @@ pub async fn app_js() -> impl IntoResponse {
     )
 }
 
-/// The Settings card (issue 14); a file of its own to keep `app.js` small.
+/// The Settings card (docs/control.md); a file of its own to keep `app.js` small.
 pub async fn settings_js() -> impl IntoResponse {
     (
         [
