@@ -131,17 +131,7 @@ impl Topics {
         &self,
         topic: &'t str,
     ) -> Option<(&'t str, GridChargeEntity)> {
-        let rest = topic.strip_prefix(&self.prefix)?.strip_prefix('/')?;
-        let mut levels = rest.split('/');
-        let (sn, settings, key, set) = (
-            levels.next()?,
-            levels.next()?,
-            levels.next()?,
-            levels.next()?,
-        );
-        if levels.next().is_some() || settings != "settings" || set != "set" || sn.is_empty() {
-            return None;
-        }
+        let (sn, key) = self.settings_command(topic)?;
         Some((sn, GridChargeEntity::from_key(key)?))
     }
 }

@@ -130,6 +130,13 @@ impl Topics {
 
     /// `(serial as a topic level, setting)` of a command topic, if it is one.
     pub fn parse_setting_command<'t>(&self, topic: &'t str) -> Option<(&'t str, SettingEntity)> {
+        let (sn, key) = self.settings_command(topic)?;
+        Some((sn, SettingEntity::from_key(key)?))
+    }
+
+    /// `(serial as a topic level, key)` of any `<prefix>/<SN>/settings/<key>/set` topic:
+    /// the layout every settings command shares (plain settings and the grid charge).
+    pub(super) fn settings_command<'t>(&self, topic: &'t str) -> Option<(&'t str, &'t str)> {
         let rest = topic.strip_prefix(&self.prefix)?.strip_prefix('/')?;
         let mut levels = rest.split('/');
         let (sn, settings, key, set) = (
@@ -141,7 +148,7 @@ impl Topics {
         if levels.next().is_some() || settings != "settings" || set != "set" || sn.is_empty() {
             return None;
         }
-        Some((sn, SettingEntity::from_key(key)?))
+        Some((sn, key))
     }
 
     pub fn setting_config(&self, sn: &str, setting: SettingEntity) -> String {
