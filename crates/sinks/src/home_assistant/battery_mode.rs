@@ -26,7 +26,7 @@ use tokio::sync::Semaphore;
 use super::commands::{MAX_IN_FLIGHT, publish_retained};
 use super::discovery::{Topics, device_info, id_safe, topic_safe};
 use super::drops::{Dropped, Drops};
-use super::settings::same_device;
+use super::settings::known_device;
 
 /// The longest command payload: `{"mode": "holdcharge", "power_w": 10000, "lease": "15m"}`.
 const MAX_PAYLOAD: usize = 128;
@@ -98,13 +98,7 @@ impl BatteryModeDoor {
             self.drops.count(Dropped::Retained, topic);
             return true;
         }
-        let Some(sn) = self
-            .store
-            .devices()
-            .into_iter()
-            .map(|d| d.device_sn)
-            .find(|sn| same_device(level, sn))
-        else {
+        let Some(sn) = known_device(&self.store, level) else {
             self.drops.count(Dropped::UnknownDevice, topic);
             return true;
         };

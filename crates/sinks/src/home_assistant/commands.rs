@@ -22,7 +22,7 @@ use tokio::sync::Semaphore;
 use super::discovery::Topics;
 use super::drops::{Dropped, Drops};
 use super::grid_charge::GridChargeEntity;
-use super::settings::{SettingEntity, same_device};
+use super::settings::{SettingEntity, known_device};
 
 /// Which entity a command is for.
 #[derive(Debug, Clone, Copy)]
@@ -88,13 +88,7 @@ impl Commands {
         if retained {
             return self.drops.count(Dropped::Retained, topic);
         }
-        let Some(sn) = self
-            .store
-            .devices()
-            .into_iter()
-            .map(|d| d.device_sn)
-            .find(|sn| same_device(level, sn))
-        else {
+        let Some(sn) = known_device(&self.store, level) else {
             return self.drops.count(Dropped::UnknownDevice, topic);
         };
         let payload = match std::str::from_utf8(payload) {

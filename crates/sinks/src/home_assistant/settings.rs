@@ -175,6 +175,16 @@ pub fn same_device(topic_level: &str, sn: &str) -> bool {
     topic_safe(sn) == topic_level
 }
 
+/// The serial of the known device a command topic's level names, if any: a command never
+/// creates a device (docs/security.md, "Devices and frames").
+pub(super) fn known_device(store: &store::StateStore, topic_level: &str) -> Option<String> {
+    store
+        .devices()
+        .into_iter()
+        .map(|d| d.device_sn)
+        .find(|sn| same_device(topic_level, sn))
+}
+
 /// Every discovery config of the settings of one device: `(config topic, payload)`, the
 /// five controls and the "last settings change" sensor.
 pub fn configs(topics: &Topics, sn: &str, origin_version: &str) -> Vec<(String, Json)> {
