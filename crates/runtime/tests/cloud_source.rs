@@ -143,12 +143,12 @@ async fn open_api_wrong_secret_is_rejected_signature() {
     assert_eq!(s.source.connects, 0);
     let last = s.source.last_error.unwrap_or_default();
     assert!(last.contains("signature"), "{last}");
-    // §9: 8521 is retried once with a fresh nonce, then the line says what to check.
+    // §9: 8521 is retried twice with a fresh nonce, then the line says what to check.
     assert!(last.contains("code 8521"), "{last}");
     assert!(last.contains("source.secret_key"), "{last}");
     assert!(
-        sim.stats().auth_rejected >= 2,
-        "retried once: {:?}",
+        sim.stats().auth_rejected >= 3,
+        "retried twice: {:?}",
         sim.stats()
     );
     run.stop().await;

@@ -3,7 +3,7 @@
 
 use crate::error::SourceError;
 
-/// "signature is wrong": also intermittent; retried once with a fresh nonce and timestamp.
+/// "signature is wrong": also intermittent; retried twice with a fresh nonce and timestamp.
 pub const SIGNATURE_WRONG: &str = "8521";
 /// "accessKey is invalid".
 pub const ACCESS_KEY_INVALID: &str = "8513";
@@ -62,7 +62,7 @@ pub fn open_api_refusal(error: SourceError, api_url: &str) -> SourceError {
     };
     let advice = match code.as_str() {
         SIGNATURE_WRONG => format!(
-            "{message} (twice, with a fresh nonce and timestamp): check source.secret_key, \
+            "{message} (three times, each with a fresh nonce and timestamp): check source.secret_key, \
              and that this machine's clock is right"
         ),
         ACCESS_KEY_INVALID => format!(
