@@ -34,7 +34,7 @@ pub use control::{
     CommandError, ControlMethod, WriteError, decode_write, encode_write, parse_command,
 };
 pub use map::{Access, Kind, Point, Product, REGISTERS, Register};
-pub use plan::{Block, MAX_READ_WORDS, read_plan};
+pub use plan::{Block, MAX_READ_WORDS, ReadError, check_read, read_plan};
 pub use reading::{
     EnableWatch, Extra, Health, Identity, STREAM_TWINS, Sign, Twin, Verdict, extras, health,
     identity, set_extra, set_stream_state, stream_updates, twin_of,

@@ -12,6 +12,38 @@ use super::map::REGISTERS;
 /// Most registers one read request may ask for (Modbus function 03).
 pub const MAX_READ_WORDS: u16 = 125;
 
+/// Why a function-03 read is not answered ([`check_read`]); each maps to the Modbus
+/// exception a device answers ([`ReadError::exception_code`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    #[error("a read asks for 1 to {MAX_READ_WORDS} registers")]
+    Count,
+    #[error("a read may not go past register 65535")]
+    PastEnd,
+}
+
+impl ReadError {
+    /// 03 (illegal data value) for how many, 02 (illegal data address) for where.
+    pub fn exception_code(self) -> u8 {
+        match self {
+            ReadError::Count => 3,
+            ReadError::PastEnd => 2,
+        }
+    }
+}
+
+/// Whether a read of `count` registers from `addr` may be answered: the rule every
+/// server of the map applies (the simulated device and the bridge's own server).
+pub fn check_read(addr: u16, count: u16) -> Result<(), ReadError> {
+    if count == 0 || count > MAX_READ_WORDS {
+        return Err(ReadError::Count);
+    }
+    if u32::from(addr) + u32::from(count) > 0x1_0000 {
+        return Err(ReadError::PastEnd);
+    }
+    Ok(())
+}
+
 /// One read request: `count` registers from `start`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Block {

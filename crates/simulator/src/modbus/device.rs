@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use protocol::SetRequest;
-use protocol::modbus::{ControlMethod, Image, MAX_READ_WORDS, Point, decode_write, parse_command};
+use protocol::modbus::{ControlMethod, Image, Point, check_read, decode_write, parse_command};
 use tokio_modbus::{ExceptionCode, Request, Response};
 
 use super::registers::{self, Identity};
@@ -219,12 +219,7 @@ impl ModbusDevice {
     }
 
     fn read(&self, addr: u16, count: u16) -> Result<Vec<u16>, ExceptionCode> {
-        if count == 0 || count > MAX_READ_WORDS {
-            return Err(ILLEGAL_VALUE);
-        }
-        if u32::from(addr) + u32::from(count) > 0x1_0000 {
-            return Err(ExceptionCode::IllegalDataAddress);
-        }
+        check_read(addr, count).map_err(|e| ExceptionCode::new(e.exception_code()))?;
         let rated = Point::RatedPower.register().addr;
         let covers_rated = (addr..=addr.saturating_add(count - 1)).contains(&rated);
         let mut st = self.state();

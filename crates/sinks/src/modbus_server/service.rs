@@ -19,7 +19,7 @@
 use std::future::{Ready, ready};
 use std::sync::Arc;
 
-use protocol::modbus::{Image, MAX_READ_WORDS};
+use protocol::modbus::{Image, check_read};
 use store::StateStore;
 use tokio_modbus::{ExceptionCode, Request, Response, SlaveRequest};
 
@@ -47,12 +47,7 @@ impl Shared {
         let Request::ReadHoldingRegisters(addr, count) = req.request else {
             return Err(ExceptionCode::IllegalFunction);
         };
-        if count == 0 || count > MAX_READ_WORDS {
-            return Err(ExceptionCode::IllegalDataValue);
-        }
-        if u32::from(addr) + u32::from(count) > 0x1_0000 {
-            return Err(ExceptionCode::IllegalDataAddress);
-        }
+        check_read(addr, count).map_err(|e| ExceptionCode::new(e.exception_code()))?;
         let values = pick_device(&self.store, self.serial.as_deref())
             .ok_or(NoData::NoDevice)
             .and_then(|sn| device_values(&self.store, &sn, self.rated_power_w))
